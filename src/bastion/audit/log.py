@@ -1,0 +1,228 @@
+"""The audit log: each entry hashes the previous one, so an edited, deleted, inserted or
+reordered entry breaks the chain at a place ``verify`` names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from bastion.store.db import Database
+from bastion.store.schema import audit_log
+
+__all__ = ["GENESIS", "AuditEntry", "AuditLog", "ChainReport", "entry_hash"]
+
+GENESIS = "0" * 64
+
+
+def now_iso() -> str:
+    """UTC time as an ISO-8601 string with microseconds (the stored, hashed form)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def canonical(obj: Any) -> bytes:
+    """Canonical JSON encoding: sorted keys, no whitespace, UTF-8."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def entry_hash(seq: int, ts: str, actor: str, action: str, subject: str, details_json: str, prev: str) -> str:
+    """SHA-256 over the canonical encoding of one entry and its predecessor's hash."""
+    body = {
+        "seq": seq,
+        "ts": ts,
+        "actor": actor,
+        "action": action,
+        "subject": subject,
+        "details": details_json,
+        "prev": prev,
+    }
+    return hashlib.sha256(canonical(body)).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit entry as stored."""
+
+    seq: int
+    ts: str
+    actor: str
+    action: str
+    subject: str
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """Result of verifying the chain: ``ok`` or the first bad entry and why."""
+
+    ok: bool
+    entries: int
+    first_bad_seq: int | None = None
+    problem: str = ""
+    head_hash: str = GENESIS
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class AuditLog:
+    """Appends and verifies entries; appends happen inside the caller's write transaction."""
+
+    def __init__(self, db: Database, actor: str, *, head_path: Path | None = None) -> None:
+        self.db = db
+        self.actor = actor
+        self.head_path = head_path
+
+    def write_head(self, entry: AuditEntry) -> None:
+        """Record the newest committed entry outside the database, so deleting the tail is detected.
+
+        Called after commit; the file only moves forward, so it may lag the database but never lead it.
+        """
+        if self.head_path is None:
+            return
+        current = self.read_head()
+        if current is not None and int(current.get("seq", 0)) >= entry.seq:
+            return
+        tmp = self.head_path.with_name(self.head_path.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"seq": entry.seq, "hash": entry.hash}), encoding="utf-8")
+        os.replace(tmp, self.head_path)
+
+    def read_head(self) -> dict[str, Any] | None:
+        if self.head_path is None or not self.head_path.is_file():
+            return None
+        try:
+            data = json.loads(self.head_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {"seq": -1, "hash": "unreadable"}
+        return data if isinstance(data, dict) else {"seq": -1, "hash": "unreadable"}
+
+    def append(
+        self,
+        conn: Connection,
+        *,
+        action: str,
+        subject: str,
+        details: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> AuditEntry:
+        """Append one entry in ``conn``'s (serialized write) transaction."""
+        last = conn.execute(
+            select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
+        ).first()
+        seq = (int(last[0]) + 1) if last else 1
+        prev = str(last[1]) if last else GENESIS
+        ts = now_iso()
+        who = actor or self.actor
+        details_json = canonical(details or {}).decode()
+        h = entry_hash(seq, ts, who, action, subject, details_json, prev)
+        conn.execute(
+            audit_log.insert().values(
+                seq=seq,
+                ts=ts,
+                actor=who,
+                action=action,
+                subject=subject,
+                details_json=details_json,
+                prev_hash=prev,
+                hash=h,
+            )
+        )
+        return AuditEntry(seq, ts, who, action, subject, details or {}, prev, h)
+
+    def entries(
+        self,
+        *,
+        limit: int | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        subject: str | None = None,
+        newest_first: bool = True,
+    ) -> list[AuditEntry]:
+        """Entries filtered by actor, action prefix or subject prefix."""
+        q = select(audit_log)
+        if actor:
+            q = q.where(audit_log.c.actor == actor)
+        if action:
+            q = q.where(audit_log.c.action.startswith(action))
+        if subject:
+            q = q.where(audit_log.c.subject.startswith(subject))
+        q = q.order_by(audit_log.c.seq.desc() if newest_first else audit_log.c.seq.asc())
+        if limit:
+            q = q.limit(limit)
+        with self.db.read() as conn:
+            rows = conn.execute(q).all()
+        return [_row_entry(r) for r in rows]
+
+    def count(self) -> int:
+        with self.db.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(audit_log)).scalar_one())
+
+    def _iter_rows(self, batch: int = 5000) -> Iterator[Any]:
+        after = 0
+        while True:
+            with self.db.read() as conn:
+                rows = conn.execute(
+                    select(audit_log).where(audit_log.c.seq > after).order_by(audit_log.c.seq).limit(batch)
+                ).all()
+            if not rows:
+                return
+            yield from rows
+            after = int(rows[-1].seq)
+
+    def verify(self) -> ChainReport:
+        """Walk the chain from the first entry; report the first entry that does not fit."""
+        prev = GENESIS
+        expected_seq = 1
+        n = 0
+        head = self.read_head()
+        head_seq = int(head.get("seq", -1)) if head else 0
+        if head is not None and head_seq < 0:
+            return ChainReport(False, 0, None, f"the audit head file {self.head_path} is unreadable.", prev)
+        for r in self._iter_rows():
+            n += 1
+            seq = int(r.seq)
+            if seq != expected_seq:
+                return ChainReport(
+                    False, n, expected_seq, f"entry {expected_seq} is missing (next stored entry is {seq}).", prev
+                )
+            if r.prev_hash != prev:
+                return ChainReport(
+                    False, n, seq, f"entry {seq} does not link to entry {seq - 1} (deleted, inserted or reordered).",
+                    prev,
+                )
+            actual = entry_hash(seq, r.ts, r.actor, r.action, r.subject, r.details_json, r.prev_hash)
+            if actual != r.hash:
+                return ChainReport(False, n, seq, f"entry {seq} was edited after it was written (hash mismatch).", prev)
+            if head is not None and seq == head_seq and r.hash != head.get("hash"):
+                return ChainReport(
+                    False, n, seq, f"entry {seq} differs from the recorded head of the chain (rewritten).", prev
+                )
+            prev = r.hash
+            expected_seq += 1
+        if head is not None and head_seq > n:
+            return ChainReport(
+                False, n, n + 1, f"entries {n + 1}..{head_seq} were deleted (the chain's recorded head is {head_seq}).",
+                prev,
+            )
+        return ChainReport(True, n, None, "", prev)
+
+
+def _row_entry(r: Any) -> AuditEntry:
+    try:
+        details = json.loads(r.details_json)
+    except ValueError:
+        details = {"_unparseable": True}
+    return AuditEntry(int(r.seq), r.ts, r.actor, r.action, r.subject, details, r.prev_hash, r.hash)

@@ -1,0 +1,214 @@
+"""A Bastion project: settings, the metadata database, the blob store and the audit log, in one handle.
+
+Every door (CLI, Python API, server, dashboard) goes through a ``Project``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection
+
+from bastion.audit.log import AuditEntry, AuditLog
+from bastion.config import CONFIG_FILE, Settings, load_settings
+from bastion.errors import ConfigError, StoreError
+from bastion.registry import _datasets, _models, _aliases, _attachments
+from bastion.registry.records import DatasetVersion, ModelVersion
+from bastion.store.blobs import BlobStore, open_blob_store
+from bastion.store.db import Database
+
+__all__ = ["Project", "init_project", "open_project"]
+
+log = logging.getLogger("bastion.project")
+logging.getLogger("bastion").addHandler(logging.NullHandler())
+
+_DEFAULT_TOML = """# Bastion project settings. Environment variables BASTION_* override these.
+[bastion]
+home = ".bastion"
+# database_url = "postgresql://user@host/db"   # default: SQLite in .bastion/bastion.db
+# artifacts_url = "s3://bucket/prefix"          # default: .bastion/artifacts
+"""
+
+
+class Project:
+    """Handle on one project's store, registry and audit log."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.db_url)
+        self.blobs: BlobStore = open_blob_store(settings.artifacts)
+        self.audit = AuditLog(self.db, settings.actor, head_path=settings.home_path / "audit-head.json")
+
+    # -- plumbing ---------------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        return self.settings.root
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home_path
+
+    @property
+    def actor(self) -> str:
+        return self.settings.actor
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A serialized write transaction; audit entries appended in it commit with the change."""
+        with self.db.write() as conn:
+            conn.info["bastion_audit"] = []
+            yield conn
+            entries: list[AuditEntry] = conn.info.pop("bastion_audit", [])
+        if entries:
+            self.audit.write_head(entries[-1])
+
+    def record(self, conn: Connection, action: str, subject: str, details: dict[str, Any] | None = None) -> AuditEntry:
+        """Append an audit entry inside ``conn``'s transaction."""
+        entry = self.audit.append(conn, action=action, subject=subject, details=details)
+        conn.info.setdefault("bastion_audit", []).append(entry)
+        return entry
+
+    def audited(self, action: str, subject: str, details: dict[str, Any] | None = None) -> AuditEntry:
+        """Write one audit entry in a transaction of its own."""
+        with self.transaction() as conn:
+            return self.record(conn, action, subject, details)
+
+    def tempdir(self) -> tempfile.TemporaryDirectory[str]:
+        """A temp folder on the same file system as the store (cheap renames)."""
+        base = self.home / "tmp"
+        base.mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryDirectory(dir=base)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    # -- datasets -----------------------------------------------------------------------------
+    def register_dataset(self, source: Any, *, name: str, description: str = "", tags: dict[str, str] | None = None,
+                         derived_from: list[str] | None = None, extra: dict[str, Any] | None = None,
+                         progress: Callable[[int, int], None] | None = None) -> DatasetVersion:
+        """Register a DataFrame, file or folder of Parquet as a new version of dataset ``name``."""
+        return _datasets.register(self, source, name=name, description=description, tags=tags or {},
+                                  derived_from=derived_from or [], extra=extra or {}, progress=progress)
+
+    def get_dataset(self, ref: str, *, include_deleted: bool = False) -> DatasetVersion:
+        return _datasets.get(self, ref, include_deleted=include_deleted)
+
+    def list_datasets(self, name: str | None = None, *, include_deleted: bool = False) -> list[DatasetVersion]:
+        return _datasets.list_versions(self, name, include_deleted=include_deleted)
+
+    def dataset_path(self, ref: str, dest: str | Path | None = None) -> Path:
+        """A verified local copy of a dataset version's files."""
+        return _datasets.materialize(self, ref, dest)
+
+    def read_dataset(self, ref: str) -> Any:
+        """A dataset version as a pandas DataFrame (verified against its digest)."""
+        return _datasets.read(self, ref)
+
+    def delete_dataset(self, ref: str, *, reason: str = "") -> DatasetVersion:
+        return _datasets.delete(self, ref, reason=reason)
+
+    # -- models -------------------------------------------------------------------------------
+    def log_model(self, model: Any, *, name: str, datasets: list[Any] | None = None,
+                  metrics: dict[str, float] | None = None, params: dict[str, Any] | None = None,
+                  tags: dict[str, str] | None = None, description: str = "", parent: str | None = None,
+                  allow_findings: dict[str, str] | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> ModelVersion:
+        """Register an in-memory estimator (saved with skops) or a model file/folder as a new version."""
+        return _models.register(self, model, name=name, datasets=datasets or [], metrics=metrics or {},
+                                params=params or {}, tags=tags or {}, description=description, parent=parent,
+                                allow_findings=allow_findings or {}, progress=progress)
+
+    register_model = log_model
+
+    def get_model(self, ref: str, *, include_deleted: bool = False) -> ModelVersion:
+        return _models.get(self, ref, include_deleted=include_deleted)
+
+    def list_models(self, name: str | None = None, *, include_deleted: bool = False) -> list[ModelVersion]:
+        return _models.list_versions(self, name, include_deleted=include_deleted)
+
+    def model_path(self, ref: str, dest: str | Path | None = None) -> Path:
+        """A verified local copy of a model version's artifact (file or folder)."""
+        return _models.materialize(self, ref, dest)
+
+    def load_model(self, ref: str, *, trusted: list[str] | None = None) -> Any:
+        return _models.load(self, ref, trusted=trusted)
+
+    def delete_model(self, ref: str, *, reason: str = "") -> ModelVersion:
+        return _models.delete(self, ref, reason=reason)
+
+    def diff_models(self, a: str, b: str) -> dict[str, Any]:
+        return _models.diff(self, a, b)
+
+    def lineage(self, ref: str) -> dict[str, Any]:
+        return _models.lineage(self, ref)
+
+    def environment(self, ref: str) -> dict[str, Any]:
+        mv = self.get_model(ref)
+        if not mv.environment_digest:
+            return {}
+        doc: dict[str, Any] = json.loads(self.blobs.get_bytes(mv.environment_digest, what=f"environment of {ref}"))
+        return doc
+
+    # -- aliases ------------------------------------------------------------------------------
+    def promote(self, ref: str, *, alias: str, force_reason: str | None = None) -> ModelVersion:
+        """Point ``alias`` at a model version (after the promotion rules allow it)."""
+        return _aliases.promote(self, ref, alias=alias, force_reason=force_reason)
+
+    def rollback(self, name: str, *, alias: str, reason: str = "") -> ModelVersion:
+        """Move ``alias`` back to the version it pointed at before its last promotion."""
+        return _aliases.rollback(self, name, alias=alias, reason=reason)
+
+    def alias_history(self, name: str, alias: str) -> list[dict[str, Any]]:
+        return _aliases.history(self, name, alias)
+
+    # -- attachments --------------------------------------------------------------------------
+    def attach(self, ref: str, kind: str, document: dict[str, Any], *, subject_kind: str = "model") -> str:
+        """Store a JSON document with a version (scan report, gate result, signature …); audited."""
+        return _attachments.attach(self, ref, kind, document, subject_kind=subject_kind)
+
+    def attachments(self, ref: str, kind: str, *, subject_kind: str = "model") -> list[dict[str, Any]]:
+        """Documents of ``kind`` stored with a version, oldest first."""
+        return _attachments.list_docs(self, ref, kind, subject_kind=subject_kind)
+
+    # -- maintenance --------------------------------------------------------------------------
+    def gc(self, *, dry_run: bool = False) -> list[str]:
+        """Delete blobs no live version or attachment refers to; returns their digests."""
+        return _models.gc(self, dry_run=dry_run)
+
+
+def init_project(path: str | Path | None = None, *, database_url: str | None = None) -> Project:
+    """Create ``bastion.toml`` and ``.bastion/`` (database and artifact folder) at ``path``."""
+    root = Path(path or Path.cwd()).resolve()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        cfg = root / CONFIG_FILE
+        if not cfg.exists():
+            text = _DEFAULT_TOML
+            if database_url:
+                text += f'database_url = "{database_url}"\n'
+            cfg.write_text(text, encoding="utf-8")
+        (root / ".bastion").mkdir(exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"Cannot create a Bastion project in {root}: {e.strerror}.") from e
+    project = Project(load_settings(root))
+    if project.audit.count() == 0:
+        project.audited("project.init", str(root), {"database": project.db.dialect})
+    return project
+
+
+def open_project(path: str | Path | None = None, *, create: bool = False) -> Project:
+    """Open the project at ``path`` (default: nearest above the cwd, or ``BASTION_PROJECT``)."""
+    settings = load_settings(path)
+    if not (settings.root / CONFIG_FILE).is_file() and not settings.home_path.is_dir():
+        if create:
+            return init_project(settings.root)
+        raise ConfigError(
+            f"No Bastion project at {settings.root}: run 'bastion init' there first (or set BASTION_PROJECT)."
+        )
+    return Project(settings)

@@ -1,0 +1,117 @@
+"""Aliases (``production``, ``staging``, …): promote through the promotion rules, roll back one step at a time."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, select
+
+from bastion.errors import NotFoundError, PolicyViolation, RegistryError
+from bastion.registry._common import now_iso, resolve_version
+from bastion.registry.records import ModelVersion
+from bastion.registry.refs import check_alias, check_name
+from bastion.store.schema import alias_history, aliases, models
+
+if TYPE_CHECKING:
+    from bastion.project import Project
+
+KIND = "model"
+
+
+def _set_alias(conn: Connection, project: Project, name: str, alias: str, version: int) -> None:
+    exists = conn.execute(
+        select(aliases.c.version).where(aliases.c.kind == KIND, aliases.c.name == name, aliases.c.alias == alias)
+    ).first()
+    values = {"version": version, "updated_at": now_iso(), "updated_by": project.actor}
+    if exists is None:
+        conn.execute(aliases.insert().values(kind=KIND, name=name, alias=alias, **values))
+    else:
+        conn.execute(aliases.update().where(
+            aliases.c.kind == KIND, aliases.c.name == name, aliases.c.alias == alias).values(**values))
+
+
+def promote(project: Project, ref: str, *, alias: str, force_reason: str | None) -> ModelVersion:
+    check_alias(alias)
+    mv = project.get_model(ref, include_deleted=True)
+    if mv.deleted:
+        raise RegistryError(f"Model {mv.ref} was deleted on {mv.deleted_at}; a deleted version cannot be promoted.")
+    decision = _check_rules(project, mv, alias)
+    forced = False
+    if decision is not None and not decision.allowed:
+        if not force_reason or not force_reason.strip():
+            raise PolicyViolation(
+                f"Promotion of {mv.ref} to '{alias}' refused: " + "; ".join(decision.reasons)
+                + ". Fix these, or use --force with --reason (audited)."
+            )
+        forced = True
+    with project.transaction() as conn:
+        current = conn.execute(select(models.c.deleted_at).where(
+            models.c.name == mv.name, models.c.version == mv.version)).scalar()
+        if current is not None:
+            raise RegistryError(f"Model {mv.ref} was deleted meanwhile; not promoted.")
+        previous = conn.execute(select(aliases.c.version).where(
+            aliases.c.kind == KIND, aliases.c.name == mv.name, aliases.c.alias == alias)).scalar()
+        _set_alias(conn, project, mv.name, alias, mv.version)
+        conn.execute(alias_history.insert().values(
+            kind=KIND, name=mv.name, alias=alias, version=mv.version, active=1, at=now_iso(), by=project.actor,
+            reason=force_reason or "",
+        ))
+        details: dict[str, Any] = {"alias": alias, "version": mv.version, "previous": previous,
+                                   "digest": mv.digest}
+        if decision is not None:
+            details["evidence"] = decision.evidence
+        if forced:
+            details.update({"forced": True, "reason": force_reason, "refused_because": list(decision.reasons)})
+        project.record(conn, "model.promote.forced" if forced else "model.promote", mv.ref, details)
+    return project.get_model(mv.ref)
+
+
+def _check_rules(project: Project, mv: ModelVersion, alias: str) -> Any:
+    """The gates' promotion decision, or None when no gates module is installed."""
+    try:
+        from bastion.gates.promotion import check_promotion
+    except ImportError:
+        return None
+    return check_promotion(project, mv, alias)
+
+
+def rollback(project: Project, name: str, *, alias: str, reason: str) -> ModelVersion:
+    check_name(name, "model name")
+    check_alias(alias)
+    with project.transaction() as conn:
+        resolve_version(conn, models, KIND, name) if _has_any(conn, name) else _raise_no_model(conn, name)
+        stack = conn.execute(select(alias_history.c.id, alias_history.c.version).where(
+            alias_history.c.kind == KIND, alias_history.c.name == name, alias_history.c.alias == alias,
+            alias_history.c.active == 1).order_by(alias_history.c.id.desc()).limit(2)).all()
+        if not stack:
+            raise RegistryError(f"Alias '{alias}' of model '{name}' has never been set; nothing to roll back.")
+        if len(stack) < 2:
+            raise RegistryError(
+                f"Alias '{alias}' of model '{name}' has no earlier version to roll back to "
+                f"(it points at {name}:{stack[0].version}, its first promotion)."
+            )
+        top, below = stack[0], stack[1]
+        conn.execute(alias_history.update().where(alias_history.c.id == top.id).values(active=0))
+        _set_alias(conn, project, name, alias, int(below.version))
+        project.record(conn, "model.rollback", f"{name}:{below.version}", {
+            "alias": alias, "from": int(top.version), "to": int(below.version), "reason": reason,
+        })
+    return project.get_model(f"{name}:{below.version}", include_deleted=True)
+
+
+def _has_any(conn: Connection, name: str) -> bool:
+    return conn.execute(select(models.c.id).where(models.c.name == name).limit(1)).first() is not None
+
+
+def _raise_no_model(conn: Connection, name: str) -> None:
+    names = [n for (n,) in conn.execute(select(models.c.name).distinct().order_by(models.c.name).limit(20))]
+    raise NotFoundError(f"No model named '{name}'. Known models: {', '.join(names) or 'none yet'}.")
+
+
+def history(project: Project, name: str, alias: str) -> list[dict[str, Any]]:
+    with project.db.read() as conn:
+        rows = conn.execute(select(alias_history).where(
+            alias_history.c.kind == KIND, alias_history.c.name == name, alias_history.c.alias == alias,
+        ).order_by(alias_history.c.id)).all()
+    return [{"version": int(r.version), "active": bool(r.active), "at": r.at, "by": r.by, "reason": r.reason}
+            for r in rows]

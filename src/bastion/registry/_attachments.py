@@ -1,0 +1,58 @@
+"""Documents stored with a version (scan reports, gate results, signatures, attestations, …)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, select
+
+from bastion.errors import RegistryError
+from bastion.registry._common import now_iso, resolve_version
+from bastion.store.schema import attachments, datasets, models
+
+if TYPE_CHECKING:
+    from bastion.project import Project
+
+_TABLES = {"model": models, "dataset": datasets}
+
+
+def _table(subject_kind: str) -> Any:
+    if subject_kind not in _TABLES:
+        raise RegistryError(f"subject_kind must be 'model' or 'dataset'; got {subject_kind!r}.")
+    return _TABLES[subject_kind]
+
+
+def insert_doc(project: Project, conn: Connection, subject_kind: str, name: str, version: int, kind: str,
+               document: dict[str, Any]) -> str:
+    data = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode()
+    digest = project.blobs.put_bytes(data)
+    conn.execute(attachments.insert().values(
+        subject_kind=subject_kind, name=name, version=version, doc_kind=kind, digest=digest,
+        created_at=now_iso(), created_by=project.actor,
+    ))
+    project.record(conn, f"{subject_kind}.attach.{kind}", f"{name}:{version}", {"digest": digest})
+    return digest
+
+
+def attach(project: Project, ref: str, kind: str, document: dict[str, Any], *, subject_kind: str) -> str:
+    if not kind or not kind.replace("_", "").replace("-", "").isalnum():
+        raise RegistryError(f"Attachment kind must be letters, digits, '_' or '-'; got {kind!r}.")
+    with project.transaction() as conn:
+        name, version = resolve_version(conn, _table(subject_kind), subject_kind, ref)
+        return insert_doc(project, conn, subject_kind, name, version, kind, document)
+
+
+def list_docs(project: Project, ref: str, kind: str, *, subject_kind: str) -> list[dict[str, Any]]:
+    with project.db.read() as conn:
+        name, version = resolve_version(conn, _table(subject_kind), subject_kind, ref)
+        rows = conn.execute(
+            select(attachments.c.digest).where(
+                attachments.c.subject_kind == subject_kind, attachments.c.name == name,
+                attachments.c.version == version, attachments.c.doc_kind == kind,
+            ).order_by(attachments.c.id)
+        ).all()
+    out = []
+    for (digest,) in rows:
+        out.append(json.loads(project.blobs.get_bytes(digest, what=f"{kind} document of {name}:{version}")))
+    return out

@@ -1,0 +1,283 @@
+"""Model versions: register (estimator, file or folder) with scan, lineage, code and environment;
+look up, load safely, diff, lineage tree, soft-delete and garbage collection.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from bastion.errors import DataError, NotFoundError, RegistryError, UnsafeArtifactError
+from bastion.registry import _scanning
+from bastion.registry._common import aliases_of, dumps, loads, next_version, now_iso, resolve_version
+from bastion.registry.environment import capture_code, capture_environment
+from bastion.registry.flavors import detect_flavor, load_skops_bytes, save_estimator
+from bastion.registry.records import DatasetVersion, ModelVersion
+from bastion.registry.refs import check_name, parse_ref
+from bastion.store.schema import attachments, datasets, models
+
+if TYPE_CHECKING:
+    from bastion.project import Project
+
+KIND = "model"
+_env_digest_cache: dict[int, str] = {}
+
+
+def _row(r: Any, al: tuple[str, ...] = ()) -> ModelVersion:
+    return ModelVersion(
+        name=r.name, version=int(r.version), digest=r.digest, artifact_kind=r.artifact_kind,
+        artifact_name=r.artifact_name, size=r.size, framework=r.framework, flavor=r.flavor,
+        metrics=loads(r.metrics_json, {}), params=loads(r.params_json, {}), tags=loads(r.tags_json, {}),
+        description=r.description or "", datasets=loads(r.datasets_json, []), parent=r.parent,
+        code=loads(r.code_json, {}), environment_digest=r.environment_digest, scan_status=r.scan_status,
+        created_at=r.created_at, created_by=r.created_by, deleted_at=r.deleted_at, aliases=al,
+    )
+
+
+def _check_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in metrics.items():
+        if not isinstance(k, str) or not k:
+            raise RegistryError(f"Metric names must be non-empty strings; got {k!r}.")
+        try:
+            out[k] = float(v)
+        except (TypeError, ValueError) as e:
+            raise RegistryError(f"Metric '{k}' must be a number; got {v!r}.") from e
+    return out
+
+
+def _dataset_refs(project: Project, items: list[Any]) -> list[str]:
+    refs = []
+    for item in items:
+        if isinstance(item, DatasetVersion):
+            refs.append(item.ref)
+        elif isinstance(item, str):
+            dv = project.get_dataset(item)  # resolves aliases/latest to a fixed version, and checks it exists
+            refs.append(dv.ref)
+        else:
+            raise RegistryError(f"Datasets are given as DatasetVersion or 'name:version'; got {type(item).__name__}.")
+    return refs
+
+
+def _environment_digest(project: Project) -> str:
+    # the environment document is the same for every model logged by this process: store it once
+    key = id(project.blobs)
+    if key not in _env_digest_cache:
+        _env_digest_cache[key] = project.blobs.put_bytes(json.dumps(capture_environment(), sort_keys=True).encode())
+    return _env_digest_cache[key]
+
+
+def register(project: Project, model: Any, *, name: str, datasets: list[Any], metrics: dict[str, Any],
+             params: dict[str, Any], tags: dict[str, str], description: str, parent: str | None,
+             allow_findings: dict[str, str], progress: Callable[[int, int], None] | None = None) -> ModelVersion:
+    check_name(name, "model name")
+    metrics_f = _check_metrics(metrics)
+    dataset_refs = _dataset_refs(project, datasets)
+    parent_ref = project.get_model(parent, include_deleted=True).ref if parent else None
+    with project.tempdir() as tmp:
+        if isinstance(model, str | Path):
+            path = Path(model)
+            if not path.exists():
+                raise DataError(f"Model file {path} does not exist.")
+            if path.is_symlink():
+                raise DataError(f"{path} is a symbolic link; give the real file or folder.")
+            framework, flavor = detect_flavor(path)
+        else:
+            path, framework, flavor = save_estimator(model, Path(tmp))
+        scan_doc = _scanning.scan_for_register(project, path, allow_findings=allow_findings)
+        digest, kind = project.blobs.put(path, progress=progress)
+        size = path.stat().st_size if kind == "file" else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        artifact_name = path.name
+    env_digest = _environment_digest(project)
+    code = capture_code()
+    with project.transaction() as conn:
+        version = next_version(conn, models, name)
+        ref = f"{name}:{version}"
+        conn.execute(models.insert().values(
+            name=name, version=version, digest=digest, artifact_kind=kind, artifact_name=artifact_name, size=size,
+            framework=framework, flavor=flavor, metrics_json=dumps(metrics_f), params_json=dumps(params),
+            tags_json=dumps(tags), description=description, datasets_json=dumps(dataset_refs), parent=parent_ref,
+            code_json=dumps(code), environment_digest=env_digest,
+            scan_status=scan_doc["status"] if scan_doc else "unscanned",
+            created_at=now_iso(), created_by=project.actor,
+        ))
+        project.record(conn, "model.register", ref, {
+            "digest": digest, "datasets": dataset_refs, "parent": parent_ref, "flavor": flavor,
+            "scan": scan_doc["status"] if scan_doc else "unscanned",
+            "allowed_findings": allow_findings or {},
+        })
+        if scan_doc is not None:
+            _scanning.attach_in(project, conn, name, version, scan_doc)
+        row = conn.execute(select(models).where(models.c.name == name, models.c.version == version)).one()
+    return _row(row)
+
+
+def get(project: Project, ref: str, *, include_deleted: bool = False) -> ModelVersion:
+    with project.db.read() as conn:
+        name, version = resolve_version(conn, models, KIND, ref)
+        r = conn.execute(select(models).where(models.c.name == name, models.c.version == version)).one()
+        al = aliases_of(conn, KIND, name).get(version, ())
+    mv = _row(r, al)
+    if mv.deleted and not include_deleted:
+        raise RegistryError(f"Model {mv.ref} was deleted on {mv.deleted_at}; it cannot be used.")
+    return mv
+
+
+def list_versions(project: Project, name: str | None, *, include_deleted: bool) -> list[ModelVersion]:
+    q = select(models)
+    if name:
+        q = q.where(models.c.name == check_name(name, "model name"))
+    if not include_deleted:
+        q = q.where(models.c.deleted_at.is_(None))
+    with project.db.read() as conn:
+        rows = conn.execute(q.order_by(models.c.name, models.c.version)).all()
+        if name and not rows:
+            resolve_version(conn, models, KIND, name)  # raises NotFoundError naming what exists
+        als = {n: aliases_of(conn, KIND, n) for n in {r.name for r in rows}}
+    return [_row(r, als[r.name].get(int(r.version), ())) for r in rows]
+
+
+def materialize(project: Project, ref: str, dest: str | Path | None) -> Path:
+    mv = get(project, ref, include_deleted=True)
+    if dest is None:
+        base = project.home / "cache" / "models" / mv.digest.replace(":", "-")
+        base.mkdir(parents=True, exist_ok=True)
+        dest = base / mv.artifact_name
+    return project.blobs.materialize(mv.digest, dest, what=f"model {mv.ref}")
+
+
+def load(project: Project, ref: str, *, trusted: list[str] | None) -> Any:
+    """Load a model version without running code it carries: skops with a trusted-types check,
+    pickles only after a clean recorded scan."""
+    mv = get(project, ref)
+    if mv.artifact_kind != "file":
+        raise UnsafeArtifactError(f"{mv.ref} is a folder artifact; load it with its framework from model_path().")
+    data = project.blobs.get_bytes(mv.digest, what=f"model {mv.ref}")
+    if trusted:
+        project.audited("model.load.trusted_types", mv.ref, {"trusted": sorted(trusted)})
+    if mv.flavor == "skops":
+        return load_skops_bytes(data, trusted=trusted, what=f"Model {mv.ref}")
+    if mv.flavor == "pickle":
+        if mv.scan_status != "clean":
+            raise UnsafeArtifactError(
+                f"Model {mv.ref} is a pickle whose recorded scan is '{mv.scan_status}'; Bastion unpickles only "
+                "artifacts scanned clean. Re-save it with skops, or run 'bastion model scan'."
+            )
+        return pickle.loads(data)  # noqa: S301 - allowlist scan recorded clean, digest verified above
+    raise UnsafeArtifactError(
+        f"Model {mv.ref} has flavor '{mv.flavor}', which Bastion does not load itself; use model_path() "
+        "and your framework's safe loader."
+    )
+
+
+def diff(project: Project, a: str, b: str) -> dict[str, Any]:
+    ma, mb = get(project, a, include_deleted=True), get(project, b, include_deleted=True)
+
+    def changes(x: dict[str, Any], y: dict[str, Any]) -> dict[str, Any]:
+        return {k: {"a": x.get(k), "b": y.get(k)} for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k)}
+
+    return {
+        "a": ma.ref,
+        "b": mb.ref,
+        "params": changes(ma.params, mb.params),
+        "metrics": changes(ma.metrics, mb.metrics),
+        "tags": changes(ma.tags, mb.tags),
+        "datasets": {"a": ma.datasets, "b": mb.datasets, "same": ma.datasets == mb.datasets},
+        "digest": {"a": ma.digest, "b": mb.digest, "same": ma.digest == mb.digest},
+        "framework": {"a": ma.framework, "b": mb.framework},
+        "code": {"a": ma.code, "b": mb.code},
+    }
+
+
+def lineage(project: Project, ref: str) -> dict[str, Any]:
+    """Tree from a model version down through its parents to the datasets they were trained on,
+    and on to the datasets those were derived from."""
+    seen: set[str] = set()
+
+    def dataset_node(dref: str) -> dict[str, Any]:
+        try:
+            dv = project.get_dataset(dref, include_deleted=True)
+        except NotFoundError:
+            return {"kind": "dataset", "ref": dref, "missing": True, "children": []}
+        children = []
+        for src in dv.derived_from:
+            if src in seen:
+                continue
+            seen.add(src)
+            if src.startswith("sha256:"):
+                children.append({"kind": "source", "digest": src, "children": []})
+            else:
+                children.append(dataset_node(src))
+        return {"kind": "dataset", "ref": dv.ref, "digest": dv.digest, "rows": dv.rows,
+                "deleted": dv.deleted, "children": children}
+
+    def model_node(mref: str) -> dict[str, Any]:
+        mv = get(project, mref, include_deleted=True)
+        children = [dataset_node(d) for d in mv.datasets]
+        if mv.parent and mv.parent not in seen:
+            seen.add(mv.parent)
+            children.append(model_node(mv.parent))
+        return {"kind": "model", "ref": mv.ref, "digest": mv.digest, "aliases": list(mv.aliases),
+                "deleted": mv.deleted, "children": children}
+
+    return model_node(ref)
+
+
+def delete(project: Project, ref: str, *, reason: str) -> ModelVersion:
+    parse_ref(ref)
+    with project.transaction() as conn:
+        name, version = resolve_version(conn, models, KIND, ref)
+        r = conn.execute(select(models).where(models.c.name == name, models.c.version == version)).one()
+        if r.deleted_at is not None:
+            raise RegistryError(f"Model {name}:{version} is already deleted.")
+        al = aliases_of(conn, KIND, name).get(version, ())
+        if al:
+            raise RegistryError(
+                f"Model {name}:{version} is behind alias(es) {', '.join(al)}; move or roll them back first."
+            )
+        conn.execute(models.update().where(models.c.id == r.id).values(deleted_at=now_iso(), deleted_by=project.actor))
+        project.record(conn, "model.delete", f"{name}:{version}", {"reason": reason})
+    return get(project, f"{name}:{version}", include_deleted=True)
+
+
+def gc(project: Project, *, dry_run: bool) -> list[str]:
+    """Remove blobs referenced only by deleted versions (or by nothing)."""
+    live: set[str] = set()
+    with project.db.read() as conn:
+        for digest, env in conn.execute(
+            select(models.c.digest, models.c.environment_digest).where(models.c.deleted_at.is_(None))
+        ):
+            live.add(digest)
+            if env:
+                live.add(env)
+        for (digest,) in conn.execute(select(datasets.c.digest).where(datasets.c.deleted_at.is_(None))):
+            live.add(digest)
+        for (digest,) in conn.execute(select(attachments.c.digest)):
+            live.add(digest)
+        # environment documents of deleted models are shared with live ones; keep every env digest
+        for (env,) in conn.execute(select(models.c.environment_digest)):
+            if env:
+                live.add(env)
+    expanded = set(live)
+    for d in live:
+        try:
+            files = project.blobs.read_manifest(d) if project.blobs.exists(d) else None
+        except Exception:  # an unreadable blob is kept; verification reports it
+            files = None
+        for f in files or []:
+            expanded.add(f["digest"])
+    doomed = [d for d in project.blobs.iter_digests() if d not in expanded]
+    if not dry_run:
+        for d in doomed:
+            project.blobs.delete(d)
+        from bastion.store.blobs import LocalBlobStore
+
+        if isinstance(project.blobs, LocalBlobStore):
+            project.blobs.clean_tmp()
+        project.audited("store.gc", "artifacts", {"deleted": len(doomed)})
+    return doomed

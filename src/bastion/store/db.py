@@ -1,0 +1,143 @@
+"""The metadata database: engine set-up, serialized write transactions, migrations on first use.
+
+SQLite runs in WAL mode with a busy timeout and takes its write lock at BEGIN (IMMEDIATE), so
+concurrent writers queue instead of failing mid-transaction; PostgreSQL writers take an advisory lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from bastion.errors import ConfigError, StoreError
+
+__all__ = ["Database", "HEAD_REVISION"]
+
+log = logging.getLogger("bastion.store")
+
+HEAD_REVISION = "0001"
+_WRITE_LOCK_KEY = 0x6261_7374  # "bast": PostgreSQL advisory lock serializing Bastion writers
+
+
+def _redact(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+class Database:
+    """A connection to the metadata database with Bastion's transaction discipline."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        try:
+            parsed = make_url(url)
+        except ArgumentError as e:
+            raise ConfigError(f"Database URL {url!r} is not a valid SQLAlchemy URL.") from e
+        self.dialect = parsed.get_backend_name()
+        if self.dialect not in {"sqlite", "postgresql"}:
+            raise ConfigError(f"Database URL must be sqlite:// or postgresql://; got {self.dialect}://.")
+        self._local = threading.local()
+        self.engine = self._make_engine(url)
+        if migrate:
+            self.migrate()
+
+    def _make_engine(self, url: str) -> Engine:
+        if self.dialect == "sqlite":
+            parsed = make_url(url)
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+            @event.listens_for(engine, "connect")
+            def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+                dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA busy_timeout=60000")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _on_begin(conn: Connection) -> None:
+                mode = conn.get_execution_options().get("bastion_write")
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if mode else "BEGIN")
+
+            return engine
+        if self.dialect == "postgresql" and parsed_driver(url) is None:
+            url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+        return create_engine(url, pool_pre_ping=True)
+
+    # -- transactions -------------------------------------------------------------------------
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A serialized write transaction: commits on success, rolls back on any error."""
+        try:
+            with self.engine.connect().execution_options(bastion_write=True) as conn:
+                with conn.begin():
+                    if self.dialect == "postgresql":
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _WRITE_LOCK_KEY})
+                    yield conn
+        except OperationalError as e:
+            raise StoreError(f"Cannot write to the metadata database {_redact(self.url)}: {e.orig}") from e
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction."""
+        try:
+            with self.engine.connect() as conn:
+                with conn.begin():
+                    yield conn
+        except OperationalError as e:
+            raise StoreError(f"Cannot read the metadata database {_redact(self.url)}: {e.orig}") from e
+
+    # -- migrations ---------------------------------------------------------------------------
+    def current_revision(self) -> str | None:
+        try:
+            with self.engine.connect() as conn:
+                with conn.begin():
+                    try:
+                        row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+                    except SQLAlchemyError:
+                        return None
+            return str(row[0]) if row else None
+        except OperationalError as e:
+            raise StoreError(
+                f"Cannot connect to the metadata database {_redact(self.url)}: {e.orig}. "
+                "Check the 'database_url' setting (bastion.toml or BASTION_DATABASE_URL)."
+            ) from e
+
+    def migrate(self) -> None:
+        """Apply Alembic migrations up to head (cheap no-op when already there)."""
+        if self.current_revision() == HEAD_REVISION:
+            return
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        cfg.attributes["engine"] = self.engine
+        try:
+            command.upgrade(cfg, "head")
+        except OperationalError as e:
+            raise StoreError(f"Cannot migrate the metadata database {_redact(self.url)}: {e.orig}") from e
+        log.info("metadata database migrated to %s", HEAD_REVISION)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def parsed_driver(url: str) -> str | None:
+    """The explicit driver of a URL (``psycopg`` in ``postgresql+psycopg://``), if any."""
+    scheme = url.split("://", 1)[0]
+    return scheme.split("+", 1)[1] if "+" in scheme else None

@@ -1,0 +1,125 @@
+"""Table definitions of the metadata database (SQLAlchemy Core).
+
+Changes here need an Alembic migration in ``store/migrations/versions``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("fmt", String(32), nullable=False),
+    Column("rows", BigInteger, nullable=True),
+    Column("size", BigInteger, nullable=True),
+    Column("schema_json", Text, nullable=False),
+    Column("stats_json", Text, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("tags_json", Text, nullable=False, default="{}"),
+    Column("derived_from_json", Text, nullable=False, default="[]"),
+    Column("extra_json", Text, nullable=False, default="{}"),
+    Column("created_at", String(40), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("deleted_at", String(40), nullable=True),
+    Column("deleted_by", String(200), nullable=True),
+    UniqueConstraint("name", "version", name="uq_datasets_name_version"),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("artifact_kind", String(16), nullable=False),
+    Column("artifact_name", String(255), nullable=False),
+    Column("size", BigInteger, nullable=True),
+    Column("framework", String(64), nullable=False),
+    Column("flavor", String(64), nullable=False),
+    Column("metrics_json", Text, nullable=False, default="{}"),
+    Column("params_json", Text, nullable=False, default="{}"),
+    Column("tags_json", Text, nullable=False, default="{}"),
+    Column("description", Text, nullable=False, default=""),
+    Column("datasets_json", Text, nullable=False, default="[]"),
+    Column("parent", String(160), nullable=True),
+    Column("code_json", Text, nullable=False, default="{}"),
+    Column("environment_digest", String(80), nullable=True),
+    Column("scan_status", String(16), nullable=False, default="unscanned"),
+    Column("created_at", String(40), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("deleted_at", String(40), nullable=True),
+    Column("deleted_by", String(200), nullable=True),
+    UniqueConstraint("name", "version", name="uq_models_name_version"),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("alias", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    Column("updated_by", String(200), nullable=False),
+)
+
+# Every promote pushes an entry; rollback deactivates the top one. The alias points at the top active entry.
+alias_history = Table(
+    "alias_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("active", Integer, nullable=False, default=1),
+    Column("at", String(40), nullable=False),
+    Column("by", String(200), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Index("ix_alias_history_lookup", "kind", "name", "alias", "active", "id"),
+)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subject_kind", String(16), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("doc_kind", String(64), nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Index("ix_attachments_subject", "subject_kind", "name", "version", "doc_kind", "id"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("ts", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("details_json", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
