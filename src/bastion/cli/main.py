@@ -10,7 +10,6 @@ import logging
 import sys
 from typing import Any
 
-import click
 import typer
 
 from bastion.errors import EXIT_INTERNAL, EXIT_USAGE, BastionError
@@ -69,16 +68,22 @@ def main(argv: list[str] | None = None) -> None:
     except BastionError as e:
         if _state["debug"]:
             raise
-        err_console.print(f"[bold red]error:[/] {e.message}", highlight=False, markup=True)
+        from rich.text import Text
+
+        err_console.print(Text("error: ", style="bold red") + Text(e.message), highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err_console.print("aborted.")
         sys.exit(EXIT_USAGE)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(EXIT_USAGE)
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         sys.exit(e.exit_code)
+    except typer.TyperException as e:  # usage errors: unknown command, bad option value
+        show = getattr(e, "show", None)
+        if callable(show):
+            show()
+        else:
+            err_console.print(f"error: {e}")
+        sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         err_console.print("interrupted.")
         sys.exit(130)
