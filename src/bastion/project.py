@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 from bastion.audit.log import AuditEntry, AuditLog
 from bastion.config import CONFIG_FILE, Settings, load_settings
 from bastion.errors import ConfigError, StoreError
-from bastion.registry import _datasets, _models, _aliases, _attachments
+from bastion.registry import _aliases, _attachments, _datasets, _models
 from bastion.registry.records import DatasetVersion, ModelVersion
 from bastion.store.blobs import BlobStore, open_blob_store
 from bastion.store.db import Database
@@ -89,12 +89,28 @@ class Project:
         self.db.dispose()
 
     # -- datasets -----------------------------------------------------------------------------
-    def register_dataset(self, source: Any, *, name: str, description: str = "", tags: dict[str, str] | None = None,
-                         derived_from: list[str] | None = None, extra: dict[str, Any] | None = None,
-                         progress: Callable[[int, int], None] | None = None) -> DatasetVersion:
+    def register_dataset(
+        self,
+        source: Any,
+        *,
+        name: str,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        derived_from: list[str] | None = None,
+        extra: dict[str, Any] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> DatasetVersion:
         """Register a DataFrame, file or folder of Parquet as a new version of dataset ``name``."""
-        return _datasets.register(self, source, name=name, description=description, tags=tags or {},
-                                  derived_from=derived_from or [], extra=extra or {}, progress=progress)
+        return _datasets.register(
+            self,
+            source,
+            name=name,
+            description=description,
+            tags=tags or {},
+            derived_from=derived_from or [],
+            extra=extra or {},
+            progress=progress,
+        )
 
     def get_dataset(self, ref: str, *, include_deleted: bool = False) -> DatasetVersion:
         return _datasets.get(self, ref, include_deleted=include_deleted)
@@ -114,15 +130,34 @@ class Project:
         return _datasets.delete(self, ref, reason=reason)
 
     # -- models -------------------------------------------------------------------------------
-    def log_model(self, model: Any, *, name: str, datasets: list[Any] | None = None,
-                  metrics: dict[str, float] | None = None, params: dict[str, Any] | None = None,
-                  tags: dict[str, str] | None = None, description: str = "", parent: str | None = None,
-                  allow_findings: dict[str, str] | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> ModelVersion:
+    def log_model(
+        self,
+        model: Any,
+        *,
+        name: str,
+        datasets: list[Any] | None = None,
+        metrics: dict[str, float] | None = None,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+        description: str = "",
+        parent: str | None = None,
+        allow_findings: dict[str, str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ModelVersion:
         """Register an in-memory estimator (saved with skops) or a model file/folder as a new version."""
-        return _models.register(self, model, name=name, datasets=datasets or [], metrics=metrics or {},
-                                params=params or {}, tags=tags or {}, description=description, parent=parent,
-                                allow_findings=allow_findings or {}, progress=progress)
+        return _models.register(
+            self,
+            model,
+            name=name,
+            datasets=datasets or [],
+            metrics=metrics or {},
+            params=params or {},
+            tags=tags or {},
+            description=description,
+            parent=parent,
+            allow_findings=allow_findings or {},
+            progress=progress,
+        )
 
     register_model = log_model
 

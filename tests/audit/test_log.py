@@ -22,7 +22,11 @@ def test_intact_chain_verifies(any_project: Project) -> None:
 
 def test_entries_are_filterable(project: Project) -> None:
     _fill(project)
-    project.audited("other.event", "x", {}, )
+    project.audited(
+        "other.event",
+        "x",
+        {},
+    )
     assert [e.subject for e in project.audit.entries(action="test.", newest_first=False)] == [
         f"subject:{i}" for i in range(5)
     ]
@@ -67,8 +71,10 @@ def test_inserted_entry_is_detected(project: Project) -> None:
         conn.execute(text("UPDATE audit_log SET seq = -seq WHERE seq >= 3"))  # make room in two steps
         conn.execute(text("UPDATE audit_log SET seq = 1 - seq WHERE seq < 0"))
         conn.execute(
-            text("INSERT INTO audit_log (seq, ts, actor, action, subject, details_json, prev_hash, hash) "
-                 "VALUES (3, :ts, 'mallory', 'fake', 'x', '{}', :prev, :h)"),
+            text(
+                "INSERT INTO audit_log (seq, ts, actor, action, subject, details_json, prev_hash, hash) "
+                "VALUES (3, :ts, 'mallory', 'fake', 'x', '{}', :prev, :h)"
+            ),
             {"ts": row.ts, "prev": row.prev_hash, "h": row.hash},
         )
     report = project.audit.verify()
@@ -85,8 +91,10 @@ def test_rewritten_chain_is_caught_by_the_head_file(project: Project) -> None:
     last = project.audit.entries(limit=1)[0]
     forged = entry_hash(last.seq, last.ts, "mallory", last.action, last.subject, '{"i":2}', last.prev_hash)
     with project.db.engine.begin() as conn:
-        conn.execute(text("UPDATE audit_log SET actor='mallory', details_json=:d, hash=:h WHERE seq=:s"),
-                     {"d": '{"i":2}', "h": forged, "s": last.seq})
+        conn.execute(
+            text("UPDATE audit_log SET actor='mallory', details_json=:d, hash=:h WHERE seq=:s"),
+            {"d": '{"i":2}', "h": forged, "s": last.seq},
+        )
     report = project.audit.verify()
     assert not report.ok and "rewritten" in report.problem
 

@@ -28,8 +28,19 @@ def test_full_registry_flow(cli, files) -> None:  # type: ignore[no-untyped-def]
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["ref"] == "patients:1"
     for c in ("1.0", "0.5"):
-        r = cli("model", "register", str(files["model"]), "--name", "readmission", "--dataset", "patients:1",
-                "--metric", "auc=0.91", "--param", f"C={c}")
+        r = cli(
+            "model",
+            "register",
+            str(files["model"]),
+            "--name",
+            "readmission",
+            "--dataset",
+            "patients:1",
+            "--metric",
+            "auc=0.91",
+            "--param",
+            f"C={c}",
+        )
         assert r.exit_code == 0, r.stderr
     r = cli("model", "list", "--json")
     assert [m["ref"] for m in json.loads(r.stdout)] == ["readmission:1", "readmission:2"]
@@ -48,8 +59,14 @@ def test_full_registry_flow(cli, files) -> None:  # type: ignore[no-untyped-def]
     assert len(json.loads(r.stdout)) == 2
     r = cli("audit", "verify")
     assert r.exit_code == 0 and "intact" in r.stdout
-    for args in (("model", "list"), ("model", "show", "readmission@production"), ("data", "list"),
-                 ("data", "show", "patients:1"), ("audit", "log"), ("model", "lineage", "readmission:2")):
+    for args in (
+        ("model", "list"),
+        ("model", "show", "readmission@production"),
+        ("data", "list"),
+        ("data", "show", "patients:1"),
+        ("audit", "log"),
+        ("model", "lineage", "readmission:2"),
+    ):
         r = cli(*args)
         assert r.exit_code == 0, (args, r.stderr)
 

@@ -10,12 +10,14 @@ from sklearn.linear_model import LogisticRegression
 def toy_df() -> pd.DataFrame:
     rng = np.random.default_rng(0)
     n = 200
-    return pd.DataFrame({
-        "age": rng.integers(18, 90, n),
-        "income": rng.normal(50_000, 10_000, n),
-        "city": rng.choice(["Paris", "Berlin", "Rome"], n),
-        "label": rng.integers(0, 2, n),
-    })
+    return pd.DataFrame(
+        {
+            "age": rng.integers(18, 90, n),
+            "income": rng.normal(50_000, 10_000, n),
+            "city": rng.choice(["Paris", "Berlin", "Rome"], n),
+            "label": rng.integers(0, 2, n),
+        }
+    )
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,19 @@ from bastion.errors import DataError, IntegrityError, NotFoundError, RegistryErr
 from bastion.project import Project
 
 
-def test_log_model_records_lineage_code_environment(any_project: Project, toy_df: pd.DataFrame,
-                                                    toy_model: LogisticRegression) -> None:
+def test_log_model_records_lineage_code_environment(
+    any_project: Project, toy_df: pd.DataFrame, toy_model: LogisticRegression
+) -> None:
     ds = any_project.register_dataset(toy_df, name="patients")
-    mv = any_project.log_model(toy_model, name="readmission", datasets=[ds], metrics={"auc": 0.91},
-                               params={"C": 1.0}, tags={"team": "risk"}, description="first")
+    mv = any_project.log_model(
+        toy_model,
+        name="readmission",
+        datasets=[ds],
+        metrics={"auc": 0.91},
+        params={"C": 1.0},
+        tags={"team": "risk"},
+        description="first",
+    )
     assert mv.ref == "readmission:1"
     assert mv.flavor == "skops" and mv.framework.startswith("scikit-learn==")
     assert mv.datasets == ["patients:1"]
@@ -40,8 +48,11 @@ def test_code_is_recorded_inside_a_git_repo(project: Project, project_dir: Path,
     import subprocess
 
     subprocess.run(["git", "init", "-q"], cwd=project_dir, check=True)
-    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "x"],
-                   cwd=project_dir, check=True)
+    subprocess.run(
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "x"],
+        cwd=project_dir,
+        check=True,
+    )
     from bastion.registry import environment
 
     environment._code_cache.clear()
@@ -87,8 +98,9 @@ def _no_scan(project: Project) -> None:
     project.settings = replace(project.settings, scan_on_register=False)
 
 
-def test_pickle_is_never_loaded_without_a_clean_scan(project: Project, toy_model: LogisticRegression,
-                                                     tmp_path: Path) -> None:
+def test_pickle_is_never_loaded_without_a_clean_scan(
+    project: Project, toy_model: LogisticRegression, tmp_path: Path
+) -> None:
     path = tmp_path / "model.pkl"
     path.write_bytes(pickle.dumps(toy_model))
     _no_scan(project)

@@ -22,8 +22,23 @@ def test_good_refs(text: str, expected: Ref) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", " ", "churn:0", "churn:-1", "churn:x", "../etc:1", "a/b:1", "churn@", "churn@1prod", "name with space",
-     "-lead:1", "a" * 129, "x@prod@uction", "n..m:1", "churn:3:4"],
+    [
+        "",
+        " ",
+        "churn:0",
+        "churn:-1",
+        "churn:x",
+        "../etc:1",
+        "a/b:1",
+        "churn@",
+        "churn@1prod",
+        "name with space",
+        "-lead:1",
+        "a" * 129,
+        "x@prod@uction",
+        "n..m:1",
+        "churn:3:4",
+    ],
 )
 def test_bad_refs(text: str) -> None:
     with pytest.raises(RegistryError):

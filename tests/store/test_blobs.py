@@ -89,8 +89,17 @@ def test_symlinks_are_refused_in_directories(store: LocalBlobStore, tmp_path: Pa
 
 @pytest.mark.parametrize(
     "path,ok",
-    [("a/b.bin", True), ("weights.safetensors", True), ("../etc/passwd", False), ("/abs", False),
-     ("a/../../b", False), ("a//b", False), ("a\\b", False), ("./a", False), ("", False)],
+    [
+        ("a/b.bin", True),
+        ("weights.safetensors", True),
+        ("../etc/passwd", False),
+        ("/abs", False),
+        ("a/../../b", False),
+        ("a//b", False),
+        ("a\\b", False),
+        ("./a", False),
+        ("", False),
+    ],
 )
 def test_manifest_paths(path: str, ok: bool) -> None:
     if ok:
@@ -104,15 +113,20 @@ def test_manifest_with_traversal_is_refused_on_materialize(store: LocalBlobStore
     import json
 
     inner = store.put_bytes(b"payload")
-    manifest = {"schema_version": 1, "kind": "bastion.dir-manifest",
-                "files": [{"path": "../escape.txt", "digest": inner, "size": 7}]}
+    manifest = {
+        "schema_version": 1,
+        "kind": "bastion.dir-manifest",
+        "files": [{"path": "../escape.txt", "digest": inner, "size": 7}],
+    }
     d = store.put_bytes(json.dumps(manifest).encode())
     with pytest.raises(IntegrityError, match="leaves"):
         store.materialize(d, tmp_path / "out")
     assert not (tmp_path / "escape.txt").exists()
 
 
-def test_interrupted_write_leaves_no_blob(store: LocalBlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_write_leaves_no_blob(
+    store: LocalBlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     f = tmp_path / "m.bin"
     f.write_bytes(os.urandom(CHUNK * 2))
 

@@ -32,8 +32,10 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 60000
 
 
-@pytest.mark.parametrize("url,err", [("mysql://x@y/z", ConfigError), ("not a url", ConfigError),
-                                      ("postgresql://u@127.0.0.1:1/db", StoreError)])
+@pytest.mark.parametrize(
+    "url,err",
+    [("mysql://x@y/z", ConfigError), ("not a url", ConfigError), ("postgresql://u@127.0.0.1:1/db", StoreError)],
+)
 def test_bad_urls(url: str, err: type[Exception]) -> None:
     with pytest.raises(err):
         Database(url)

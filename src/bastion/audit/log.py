@@ -119,9 +119,7 @@ class AuditLog:
         actor: str | None = None,
     ) -> AuditEntry:
         """Append one entry in ``conn``'s (serialized write) transaction."""
-        last = conn.execute(
-            select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
-        ).first()
+        last = conn.execute(select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)).first()
         seq = (int(last[0]) + 1) if last else 1
         prev = str(last[1]) if last else GENESIS
         ts = now_iso()
@@ -200,7 +198,10 @@ class AuditLog:
                 )
             if r.prev_hash != prev:
                 return ChainReport(
-                    False, n, seq, f"entry {seq} does not link to entry {seq - 1} (deleted, inserted or reordered).",
+                    False,
+                    n,
+                    seq,
+                    f"entry {seq} does not link to entry {seq - 1} (deleted, inserted or reordered).",
                     prev,
                 )
             actual = entry_hash(seq, r.ts, r.actor, r.action, r.subject, r.details_json, r.prev_hash)
@@ -214,7 +215,10 @@ class AuditLog:
             expected_seq += 1
         if head is not None and head_seq > n:
             return ChainReport(
-                False, n, n + 1, f"entries {n + 1}..{head_seq} were deleted (the chain's recorded head is {head_seq}).",
+                False,
+                n,
+                n + 1,
+                f"entries {n + 1}..{head_seq} were deleted (the chain's recorded head is {head_seq}).",
                 prev,
             )
         return ChainReport(True, n, None, "", prev)

@@ -19,8 +19,16 @@ def models_table(rows: list[ModelVersion]) -> Table:
     for col in ("ref", "aliases", "flavor", "scan", "metrics", "datasets", "created", "by"):
         t.add_column(col)
     for m in rows:
-        t.add_row(m.ref + (" (deleted)" if m.deleted else ""), ",".join(m.aliases), m.flavor, m.scan_status,
-                  _kv(m.metrics), ",".join(m.datasets), m.created_at[:19], m.created_by)
+        t.add_row(
+            m.ref + (" (deleted)" if m.deleted else ""),
+            ",".join(m.aliases),
+            m.flavor,
+            m.scan_status,
+            _kv(m.metrics),
+            ",".join(m.datasets),
+            m.created_at[:19],
+            m.created_by,
+        )
     return t
 
 
@@ -29,8 +37,16 @@ def datasets_table(rows: list[DatasetVersion]) -> Table:
     for col in ("ref", "format", "rows", "columns", "digest", "derived from", "created", "by"):
         t.add_column(col)
     for d in rows:
-        t.add_row(d.ref + (" (deleted)" if d.deleted else ""), d.fmt, str(d.rows), str(len(d.schema)),
-                  d.digest[:19] + "…", ",".join(x[:19] for x in d.derived_from), d.created_at[:19], d.created_by)
+        t.add_row(
+            d.ref + (" (deleted)" if d.deleted else ""),
+            d.fmt,
+            str(d.rows),
+            str(len(d.schema)),
+            d.digest[:19] + "…",
+            ",".join(x[:19] for x in d.derived_from),
+            d.created_at[:19],
+            d.created_by,
+        )
     return t
 
 
@@ -39,12 +55,20 @@ def model_detail(m: ModelVersion, scan: dict[str, Any] | None) -> Table:
     t.add_column("field", style="bold")
     t.add_column("value")
     rows = [
-        ("digest", m.digest), ("artifact", f"{m.artifact_name} ({m.artifact_kind}, {m.size} bytes)"),
-        ("framework", m.framework), ("flavor", m.flavor), ("aliases", ", ".join(m.aliases) or "-"),
-        ("metrics", _kv(m.metrics) or "-"), ("params", _kv(m.params) or "-"), ("tags", _kv(m.tags) or "-"),
-        ("datasets", ", ".join(m.datasets) or "-"), ("parent", m.parent or "-"),
-        ("code", _kv(m.code) or "-"), ("environment", m.environment_digest or "-"),
-        ("description", m.description or "-"), ("created", f"{m.created_at} by {m.created_by}"),
+        ("digest", m.digest),
+        ("artifact", f"{m.artifact_name} ({m.artifact_kind}, {m.size} bytes)"),
+        ("framework", m.framework),
+        ("flavor", m.flavor),
+        ("aliases", ", ".join(m.aliases) or "-"),
+        ("metrics", _kv(m.metrics) or "-"),
+        ("params", _kv(m.params) or "-"),
+        ("tags", _kv(m.tags) or "-"),
+        ("datasets", ", ".join(m.datasets) or "-"),
+        ("parent", m.parent or "-"),
+        ("code", _kv(m.code) or "-"),
+        ("environment", m.environment_digest or "-"),
+        ("description", m.description or "-"),
+        ("created", f"{m.created_at} by {m.created_by}"),
         ("scan", m.scan_status),
     ]
     if m.deleted:
@@ -66,14 +90,22 @@ def dataset_detail(d: DatasetVersion) -> Table:
     for f in d.schema:
         s = d.stats.get(f["name"], {})
         mean = s.get("mean")
-        t.add_row(f["name"], f["type"], str(s.get("nulls", "")), str(s.get("min", "")), str(s.get("max", "")),
-                  f"{mean:.4g}" if isinstance(mean, float) else "", str(s.get("distinct", "")))
+        t.add_row(
+            f["name"],
+            f["type"],
+            str(s.get("nulls", "")),
+            str(s.get("min", "")),
+            str(s.get("max", "")),
+            f"{mean:.4g}" if isinstance(mean, float) else "",
+            str(s.get("distinct", "")),
+        )
     return t
 
 
 def lineage_tree(node: dict[str, Any], tree: Tree | None = None) -> Tree:
     label = {
-        "model": f"[bold cyan]model[/] {node.get('ref')}" + (f" @{','.join(node['aliases'])}" if node.get("aliases") else ""),
+        "model": f"[bold cyan]model[/] {node.get('ref')}"
+        + (f" @{','.join(node['aliases'])}" if node.get("aliases") else ""),
         "dataset": f"[green]dataset[/] {node.get('ref')} ({node.get('rows')} rows)",
         "source": f"[yellow]source[/] {str(node.get('digest'))[:23]}…",
     }[node["kind"]]

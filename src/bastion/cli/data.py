@@ -28,8 +28,11 @@ def register(
 
 
 @app.command("list")
-def list_(name: str = typer.Argument(None), all_: bool = typer.Option(False, "--all"),
-          json_out: bool = typer.Option(False, "--json")) -> None:
+def list_(
+    name: str = typer.Argument(None),
+    all_: bool = typer.Option(False, "--all"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
     """List dataset versions."""
     rows = project().list_datasets(name, include_deleted=all_)
     if json_out:

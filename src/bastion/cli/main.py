@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
             raise
         err_console.print(
             f"[bold red]internal error:[/] {type(e).__name__}: {e}\nRun again with --debug for the traceback, "
-            "and report it.", highlight=False,
+            "and report it.",
+            highlight=False,
         )
         sys.exit(EXIT_INTERNAL)
     if isinstance(rv, int) and rv:

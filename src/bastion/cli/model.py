@@ -54,9 +54,18 @@ def register(
     metrics = {k: _value(v) for k, v in _pairs(metric, "--metric").items()}
     params = {k: _value(v) for k, v in _pairs(param, "--param").items()}
     with progress_bar("Storing artifact") as bar:
-        mv = project().log_model(path, name=name, datasets=list(dataset or []), metrics=metrics,  # type: ignore[arg-type]
-                                 params=params, tags=_pairs(tag, "--tag"), description=description,
-                                 parent=parent, allow_findings=allowed, progress=bar)
+        mv = project().log_model(
+            path,
+            name=name,
+            datasets=list(dataset or []),
+            metrics=metrics,
+            params=params,
+            tags=_pairs(tag, "--tag"),
+            description=description,
+            parent=parent,
+            allow_findings=allowed,
+            progress=bar,
+        )
     if json_out:
         print_json(mv.to_dict())
     else:
@@ -78,8 +87,9 @@ def list_(
 
 
 @app.command("show")
-def show(ref: str = typer.Argument(..., help="NAME:VERSION or NAME@ALIAS."),
-         json_out: bool = typer.Option(False, "--json")) -> None:
+def show(
+    ref: str = typer.Argument(..., help="NAME:VERSION or NAME@ALIAS."), json_out: bool = typer.Option(False, "--json")
+) -> None:
     """Show one model version: metrics, params, lineage, code, environment, scan."""
     p = project()
     mv = p.get_model(ref, include_deleted=True)
@@ -155,7 +165,9 @@ def rollback(
 
 
 @app.command("delete")
-def delete(ref: str, reason: str = typer.Option("", "--reason"), json_out: bool = typer.Option(False, "--json")) -> None:
+def delete(
+    ref: str, reason: str = typer.Option("", "--reason"), json_out: bool = typer.Option(False, "--json")
+) -> None:
     """Soft-delete a version (kept until `bastion gc`; cannot be promoted)."""
     mv = project().delete_model(ref, reason=reason)
     if json_out:

@@ -12,6 +12,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from bastion.demo.data import ADULT_CATEGORICAL, ADULT_NUMERIC, ADULT_TARGET, load_adult
+from bastion.registry.records import ModelVersion
 
 if TYPE_CHECKING:
     from bastion.demo.run import DemoContext
@@ -19,10 +20,12 @@ if TYPE_CHECKING:
 
 def make_pipeline(C: float = 1.0) -> Pipeline:
     """One-hot categoricals, scaled numerics, logistic regression: a standard Adult baseline."""
-    pre = ColumnTransformer([
-        ("num", StandardScaler(), ADULT_NUMERIC),
-        ("cat", OneHotEncoder(handle_unknown="ignore"), ADULT_CATEGORICAL),
-    ])
+    pre = ColumnTransformer(
+        [
+            ("num", StandardScaler(), ADULT_NUMERIC),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ADULT_CATEGORICAL),
+        ]
+    )
     return Pipeline([("pre", pre), ("clf", LogisticRegression(C=C, max_iter=500))])
 
 
@@ -34,12 +37,13 @@ def _evaluate(model: Any, test: pd.DataFrame) -> dict[str, float]:
 
 def run(ctx: DemoContext) -> None:
     p, say = ctx.project, ctx.say
-    train: pd.DataFrame = ctx.state.get("train_df")  # type: ignore[assignment]
+    train: pd.DataFrame | None = ctx.state.get("train_df")
     if train is None:
         train = load_adult("train")
         ctx.state["train_df"] = train
-        ctx.state["dataset_ref"] = p.register_dataset(train, name="adult-train",
-                                                      description="UCI Adult training split").ref
+        ctx.state["dataset_ref"] = p.register_dataset(
+            train, name="adult-train", description="UCI Adult training split"
+        ).ref
     test = load_adult("test")
     ctx.state["test_df"] = test
     test_ds = p.register_dataset(test, name="adult-holdout", description="UCI Adult test split")
@@ -47,17 +51,24 @@ def run(ctx: DemoContext) -> None:
     say(f"Datasets: {ctx.state['dataset_ref']} ({len(train)} rows), {test_ds.ref} ({len(test)} rows)")
 
     features = ADULT_NUMERIC + ADULT_CATEGORICAL
-    versions = []
+    versions: list[ModelVersion] = []
     for C in (1.0, 0.05):
         model = make_pipeline(C).fit(train[features], train[ADULT_TARGET])
         metrics = _evaluate(model, test)
-        mv = p.log_model(model, name="income", datasets=[ctx.state["dataset_ref"]], metrics=metrics,
-                         params={"C": C, "model": "LogisticRegression"},
-                         description="Predicts whether income exceeds 50K (demo).",
-                         parent=versions[-1].ref if versions else None)
+        mv = p.log_model(
+            model,
+            name="income",
+            datasets=[ctx.state["dataset_ref"]],
+            metrics=metrics,
+            params={"C": C, "model": "LogisticRegression"},
+            description="Predicts whether income exceeds 50K (demo).",
+            parent=versions[-1].ref if versions else None,
+        )
         versions.append(mv)
-        say(f"Trained and registered {mv.ref}: accuracy {metrics['accuracy']:.3f}, ROC AUC {metrics['roc_auc']:.3f}"
-            f" (scan: {mv.scan_status})")
+        say(
+            f"Trained and registered {mv.ref}: accuracy {metrics['accuracy']:.3f}, ROC AUC {metrics['roc_auc']:.3f}"
+            f" (scan: {mv.scan_status})"
+        )
     ctx.state["model_ref"] = versions[0].ref
     ctx.state["model_refs"] = [v.ref for v in versions]
     ctx.state["target"] = ADULT_TARGET
@@ -65,8 +76,10 @@ def run(ctx: DemoContext) -> None:
     ctx.state["sensitive"] = ["sex", "race"]
 
     diff = p.diff_models(versions[0].ref, versions[1].ref)
-    say(f"Diff {versions[0].ref} vs {versions[1].ref}: params {sorted(diff['params'])}, "
-        f"same data: {diff['datasets']['same']}")
+    say(
+        f"Diff {versions[0].ref} vs {versions[1].ref}: params {sorted(diff['params'])}, "
+        f"same data: {diff['datasets']['same']}"
+    )
     lineage = p.lineage(versions[1].ref)
     say(f"Lineage of {versions[1].ref}: " + " -> ".join(_walk(lineage)))
 

@@ -26,8 +26,11 @@ def _set_alias(conn: Connection, project: Project, name: str, alias: str, versio
     if exists is None:
         conn.execute(aliases.insert().values(kind=KIND, name=name, alias=alias, **values))
     else:
-        conn.execute(aliases.update().where(
-            aliases.c.kind == KIND, aliases.c.name == name, aliases.c.alias == alias).values(**values))
+        conn.execute(
+            aliases.update()
+            .where(aliases.c.kind == KIND, aliases.c.name == name, aliases.c.alias == alias)
+            .values(**values)
+        )
 
 
 def promote(project: Project, ref: str, *, alias: str, force_reason: str | None) -> ModelVersion:
@@ -40,24 +43,34 @@ def promote(project: Project, ref: str, *, alias: str, force_reason: str | None)
     if decision is not None and not decision.allowed:
         if not force_reason or not force_reason.strip():
             raise PolicyViolation(
-                f"Promotion of {mv.ref} to '{alias}' refused: " + "; ".join(decision.reasons)
+                f"Promotion of {mv.ref} to '{alias}' refused: "
+                + "; ".join(decision.reasons)
                 + ". Fix these, or use --force with --reason (audited)."
             )
         forced = True
     with project.transaction() as conn:
-        current = conn.execute(select(models.c.deleted_at).where(
-            models.c.name == mv.name, models.c.version == mv.version)).scalar()
+        current = conn.execute(
+            select(models.c.deleted_at).where(models.c.name == mv.name, models.c.version == mv.version)
+        ).scalar()
         if current is not None:
             raise RegistryError(f"Model {mv.ref} was deleted meanwhile; not promoted.")
-        previous = conn.execute(select(aliases.c.version).where(
-            aliases.c.kind == KIND, aliases.c.name == mv.name, aliases.c.alias == alias)).scalar()
+        previous = conn.execute(
+            select(aliases.c.version).where(aliases.c.kind == KIND, aliases.c.name == mv.name, aliases.c.alias == alias)
+        ).scalar()
         _set_alias(conn, project, mv.name, alias, mv.version)
-        conn.execute(alias_history.insert().values(
-            kind=KIND, name=mv.name, alias=alias, version=mv.version, active=1, at=now_iso(), by=project.actor,
-            reason=force_reason or "",
-        ))
-        details: dict[str, Any] = {"alias": alias, "version": mv.version, "previous": previous,
-                                   "digest": mv.digest}
+        conn.execute(
+            alias_history.insert().values(
+                kind=KIND,
+                name=mv.name,
+                alias=alias,
+                version=mv.version,
+                active=1,
+                at=now_iso(),
+                by=project.actor,
+                reason=force_reason or "",
+            )
+        )
+        details: dict[str, Any] = {"alias": alias, "version": mv.version, "previous": previous, "digest": mv.digest}
         if decision is not None:
             details["evidence"] = decision.evidence
         if forced:
@@ -80,9 +93,17 @@ def rollback(project: Project, name: str, *, alias: str, reason: str) -> ModelVe
     check_alias(alias)
     with project.transaction() as conn:
         resolve_version(conn, models, KIND, name) if _has_any(conn, name) else _raise_no_model(conn, name)
-        stack = conn.execute(select(alias_history.c.id, alias_history.c.version).where(
-            alias_history.c.kind == KIND, alias_history.c.name == name, alias_history.c.alias == alias,
-            alias_history.c.active == 1).order_by(alias_history.c.id.desc()).limit(2)).all()
+        stack = conn.execute(
+            select(alias_history.c.id, alias_history.c.version)
+            .where(
+                alias_history.c.kind == KIND,
+                alias_history.c.name == name,
+                alias_history.c.alias == alias,
+                alias_history.c.active == 1,
+            )
+            .order_by(alias_history.c.id.desc())
+            .limit(2)
+        ).all()
         if not stack:
             raise RegistryError(f"Alias '{alias}' of model '{name}' has never been set; nothing to roll back.")
         if len(stack) < 2:
@@ -93,9 +114,17 @@ def rollback(project: Project, name: str, *, alias: str, reason: str) -> ModelVe
         top, below = stack[0], stack[1]
         conn.execute(alias_history.update().where(alias_history.c.id == top.id).values(active=0))
         _set_alias(conn, project, name, alias, int(below.version))
-        project.record(conn, "model.rollback", f"{name}:{below.version}", {
-            "alias": alias, "from": int(top.version), "to": int(below.version), "reason": reason,
-        })
+        project.record(
+            conn,
+            "model.rollback",
+            f"{name}:{below.version}",
+            {
+                "alias": alias,
+                "from": int(top.version),
+                "to": int(below.version),
+                "reason": reason,
+            },
+        )
     return project.get_model(f"{name}:{below.version}", include_deleted=True)
 
 
@@ -110,8 +139,15 @@ def _raise_no_model(conn: Connection, name: str) -> None:
 
 def history(project: Project, name: str, alias: str) -> list[dict[str, Any]]:
     with project.db.read() as conn:
-        rows = conn.execute(select(alias_history).where(
-            alias_history.c.kind == KIND, alias_history.c.name == name, alias_history.c.alias == alias,
-        ).order_by(alias_history.c.id)).all()
-    return [{"version": int(r.version), "active": bool(r.active), "at": r.at, "by": r.by, "reason": r.reason}
-            for r in rows]
+        rows = conn.execute(
+            select(alias_history)
+            .where(
+                alias_history.c.kind == KIND,
+                alias_history.c.name == name,
+                alias_history.c.alias == alias,
+            )
+            .order_by(alias_history.c.id)
+        ).all()
+    return [
+        {"version": int(r.version), "active": bool(r.active), "at": r.at, "by": r.by, "reason": r.reason} for r in rows
+    ]

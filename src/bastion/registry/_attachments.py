@@ -23,14 +23,22 @@ def _table(subject_kind: str) -> Any:
     return _TABLES[subject_kind]
 
 
-def insert_doc(project: Project, conn: Connection, subject_kind: str, name: str, version: int, kind: str,
-               document: dict[str, Any]) -> str:
+def insert_doc(
+    project: Project, conn: Connection, subject_kind: str, name: str, version: int, kind: str, document: dict[str, Any]
+) -> str:
     data = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode()
     digest = project.blobs.put_bytes(data)
-    conn.execute(attachments.insert().values(
-        subject_kind=subject_kind, name=name, version=version, doc_kind=kind, digest=digest,
-        created_at=now_iso(), created_by=project.actor,
-    ))
+    conn.execute(
+        attachments.insert().values(
+            subject_kind=subject_kind,
+            name=name,
+            version=version,
+            doc_kind=kind,
+            digest=digest,
+            created_at=now_iso(),
+            created_by=project.actor,
+        )
+    )
     project.record(conn, f"{subject_kind}.attach.{kind}", f"{name}:{version}", {"digest": digest})
     return digest
 
@@ -47,10 +55,14 @@ def list_docs(project: Project, ref: str, kind: str, *, subject_kind: str) -> li
     with project.db.read() as conn:
         name, version = resolve_version(conn, _table(subject_kind), subject_kind, ref)
         rows = conn.execute(
-            select(attachments.c.digest).where(
-                attachments.c.subject_kind == subject_kind, attachments.c.name == name,
-                attachments.c.version == version, attachments.c.doc_kind == kind,
-            ).order_by(attachments.c.id)
+            select(attachments.c.digest)
+            .where(
+                attachments.c.subject_kind == subject_kind,
+                attachments.c.name == name,
+                attachments.c.version == version,
+                attachments.c.doc_kind == kind,
+            )
+            .order_by(attachments.c.id)
         ).all()
     out = []
     for (digest,) in rows:

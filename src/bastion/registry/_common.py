@@ -43,7 +43,9 @@ def resolve_version(conn: Connection, table: Table, kind: str, ref: str | Ref) -
         return r.name, r.version
     if r.alias is not None:
         v = conn.execute(
-            select(aliases.c.version).where(aliases.c.kind == kind, aliases.c.name == r.name, aliases.c.alias == r.alias)
+            select(aliases.c.version).where(
+                aliases.c.kind == kind, aliases.c.name == r.name, aliases.c.alias == r.alias
+            )
         ).scalar()
         if v is None:
             raise NotFoundError(_missing(conn, table, kind, r))
@@ -57,14 +59,22 @@ def resolve_version(conn: Connection, table: Table, kind: str, ref: str | Ref) -
 
 
 def _missing(conn: Connection, table: Table, kind: str, r: Ref) -> str:
-    versions = [int(v) for (v,) in conn.execute(select(table.c.version).where(table.c.name == r.name).order_by(table.c.version))]
+    versions = [
+        int(v) for (v,) in conn.execute(select(table.c.version).where(table.c.name == r.name).order_by(table.c.version))
+    ]
     if not versions:
         names = [n for (n,) in conn.execute(select(table.c.name).distinct().order_by(table.c.name).limit(20))]
         known = ", ".join(names) if names else "none yet"
         return f"No {kind} named '{r.name}'. Known {kind}s: {known}."
     if r.alias is not None:
-        al = [a for (a,) in conn.execute(
-            select(aliases.c.alias).where(aliases.c.kind == kind, aliases.c.name == r.name).order_by(aliases.c.alias))]
+        al = [
+            a
+            for (a,) in conn.execute(
+                select(aliases.c.alias)
+                .where(aliases.c.kind == kind, aliases.c.name == r.name)
+                .order_by(aliases.c.alias)
+            )
+        ]
         return f"{kind.capitalize()} '{r.name}' has no alias '{r.alias}'. Aliases: {', '.join(al) or 'none'}."
     span = f"{versions[0]}..{versions[-1]}" if len(versions) > 1 else str(versions[0])
     return f"{kind.capitalize()} '{r.name}' has no version {r.version or '(live)'}; versions: {span}."
@@ -78,5 +88,3 @@ def aliases_of(conn: Connection, kind: str, name: str) -> dict[int, tuple[str, .
     ):
         out.setdefault(int(version), []).append(alias)
     return {v: tuple(sorted(a)) for v, a in out.items()}
-
-

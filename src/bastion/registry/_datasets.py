@@ -24,16 +24,36 @@ KIND = "dataset"
 
 def _row(r: Any, al: tuple[str, ...] = ()) -> DatasetVersion:
     return DatasetVersion(
-        name=r.name, version=int(r.version), digest=r.digest, fmt=r.fmt, rows=r.rows, size=r.size,
-        schema=loads(r.schema_json, []), stats=loads(r.stats_json, {}), description=r.description or "",
-        tags=loads(r.tags_json, {}), derived_from=loads(r.derived_from_json, []), extra=loads(r.extra_json, {}),
-        created_at=r.created_at, created_by=r.created_by, deleted_at=r.deleted_at, aliases=al,
+        name=r.name,
+        version=int(r.version),
+        digest=r.digest,
+        fmt=r.fmt,
+        rows=r.rows,
+        size=r.size,
+        schema=loads(r.schema_json, []),
+        stats=loads(r.stats_json, {}),
+        description=r.description or "",
+        tags=loads(r.tags_json, {}),
+        derived_from=loads(r.derived_from_json, []),
+        extra=loads(r.extra_json, {}),
+        created_at=r.created_at,
+        created_by=r.created_by,
+        deleted_at=r.deleted_at,
+        aliases=al,
     )
 
 
-def register(project: Project, source: Any, *, name: str, description: str, tags: dict[str, str],
-             derived_from: list[str], extra: dict[str, Any],
-             progress: Callable[[int, int], None] | None = None) -> DatasetVersion:
+def register(
+    project: Project,
+    source: Any,
+    *,
+    name: str,
+    description: str,
+    tags: dict[str, str],
+    derived_from: list[str],
+    extra: dict[str, Any],
+    progress: Callable[[int, int], None] | None = None,
+) -> DatasetVersion:
     check_name(name, "dataset name")
     with project.tempdir() as tmp:
         path, fmt = _source_path(source, Path(tmp))
@@ -45,14 +65,30 @@ def register(project: Project, source: Any, *, name: str, description: str, tags
     with project.transaction() as conn:
         version = next_version(conn, datasets, name)
         ts = now_iso()
-        conn.execute(datasets.insert().values(
-            name=name, version=version, digest=digest, fmt=fmt, rows=rows, size=size,
-            schema_json=dumps(schema), stats_json=dumps(stats), description=description,
-            tags_json=dumps(tags), derived_from_json=dumps(derived_from), extra_json=dumps(extra),
-            created_at=ts, created_by=project.actor,
-        ))
-        project.record(conn, "dataset.register", f"{name}:{version}",
-                       {"digest": digest, "rows": rows, "format": fmt, "derived_from": derived_from})
+        conn.execute(
+            datasets.insert().values(
+                name=name,
+                version=version,
+                digest=digest,
+                fmt=fmt,
+                rows=rows,
+                size=size,
+                schema_json=dumps(schema),
+                stats_json=dumps(stats),
+                description=description,
+                tags_json=dumps(tags),
+                derived_from_json=dumps(derived_from),
+                extra_json=dumps(extra),
+                created_at=ts,
+                created_by=project.actor,
+            )
+        )
+        project.record(
+            conn,
+            "dataset.register",
+            f"{name}:{version}",
+            {"digest": digest, "rows": rows, "format": fmt, "derived_from": derived_from},
+        )
         row = conn.execute(select(datasets).where(datasets.c.name == name, datasets.c.version == version)).one()
     return _row(row)
 
@@ -157,6 +193,8 @@ def delete(project: Project, ref: str, *, reason: str) -> DatasetVersion:
         r = conn.execute(select(datasets).where(datasets.c.name == name, datasets.c.version == version)).one()
         if r.deleted_at is not None:
             raise RegistryError(f"Dataset {name}:{version} is already deleted.")
-        conn.execute(datasets.update().where(datasets.c.id == r.id).values(deleted_at=now_iso(), deleted_by=project.actor))
+        conn.execute(
+            datasets.update().where(datasets.c.id == r.id).values(deleted_at=now_iso(), deleted_by=project.actor)
+        )
         project.record(conn, "dataset.delete", f"{name}:{version}", {"reason": reason})
     return get(project, f"{name}:{version}", include_deleted=True)

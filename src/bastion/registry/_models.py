@@ -30,12 +30,27 @@ _env_digest_cache: dict[int, str] = {}
 
 def _row(r: Any, al: tuple[str, ...] = ()) -> ModelVersion:
     return ModelVersion(
-        name=r.name, version=int(r.version), digest=r.digest, artifact_kind=r.artifact_kind,
-        artifact_name=r.artifact_name, size=r.size, framework=r.framework, flavor=r.flavor,
-        metrics=loads(r.metrics_json, {}), params=loads(r.params_json, {}), tags=loads(r.tags_json, {}),
-        description=r.description or "", datasets=loads(r.datasets_json, []), parent=r.parent,
-        code=loads(r.code_json, {}), environment_digest=r.environment_digest, scan_status=r.scan_status,
-        created_at=r.created_at, created_by=r.created_by, deleted_at=r.deleted_at, aliases=al,
+        name=r.name,
+        version=int(r.version),
+        digest=r.digest,
+        artifact_kind=r.artifact_kind,
+        artifact_name=r.artifact_name,
+        size=r.size,
+        framework=r.framework,
+        flavor=r.flavor,
+        metrics=loads(r.metrics_json, {}),
+        params=loads(r.params_json, {}),
+        tags=loads(r.tags_json, {}),
+        description=r.description or "",
+        datasets=loads(r.datasets_json, []),
+        parent=r.parent,
+        code=loads(r.code_json, {}),
+        environment_digest=r.environment_digest,
+        scan_status=r.scan_status,
+        created_at=r.created_at,
+        created_by=r.created_by,
+        deleted_at=r.deleted_at,
+        aliases=al,
     )
 
 
@@ -72,9 +87,20 @@ def _environment_digest(project: Project) -> str:
     return _env_digest_cache[key]
 
 
-def register(project: Project, model: Any, *, name: str, datasets: list[Any], metrics: dict[str, Any],
-             params: dict[str, Any], tags: dict[str, str], description: str, parent: str | None,
-             allow_findings: dict[str, str], progress: Callable[[int, int], None] | None = None) -> ModelVersion:
+def register(
+    project: Project,
+    model: Any,
+    *,
+    name: str,
+    datasets: list[Any],
+    metrics: dict[str, Any],
+    params: dict[str, Any],
+    tags: dict[str, str],
+    description: str,
+    parent: str | None,
+    allow_findings: dict[str, str],
+    progress: Callable[[int, int], None] | None = None,
+) -> ModelVersion:
     check_name(name, "model name")
     metrics_f = _check_metrics(metrics)
     dataset_refs = _dataset_refs(project, datasets)
@@ -98,19 +124,42 @@ def register(project: Project, model: Any, *, name: str, datasets: list[Any], me
     with project.transaction() as conn:
         version = next_version(conn, models, name)
         ref = f"{name}:{version}"
-        conn.execute(models.insert().values(
-            name=name, version=version, digest=digest, artifact_kind=kind, artifact_name=artifact_name, size=size,
-            framework=framework, flavor=flavor, metrics_json=dumps(metrics_f), params_json=dumps(params),
-            tags_json=dumps(tags), description=description, datasets_json=dumps(dataset_refs), parent=parent_ref,
-            code_json=dumps(code), environment_digest=env_digest,
-            scan_status=scan_doc["status"] if scan_doc else "unscanned",
-            created_at=now_iso(), created_by=project.actor,
-        ))
-        project.record(conn, "model.register", ref, {
-            "digest": digest, "datasets": dataset_refs, "parent": parent_ref, "flavor": flavor,
-            "scan": scan_doc["status"] if scan_doc else "unscanned",
-            "allowed_findings": allow_findings or {},
-        })
+        conn.execute(
+            models.insert().values(
+                name=name,
+                version=version,
+                digest=digest,
+                artifact_kind=kind,
+                artifact_name=artifact_name,
+                size=size,
+                framework=framework,
+                flavor=flavor,
+                metrics_json=dumps(metrics_f),
+                params_json=dumps(params),
+                tags_json=dumps(tags),
+                description=description,
+                datasets_json=dumps(dataset_refs),
+                parent=parent_ref,
+                code_json=dumps(code),
+                environment_digest=env_digest,
+                scan_status=scan_doc["status"] if scan_doc else "unscanned",
+                created_at=now_iso(),
+                created_by=project.actor,
+            )
+        )
+        project.record(
+            conn,
+            "model.register",
+            ref,
+            {
+                "digest": digest,
+                "datasets": dataset_refs,
+                "parent": parent_ref,
+                "flavor": flavor,
+                "scan": scan_doc["status"] if scan_doc else "unscanned",
+                "allowed_findings": allow_findings or {},
+            },
+        )
         if scan_doc is not None:
             _scanning.attach_in(project, conn, name, version, scan_doc)
         row = conn.execute(select(models).where(models.c.name == name, models.c.version == version)).one()
@@ -168,7 +217,7 @@ def load(project: Project, ref: str, *, trusted: list[str] | None) -> Any:
                 f"Model {mv.ref} is a pickle whose recorded scan is '{mv.scan_status}'; Bastion unpickles only "
                 "artifacts scanned clean. Re-save it with skops, or run 'bastion model scan'."
             )
-        return pickle.loads(data)  # noqa: S301 - allowlist scan recorded clean, digest verified above
+        return pickle.loads(data)
     raise UnsafeArtifactError(
         f"Model {mv.ref} has flavor '{mv.flavor}', which Bastion does not load itself; use model_path() "
         "and your framework's safe loader."
@@ -213,8 +262,14 @@ def lineage(project: Project, ref: str) -> dict[str, Any]:
                 children.append({"kind": "source", "digest": src, "children": []})
             else:
                 children.append(dataset_node(src))
-        return {"kind": "dataset", "ref": dv.ref, "digest": dv.digest, "rows": dv.rows,
-                "deleted": dv.deleted, "children": children}
+        return {
+            "kind": "dataset",
+            "ref": dv.ref,
+            "digest": dv.digest,
+            "rows": dv.rows,
+            "deleted": dv.deleted,
+            "children": children,
+        }
 
     def model_node(mref: str) -> dict[str, Any]:
         mv = get(project, mref, include_deleted=True)
@@ -222,8 +277,14 @@ def lineage(project: Project, ref: str) -> dict[str, Any]:
         if mv.parent and mv.parent not in seen:
             seen.add(mv.parent)
             children.append(model_node(mv.parent))
-        return {"kind": "model", "ref": mv.ref, "digest": mv.digest, "aliases": list(mv.aliases),
-                "deleted": mv.deleted, "children": children}
+        return {
+            "kind": "model",
+            "ref": mv.ref,
+            "digest": mv.digest,
+            "aliases": list(mv.aliases),
+            "deleted": mv.deleted,
+            "children": children,
+        }
 
     return model_node(ref)
 

@@ -52,12 +52,14 @@ def scan_for_register(project: Project, path: Path, *, allow_findings: dict[str,
         )
     status = "clean" if not blocking else "allowed"
     max_sev = report.max_severity
-    doc.update({
-        "status": status,
-        "clean": not blocking,
-        "max_severity": max_sev.name if max_sev is not None else None,
-        "allowed_findings": dict(allow_findings),
-    })
+    doc.update(
+        {
+            "status": status,
+            "clean": not blocking,
+            "max_severity": max_sev.name if max_sev is not None else None,
+            "allowed_findings": dict(allow_findings),
+        }
+    )
     return doc
 
 

@@ -23,7 +23,7 @@ def capture_environment() -> dict[str, Any]:
     if _env_cache is None:
         packages: dict[str, str] = {}
         for dist in importlib.metadata.distributions():
-            name = dist.metadata.get("Name") if dist.metadata else None
+            name = dist.metadata["Name"] if dist.metadata else None
             if name:
                 packages[str(name).lower()] = str(dist.version)
         _env_cache = {
@@ -52,7 +52,11 @@ def capture_code(cwd: str | Path | None = None) -> dict[str, Any]:
         if commit.returncode == 0:
             status = subprocess.run(
                 ["git", "status", "--porcelain", "--untracked-files=no"],
-                cwd=key, capture_output=True, text=True, timeout=10, check=False,
+                cwd=key,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
             )
             info = {"git_commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.TimeoutExpired):

@@ -66,7 +66,9 @@ def _is_data(p: Path) -> bool:
         return False
 
 
-def iter_batches(path: str | Path, *, batch_rows: int = 65536, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+def iter_batches(
+    path: str | Path, *, batch_rows: int = 65536, columns: list[str] | None = None
+) -> Iterator[pa.RecordBatch]:
     """Stream record batches from a file or folder in constant memory."""
     import pyarrow.csv as pacsv
     import pyarrow.json as pajson

@@ -7,6 +7,7 @@ Local folders are the default; any fsspec URL (for example ``s3://bucket/prefix`
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import queue
@@ -157,7 +158,9 @@ class LocalBlobStore(BlobStore):
                 if f.read(1) != b"{":
                     return None
         except FileNotFoundError as e:
-            raise IntegrityError(f"The stored blob {digest} of {what or 'an artifact'} is missing from {self.root}.") from e
+            raise IntegrityError(
+                f"The stored blob {digest} of {what or 'an artifact'} is missing from {self.root}."
+            ) from e
         return super().read_manifest(digest, what=what)
 
     def _commit(self, tmp: Path, digest: str) -> str:
@@ -195,7 +198,7 @@ class LocalBlobStore(BlobStore):
         src = Path(path)
         try:
             total = src.stat().st_size
-            fin = open(src, "rb")  # noqa: SIM115 - closed below
+            fin = open(src, "rb")
         except OSError as e:
             raise DataError(f"Cannot read {src}: {e.strerror}.") from e
         fd, name = tempfile.mkstemp(dir=self.root / "tmp", prefix="put-")
@@ -303,7 +306,7 @@ class LocalBlobStore(BlobStore):
         return n
 
 
-def _copy_hashing(fin: IO[bytes], fout: IO[bytes], total: int, progress: Callable[[int, int], None] | None) -> str:
+def _copy_hashing(fin: io.BufferedReader, fout: IO[bytes], total: int, progress: Callable[[int, int], None] | None) -> str:
     """Stream ``fin`` to ``fout`` while hashing; hashing and writing overlap in two threads."""
     h = hashlib.sha256()
     if total <= CHUNK:

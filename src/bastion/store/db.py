@@ -19,7 +19,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from bastion.errors import ConfigError, StoreError
 
-__all__ = ["Database", "HEAD_REVISION"]
+__all__ = ["HEAD_REVISION", "Database"]
 
 log = logging.getLogger("bastion.store")
 
