@@ -129,7 +129,9 @@ def test_swapped_artifact_is_refused_at_load(project: Project, toy_model: Logist
     mv = project.log_model(toy_model, name="m")
     blob = project.blobs.path_of(mv.digest)  # type: ignore[attr-defined]
     os.chmod(blob, 0o644)
-    blob.write_bytes(blob.read_bytes()[:-1] + b"\x00")
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    blob.write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match="model m:1"):
         project.load_model("m:1")
 

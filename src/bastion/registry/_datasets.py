@@ -13,7 +13,6 @@ from bastion.errors import DataError, RegistryError
 from bastion.registry._common import aliases_of, dumps, loads, next_version, now_iso, resolve_version
 from bastion.registry.records import DatasetVersion
 from bastion.registry.refs import check_name
-from bastion.registry.tables import detect_format, iter_batches, summarize
 from bastion.store.schema import datasets
 
 if TYPE_CHECKING:
@@ -54,6 +53,8 @@ def register(
     extra: dict[str, Any],
     progress: Callable[[int, int], None] | None = None,
 ) -> DatasetVersion:
+    from bastion.registry.tables import iter_batches, summarize
+
     check_name(name, "dataset name")
     with project.tempdir() as tmp:
         path, fmt = _source_path(source, Path(tmp))
@@ -101,6 +102,8 @@ def _size(path: Path) -> int:
 
 def _source_path(source: Any, tmp: Path) -> tuple[Path, str]:
     """A local path holding the data, and its format; DataFrames are written to Parquet."""
+    from bastion.registry.tables import detect_format
+
     try:
         import pandas as pd
     except ImportError:  # pragma: no cover - pandas is a dependency

@@ -86,15 +86,18 @@ def untrusted_types(data: bytes) -> list[str]:
 def load_skops_bytes(data: bytes, *, trusted: list[str] | None = None, what: str = "model") -> Any:
     """Load a skops artifact only if every type in it is trusted by skops or named in ``trusted``."""
     import skops.io as sio
+    from skops.io.exceptions import UntrustedTypesFoundException
 
     extra = set(trusted or [])
-    bad = [t for t in untrusted_types(data) if t not in extra]
-    if bad:
-        raise UnsafeArtifactError(
-            f"{what} contains types that are not trusted: {', '.join(sorted(bad))}. Nothing was loaded. "
-            "If you have reviewed them, pass them explicitly: load_model(ref, trusted=[...])."
-        )
+    # skops.io.load audits the tree against the same trusted set before constructing anything, so one
+    # parse does both; the separate audit below runs only on failure, to give the precise error.
     try:
         return sio.load(io.BytesIO(data), trusted=sorted(extra) or None)
     except Exception as e:
+        bad = [t for t in untrusted_types(data) if t not in extra]  # raises when it cannot be audited
+        if bad or isinstance(e, UntrustedTypesFoundException):
+            raise UnsafeArtifactError(
+                f"{what} contains types that are not trusted: {', '.join(sorted(bad)) or e}. Nothing was loaded. "
+                "If you have reviewed them, pass them explicitly: load_model(ref, trusted=[...])."
+            ) from e
         raise DataError(f"{what} could not be loaded by skops: {e}") from e
