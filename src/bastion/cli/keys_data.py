@@ -1,0 +1,152 @@
+"""`bastion keys init` and `bastion keys data …` (owned by the protection work)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from bastion.cli._common import console, err_console, print_json, project
+from bastion.crypto.keys import (
+    ENV_VAR,
+    PASSPHRASE_ENV,
+    EnvKeyProvider,
+    FileKeyProvider,
+    KeyProvider,
+    Keyring,
+    create_key_file,
+    keyring_path,
+    rotate_master_key,
+)
+from bastion.errors import KeyManagementError
+
+NEW_PASSPHRASE_ENV = "BASTION_NEW_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
+
+
+def _ask_passphrase(prompt: str, *, confirm: bool) -> str:
+    value = os.environ.get(PASSPHRASE_ENV)
+    if value:
+        return value
+    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
+
+
+def load_provider(settings: Any, *, required: bool = True) -> KeyProvider | None:
+    """The project's master key: ``BASTION_MASTER_KEY``, else the key file (asks for its passphrase)."""
+    if os.environ.get(ENV_VAR):
+        return EnvKeyProvider()
+    path = settings.key_path
+    if not path.is_file():
+        if required:
+            raise KeyManagementError(
+                f"No master key file at {path}. Run `bastion keys init`, or set {ENV_VAR}."
+            )
+        return None
+    try:
+        return FileKeyProvider(path, os.environ.get(PASSPHRASE_ENV))
+    except KeyManagementError:
+        if os.environ.get(PASSPHRASE_ENV):
+            raise
+    # protected and no passphrase in the environment: ask (a wrong one still fails clearly)
+    return FileKeyProvider(path, _ask_passphrase(f"Passphrase for {path}", confirm=False))
+
+
+def load_keyring(settings: Any, *, required: bool = True) -> Keyring | None:
+    """The project's data key ring opened with its master key."""
+    provider = load_provider(settings, required=required)
+    return Keyring(keyring_path(settings.key_path), provider) if provider is not None else None
+
+
+def register(app: typer.Typer) -> None:
+    """Add `init` and the `data` sub-group to the `keys` group."""
+    data_app = typer.Typer(
+        help="Data keys (encryption and tokenization) wrapped by the master key.", no_args_is_help=True
+    )
+
+    @app.command("init")
+    def init(
+        no_passphrase: bool = typer.Option(
+            False, "--no-passphrase", help="Development only: store the master key unencrypted (audited)."
+        ),
+        json_out: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Create the project's master key (passphrase from BASTION_KEY_PASSPHRASE or a prompt)."""
+        p = project()
+        path = p.settings.key_path
+        passphrase = None if no_passphrase else _ask_passphrase("New key passphrase", confirm=True)
+        provider = create_key_file(path, passphrase)
+        Keyring(keyring_path(path), provider).save()
+        p.audited(
+            "keys.init",
+            provider.key_id,
+            {"key_file": str(path), "passphrase": not no_passphrase, "unsafe_no_passphrase": no_passphrase},
+        )
+        doc = {
+            "schema_version": 1,
+            "master_key_id": provider.key_id,
+            "key_file": str(path),
+            "protected": not no_passphrase,
+        }
+        if json_out:
+            print_json(doc)
+            return
+        console.print(f"Created master key [bold]{provider.key_id}[/] in {path} (mode 0600).")
+        if no_passphrase:
+            err_console.print(
+                "[yellow]warning:[/] the key is stored without a passphrase (development mode); "
+                "this was recorded in the audit log."
+            )
+
+    @data_app.command("rotate")
+    def rotate(
+        new_key_env: str = typer.Option(
+            None, "--new-key-env", help="With BASTION_MASTER_KEY: the variable holding the new master key."
+        ),
+        json_out: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Re-wrap every data key under a new master key (the data is not re-encrypted)."""
+        p = project()
+        old = load_provider(p.settings)
+        assert old is not None
+        new_provider: KeyProvider | None = None
+        new_passphrase: str | None = None
+        if isinstance(old, EnvKeyProvider):
+            if not new_key_env:
+                raise KeyManagementError(
+                    f"The master key comes from {ENV_VAR}; give --new-key-env VAR naming the "
+                    "variable that holds the new key."
+                )
+            new_provider = EnvKeyProvider(new_key_env)
+        elif isinstance(old, FileKeyProvider) and old.protected:
+            new_passphrase = (
+                os.environ.get(NEW_PASSPHRASE_ENV)
+                or os.environ.get(PASSPHRASE_ENV)
+                or str(typer.prompt("Passphrase for the new key", hide_input=True, confirmation_prompt=True))
+            )
+        result = rotate_master_key(
+            p.settings.key_path, old, new_passphrase=new_passphrase, new_provider=new_provider
+        )
+        p.audited("keys.data.rotate", result.new_key_id, result.to_dict())
+        if json_out:
+            print_json(result.to_dict())
+        else:
+            console.print(
+                f"Re-wrapped {result.data_keys} data key(s): master key {result.old_key_id} -> "
+                f"[bold]{result.new_key_id}[/]."
+            )
+
+    @data_app.command("list")
+    def list_(json_out: bool = typer.Option(False, "--json")) -> None:
+        """List the project's data keys (ids, purpose, scope; never key material)."""
+        p = project()
+        entries = Keyring.list_entries(keyring_path(p.settings.key_path))
+        if json_out:
+            print_json([e.to_dict() for e in entries])
+            return
+        table = Table("key id", "purpose", "scope", "created", "wrapped by")
+        for e in entries:
+            table.add_row(e.key_id, e.purpose, e.scope, e.created, ", ".join(e.master_key_ids))
+        console.print(table)
+
+    app.add_typer(data_app, name="data")

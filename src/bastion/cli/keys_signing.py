@@ -1,0 +1,101 @@
+"""`bastion keys signing init|list|rotate|revoke|export` (owned by the signing work)."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+from rich.table import Table
+
+from bastion.cli._common import console, print_json, project
+
+
+def _passphrase(confirm: bool) -> str:
+    from bastion.crypto.signing.keys import PASSPHRASE_ENV
+
+    value = os.environ.get(PASSPHRASE_ENV)
+    if value:
+        return value
+    entered: str = typer.prompt("Passphrase for the signing key", hide_input=True, confirmation_prompt=confirm)
+    return entered
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `signing` sub-group to the `keys` group."""
+    signing = typer.Typer(
+        help="Signing keys (EC P-256/P-384) for model signatures and gate attestations.", no_args_is_help=True
+    )
+
+    @signing.command("init")
+    def init(
+        name: str = typer.Argument(..., help="Key name, e.g. 'release'."),
+        curve: str = typer.Option("P-256", "--curve", help="P-256 or P-384."),
+        cert: str = typer.Option(None, "--cert", help="PEM certificate chain (leaf first) for this key."),
+        json_out: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Create a signing key, stored encrypted with a passphrase (BASTION_KEY_PASSPHRASE or prompt)."""
+        from bastion.crypto.signing.keys import init_signing_key
+
+        rec = init_signing_key(project(), name, passphrase=_passphrase(True), curve=curve, certificate_chain=cert)
+        if json_out:
+            print_json(rec.to_dict())
+        else:
+            console.print(f"Created signing key [bold]{rec.name}[/] ({rec.curve}, {rec.fingerprint}).")
+
+    @signing.command("list")
+    def list_(json_out: bool = typer.Option(False, "--json")) -> None:
+        """List signing keys with their status (active, rotated, revoked)."""
+        from bastion.crypto.signing.keys import list_signing_keys
+
+        recs = list_signing_keys(project())
+        if json_out:
+            print_json([r.to_dict() for r in recs])
+            return
+        t = Table(title="Signing keys")
+        for col in ("name", "status", "curve", "fingerprint", "created", "changed"):
+            t.add_column(col)
+        for r in recs:
+            changed = r.revoked_at or r.rotated_at or ""
+            t.add_row(r.name, r.status, r.curve, r.fingerprint[:23] + "…", r.created, changed)
+        console.print(t)
+
+    @signing.command("rotate")
+    def rotate(
+        name: str = typer.Argument(..., help="Key to replace."),
+        curve: str = typer.Option(None, "--curve", help="Curve of the new key (default: same as the old)."),
+        json_out: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Replace a key with a new one; signatures by the old key stay valid."""
+        from bastion.crypto.signing.keys import rotate_signing_key
+
+        rec = rotate_signing_key(project(), name, passphrase=_passphrase(True), curve=curve)
+        if json_out:
+            print_json(rec.to_dict())
+        else:
+            console.print(f"Rotated [bold]{rec.name}[/]: new key {rec.fingerprint}.")
+
+    @signing.command("revoke")
+    def revoke(
+        name: str = typer.Argument(..., help="Key to revoke."),
+        reason: str = typer.Option(..., "--reason", help="Why (goes into the audit log)."),
+        fingerprint: str = typer.Option(None, "--fingerprint", help="Revoke this exact version of the key."),
+        json_out: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Revoke a key: signatures made with it stop verifying."""
+        from bastion.crypto.signing.keys import revoke_signing_key
+
+        rec = revoke_signing_key(project(), name, reason=reason, fingerprint=fingerprint)
+        if json_out:
+            print_json(rec.to_dict())
+        else:
+            console.print(f"Revoked [bold]{rec.name}[/] ({rec.fingerprint}).")
+
+    @signing.command("export")
+    def export(name: str = typer.Argument(..., help="Key whose public key to print (PEM).")) -> None:
+        """Print the active public key (PEM), e.g. for `model_signing verify key --public_key`."""
+        from bastion.crypto.signing.keys import Keyring, signing_dir
+
+        rec = Keyring(signing_dir(project())).active(name)
+        typer.echo(rec.public_key, nl=False)
+
+    app.add_typer(signing, name="signing")

@@ -1,0 +1,96 @@
+"""Protection inside a Bastion project: register the output with lineage, attach the report, audit reveals.
+
+The CLI calls these; each is one library call so the command stays a thin door.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bastion.crypto.keys import Keyring
+from bastion.data.protect._run import protect_file
+from bastion.data.protect.report import ProtectionReport
+from bastion.errors import DataError
+
+__all__ = ["protect_into_project", "reveal_audited"]
+
+
+def protect_into_project(
+    project: Any,
+    source: Path | str,
+    output: Path | str,
+    *,
+    policy: Any = None,
+    keyring: Keyring | None,
+    name: str | None = None,
+    engine: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+    register: bool = True,
+) -> tuple[ProtectionReport, Any]:
+    """Protect ``source`` into ``output``, register it as a dataset version and attach the report.
+
+    Returns the report and the new ``DatasetVersion`` (None with ``register=False``).
+    """
+    src, out = Path(source), Path(output)
+    dataset = name or src.name.split(".")[0]
+    report = protect_file(
+        src, out, policy=policy, keyring=keyring, dataset=dataset, engine=engine, progress=progress
+    )
+    doc = report.to_dict()
+    summary = {
+        "source": str(src),
+        "source_digest": report.source_digest,
+        "output": str(out),
+        "rows": report.rows,
+        "operators": doc["operators"],
+        "key_ids": doc["key_ids"],
+    }
+    if not register:
+        project.audited("data.protect", str(out), summary)
+        return report, None
+    dv = project.register_dataset(
+        out,
+        name=dataset,
+        description=f"Protected from {src.name}",
+        extra={"protection": doc, "source_digest": report.source_digest},
+    )
+    project.attach(dv.ref, "protection", doc, subject_kind="dataset")
+    project.audited("data.protect", dv.ref, summary)
+    return report, dv
+
+
+def reveal_audited(
+    project: Any,
+    source: Path | str,
+    columns: Sequence[str],
+    *,
+    keyring: Keyring,
+    role: str,
+    output: Path | str | None = None,
+    limit: int | None = None,
+) -> Any:
+    """Reveal ``columns`` of a protected file and write an audit entry (who, role, what; never values).
+
+    A failed attempt (wrong key, corrupted data) is audited too, then re-raised.
+    """
+    from bastion.data.reveal import reveal_file
+
+    if not role.strip():
+        raise DataError("Say in which role you reveal data (--role auditor, for example).")
+    details: dict[str, Any] = {
+        "source": str(source),
+        "columns": list(columns),
+        "role": role,
+        "output": str(output) if output else None,
+    }
+    try:
+        result = reveal_file(source, columns, keyring=keyring, output=output, limit=limit)
+    except Exception as e:
+        project.audited("data.reveal.denied", str(source), {**details, "error": type(e).__name__})
+        raise
+    project.audited(
+        "data.reveal", str(source), {**details, "rows": result.rows, "key_ids": list(result.key_ids)}
+    )
+    return result
