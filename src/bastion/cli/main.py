@@ -14,7 +14,7 @@ import typer
 
 from bastion.errors import EXIT_INTERNAL, EXIT_USAGE, BastionError
 
-app = typer.Typer(
+_app = typer.Typer(
     name="bastion",
     help="Bastion: secure MLOps from raw data to monitored production.",
     no_args_is_help=True,
@@ -25,7 +25,7 @@ app = typer.Typer(
 _state: dict[str, Any] = {"debug": False}
 
 
-@app.callback()
+@_app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress to stderr."),
@@ -39,32 +39,69 @@ def _root(
         logger.setLevel(logging.DEBUG if debug else logging.INFO)
 
 
-def _register_groups() -> None:
-    from bastion.cli import audit, data, demo, gate, keys, model, project_cmds
+# group name -> (module, attribute): a Typer sub-app, or a ``register(app)`` function for top-level commands
+_GROUPS: dict[str, tuple[str, str]] = {
+    "init": ("bastion.cli.project_cmds", "register"),
+    "gc": ("bastion.cli.project_cmds", "register"),
+    "data": ("bastion.cli.data", "app"),
+    "model": ("bastion.cli.model", "app"),
+    "gate": ("bastion.cli.gate", "app"),
+    "keys": ("bastion.cli.keys", "app"),
+    "audit": ("bastion.cli.audit", "app"),
+    "monitor": ("bastion.cli.monitor", "app"),
+    "serve": ("bastion.cli.serve", "register"),
+    "ui": ("bastion.cli.ui", "register"),
+    "demo": ("bastion.cli.demo", "register"),
+}
+_loaded: set[str] = set()
 
-    project_cmds.register(app)
-    app.add_typer(data.app, name="data")
-    app.add_typer(model.app, name="model")
-    app.add_typer(gate.app, name="gate")
-    app.add_typer(keys.app, name="keys")
-    app.add_typer(audit.app, name="audit")
-    demo.register(app)
-    try:
-        from bastion.cli import monitor
-    except ImportError:  # the monitoring stage is optional while it is being built
-        return
-    app.add_typer(monitor.app, name="monitor")
+
+def _register_groups(only: str | None = None) -> None:
+    """Attach command groups; with ``only``, just the one the command line asks for (fast start-up)."""
+    import importlib
+
+    names = [only] if only in _GROUPS else list(_GROUPS)
+    for name in names:
+        module_name, attr = _GROUPS[name]
+        if module_name in _loaded:
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name == module_name:  # a stage whose CLI is not part of this build
+                continue
+            raise
+        _loaded.add(module_name)
+        target = getattr(module, attr)
+        if attr == "app":
+            _app.add_typer(target, name=name)
+        else:
+            target(_app)
 
 
-_register_groups()
+def __getattr__(name: str) -> typer.Typer:
+    """``app``: the whole command tree, every group attached (for tests and embedding)."""
+    if name == "app":
+        _register_groups()
+        return _app
+    raise AttributeError(name)
+
+
+def _first_command(argv: list[str]) -> str | None:
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and map errors to exit codes."""
     from bastion.cli._common import err_console
 
+    args = sys.argv[1:] if argv is None else argv
+    _register_groups(_first_command(args))
     try:
-        rv = app(args=argv, standalone_mode=False)
+        rv = _app(args=args, standalone_mode=False)
     except BastionError as e:
         if _state["debug"]:
             raise

@@ -1,0 +1,569 @@
+"""Archives and compressed streams, recursively: zip, tar, 7z, gzip, bz2, xz, lzma, zlib, lz4.
+
+Zip oddities (duplicate names, bad CRCs, local/central header disagreement, overlapping
+members), path traversal, links and decompression bombs are findings.
+"""
+
+from __future__ import annotations
+
+import bz2
+import collections
+import gzip
+import itertools
+import lzma
+import posixpath
+import stat
+import struct
+import tarfile
+import zipfile
+import zlib
+from typing import IO, Any
+
+from bastion.scan._streams import CountingRaw, ExpandingRaw, buffered, drain, is_real_file, spool
+from bastion.scan.interface import FormatScanner, LimitExceeded, ScanContext, Severity
+
+__all__ = ["CompressedScanner", "SevenZipScanner", "TarScanner", "ZipScanner", "unsafe_member_name"]
+
+_REM_ARCHIVE = (
+    "Do not extract or load this archive with standard tools; rebuild it from trusted sources, "
+    "or extract it by hand in an isolated location and scan the parts."
+)
+_REM_CORRUPT = "Obtain a fresh copy of the artifact from its producer and scan it again."
+
+
+def unsafe_member_name(name: str) -> str | None:
+    """Why an archive member name could write outside the extraction folder, or None."""
+    if not name:
+        return "empty name"
+    norm = name.replace("\\", "/")
+    if norm.startswith("/"):
+        return "absolute path"
+    if len(norm) >= 2 and norm[1] == ":" and norm[0].isalpha():
+        return "drive-letter path"
+    if ".." in norm.split("/"):
+        return "parent-directory component '..'"
+    if "\x00" in name:
+        return "NUL byte in name"
+    return None
+
+
+def _member_findings(ctx: ScanContext, name: str, kind: str) -> bool:
+    why = unsafe_member_name(name)
+    if why is None:
+        return False
+    ctx.add(
+        "archive.path-traversal",
+        Severity.HIGH,
+        f"{kind} member {name!r}",
+        f"The {kind} member name {name!r} has a {why}; extracting it writes outside the target folder "
+        f"({kind}-slip).",
+        _REM_ARCHIVE,
+    )
+    return True
+
+
+# -- zip ----------------------------------------------------------------------------------------
+
+_LOCAL = struct.Struct("<4sHHHHHIIIHH")
+
+
+class ZipScanner(FormatScanner):
+    """Zip archives, including PyTorch zip checkpoints, Keras ``.keras`` files and ``.npz``."""
+
+    name = "zip"
+
+    def sniff(self, head: bytes) -> bool:
+        return head[:4] in (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+
+    def scan(self, stream: IO[bytes], ctx: ScanContext) -> None:
+        from bastion.scan import keras as keras_scan
+        from bastion.scan import torch as torch_scan
+
+        if not is_real_file(stream):
+            stream = spool(stream, ctx)
+        try:
+            zf = zipfile.ZipFile(stream)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+            ctx.add("archive.corrupt", Severity.HIGH, "zip", f"The zip archive cannot be read ({exc}); "
+                    "loaders that parse it differently may still find content in it.", _REM_CORRUPT)
+            return
+        with zf:
+            infos = zf.infolist()
+            limit = ctx.limits.max_members
+            if len(infos) > limit:
+                ctx.add("limit.members", Severity.HIGH, f"{len(infos)} members",
+                        f"The zip has {len(infos)} members, more than ScanLimits.max_members ({limit}); only "
+                        "the first ones were analysed.", _REM_ARCHIVE)
+                infos = infos[:limit]
+            self._structure(stream, infos, ctx)
+            names = [i.filename for i in infos]
+            layout = torch_scan.zip_layout(names)
+            if layout is not None:
+                ctx.label = "pytorch"
+                torch_scan.zip_findings(names, layout, ctx)
+            elif keras_scan.is_keras_zip(names):
+                ctx.label = "keras"
+            elif names and all(n.endswith(".npy") for n in names):
+                ctx.label = "npz"
+            member_flags: frozenset[str] | None = None
+            if layout is not None:
+                member_flags = ctx.flags | {"torch"}
+                if any(n.startswith(f"{layout}/code/") for n in names):
+                    member_flags = member_flags | {"torchscript"}
+            for info in infos:
+                ctx.check_time()
+                if info.is_dir():
+                    continue
+                if info.flag_bits & 0x1:
+                    ctx.add("archive.encrypted", Severity.HIGH, f"zip member {info.filename!r}",
+                            "The member is encrypted, so its content cannot be checked.", _REM_ARCHIVE)
+                    continue
+                if layout is not None and torch_scan.is_tensor_blob(info.filename, layout):
+                    continue  # raw tensor bytes: never parsed by a loader as code
+                if self._declared_bomb(info, ctx):
+                    continue
+                self._member(zf, info, ctx, member_flags, keras=ctx.label == "keras")
+
+    def _declared_bomb(self, info: zipfile.ZipInfo, ctx: ScanContext) -> bool:
+        """Refuse a member whose own header promises a bomb, without inflating it."""
+        limits = ctx.limits
+        size, packed = info.file_size, max(info.compress_size, 1)
+        if size > limits.max_expanded_bytes or (size > limits.ratio_floor_bytes and size / packed > limits.max_ratio):
+            ctx.add("limit.ratio" if size <= limits.max_expanded_bytes else "limit.size", Severity.HIGH,
+                    f"zip member {info.filename!r}",
+                    f"The member declares {size} bytes from {packed} compressed (ratio {size / packed:.0f}); "
+                    "treated as a decompression bomb and not expanded.",
+                    "Reject the archive, or scan it with larger ScanLimits if the content is expected.")
+            return True
+        return False
+
+    def _member(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, ctx: ScanContext,
+                flags: frozenset[str] | None, *, keras: bool) -> None:
+        from bastion.scan import keras as keras_scan
+
+        try:
+            raw = zf.open(info)
+        except (zipfile.BadZipFile, NotImplementedError, OSError, ValueError, RuntimeError) as exc:
+            ctx.add("archive.corrupt", Severity.HIGH, f"zip member {info.filename!r}",
+                    f"The member cannot be opened ({exc}); its content was not checked.", _REM_CORRUPT)
+            return
+        limited = buffered(ExpandingRaw(raw, ctx, max(info.compress_size, 1)))
+        try:
+            if keras and info.filename in ("config.json", "metadata.json"):
+                child = ctx.child(info.filename)
+                keras_scan.scan_config_stream(limited, child)
+            else:
+                ctx.scan_nested(limited, info.filename, flags=flags, size=info.file_size)
+            drain(limited, ctx)
+        except zipfile.BadZipFile as exc:
+            ctx.add("archive.bad-crc", Severity.HIGH, f"zip member {info.filename!r}",
+                    f"The member fails its integrity check ({exc}); the archive was altered after it was "
+                    "written.", _REM_CORRUPT)
+        except (zlib.error, EOFError, OSError) as exc:
+            ctx.add("archive.corrupt", Severity.HIGH, f"zip member {info.filename!r}",
+                    f"The member's compressed data is damaged ({exc}).", _REM_CORRUPT)
+        finally:
+            raw.close()
+
+    def _structure(self, stream: IO[bytes], infos: list[zipfile.ZipInfo], ctx: ScanContext) -> None:
+        counts = collections.Counter(i.filename for i in infos)
+        for name, n in counts.items():
+            if n > 1:
+                ctx.add("archive.duplicate-member", Severity.HIGH, f"zip member {name!r}",
+                        f"The name {name!r} appears {n} times; a loader may read a different copy than the "
+                        "one a scanner or a reviewer sees.", _REM_ARCHIVE)
+        ranges: list[tuple[int, int, str]] = []
+        for info in infos:
+            _member_findings(ctx, info.filename, "zip")
+            mode = info.external_attr >> 16
+            if info.create_system == 3 and stat.S_ISLNK(mode):
+                ctx.add("archive.link", Severity.HIGH, f"zip member {info.filename!r}",
+                        "The member is a symbolic link; extracting it can point later writes outside the "
+                        "target folder.", _REM_ARCHIVE)
+            end = self._local_header(stream, info, ctx)
+            if end is not None:
+                ranges.append((info.header_offset, end, info.filename))
+        ranges.sort()
+        for (_s1, e1, n1), (s2, _e2, n2) in itertools.pairwise(ranges):
+            if s2 < e1:
+                ctx.add("archive.overlapping-members", Severity.HIGH, f"zip members {n1!r}, {n2!r}",
+                        "Two members share the same bytes (a zip-bomb technique, or a member hidden inside "
+                        "another).", _REM_ARCHIVE, offset=s2)
+        if ranges and ranges[0][0] > 0:
+            ctx.add("archive.prepended-data", Severity.MEDIUM, "data before first member",
+                    f"{ranges[0][0]} bytes precede the first zip member; the file is also something else "
+                    "(a polyglot), and another loader may read that part.", _REM_ARCHIVE, offset=0)
+
+    def _local_header(self, stream: IO[bytes], info: zipfile.ZipInfo, ctx: ScanContext) -> int | None:
+        where = f"zip member {info.filename!r}"
+        try:
+            stream.seek(info.header_offset)
+            raw = stream.read(_LOCAL.size)
+        except (OSError, ValueError):
+            raw = b""
+        if len(raw) != _LOCAL.size or raw[:4] != b"PK\x03\x04":
+            ctx.add("archive.header-mismatch", Severity.HIGH, where,
+                    "The central directory points at a place with no local file header.", _REM_CORRUPT,
+                    offset=info.header_offset)
+            return None
+        (_sig, _ver, flags, method, _t, _d, crc, csize, usize, nlen, elen) = _LOCAL.unpack(raw)
+        name_raw = stream.read(nlen)
+        encoding = "utf-8" if flags & 0x800 else "cp437"
+        local_name = name_raw.decode(encoding, "replace")
+        problems = []
+        if local_name != info.orig_filename:
+            problems.append(f"name {local_name!r} vs {info.orig_filename!r}")
+        if method != info.compress_type:
+            problems.append(f"compression {method} vs {info.compress_type}")
+        if not flags & 0x08:
+            if crc != info.CRC:
+                problems.append(f"CRC {crc:08x} vs {info.CRC:08x}")
+            if csize != 0xFFFFFFFF and csize != info.compress_size:
+                problems.append(f"compressed size {csize} vs {info.compress_size}")
+            if usize != 0xFFFFFFFF and usize != info.file_size:
+                problems.append(f"size {usize} vs {info.file_size}")
+        if problems:
+            ctx.add("archive.header-mismatch", Severity.HIGH, where,
+                    "The local and central headers disagree (" + "; ".join(problems) + "); tools that read "
+                    "different headers see different files.", _REM_CORRUPT, offset=info.header_offset)
+        return int(info.header_offset + _LOCAL.size + nlen + elen + info.compress_size)
+
+
+# -- tar ----------------------------------------------------------------------------------------
+
+
+class TarScanner(FormatScanner):
+    """Tar archives (plain; compressed ones arrive through `CompressedScanner`), incl. legacy torch tar."""
+
+    name = "tar"
+
+    def sniff(self, head: bytes) -> bool:
+        return len(head) >= 262 and head[257:262] == b"ustar"
+
+    def scan(self, stream: IO[bytes], ctx: ScanContext) -> None:
+        seen: collections.Counter[str] = collections.Counter()
+        count = 0
+        try:
+            tf = tarfile.open(fileobj=stream, mode="r|")
+        except tarfile.TarError as exc:
+            ctx.add("archive.corrupt", Severity.HIGH, "tar", f"The tar archive cannot be read ({exc}).",
+                    _REM_CORRUPT)
+            return
+        torch_tar = False
+        try:
+            for member in tf:
+                ctx.check_time()
+                count += 1
+                if count > ctx.limits.max_members:
+                    ctx.add("limit.members", Severity.HIGH, f"more than {ctx.limits.max_members} members",
+                            "The tar has more members than ScanLimits.max_members; the rest was not analysed.",
+                            _REM_ARCHIVE)
+                    break
+                name = member.name
+                seen[name] += 1
+                if seen[name] == 2:
+                    ctx.add("archive.duplicate-member", Severity.HIGH, f"tar member {name!r}",
+                            f"The name {name!r} appears more than once; extraction keeps the last copy, which "
+                            "may not be the one that was reviewed.", _REM_ARCHIVE)
+                _member_findings(ctx, name, "tar")
+                if member.issym() or member.islnk():
+                    self._link(member, ctx)
+                    continue
+                if member.ischr() or member.isblk() or member.isfifo():
+                    ctx.add("archive.special-file", Severity.HIGH, f"tar member {name!r}",
+                            "The member is a device or FIFO; extracting it creates a special file.",
+                            _REM_ARCHIVE)
+                    continue
+                if not member.isfile():
+                    continue
+                if name == "sys_info":
+                    torch_tar = True
+                handle = tf.extractfile(member)
+                if handle is None:
+                    continue
+                flags = ctx.flags | {"torch"} if torch_tar else None
+                if torch_tar and name in ("storages", "tensors"):
+                    from bastion.scan import torch as torch_scan
+
+                    torch_scan.scan_legacy_tar_data(buffered(ExpandingRaw(handle, ctx, None)),
+                                                    ctx.child(name, flags=flags))
+                    continue
+                ctx.scan_nested(buffered(ExpandingRaw(handle, ctx, None)), name, flags=flags,
+                                size=member.size)
+        except tarfile.TarError as exc:
+            ctx.add("archive.corrupt", Severity.HIGH, "tar", f"The tar archive is damaged after {count} "
+                    f"members ({exc}).", _REM_CORRUPT)
+        finally:
+            tf.close()
+        if torch_tar:
+            ctx.label = "pytorch-legacy-tar"
+
+    def _link(self, member: tarfile.TarInfo, ctx: ScanContext) -> None:
+        target = member.linkname
+        base = posixpath.dirname(member.name) if member.issym() else ""
+        resolved = posixpath.normpath(posixpath.join(base, target))
+        escapes = target.startswith("/") or resolved.startswith("..")
+        kind = "symbolic" if member.issym() else "hard"
+        ctx.add("archive.link", Severity.HIGH if escapes else Severity.MEDIUM, f"tar member {member.name!r}",
+                f"The member is a {kind} link to {target!r}"
+                + (", which points outside the extraction folder (tar-slip)." if escapes else "."),
+                _REM_ARCHIVE)
+
+
+# -- single-stream compression ----------------------------------------------------------------------
+
+
+def _lz4_frames(stream: IO[bytes]) -> Any:
+    try:
+        import lz4.frame  # optional, C speed
+    except ImportError:
+        return _Lz4Frames(stream)
+    return lz4.frame.LZ4FrameFile(stream, "rb")
+
+
+class _Lz4Frames:
+    """Pure-Python LZ4 frame decoder (joblib's ``compress='lz4'``) for when the ``lz4`` package is absent."""
+
+    _WINDOW = 1 << 16
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self._in = inner
+        self._history = bytearray()
+        self._pending = b""
+        self._in_frame = False
+        self._block_checksum = False
+        self._content_checksum = False
+        self._eof = False
+
+    def _need(self, n: int) -> bytes:
+        data = self._in.read(n)
+        if len(data) != n:
+            raise EOFError("lz4 stream is truncated")
+        return data
+
+    def _frame_header(self) -> bool:
+        magic = self._in.read(4)
+        if not magic:
+            return False
+        if len(magic) != 4:
+            raise EOFError("lz4 stream is truncated")
+        value = struct.unpack("<I", magic)[0]
+        if 0x184D2A50 <= value <= 0x184D2A5F:  # skippable frame
+            size = struct.unpack("<I", self._need(4))[0]
+            self._need(size)
+            return self._frame_header()
+        if value != 0x184D2204:
+            raise OSError("not an lz4 frame")
+        flg, _bd = self._need(2)
+        if flg >> 6 != 1:
+            raise OSError("unsupported lz4 frame version")
+        if flg & 0x08:
+            self._need(8)
+        if flg & 0x01:
+            self._need(4)
+        self._need(1)  # header checksum
+        self._block_checksum = bool(flg & 0x10)
+        self._content_checksum = bool(flg & 0x04)
+        self._history = bytearray()
+        return True
+
+    def _next_block(self) -> bytes:
+        while True:
+            if not self._in_frame:
+                if not self._frame_header():
+                    self._eof = True
+                    return b""
+                self._in_frame = True
+            size = struct.unpack("<I", self._need(4))[0]
+            if size == 0:
+                if self._content_checksum:
+                    self._need(4)
+                self._in_frame = False
+                continue
+            raw = self._need(size & 0x7FFFFFFF)
+            if self._block_checksum:
+                self._need(4)
+            out = raw if size & 0x80000000 else self._decode(raw)
+            self._history += out
+            del self._history[: -self._WINDOW]
+            return out
+
+    def _decode(self, src: bytes) -> bytes:
+        out = bytearray(self._history)
+        start = len(out)
+        i, n = 0, len(src)
+        while i < n:
+            token = src[i]
+            i += 1
+            lit = token >> 4
+            if lit == 15:
+                while True:
+                    b = src[i]
+                    i += 1
+                    lit += b
+                    if b != 255:
+                        break
+            out += src[i : i + lit]
+            i += lit
+            if i >= n:
+                break
+            offset = src[i] | src[i + 1] << 8
+            i += 2
+            if offset == 0 or offset > len(out):
+                raise OSError("lz4 match offset outside the window")
+            length = (token & 15) + 4
+            if token & 15 == 15:
+                while True:
+                    b = src[i]
+                    i += 1
+                    length += b
+                    if b != 255:
+                        break
+            pos = len(out) - offset
+            if offset >= length:
+                out += out[pos : pos + length]
+            else:
+                for k in range(length):
+                    out.append(out[pos + k])
+        return bytes(out[start:])
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._pending and not self._eof:
+            try:
+                self._pending = self._next_block()
+            except IndexError:
+                raise OSError("lz4 block is truncated") from None
+        size = len(self._pending) if n < 0 else n
+        out, self._pending = self._pending[:size], self._pending[size:]
+        return out
+
+
+class _ZlibRaw:
+    """Forward-only zlib decompression (the format joblib writes for ``compress=('zlib', n)``)."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self._inner = inner
+        self._z = zlib.decompressobj()
+        self._pending = b""
+        self._eof = False
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            n = 1 << 20
+        while not self._pending and not self._eof:
+            chunk = self._inner.read(1 << 16)
+            if not chunk:
+                self._pending = self._z.flush()
+                self._eof = True
+                if not self._z.eof:
+                    raise EOFError("zlib stream ended before its end marker")
+                break
+            self._pending = self._z.decompress(chunk, 1 << 20)
+            while self._z.unconsumed_tail and len(self._pending) < (1 << 20):
+                self._pending += self._z.decompress(self._z.unconsumed_tail, 1 << 20)
+            if self._z.eof:
+                self._eof = True
+        out, self._pending = self._pending[:n], self._pending[n:]
+        if not self._pending and self._z.unconsumed_tail and not self._eof:
+            self._pending = self._z.decompress(self._z.unconsumed_tail, 1 << 20)
+        return out
+
+
+class CompressedScanner(FormatScanner):
+    """gzip, bz2, xz, lzma-alone, zlib and lz4 streams: decompress on the fly and scan the content."""
+
+    name = "compressed"
+    formats = ("gzip", "bz2", "xz", "lzma", "zlib", "lz4")
+
+    def sniff(self, head: bytes) -> bool:
+        from bastion.scan.detect import detect_format
+
+        return detect_format(head) in self.formats
+
+    def scan(self, stream: IO[bytes], ctx: ScanContext) -> None:
+        from bastion.scan._streams import read_head
+        from bastion.scan.detect import detect_format
+
+        head, stream = read_head(stream, 16)
+        kind = detect_format(head)
+        counter = CountingRaw(stream)
+        source = buffered(counter)
+        opened: Any
+        if kind == "gzip":
+            opened = gzip.GzipFile(fileobj=source, mode="rb")
+        elif kind == "bz2":
+            opened = bz2.BZ2File(source, "rb")
+        elif kind == "xz":
+            opened = lzma.LZMAFile(source, "rb", format=lzma.FORMAT_XZ)
+        elif kind == "lzma":
+            opened = lzma.LZMAFile(source, "rb", format=lzma.FORMAT_ALONE)
+        elif kind == "zlib":
+            opened = _ZlibRaw(source)
+        elif kind == "lz4":
+            opened = _lz4_frames(source)
+        else:  # pragma: no cover - sniff guarantees one of the kinds
+            raise RuntimeError(f"unknown compression {kind}")
+        inner = buffered(ExpandingRaw(opened, ctx, counter))
+        try:
+            label = ctx.scan_nested(inner, f"({kind})")
+            drain(inner, ctx)
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+            ctx.add("archive.corrupt", Severity.HIGH, f"{kind} stream",
+                    f"The {kind} data is damaged ({exc}); the part before the damage was analysed.",
+                    _REM_CORRUPT)
+            label = "damaged"
+        ctx.label = f"{kind}+{label}"
+
+
+# -- 7z ---------------------------------------------------------------------------------------------
+
+
+class SevenZipScanner(FormatScanner):
+    """7z archives: analysed with the optional ``py7zr`` package, otherwise reported as unscannable."""
+
+    name = "7z"
+
+    def sniff(self, head: bytes) -> bool:
+        return head.startswith(b"7z\xbc\xaf\x27\x1c")
+
+    def scan(self, stream: IO[bytes], ctx: ScanContext) -> None:
+        try:
+            import py7zr
+        except ImportError:
+            ctx.add("archive.unsupported", Severity.HIGH, "7z archive",
+                    "The content is a 7z archive and the optional 'py7zr' package is not installed, so its "
+                    "members were not analysed.", "Install 'py7zr' next to Bastion, or repack as zip/tar.")
+            return
+        import tempfile
+
+        if not is_real_file(stream):
+            stream = spool(stream, ctx)
+        try:
+            with py7zr.SevenZipFile(stream, "r") as archive:
+                infos = archive.list()
+                if len(infos) > ctx.limits.max_members:
+                    raise LimitExceeded("limit.members", "The 7z archive has more members than "
+                                        "ScanLimits.max_members.")
+                total = sum(getattr(i, "uncompressed", 0) or 0 for i in infos)
+                if ctx.expanded[0] + total > ctx.limits.max_expanded_bytes:
+                    raise LimitExceeded("limit.size", f"The 7z archive expands to {total} bytes, more than "
+                                        "ScanLimits.max_expanded_bytes.")
+                for info in infos:
+                    _member_findings(ctx, info.filename, "7z")
+                with tempfile.TemporaryDirectory(prefix="bastion-7z-") as tmp:
+                    archive.reset()
+                    safe = [i.filename for i in infos
+                            if not i.is_directory and unsafe_member_name(i.filename) is None]
+                    archive.extract(path=tmp, targets=safe)
+                    from pathlib import Path
+
+                    for name in safe:
+                        path = Path(tmp) / name
+                        if path.is_file() and not path.is_symlink():
+                            with path.open("rb") as fh:
+                                ctx.scan_nested(fh, name, size=path.stat().st_size)
+        except LimitExceeded:
+            raise
+        except Exception as exc:
+            ctx.add("archive.corrupt", Severity.HIGH, "7z archive", f"The 7z archive cannot be read ({exc}).",
+                    _REM_CORRUPT)

@@ -1,0 +1,991 @@
+"""Pickle analysis by reading opcodes, never by loading: which globals are reachable and called.
+
+A small stack machine follows protocols 0-5 far enough to know which callable each REDUCE,
+NEWOBJ, INST and OBJ applies to; each global is then checked against the allowlist.
+"""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import io
+import logging
+import struct
+import sys
+from dataclasses import dataclass, field
+from typing import IO, Any, cast
+
+from bastion.scan import _policy
+from bastion.scan import joblib as joblib_scan
+from bastion.scan.interface import FormatScanner, LimitExceeded, ScanContext, Severity
+
+__all__ = ["PickleScanner", "analyze_pickle_stream", "looks_like_pickle"]
+
+log = logging.getLogger("bastion.scan")
+
+_KEEP_STR = 1 << 16
+_KEEP_BYTES = 1 << 10
+_KEEP_ITEMS = 1 << 16
+_CHUNK = 1 << 20
+_SHADOW_BYTES = 1 << 16
+
+_REMEDIATE_GLOBAL = (
+    "Do not load this file with pickle, joblib or torch.load. Re-export the model in a format that "
+    "holds no code (safetensors, ONNX, skops) from a trusted environment."
+)
+_REMEDIATE_UNKNOWN = (
+    "Review the named callable; if it is genuinely needed to load the model, re-save the model with a "
+    "supported library or export it to a code-free format. The scanner never widens its allowlist from "
+    "the artifact itself."
+)
+_REMEDIATE_MALFORMED = (
+    "A loader runs the opcodes before it reaches the damage, so treat the file as hostile; obtain a "
+    "fresh copy from the producer and scan it again."
+)
+
+# Opcode bytes (see pickletools): kept as ints for a fast dispatch.
+_OPNAMES: dict[int, str] = {}
+try:  # names only for messages; pickletools is a pure-data module
+    import pickletools as _pt
+
+    _OPNAMES = {ord(op.code): op.name for op in _pt.opcodes}
+except Exception:  # pragma: no cover - pickletools always exists on CPython  # noqa: S110
+    pass
+
+_PERSID_OK = "torch"
+# Callables whose first argument is instantiated (its __new__/__setstate__ run at load time).
+_CONSTRUCTORS = frozenset(
+    {
+        ("copyreg", "_reconstructor"),
+        ("copy_reg", "_reconstructor"),
+        ("copyreg", "__newobj__"),
+        ("copyreg", "__newobj_ex__"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("torch._tensor", "_rebuild_from_type_v2"),
+        ("torch._utils", "_rebuild_from_type_v2"),
+    }
+)
+
+
+class Malformed(Exception):
+    """The opcode stream cannot be parsed the way the unpickler would."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+
+
+class _Mark:
+    __slots__ = ()
+
+
+_MARK = _Mark()
+
+
+class _Global:
+    __slots__ = ("module", "name", "offset")
+
+    def __init__(self, module: str, name: str, offset: int) -> None:
+        self.module = module
+        self.name = name
+        self.offset = offset
+
+    def __repr__(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+class _Obj:
+    """Result of a call (REDUCE, NEWOBJ, INST, OBJ); ``state`` is what BUILD gave it."""
+
+    __slots__ = ("args", "func", "state")
+
+    def __init__(self, func: Any, args: Any) -> None:
+        self.func = func
+        self.args = args
+        self.state: Any = None
+
+
+class _Opaque:
+    """A value the analysis does not keep (large strings, bytes, sets, buffers)."""
+
+    __slots__ = ("kind", "size")
+
+    def __init__(self, kind: str, size: int = 0) -> None:
+        self.kind = kind
+        self.size = size
+
+
+class _Pers:
+    __slots__ = ("pid",)
+
+    def __init__(self, pid: Any) -> None:
+        self.pid = pid
+
+
+@dataclass
+class _GlobalUse:
+    module: str
+    name: str
+    offset: int
+    how: str  # "GLOBAL", "STACK_GLOBAL" or "INST"
+    called_at: int | None = None
+    calls: int = 0
+    method_lookups: int = 0  # calls that were getattr(<allowed class>, "<allowed method>")
+
+
+@dataclass
+class PickleResult:
+    """What one run of the machine saw (for callers such as numpy and torch scanners)."""
+
+    uses: dict[tuple[str, str], _GlobalUse] = field(default_factory=dict)
+    opcodes: int = 0
+    end: int = 0
+    protocol: int = 0
+    first_value: Any = None
+    complete: bool = False
+    dangerous_seen: bool = False
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, _Global):
+        return f"{value.module}.{value.name}"
+    if isinstance(value, _Obj):
+        return f"result of calling {_describe(value.func)}"
+    if isinstance(value, _Pers):
+        return "persistent object"
+    if isinstance(value, _Opaque):
+        return value.kind
+    return type(value).__name__
+
+
+class _Machine:
+    """Simulates the unpickler's stack and memo without constructing anything."""
+
+    def __init__(self, stream: IO[bytes], ctx: ScanContext, *, base: int, joblib_arrays: bool,
+                 budget: list[int], result: PickleResult) -> None:
+        self.read = stream.read
+        self.readline = stream.readline
+        self.stream = stream
+        self.ctx = ctx
+        self.pos = base
+        self.stack: list[Any] = []
+        self.metastack: list[list[Any]] = []
+        self.memo: dict[int, Any] = {}
+        self.joblib_arrays = joblib_arrays
+        self.budget = budget
+        self.res = result
+        self.allow_persid = _PERSID_OK in ctx.flags
+        self.op_offset = base
+
+    # -- low-level reads -------------------------------------------------------------------
+    def _need(self, n: int) -> bytes:
+        data = self.read(n)
+        if len(data) != n:
+            raise Malformed(
+                f"The pickle is truncated: {_OPNAMES.get(self._op, '?')} needs {n} bytes, {len(data)} remain.",
+                self.op_offset,
+            )
+        self.pos += n
+        return data
+
+    def _skip(self, n: int, what: str) -> None:
+        remaining = n
+        while remaining > 0:
+            chunk = self.read(min(remaining, _CHUNK))
+            if not chunk:
+                raise Malformed(f"The pickle is truncated inside {what} ({remaining} bytes missing).",
+                                self.op_offset)
+            remaining -= len(chunk)
+            self.pos += len(chunk)
+
+    def _line(self) -> bytes:
+        line = self.readline(1 << 20)
+        self.pos += len(line)
+        if not line.endswith(b"\n"):
+            raise Malformed("The pickle is truncated inside a text line (no newline).", self.op_offset)
+        return line[:-1]
+
+    def _blob(self, n: int, kind: str, keep: int) -> Any:
+        if n < 0 or n > sys.maxsize:
+            raise Malformed(f"{kind} has an invalid length {n}.", self.op_offset)
+        if n <= keep:
+            return self._need(n)
+        self._skip(n, kind)
+        return _Opaque(kind, n)
+
+    # -- stack helpers -----------------------------------------------------------------------
+    def _pop(self) -> Any:
+        if not self.stack:
+            raise Malformed(f"Stack underflow at {_OPNAMES.get(self._op, '?')}.", self.op_offset)
+        return self.stack.pop()
+
+    def _top(self) -> Any:
+        if not self.stack:
+            raise Malformed(f"Stack underflow at {_OPNAMES.get(self._op, '?')}.", self.op_offset)
+        return self.stack[-1]
+
+    def _pop_mark(self) -> list[Any]:
+        if not self.metastack:
+            raise Malformed(f"{_OPNAMES.get(self._op, '?')} found no MARK on the stack.", self.op_offset)
+        items = self.stack
+        self.stack = self.metastack.pop()
+        return items
+
+    # -- globals and calls -------------------------------------------------------------------
+    def _global(self, module: Any, name: Any, how: str) -> _Global:
+        if not isinstance(module, str) or not isinstance(name, str):
+            self.ctx.add(
+                "pickle.unresolved-global",
+                Severity.HIGH,
+                f"{how} ({_describe(module)}, {_describe(name)})",
+                f"{how} takes its module and name from values that are not constant strings "
+                f"({_describe(module)}, {_describe(name)}); the scanner cannot tell what gets imported.",
+                _REMEDIATE_GLOBAL,
+                offset=self.op_offset,
+            )
+            self.res.dangerous_seen = True
+            return _Global("<unresolved>", "<unresolved>", self.op_offset)
+        key = (module, name)
+        if key not in self.res.uses:
+            self.res.uses[key] = _GlobalUse(module, name, self.op_offset, how)
+        if _is_identifier_path(module) and _is_identifier_path(name):
+            self.res.dangerous_seen = True
+        return _Global(module, name, self.op_offset)
+
+    def _call(self, func: Any, args: Any, how: str) -> _Obj | _Global:
+        if (
+            isinstance(func, _Pers)
+            and self.allow_persid
+            and isinstance(func.pid, tuple)
+            and len(func.pid) >= 2
+            and func.pid[0] == "module"
+            and isinstance(func.pid[1], _Global)
+        ):
+            # Legacy torch.save stores module classes as persistent ids ('module', cls, file, source);
+            # torch's persistent_load returns cls, so the call is a call of that global.
+            func = func.pid[1]
+        if isinstance(func, _Global):
+            self.res.dangerous_seen = True
+            use = self.res.uses.get((func.module, func.name))
+            if use is not None:
+                use.calls += 1
+                if use.called_at is None:
+                    use.called_at = self.op_offset
+            method = self._method_lookup(func, args)
+            if method is not None:
+                if use is not None:
+                    use.method_lookups += 1
+                return method
+            constructor = (func.module, func.name) in _CONSTRUCTORS or func.name == "newObj" or \
+                func.name.startswith("__pyx_unpickle")
+            if constructor and isinstance(args, tuple) and args:
+                first = args[0]
+                if isinstance(first, _Global):
+                    inner = self.res.uses.get((first.module, first.name))
+                    if inner is not None and inner.called_at is None:
+                        inner.called_at = self.op_offset
+        elif not (isinstance(func, _Global) and func.module == "<unresolved>"):
+            self.ctx.add(
+                "pickle.computed-call",
+                Severity.HIGH,
+                f"{how} on {_describe(func)}",
+                f"{how} calls a value that is not a named global ({_describe(func)}); the pickle chains "
+                "calls, which ordinary model files never do.",
+                _REMEDIATE_GLOBAL,
+                offset=self.op_offset,
+            )
+        return _Obj(func, args)
+
+    def _method_lookup(self, func: _Global, args: Any) -> _Global | None:
+        """``getattr(<allowed class>, "<name>")`` where ``class.name`` is itself allowed.
+
+        Pickle writes classmethods and static methods this way (zoneinfo.ZoneInfo._unpickle); the
+        result is treated as a reference to that allowed global instead of a getattr gadget.
+        """
+        if _policy.normalize(func.module, func.name) != ("builtins", "getattr"):
+            return None
+        if not (isinstance(args, tuple) and len(args) == 2 and isinstance(args[0], _Global)):
+            return None
+        owner, attr = args
+        if not isinstance(attr, str) or not attr.isidentifier() or attr.startswith("__"):
+            return None
+        qualname = f"{owner.name}.{attr}"
+        if not (_policy.is_allowed(owner.module, owner.name) and _policy.is_allowed(owner.module, qualname)):
+            return None
+        return self._global(owner.module, qualname, "getattr")
+
+    def _mutate_check(self, target: Any, how: str) -> None:
+        if isinstance(target, _Global):
+            self.ctx.add(
+                "pickle.mutate-global",
+                Severity.HIGH,
+                f"{how} on {_describe(target)}",
+                f"{how} changes the imported object {_describe(target)} itself (monkey-patching a module "
+                "or class at load time).",
+                _REMEDIATE_GLOBAL,
+                offset=self.op_offset,
+            )
+
+    # -- joblib inline arrays ----------------------------------------------------------------
+    def _joblib_array(self, obj: _Obj, state: Any) -> None:
+        if not isinstance(state, dict):
+            raise Malformed("A joblib NumpyArrayWrapper has no state dictionary.", self.op_offset)
+        shape = state.get("shape")
+        if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise Malformed(f"A joblib array has an invalid shape {shape!r}.", self.op_offset)
+        info = joblib_scan.dtype_itemsize(state.get("dtype"))
+        if info is None:
+            raise Malformed("A joblib array has a dtype the scanner cannot size.", self.op_offset)
+        itemsize, has_object = info
+        if has_object:
+            # joblib writes object arrays as a separate, plain pickle right here.
+            sub = _Machine(self.stream, self.ctx, base=self.pos, joblib_arrays=False,
+                           budget=self.budget, result=self.res)
+            sub.run()
+            self.pos = sub.pos
+            return
+        count = 1
+        for d in shape:
+            count *= d
+        region = count * itemsize
+        start = self.pos
+        head = b""
+        if state.get("numpy_array_alignment_bytes") is not None:
+            head = self._need(1)
+            region += 1 + head[0]
+        # joblib.load skips these bytes as array data; pickle.load would run them as opcodes. Parse
+        # their start as a pickle too, so a payload hidden for plain pickle.load is not missed.
+        head += self._need(min(region, _SHADOW_BYTES) - len(head))
+        self._shadow(head, start)
+        self._skip(region - len(head), "joblib array data")
+
+    def _shadow(self, data: bytes, start: int) -> None:
+        probe = dataclasses.replace(self.ctx, findings=[], flags=frozenset())
+        result = PickleResult()
+        machine = _Machine(io.BufferedReader(io.BytesIO(data)), probe, base=start, joblib_arrays=False,
+                           budget=[0], result=result)
+        try:
+            machine.run()
+        except (Malformed, LimitExceeded):
+            pass
+        if not result.dangerous_seen:
+            return
+        self.ctx.add(
+            "pickle.joblib-array-opcodes",
+            Severity.HIGH,
+            "array data that parses as pickle opcodes",
+            "Bytes stored as joblib array data parse as pickle opcodes that import globals: joblib.load skips "
+            "them, but pickle.load on the same file executes them (a loader-differential payload).",
+            _REMEDIATE_GLOBAL,
+            offset=start,
+        )
+        emit_global_findings(self.ctx, result)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> None:
+        count = [0]
+        try:
+            self._loop(count)
+        finally:
+            self.budget[0] += count[0]
+            self.res.opcodes += count[0]
+
+    def _loop(self, count: list[int]) -> None:
+        read = self.read
+        stack = self.stack
+        memo = self.memo
+        res = self.res
+        ctx = self.ctx
+        maxops = ctx.limits.max_opcodes - self.budget[0]
+        n_ops = 0
+        try:
+            while True:
+                self.op_offset = pos = self.pos
+                b = read(1)
+                if not b:
+                    raise Malformed("The pickle ends without a STOP opcode (truncated).", pos)
+                self.pos = pos + 1
+                op = b[0]
+                self._op = op
+                n_ops += 1
+                if n_ops & 0x1FFF == 0:
+                    ctx.check_time()
+                    if n_ops > maxops:
+                        raise LimitExceeded(
+                            "limit.opcodes",
+                            f"The pickle has more than {ctx.limits.max_opcodes} opcodes; analysis stopped "
+                            "(ScanLimits.max_opcodes).",
+                        )
+                stack = self.stack
+                # Order roughly by frequency in real model pickles; the hottest ones are inlined.
+                if op == 0x94:  # MEMOIZE
+                    if not stack:
+                        self._top()
+                    memo[len(memo)] = stack[-1]
+                elif op == 0x8C:  # SHORT_BINUNICODE
+                    raw = read(1)
+                    if raw:
+                        data = read(raw[0])
+                        if len(data) == raw[0]:
+                            self.pos += 1 + raw[0]
+                            try:
+                                stack.append(data.decode("utf-8", "surrogatepass"))
+                            except UnicodeDecodeError:
+                                            raise Malformed("A string is not valid UTF-8.", pos) from None
+                            continue
+                    raise Malformed("The pickle is truncated inside SHORT_BINUNICODE.", pos)
+                elif op == 0x71:  # BINPUT
+                    if not stack:
+                        self._top()
+                    memo[self._need(1)[0]] = stack[-1]
+                elif op == 0x68:  # BINGET
+                    stack.append(self._get(self._need(1)[0]))
+                elif op == 0x6A:  # LONG_BINGET
+                    stack.append(self._get(struct.unpack("<I", self._need(4))[0]))
+                elif op == 0x72:  # LONG_BINPUT
+                    self.memo[struct.unpack("<I", self._need(4))[0]] = self._top()
+                elif op == 0x28:  # MARK
+                    self.metastack.append(stack)
+                    self.stack = []
+                elif op == 0x4B:  # BININT1
+                    stack.append(self._need(1)[0])
+                elif op == 0x4D:  # BININT2
+                    stack.append(struct.unpack("<H", self._need(2))[0])
+                elif op == 0x4A:  # BININT
+                    stack.append(struct.unpack("<i", self._need(4))[0])
+                elif op == 0x4E:  # NONE
+                    stack.append(None)
+                elif op == 0x88:
+                    stack.append(True)
+                elif op == 0x89:
+                    stack.append(False)
+                elif op == 0x29:  # EMPTY_TUPLE
+                    stack.append(())
+                elif op == 0x85:  # TUPLE1
+                    stack.append((self._pop(),))
+                elif op == 0x86:  # TUPLE2
+                    b2 = self._pop()
+                    a2 = self._pop()
+                    stack.append((a2, b2))
+                elif op == 0x87:  # TUPLE3
+                    c3 = self._pop()
+                    b3 = self._pop()
+                    a3 = self._pop()
+                    stack.append((a3, b3, c3))
+                elif op == 0x74:  # TUPLE
+                    items = self._pop_mark()
+                    self.stack.append(tuple(items))
+                elif op == 0x5D:  # EMPTY_LIST
+                    stack.append([])
+                elif op == 0x7D:  # EMPTY_DICT
+                    stack.append({})
+                elif op == 0x61:  # APPEND
+                    value = self._pop()
+                    target = self._top()
+                    self._append(target, [value], "APPEND")
+                elif op == 0x65:  # APPENDS
+                    items = self._pop_mark()
+                    target = self._top()
+                    self._append(target, items, "APPENDS")
+                elif op == 0x73:  # SETITEM
+                    value = self._pop()
+                    key = self._pop()
+                    self._setitems(self._top(), [key, value], "SETITEM")
+                elif op == 0x75:  # SETITEMS
+                    items = self._pop_mark()
+                    self._setitems(self._top(), items, "SETITEMS")
+                elif op == 0x93:  # STACK_GLOBAL
+                    name = self._pop()
+                    module = self._pop()
+                    stack.append(self._global(module, name, "STACK_GLOBAL"))
+                elif op == 0x63:  # GLOBAL
+                    module = self._line_text("GLOBAL")
+                    name = self._line_text("GLOBAL")
+                    stack.append(self._global(module, name, "GLOBAL"))
+                elif op == 0x52:  # REDUCE
+                    args = self._pop()
+                    func = self._pop()
+                    stack.append(self._call(func, args, "REDUCE"))
+                elif op == 0x81:  # NEWOBJ
+                    args = self._pop()
+                    cls = self._pop()
+                    stack.append(self._call(cls, args, "NEWOBJ"))
+                elif op == 0x92:  # NEWOBJ_EX
+                    self._pop()
+                    args = self._pop()
+                    cls = self._pop()
+                    stack.append(self._call(cls, args, "NEWOBJ_EX"))
+                elif op == 0x62:  # BUILD
+                    state = self._pop()
+                    target = self._top()
+                    self._mutate_check(target, "BUILD")
+                    if isinstance(target, _Obj):
+                        if target.state is None:
+                            target.state = state
+                        func = target.func
+                        if (
+                            self.joblib_arrays
+                            and isinstance(func, _Global)
+                            and (func.module, func.name) in joblib_scan.WRAPPERS
+                        ):
+                            self._joblib_array(target, state)
+                elif op == 0x2E:  # STOP
+                    value = self._pop()
+                    res.first_value = value if res.first_value is None else res.first_value
+                    res.complete = True
+                    return
+                elif op == 0x80:  # PROTO
+                    proto = self._need(1)[0]
+                    if proto > 5:
+                        raise Malformed(f"Unsupported pickle protocol {proto} (at most 5 exists).", self.op_offset)
+                    res.protocol = max(res.protocol, proto)
+                elif op == 0x95:  # FRAME
+                    size = struct.unpack("<Q", self._need(8))[0]
+                    if size > sys.maxsize:
+                        raise Malformed(f"FRAME length {size} is too large.", self.op_offset)
+                elif op == 0x47:  # BINFLOAT
+                    stack.append(struct.unpack(">d", self._need(8))[0])
+                elif op == 0x58:  # BINUNICODE
+                    n = struct.unpack("<I", self._need(4))[0]
+                    stack.append(self._text_blob(n))
+                elif op == 0x8D:  # BINUNICODE8
+                    n = struct.unpack("<Q", self._need(8))[0]
+                    stack.append(self._text_blob(n))
+                elif op == 0x43:  # SHORT_BINBYTES
+                    stack.append(self._blob(self._need(1)[0], "bytes", _KEEP_BYTES))
+                elif op == 0x42:  # BINBYTES
+                    stack.append(self._blob(struct.unpack("<I", self._need(4))[0], "bytes", _KEEP_BYTES))
+                elif op == 0x8E:  # BINBYTES8
+                    stack.append(self._blob(struct.unpack("<Q", self._need(8))[0], "bytes", _KEEP_BYTES))
+                elif op == 0x96:  # BYTEARRAY8
+                    stack.append(self._blob(struct.unpack("<Q", self._need(8))[0], "bytearray", 0))
+                elif op == 0x55:  # SHORT_BINSTRING
+                    stack.append(self._blob(self._need(1)[0], "str", _KEEP_STR))
+                elif op == 0x54:  # BINSTRING
+                    n = struct.unpack("<i", self._need(4))[0]
+                    if n < 0:
+                        raise Malformed("BINSTRING has a negative length.", self.op_offset)
+                    stack.append(self._blob(n, "str", _KEEP_STR))
+                elif op == 0x8A:  # LONG1
+                    n = self._need(1)[0]
+                    stack.append(int.from_bytes(self._need(n), "little", signed=True) if n <= 64 else
+                                 self._blob(n, "int", 0))
+                elif op == 0x8B:  # LONG4
+                    n = struct.unpack("<i", self._need(4))[0]
+                    if n < 0:
+                        raise Malformed("LONG4 has a negative byte count.", self.op_offset)
+                    stack.append(int.from_bytes(self._need(n), "little", signed=True) if n <= 64 else
+                                 self._blob(n, "int", 0))
+                elif op == 0x8F:  # EMPTY_SET
+                    stack.append(_Opaque("set"))
+                elif op == 0x90:  # ADDITEMS
+                    self._pop_mark()
+                    self._mutate_check(self._top(), "ADDITEMS")
+                elif op == 0x91:  # FROZENSET
+                    self._pop_mark()
+                    self.stack.append(_Opaque("frozenset"))
+                elif op == 0x30:  # POP
+                    if stack:
+                        stack.pop()
+                    else:
+                        self._pop_mark()
+                elif op == 0x31:  # POP_MARK
+                    self._pop_mark()
+                elif op == 0x32:  # DUP
+                    stack.append(self._top())
+                elif op == 0x6C:  # LIST
+                    items = self._pop_mark()
+                    self.stack.append(list(items))
+                elif op == 0x64:  # DICT
+                    items = self._pop_mark()
+                    d: dict[Any, Any] = {}
+                    self._setitems(d, items, "DICT")
+                    self.stack.append(d)
+                elif op == 0x49:  # INT
+                    line = self._line()
+                    if line == b"00":
+                        stack.append(False)
+                    elif line == b"01":
+                        stack.append(True)
+                    else:
+                        stack.append(self._parse_int(line, "INT"))
+                elif op == 0x4C:  # LONG
+                    line = self._line()
+                    if line.endswith(b"L"):
+                        line = line[:-1]
+                    stack.append(self._parse_int(line, "LONG"))
+                elif op == 0x46:  # FLOAT
+                    line = self._line()
+                    try:
+                        stack.append(float(line))
+                    except ValueError:
+                        raise Malformed(f"FLOAT has an invalid value {line[:40]!r}.", self.op_offset) from None
+                elif op == 0x53:  # STRING
+                    stack.append(self._string_line())
+                elif op == 0x56:  # UNICODE
+                    line = self._line()
+                    try:
+                        stack.append(self._text(codecs.decode(line, "raw-unicode-escape").encode("utf-8")))
+                    except (UnicodeDecodeError, ValueError):
+                        raise Malformed("UNICODE holds an invalid escape.", self.op_offset) from None
+                elif op == 0x67:  # GET
+                    stack.append(self._get(self._parse_int(self._line(), "GET")))
+                elif op == 0x70:  # PUT
+                    idx = self._parse_int(self._line(), "PUT")
+                    if idx < 0:
+                        raise Malformed("PUT has a negative memo index.", self.op_offset)
+                    self.memo[idx] = self._top()
+                elif op == 0x69:  # INST
+                    module = self._line_text("INST")
+                    name = self._line_text("INST")
+                    args = tuple(self._pop_mark())
+                    cls = self._global(module, name, "INST")
+                    self.stack.append(self._call(cls, args, "INST"))
+                elif op == 0x6F:  # OBJ
+                    items = self._pop_mark()
+                    if not items:
+                        raise Malformed("OBJ has no class on the stack.", self.op_offset)
+                    self.stack.append(self._call(items[0], tuple(items[1:]), "OBJ"))
+                elif op == 0x50:  # PERSID
+                    pid = self._line()
+                    self.stack.append(self._persistent(pid.decode("ascii", "replace"), "PERSID"))
+                elif op == 0x51:  # BINPERSID
+                    self.stack.append(self._persistent(self._pop(), "BINPERSID"))
+                elif op in (0x82, 0x83, 0x84):  # EXT1, EXT2, EXT4
+                    width = {0x82: 1, 0x83: 2, 0x84: 4}[op]
+                    code = int.from_bytes(self._need(width), "little")
+                    res.dangerous_seen = True
+                    ctx.add(
+                        "pickle.extension-code",
+                        Severity.HIGH,
+                        f"{_OPNAMES[op]} {code}",
+                        f"The pickle names a global through the copyreg extension registry (code {code}); what it "
+                        "resolves to depends on the loading process, so it cannot be checked.",
+                        _REMEDIATE_GLOBAL,
+                        offset=self.op_offset,
+                    )
+                    stack.append(_Global("<extension>", str(code), self.op_offset))
+                elif op == 0x97:  # NEXT_BUFFER
+                    ctx.add(
+                        "pickle.out-of-band-buffer",
+                        Severity.MEDIUM,
+                        "NEXT_BUFFER",
+                        "The pickle expects out-of-band buffers from its loader (protocol 5); the data they "
+                        "carry is not part of this file.",
+                        "Make sure the loader supplies the buffers from a trusted source.",
+                        offset=self.op_offset,
+                    )
+                    stack.append(_Opaque("buffer"))
+                elif op == 0x98:  # READONLY_BUFFER
+                    self._top()
+                else:
+                    raise Malformed(f"Invalid pickle opcode 0x{op:02x}.", self.op_offset)
+        finally:
+            count[0] = n_ops
+
+    # -- helpers for values ------------------------------------------------------------------
+    def _text(self, raw: bytes) -> str:
+        try:
+            return raw.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            raise Malformed("A string is not valid UTF-8.", self.op_offset) from None
+
+    def _text_blob(self, n: int) -> Any:
+        if n > _KEEP_STR:
+            return self._blob(n, "str", 0)
+        return self._text(self._need(n))
+
+    def _line_text(self, what: str) -> str:
+        raw = self._line()
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Malformed(f"{what} names are not valid UTF-8.", self.op_offset) from None
+
+    def _parse_int(self, line: bytes, what: str) -> int:
+        try:
+            return int(line)
+        except ValueError:
+            raise Malformed(f"{what} has an invalid integer {line[:40]!r}.", self.op_offset) from None
+
+    def _string_line(self) -> Any:
+        line = self._line().rstrip()
+        if len(line) >= 2 and line[0] == line[-1] and line[:1] in (b'"', b"'"):
+            try:
+                return codecs.escape_decode(line[1:-1])[0].decode("latin-1")
+            except ValueError:
+                raise Malformed("STRING holds an invalid escape.", self.op_offset) from None
+        raise Malformed("STRING argument is not quoted.", self.op_offset)
+
+    def _get(self, idx: int) -> Any:
+        try:
+            return self.memo[idx]
+        except KeyError:
+            raise Malformed(f"Memo get of index {idx}, which was never stored.", self.op_offset) from None
+
+    def _append(self, target: Any, items: list[Any], how: str) -> None:
+        self._mutate_check(target, how)
+        if isinstance(target, list) and len(target) < _KEEP_ITEMS:
+            target.extend(items)
+
+    def _setitems(self, target: Any, items: list[Any], how: str) -> None:
+        if len(items) % 2:
+            raise Malformed(f"{how} has an odd number of items.", self.op_offset)
+        self._mutate_check(target, how)
+        if isinstance(target, dict) and len(target) < _KEEP_ITEMS:
+            for i in range(0, len(items), 2):
+                key = items[i]
+                try:
+                    target[key] = items[i + 1]
+                except TypeError:
+                    continue
+
+    def _persistent(self, pid: Any, how: str) -> _Pers:
+        if not self.allow_persid:
+            self.ctx.add(
+                "pickle.persistent-id",
+                Severity.HIGH,
+                f"{how} {_describe(pid)}",
+                "The pickle asks its loader to resolve a persistent id; outside a PyTorch archive that "
+                "hands control to loader code the scanner cannot see.",
+                _REMEDIATE_GLOBAL,
+                offset=self.op_offset,
+            )
+        return _Pers(pid)
+
+
+def _is_identifier_path(value: str) -> bool:
+    return bool(value) and all(part.isidentifier() for part in value.split("."))
+
+
+_TORCHSCRIPT_HELPERS = frozenset(
+    f"torch.jit._pickle.{n}"
+    for n in ("build_intlist", "build_tensorlist", "build_doublelist", "build_boollist", "build_tensor_from_id",
+              "restore_type_tag")
+)
+
+
+def emit_global_findings(ctx: ScanContext, result: PickleResult) -> None:
+    """Turn the globals one analysis saw into findings (critical, unknown call, unknown type, info)."""
+    torchscript = "torchscript" in ctx.flags
+    for use in result.uses.values():
+        full = f"{use.module}.{use.name}"
+        if torchscript and (use.module == "__torch__" or use.module.startswith("__torch__.")
+                            or full in _TORCHSCRIPT_HELPERS):
+            # Resolved by TorchScript's C++ unpickler against the archive's own code/, never imported.
+            continue
+        offset = use.called_at if use.called_at is not None else use.offset
+        hit = _policy.critical_match(use.module, use.name)
+        if hit is not None and use.calls and use.calls == use.method_lookups:
+            continue  # only ever used to look up allowed methods of allowed classes
+        if hit is not None:
+            verb = "calls" if use.called_at is not None else "references"
+            ctx.add(
+                "pickle.dangerous-global",
+                Severity.CRITICAL,
+                full,
+                f"The pickle {verb} {full} ({use.how}), which gives code execution or system access "
+                f"(matches {hit!r}).",
+                _REMEDIATE_GLOBAL,
+                offset=offset,
+            )
+        elif _policy.is_allowed(use.module, use.name):
+            mod, nm = _policy.normalize(use.module, use.name)
+            note = _policy.NOTEWORTHY.get(f"{mod}.{nm}")
+            if note is not None:
+                ctx.add("pickle.noteworthy-global", Severity.INFO, full, f"{full}: {note}.",
+                        "No action needed.", offset=offset)
+        elif use.called_at is not None or "." in use.name:
+            # A dotted name is an attribute chain walked at load time (protocol 4 find_class);
+            # legitimate pickles name classes directly, so treat it like a call.
+            ctx.add(
+                "pickle.unknown-callable",
+                Severity.HIGH,
+                full,
+                f"The pickle {'calls' if use.called_at is not None else 'walks the attribute chain'} {full}, "
+                "which is not on the allowlist of callables that model libraries need at load time.",
+                _REMEDIATE_UNKNOWN,
+                offset=offset,
+            )
+        else:
+            ctx.add(
+                "pickle.unknown-global",
+                Severity.MEDIUM,
+                full,
+                f"The pickle references {full} without calling it; it is not on the allowlist, and "
+                "model code may call it after loading.",
+                _REMEDIATE_UNKNOWN,
+                offset=offset,
+            )
+
+
+def analyze_pickle_stream(
+    stream: IO[bytes],
+    ctx: ScanContext,
+    *,
+    base: int = 0,
+    joblib_arrays: bool = True,
+    tentative: bool = False,
+    max_pickles: int | None = None,
+    sequence: int | None = None,
+) -> PickleResult | None:
+    """Analyse consecutive pickles in ``stream`` and add findings to ``ctx``.
+
+    With ``tentative`` (content without a PROTO header) a stream that fails before naming any
+    global or call is judged "not a pickle" and None is returned without findings.
+    ``sequence`` says the format holds exactly that many pickles followed by raw data (legacy
+    PyTorch): they are analysed without a "several pickles" finding and the rest is not read.
+    """
+    budget = [0]
+    total = PickleResult()
+    limit = max_pickles or ctx.limits.max_pickles_per_stream
+    pos = base
+    count = 0
+    abandoned = False
+    try:
+        while True:
+            result = PickleResult()
+            machine = _Machine(stream, ctx, base=pos, joblib_arrays=joblib_arrays, budget=budget, result=result)
+            mark = len(ctx.findings)
+            try:
+                machine.run()
+            except Malformed as exc:
+                if count == 0 and tentative and not result.dangerous_seen:
+                    del ctx.findings[mark:]
+                    abandoned = True
+                    return None
+                if count > 0 and not result.dangerous_seen and sequence is None:
+                    ctx.add("pickle.trailing-data", Severity.HIGH, "data after STOP",
+                            "Bytes that are not a valid pickle follow the pickle's STOP opcode. A file that "
+                            "is more than one pickle is not what any model library writes; a loader that "
+                            "reads again would run them.",
+                            _REMEDIATE_MALFORMED, offset=pos)
+                else:
+                    if count > 0 and sequence is None:
+                        _multiple(ctx, pos)
+                    ctx.add("pickle.malformed", Severity.HIGH, "malformed pickle",
+                            f"{exc.message} The unpickler executes the opcodes before this point.",
+                            _REMEDIATE_MALFORMED, offset=exc.offset)
+                break
+            finally:
+                _merge(total, result)
+            count += 1
+            if count == 2 and sequence is None:
+                _multiple(ctx, pos)
+            pos = machine.pos
+            if sequence is not None and count >= sequence:
+                break
+            peek = stream.read(1)
+            if not peek:
+                break
+            # Put the byte back by chaining a one-byte prefix onto the stream.
+            stream = cast(IO[bytes], _Prefixed(peek, stream))
+            if count >= limit:
+                ctx.add("limit.pickles", Severity.HIGH, "many pickles",
+                        f"More than {limit} consecutive pickles; the rest was not analysed.",
+                        _REMEDIATE_MALFORMED, offset=pos)
+                break
+    finally:
+        if not abandoned:
+            emit_global_findings(ctx, total)
+    total.end = pos
+    return total
+
+
+def _multiple(ctx: ScanContext, offset: int) -> None:
+    ctx.add("pickle.multiple-pickles", Severity.HIGH, "several pickles",
+            "The file holds more than one pickle. pickle.load reads only the first, but a loader that "
+            "calls it again executes the next, and scanners that stop at the first STOP miss it.",
+            _REMEDIATE_MALFORMED, offset=offset)
+
+
+def _merge(total: PickleResult, part: PickleResult) -> None:
+    for key, use in part.uses.items():
+        mine = total.uses.get(key)
+        if mine is None:
+            total.uses[key] = use
+        elif mine.called_at is None and use.called_at is not None:
+            mine.called_at = use.called_at
+    total.opcodes += part.opcodes
+    part.opcodes = 0
+    total.protocol = max(total.protocol, part.protocol)
+    if total.first_value is None:
+        total.first_value = part.first_value
+    total.complete = total.complete or part.complete
+    total.dangerous_seen = total.dangerous_seen or part.dangerous_seen
+    part.uses = {}
+
+
+class _Prefixed:
+    """A read-only stream that yields ``prefix`` before the rest of ``inner``."""
+
+    def __init__(self, prefix: bytes, inner: IO[bytes]) -> None:
+        self._prefix = prefix
+        self._inner = inner
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._prefix:
+            return self._inner.read(n)
+        if n < 0:
+            data = self._prefix + self._inner.read()
+            self._prefix = b""
+            return data
+        head, self._prefix = self._prefix[:n], self._prefix[n:]
+        if len(head) < n:
+            head += self._inner.read(n - len(head))
+        return head
+
+    def readline(self, limit: int = -1) -> bytes:
+        if not self._prefix:
+            return self._inner.readline(limit)
+        head = self._prefix
+        self._prefix = b""
+        if head.endswith(b"\n") or (limit >= 0 and len(head) >= limit):
+            return head
+        rest = self._inner.readline(-1 if limit < 0 else limit - len(head))
+        return head + rest
+
+
+_VALID_FIRST = frozenset(_OPNAMES)
+
+
+def looks_like_pickle(head: bytes) -> bool:
+    """Cheap check: a PROTO header, or a first byte that is a pickle opcode (confirmed by parsing)."""
+    if len(head) >= 2 and head[0] == 0x80 and head[1] <= 5:
+        return True
+    return bool(head) and head[0] in _VALID_FIRST
+
+
+class PickleScanner(FormatScanner):
+    """Raw pickle files (any protocol), joblib files and legacy (non-zip) PyTorch saves."""
+
+    name = "pickle"
+
+    def sniff(self, head: bytes) -> bool:
+        return len(head) >= 2 and head[0] == 0x80 and head[1] <= 5
+
+    def scan(self, stream: IO[bytes], ctx: ScanContext) -> None:
+        from bastion.scan import torch as torch_scan
+
+        if torch_scan.is_legacy_torch(stream_head(stream)):
+            torch_scan.scan_legacy_pickle(stream, ctx)
+            return
+        result = analyze_pickle_stream(stream, ctx)
+        if result is not None and any(key in joblib_scan.WRAPPERS for key in result.uses):
+            ctx.label = "joblib"
+
+
+def stream_head(stream: IO[bytes], n: int = 64) -> bytes:
+    """Peek at the start of a buffered stream without consuming it."""
+    peek = getattr(stream, "peek", None)
+    if peek is not None:
+        data: bytes = peek(n)
+        return data[:n]
+    if stream.seekable():
+        where = stream.tell()
+        data = stream.read(n)
+        stream.seek(where)
+        return data
+    return b""

@@ -1,0 +1,246 @@
+"""Render a `ScanReport`: text (rich table), JSON (``to_dict``) and SARIF 2.1.0.
+
+The rule catalogue here gives every built-in rule id a short description for SARIF viewers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import PurePath
+from typing import Any
+from urllib.parse import quote
+
+from rich.console import Console
+from rich.table import Table
+
+from bastion.scan.interface import Finding, ScanReport, Severity
+
+__all__ = ["RULES", "SARIF_SCHEMA", "render", "to_json", "to_sarif", "to_text"]
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+_INFO_URI = "https://github.com/bastion-mlops/bastion/blob/main/docs/scanner.md"
+
+#: Built-in rule ids and what they mean.
+RULES: dict[str, str] = {
+    "pickle.dangerous-global": "Pickle references a callable that gives code execution or system access",
+    "pickle.unknown-callable": "Pickle calls a callable that is not on the allowlist",
+    "pickle.unknown-global": "Pickle references a global that is not on the allowlist",
+    "pickle.noteworthy-global": "Pickle uses an allowed global worth a reviewer's glance",
+    "pickle.unresolved-global": "Pickle imports a name built from non-constant values",
+    "pickle.computed-call": "Pickle calls a value that is not a named global",
+    "pickle.mutate-global": "Pickle modifies an imported module or class",
+    "pickle.extension-code": "Pickle uses the copyreg extension registry",
+    "pickle.persistent-id": "Pickle uses persistent ids outside a PyTorch archive",
+    "pickle.out-of-band-buffer": "Pickle expects out-of-band buffers",
+    "pickle.malformed": "Pickle cannot be parsed completely",
+    "pickle.trailing-data": "Data follows the pickle's STOP opcode",
+    "pickle.multiple-pickles": "File holds more than one pickle",
+    "pickle.joblib-array-opcodes": "joblib array bytes parse as pickle opcodes (loader differential)",
+    "limit.opcodes": "Opcode limit reached; the rest was not analysed",
+    "limit.time": "Per-file time limit reached; the rest was not analysed",
+    "limit.size": "Expanded-size limit reached (decompression bomb?)",
+    "limit.ratio": "Compression-ratio limit reached (decompression bomb?)",
+    "limit.depth": "Container nesting limit reached",
+    "limit.members": "Archive member-count limit reached",
+    "limit.pickles": "Too many consecutive pickles",
+    "archive.path-traversal": "Archive member escapes the extraction folder (zip-slip/tar-slip)",
+    "archive.link": "Archive member is a link",
+    "archive.special-file": "Archive member is a device or FIFO",
+    "archive.duplicate-member": "Archive holds two members with one name",
+    "archive.bad-crc": "Archive member fails its CRC check",
+    "archive.header-mismatch": "Zip local and central headers disagree",
+    "archive.overlapping-members": "Zip members overlap",
+    "archive.prepended-data": "Data precedes the first zip member (polyglot)",
+    "archive.polyglot": "File of one format also holds a zip archive",
+    "archive.encrypted": "Archive member is encrypted and cannot be checked",
+    "archive.corrupt": "Archive or compressed stream is damaged",
+    "archive.unsupported": "Archive type needs an optional package to be inspected",
+    "torch.torchscript": "TorchScript archive carries program code",
+    "torch.extra-members": "PyTorch archive has members outside its root folder",
+    "numpy.object-array": "NumPy array of Python objects (needs allow_pickle)",
+    "numpy.bad-header": "NumPy header is invalid",
+    "numpy.truncated": "NumPy data is shorter than its header says",
+    "numpy.trailing-data": "Data follows the NumPy array",
+    "keras.lambda": "Keras Lambda layer (serialized Python bytecode)",
+    "keras.dangerous-object": "Keras config names a dangerous function",
+    "keras.custom-object": "Keras config needs custom code from outside Keras",
+    "keras.bad-config": "Keras config is not valid JSON",
+    "onnx.custom-domain": "ONNX graph uses custom-operator domains",
+    "onnx.external-data-escape": "ONNX external data path leaves the model folder",
+    "onnx.external-data": "ONNX tensor data lives in a separate file",
+    "onnx.malformed": "ONNX protobuf cannot be parsed",
+    "safetensors.invalid": "safetensors header is invalid",
+    "safetensors.gap": "safetensors data has bytes that belong to no tensor",
+    "gguf.malformed": "GGUF header is invalid",
+    "gguf.legacy": "Pre-GGUF llama.cpp container",
+    "gguf.chat-template-injection": "GGUF chat template contains a template-injection payload",
+    "gguf.chat-template": "GGUF model carries a Jinja chat template",
+    "format.corrupt": "Content is damaged",
+    "fs.symlink": "Symlink in the scanned folder",
+    "fs.special-file": "Device, FIFO or socket in the scanned folder",
+    "scan.resource": "Content exhausts the analyser",
+    "scan.internal-error": "A scanner failed; the file is unverified",
+}
+
+_LEVEL = {
+    Severity.CRITICAL: "error",
+    Severity.HIGH: "error",
+    Severity.MEDIUM: "warning",
+    Severity.LOW: "note",
+    Severity.INFO: "note",
+}
+# GitHub code scanning reads "security-severity" (0-10) to rank alerts.
+_SECURITY_SEVERITY = {
+    Severity.CRITICAL: "9.8",
+    Severity.HIGH: "8.0",
+    Severity.MEDIUM: "5.5",
+    Severity.LOW: "3.0",
+    Severity.INFO: "0.0",
+}
+_STYLE = {
+    Severity.CRITICAL: "bold red",
+    Severity.HIGH: "red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
+}
+
+
+def _uri(path: str) -> str:
+    p = PurePath(path)
+    if p.is_absolute():
+        return "file://" + quote(p.as_posix())
+    return quote(p.as_posix())
+
+
+def _location(f: Finding) -> str:
+    where = f.file
+    if f.inner_path:
+        where += f" ! {f.inner_path}"
+    if f.offset is not None:
+        where += f" @{f.offset}"
+    return where
+
+
+def to_sarif(report: ScanReport) -> dict[str, Any]:
+    """SARIF 2.1.0 log: one run, one rule per rule id used, one result per finding."""
+    worst: dict[str, Severity] = {}
+    for f in report.findings:
+        worst[f.rule_id] = max(worst.get(f.rule_id, f.severity), f.severity)
+    rule_ids = sorted(worst)
+    index = {rid: i for i, rid in enumerate(rule_ids)}
+    rules = [
+        {
+            "id": rid,
+            "name": rid.replace(".", "/"),
+            "shortDescription": {"text": RULES.get(rid, rid)},
+            "helpUri": _INFO_URI,
+            "defaultConfiguration": {"level": _LEVEL[worst[rid]]},
+            "properties": {"security-severity": _SECURITY_SEVERITY[worst[rid]], "tags": ["security", "ml-model"]},
+        }
+        for rid in rule_ids
+    ]
+    artifacts: list[dict[str, Any]] = []
+    art_index: dict[str, int] = {}
+    for sf in report.files:
+        art_index[sf.path] = len(artifacts)
+        entry: dict[str, Any] = {"location": {"uri": _uri(sf.path)}, "length": sf.size}
+        if sf.sha256:
+            entry["hashes"] = {"sha-256": sf.sha256}
+        artifacts.append(entry)
+    results = []
+    for f in report.findings:
+        physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(f.file)}}
+        if f.file in art_index:
+            physical["artifactLocation"]["index"] = art_index[f.file]
+        if f.offset is not None and f.inner_path is None:
+            physical["region"] = {"byteOffset": f.offset, "byteLength": 1}
+        location: dict[str, Any] = {"physicalLocation": physical}
+        if f.inner_path:
+            location["logicalLocations"] = [{"fullyQualifiedName": f.inner_path, "kind": "member"}]
+        text = f.message if not f.inner_path else f"{f.inner_path}: {f.message}"
+        results.append(
+            {
+                "ruleId": f.rule_id,
+                "ruleIndex": index[f.rule_id],
+                "level": _LEVEL[f.severity],
+                "message": {"text": text},
+                "locations": [location],
+                "properties": {
+                    "severity": f.severity.label,
+                    "construct": f.construct,
+                    "innerPath": f.inner_path,
+                    "offset": f.offset,
+                    "remediation": f.remediation,
+                },
+            }
+        )
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "bastion-scan",
+                        "version": report.scanner_version or "1",
+                        "informationUri": _INFO_URI,
+                        "rules": rules,
+                    }
+                },
+                "artifacts": artifacts,
+                "results": results,
+                "invocations": [
+                    {
+                        "executionSuccessful": not report.errors,
+                        "toolExecutionNotifications": [
+                            {"level": "error", "message": {"text": f"{e.path}: {e.message}"}} for e in report.errors
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def to_json(report: ScanReport) -> str:
+    """The JSON document (``schema_version`` 1) as text."""
+    return json.dumps(report.to_dict(), indent=2, sort_keys=True)
+
+
+def render(report: ScanReport, console: Console) -> None:
+    """Print the report as rich tables to ``console``."""
+    files = Table(title=f"Scanned {len(report.files)} file(s) in {report.duration_s:.2f} s", title_justify="left")
+    files.add_column("file")
+    files.add_column("format")
+    files.add_column("bytes", justify="right")
+    for sf in report.files:
+        files.add_row(sf.path, sf.format, str(sf.size))
+    console.print(files)
+    if report.findings:
+        ordered = sorted(report.findings, key=lambda x: (-x.severity, x.file, x.inner_path or ""))
+        table = Table(title="Findings", title_justify="left")
+        table.add_column("#", justify="right")
+        table.add_column("severity", no_wrap=True)
+        table.add_column("rule", no_wrap=True)
+        table.add_column("location", overflow="fold")
+        table.add_column("construct", overflow="fold")
+        for i, f in enumerate(ordered, 1):
+            table.add_row(str(i), f"[{_STYLE[f.severity]}]{f.severity.label}[/]", f.rule_id, _location(f),
+                          f.construct)
+        console.print(table)
+        for i, f in enumerate(ordered, 1):
+            console.print(f"[bold]{i}.[/] {f.message}\n   [dim]Fix:[/] {f.remediation}", highlight=False)
+    for err in report.errors:
+        console.print(f"[red]unreadable[/] {err.path}: {err.message}")
+    worst = report.max_severity
+    verdict = "no findings" if worst is None else f"{len(report.findings)} finding(s), worst: {worst.label}"
+    console.print(f"Result: {verdict}")
+
+
+def to_text(report: ScanReport, *, width: int = 140) -> str:
+    """Plain-text rendering (no colour codes), e.g. for logs and tests."""
+    buffer = io.StringIO()
+    render(report, Console(file=buffer, width=width, no_color=True, color_system=None, highlight=False))
+    return buffer.getvalue()

@@ -1,0 +1,262 @@
+"""Archives and compressed streams: recursion, zip/tar oddities, traversal, and bomb limits."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import pickle
+import struct
+import tarfile
+import warnings
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+
+from bastion.scan import ScanLimits, Severity, scan_bytes, scan_path
+from bastion.scan.archive import unsafe_member_name
+
+EVIL = b"cos\nsystem\n(S'echo pwned'\ntR."
+BENIGN = pickle.dumps({"weights": [1.0, 2.0]}, protocol=4)
+
+
+def _zip(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _tar(members: list[tarfile.TarInfo | tuple[str, bytes]], mode: str = "w") -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tf:  # type: ignore[call-overload]
+        for m in members:
+            if isinstance(m, tarfile.TarInfo):
+                tf.addfile(m)
+            else:
+                info = tarfile.TarInfo(m[0])
+                info.size = len(m[1])
+                tf.addfile(info, io.BytesIO(m[1]))
+    return buf.getvalue()
+
+
+def _rules(data: bytes, **kw: object) -> dict[str, Severity]:
+    out: dict[str, Severity] = {}
+    for f in scan_bytes(data, **kw).findings:  # type: ignore[arg-type]
+        out[f.rule_id] = max(out.get(f.rule_id, f.severity), f.severity)
+    return out
+
+
+COMPRESSORS = {
+    "gzip": gzip.compress,
+    "bz2": bz2.compress,
+    "xz": lzma.compress,
+    "lzma": lambda d: lzma.compress(d, format=lzma.FORMAT_ALONE),
+    "zlib": zlib.compress,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(COMPRESSORS))
+def test_compressed_pickle_is_analysed(kind: str) -> None:
+    report = scan_bytes(COMPRESSORS[kind](EVIL))
+    assert report.max_severity == Severity.CRITICAL
+    assert report.files[0].format == f"{kind}+pickle"
+    assert report.findings[0].inner_path == f"({kind})"
+
+
+@pytest.mark.parametrize("kind", sorted(COMPRESSORS))
+def test_compressed_benign_is_clean(kind: str) -> None:
+    assert scan_bytes(COMPRESSORS[kind](BENIGN)).findings == ()
+
+
+def test_nested_pickle_in_targz_in_zip() -> None:
+    inner = gzip.compress(_tar([("model/model.sav", EVIL)]))
+    outer = _zip({"bundle/inner.tar.gz": inner, "README.md": b"hello"})
+    report = scan_bytes(outer, name="outer.zip")
+    (finding,) = report.findings
+    assert finding.severity == Severity.CRITICAL
+    assert finding.inner_path == "bundle/inner.tar.gz!(gzip)!model/model.sav"
+
+
+def test_benign_zip_and_tar_are_clean() -> None:
+    assert scan_bytes(_zip({"a.pkl": BENIGN, "notes.txt": b"x"})).findings == ()
+    assert scan_bytes(_tar([("a.pkl", BENIGN)])).findings == ()
+
+
+@pytest.mark.parametrize(
+    ("name", "unsafe"),
+    [("a/b.pkl", False), ("../evil.pkl", True), ("/etc/passwd", True), ("a/../../x", True), ("C:/x", True),
+     ("..\\x", True), ("ok..name", False), ("", True)],
+)
+def test_unsafe_member_names(name: str, unsafe: bool) -> None:
+    assert (unsafe_member_name(name) is not None) is unsafe
+
+
+def test_zip_slip_is_high() -> None:
+    assert _rules(_zip({"../../evil.txt": b"x"}))["archive.path-traversal"] == Severity.HIGH
+
+
+def test_tar_slip_and_links_are_high() -> None:
+    link = tarfile.TarInfo("model/link")
+    link.type = tarfile.SYMTYPE
+    link.linkname = "/etc/passwd"
+    dev = tarfile.TarInfo("dev")
+    dev.type = tarfile.CHRTYPE
+    found = _rules(_tar([("../x.pkl", BENIGN), link, dev]))
+    assert found["archive.path-traversal"] == Severity.HIGH
+    assert found["archive.link"] == Severity.HIGH
+    assert found["archive.special-file"] == Severity.HIGH
+
+
+def test_tar_inner_link_is_medium() -> None:
+    link = tarfile.TarInfo("model/alias.pkl")
+    link.type = tarfile.SYMTYPE
+    link.linkname = "real.pkl"
+    assert _rules(_tar([("model/real.pkl", BENIGN), link]))["archive.link"] == Severity.MEDIUM
+
+
+def test_zip_duplicate_names_are_high() -> None:
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("data.pkl", BENIGN)
+            zf.writestr("data.pkl", EVIL)
+    found = _rules(buf.getvalue())
+    assert found["archive.duplicate-member"] == Severity.HIGH
+    assert found["pickle.dangerous-global"] == Severity.CRITICAL  # both copies analysed
+
+
+def test_tar_duplicate_names_are_high() -> None:
+    assert _rules(_tar([("a.pkl", BENIGN), ("a.pkl", BENIGN)]))["archive.duplicate-member"] == Severity.HIGH
+
+
+def test_zip_bad_crc_is_high() -> None:
+    data = bytearray(_zip({"a.bin": b"A" * 64}, zipfile.ZIP_STORED))
+    i = data.index(b"A" * 64)
+    data[i] = ord("B")
+    assert _rules(bytes(data))["archive.bad-crc"] == Severity.HIGH
+
+
+def test_zip_local_central_mismatch_is_high() -> None:
+    data = bytearray(_zip({"a.pkl": BENIGN}, zipfile.ZIP_STORED))
+    # Rename the member in the local header only: another tool sees another file.
+    i = data.index(b"a.pkl")
+    data[i : i + 5] = b"b.pkl"
+    assert _rules(bytes(data))["archive.header-mismatch"] == Severity.HIGH
+
+
+def test_zip_overlapping_members_are_high() -> None:
+    data = bytearray(_zip({"a.bin": b"x" * 40, "b.bin": b"y" * 40}, zipfile.ZIP_STORED))
+    # Point b's central entry at a's local header (two names, same bytes: the overlapping-file bomb trick).
+    cd = data.rindex(b"PK\x01\x02")
+    struct.pack_into("<I", data, cd + 42, 0)
+    found = _rules(bytes(data))
+    assert found["archive.overlapping-members"] == Severity.HIGH
+
+
+def test_pickle_with_zip_appended_is_not_clean() -> None:
+    found = _rules(BENIGN + _zip({"a.pkl": EVIL}))
+    assert found["pickle.trailing-data"] >= Severity.HIGH
+    assert found["archive.polyglot"] == Severity.MEDIUM
+    assert found["pickle.dangerous-global"] == Severity.CRITICAL  # the zip part was analysed too
+
+
+def test_zip_behind_a_prefix_is_found() -> None:
+    # zipfile finds archives from their end, so Keras/zip loaders open this; the scanner must too.
+    found = _rules(b"JUNKJUNK" + _zip({"config.pkl": EVIL}))
+    assert found["archive.prepended-data"] == Severity.MEDIUM
+    assert found["pickle.dangerous-global"] == Severity.CRITICAL
+
+
+def test_decompression_ratio_bomb_is_stopped() -> None:
+    bomb = gzip.compress(b"\0" * (8 << 20))
+    limits = ScanLimits(ratio_floor_bytes=1 << 20, max_ratio=50)
+    assert _rules(bomb, limits=limits)["limit.ratio"] == Severity.HIGH
+
+
+def test_expanded_size_limit_is_stopped() -> None:
+    data = zlib.compress(BENIGN + b"\0" * (4 << 20))
+    limits = ScanLimits(max_expanded_bytes=1 << 20)
+    assert _rules(data, limits=limits)["limit.size"] == Severity.HIGH
+
+
+def test_nesting_depth_limit() -> None:
+    data = EVIL
+    for i in range(4):
+        data = _zip({f"level{i}.zip": data})
+    found = _rules(data, limits=ScanLimits(max_depth=2))
+    assert found["limit.depth"] == Severity.HIGH
+
+
+def test_member_count_limit() -> None:
+    data = _zip({f"f{i}.txt": b"x" for i in range(20)})
+    assert _rules(data, limits=ScanLimits(max_members=5))["limit.members"] == Severity.HIGH
+
+
+def test_corrupt_gzip_is_high() -> None:
+    data = gzip.compress(EVIL * 50)[:-30]
+    found = _rules(data)
+    assert found["archive.corrupt"] >= Severity.HIGH
+
+
+def test_seven_zip_without_py7zr_is_high(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "py7zr", None)  # import fails as if the package were missing
+    found = _rules(b"7z\xbc\xaf\x27\x1c" + b"\0" * 30)
+    assert found == {"archive.unsupported": Severity.HIGH}
+
+
+def test_broken_seven_zip_is_high() -> None:
+    found = _rules(b"7z\xbc\xaf\x27\x1c" + b"\0" * 30)
+    assert max(found.values()) >= Severity.HIGH
+
+
+def test_folder_with_archive(tmp_path: Path) -> None:
+    (tmp_path / "m.zip").write_bytes(_zip({"x/model.pkl": EVIL}))
+    (tmp_path / "clean.pkl").write_bytes(BENIGN)
+    report = scan_path(tmp_path)
+    assert len(report.files) == 2
+    (finding,) = report.findings
+    assert finding.file.endswith("m.zip")
+    assert finding.inner_path == "x/model.pkl"
+
+
+def _lz4_frame(blocks: list[tuple[bytes, bool]]) -> bytes:
+    out = b"\x04\x22\x4d\x18" + bytes([0x60, 0x40, 0x82])  # version 1, independent blocks, 64 KB
+    for block, compressed in blocks:
+        out += struct.pack("<I", len(block) | (0 if compressed else 0x80000000)) + block
+    return out + b"\0\0\0\0"
+
+
+def _lz4_literals(data: bytes) -> bytes:
+    n = len(data)
+    extra = b""
+    if n >= 15:
+        rest = n - 15
+        extra = b"\xff" * (rest // 255) + bytes([rest % 255])
+    return bytes([min(n, 15) << 4]) + extra + data
+
+
+def test_lz4_stream_is_decoded_without_the_lz4_package() -> None:
+    framed = _lz4_frame([(_lz4_literals(EVIL[:10]), True), (EVIL[10:], False)])
+    report = scan_bytes(framed)
+    assert report.files[0].format == "lz4+pickle"
+    assert report.max_severity == Severity.CRITICAL
+
+
+def test_lz4_matches_copy_from_history() -> None:
+    from bastion.scan.archive import _Lz4Frames
+
+    block = bytes([0x44]) + b"abcd" + b"\x04\x00" + bytes([0x30]) + b"xyz"  # 4 literals, 8-byte match, 3 literals
+    assert _Lz4Frames(io.BytesIO(_lz4_frame([(block, True)]))).read() == b"abcdabcdabcdxyz"
+
+
+def test_lz4_bad_offset_is_corrupt() -> None:
+    block = bytes([0x14]) + b"a" + b"\x09\x00"
+    assert _rules(_lz4_frame([(block, True)]))["archive.corrupt"] == Severity.HIGH

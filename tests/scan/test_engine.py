@@ -1,0 +1,144 @@
+"""The scan engine: paths and folders, unreadable input, plugins, crash containment."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from pathlib import Path
+from typing import IO
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bastion.errors import ScanError
+from bastion.scan import FormatScanner, ScanContext, ScanLimits, Severity, _engine, scan_bytes, scan_path
+
+EVIL = b"cos\nsystem\n(S'echo pwned'\ntR."
+
+
+def test_missing_path_raises_scan_error(tmp_path: Path) -> None:
+    with pytest.raises(ScanError, match="no such file"):
+        scan_path(tmp_path / "nope.pkl")
+
+
+def test_unreadable_file_raises_scan_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "m.pkl"
+    target.write_bytes(b"x")
+
+    def denied(self: Path, *a: object, **k: object) -> IO[bytes]:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "open", denied)
+    with pytest.raises(ScanError, match="Permission denied"):
+        scan_path(target)
+
+
+def test_unreadable_file_in_folder_is_an_error_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a.pkl").write_bytes(pickle.dumps(1))
+    (tmp_path / "b.pkl").write_bytes(pickle.dumps(2))
+    real_open = Path.open
+
+    def flaky(self: Path, *a: object, **k: object) -> IO[bytes]:
+        if self.name == "b.pkl":
+            raise PermissionError(13, "Permission denied")
+        return real_open(self, *a, **k)  # type: ignore[arg-type, return-value]
+
+    monkeypatch.setattr(Path, "open", flaky)
+    report = scan_path(tmp_path)
+    assert [Path(e.path).name for e in report.errors] == ["b.pkl"]
+    assert not report.is_clean()
+
+
+def test_folder_is_recursive_and_content_based(tmp_path: Path) -> None:
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    (deep / "weights.bin").write_bytes(EVIL)  # extension says nothing
+    (tmp_path / "README.md").write_text("# model\n")
+    seen: list[tuple[int, int]] = []
+    report = scan_path(tmp_path, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (2, 2)
+    formats = {Path(f.path).name: f.format for f in report.files}
+    assert formats == {"weights.bin": "pickle", "README.md": "unknown"}
+    assert report.max_severity == Severity.CRITICAL
+
+
+def test_digest_matches_and_can_be_skipped(tmp_path: Path) -> None:
+    (tmp_path / "m.pkl").write_bytes(EVIL)
+    assert scan_path(tmp_path / "m.pkl").files[0].sha256 == hashlib.sha256(EVIL).hexdigest()
+    assert scan_path(tmp_path / "m.pkl", digest=False).files[0].sha256 is None
+
+
+def test_symlink_outside_folder_is_noted(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.pkl"
+    outside.write_bytes(pickle.dumps(1))
+    folder = tmp_path / "model"
+    folder.mkdir()
+    os.symlink(outside, folder / "link.pkl")
+    report = scan_path(folder)
+    assert [f.rule_id for f in report.findings] == ["fs.symlink"]
+
+
+class _Boom(FormatScanner):
+    name = "boom"
+
+    def sniff(self, head: bytes) -> bool:
+        return head.startswith(b"BOOM")
+
+    def scan(self, stream: IO[bytes], ctx: ScanContext) -> None:
+        raise KeyError("scanner bug")
+
+
+class _Note(FormatScanner):
+    name = "note"
+
+    def sniff(self, head: bytes) -> bool:
+        return head.startswith(b"NOTE")
+
+    def scan(self, stream: IO[bytes], ctx: ScanContext) -> None:
+        ctx.add("note.seen", Severity.LOW, "note", "a plugin saw this", "none", offset=0)
+
+
+def test_plugins_run_and_their_crashes_are_findings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_engine, "_PLUGINS", [_Boom(), _Note()])
+    note = scan_bytes(b"NOTE this".ljust(80, b"."))
+    assert note.files[0].format == "note"
+    assert [(f.rule_id, f.severity) for f in note.findings] == [("note.seen", Severity.LOW)]
+    boom = scan_bytes(b"BOOM".ljust(80, b"."))
+    assert [(f.rule_id, f.severity) for f in boom.findings] == [("scan.internal-error", Severity.HIGH)]
+
+
+def test_limits_validate() -> None:
+    with pytest.raises(ValueError, match="max_depth"):
+        ScanLimits(max_depth=0)
+    with pytest.raises(ValueError, match="time_per_file"):
+        ScanLimits(time_per_file=0)
+
+
+def test_empty_file_is_clean() -> None:
+    report = scan_bytes(b"")
+    assert report.files[0].format == "empty"
+    assert report.findings == ()
+
+
+_MAGICS = [b"PK\x03\x04", b"\x1f\x8b", b"BZh9", b"\xfd7zXZ\x00", b"7z\xbc\xaf\x27\x1c", b"\x93NUMPY\x01\x00",
+           b"\x93NUMPY\x02\x00", b"\x89HDF\r\n\x1a\n", b"GGUF\x03\x00\x00\x00", b"(\x00\x00\x00\x00\x00\x00\x00{",
+           b"\x80\x04", b"\x08\x07\x12\x02ab:", b"\0" * 257 + b"ustar\x0000", b"x\x9c",
+           b"\x04\x22\x4d\x18\x60\x40\x82"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(_MAGICS), st.binary(max_size=300))
+def test_fuzz_every_format_without_internal_errors(magic: bytes, tail: bytes) -> None:
+    report = scan_bytes(magic + tail, limits=ScanLimits(time_per_file=2.0))
+    assert not [f for f in report.findings if f.rule_id == "scan.internal-error"]
+
+
+def test_fifo_is_never_opened(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(1))
+    report = scan_path(tmp_path)  # opening the FIFO would block forever
+    assert [f.rule_id for f in report.findings] == ["fs.special-file"]
+    with pytest.raises(ScanError, match="not a regular file"):
+        scan_path(tmp_path / "pipe")
