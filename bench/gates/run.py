@@ -1,0 +1,160 @@
+"""Gates benchmark: Bastion's vectorized fairness metrics vs fairlearn at 1M rows, and a full 100k-row gate.
+
+Run from the repository root:  .venv/bin/python bench/gates/run.py [--rows 1000000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bastion.demo.data import ADULT_CATEGORICAL, ADULT_FEATURES, ADULT_NUMERIC, ADULT_TARGET, load_adult
+from bastion.gates.fairness import compute_fairness
+
+GROUPINGS = [("sex",), ("race",), ("sex", "race")]
+
+
+def baseline():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    pre = ColumnTransformer([("num", StandardScaler(), ADULT_NUMERIC),
+                             ("cat", OneHotEncoder(handle_unknown="ignore"), ADULT_CATEGORICAL)])
+    return Pipeline([("pre", pre), ("clf", LogisticRegression(max_iter=500))])
+
+
+def fairlearn_all(y_true, y_pred, sf: pd.DataFrame) -> dict:
+    from fairlearn.metrics import (
+        MetricFrame,
+        count,
+        demographic_parity_difference,
+        demographic_parity_ratio,
+        equalized_odds_difference,
+        equalized_odds_ratio,
+        false_negative_rate,
+        false_positive_rate,
+        selection_rate,
+        true_positive_rate,
+    )
+    from sklearn.metrics import accuracy_score
+
+    out = {}
+    metrics = {"selection_rate": selection_rate, "tpr": true_positive_rate, "fpr": false_positive_rate,
+               "fnr": false_negative_rate, "accuracy": accuracy_score, "count": count}
+    for g in GROUPINGS:
+        feats = sf[list(g)] if len(g) > 1 else sf[g[0]]
+        mf = MetricFrame(metrics=metrics, y_true=y_true, y_pred=y_pred, sensitive_features=feats)
+        out[g] = {
+            "by_group": mf.by_group.dropna(how="all"),
+            "demographic_parity_difference": demographic_parity_difference(y_true, y_pred, sensitive_features=feats),
+            "demographic_parity_ratio": demographic_parity_ratio(y_true, y_pred, sensitive_features=feats),
+            "equalized_odds_difference": equalized_odds_difference(y_true, y_pred, sensitive_features=feats),
+            "equalized_odds_ratio": equalized_odds_ratio(y_true, y_pred, sensitive_features=feats),
+        }
+    return out
+
+
+def compare(ours, theirs) -> float:
+    worst = 0.0
+    for g in GROUPINGS:
+        t = ours.get(*g).table()
+        fl = theirs[g]["by_group"]
+        for m in ("selection_rate", "tpr", "fpr", "fnr", "accuracy", "count"):
+            worst = max(worst, float(np.max(np.abs(t[m].to_numpy(float) - fl[m].to_numpy(float)))))
+        for k in ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference",
+                  "equalized_odds_ratio"):
+            worst = max(worst, abs(ours.get(*g).disparities[k] - float(theirs[g][k])))
+    assert worst <= 1e-9, f"values differ by {worst}"
+    return worst
+
+
+def median_time(fn, runs: int) -> tuple[float, list[float], object]:
+    times, result = [], None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times, result
+
+
+def bench_fairness(rows: int, runs: int, fl_runs: int) -> dict:
+    train, test = load_adult("train"), load_adult("test")
+    model = baseline().fit(train[ADULT_FEATURES], train[ADULT_TARGET])
+    pred = model.predict(test[ADULT_FEATURES])
+    idx = np.random.default_rng(0).integers(0, len(test), rows)
+    y_true = test[ADULT_TARGET].to_numpy()[idx]
+    y_pred = pred[idx]
+    sf = test[["sex", "race"]].iloc[idx].reset_index(drop=True)
+    b_med, b_times, ours = median_time(
+        lambda: compute_fairness(y_true, y_pred, sf, groupings=GROUPINGS, min_group_size=30), runs)
+    f_med, f_times, theirs = median_time(lambda: fairlearn_all(y_true, y_pred, sf), fl_runs)
+    worst = compare(ours, theirs)
+    return {"rows": rows, "bastion_s": b_med, "bastion_runs": b_times, "fairlearn_s": f_med,
+            "fairlearn_runs": f_times, "speedup": f_med / b_med, "max_abs_diff": worst}
+
+
+def bench_gate(rows: int, runs: int) -> dict:
+    import logging
+
+    from bastion.gates import run_gate
+    from bastion.project import init_project
+
+    logging.getLogger("bastion").setLevel(logging.ERROR)
+    train, test = load_adult("train"), load_adult("test")
+    holdout = test.sample(rows, replace=True, random_state=0).reset_index(drop=True)
+    policy = {
+        "version": 1, "name": "bench", "positive_label": 1, "sensitive_attributes": ["sex", "race"],
+        "intersections": [["sex", "race"]], "min_group_size": 50,
+        "checks": {
+            "performance": {"thresholds": {"accuracy": 0.8}},
+            "fairness": {"thresholds": {"demographic_parity_difference": 0.2}},
+            "diversity": {"min_share": 0.005},
+            "robustness": {"sample_size": 20, "query_budget": 500, "stability_sample_size": 5000},
+            "privacy": {"sample_size": 5000, "attack_model": "rf"},
+            "supply_chain": {"require_clean_scan": True},
+        },
+    }
+    with tempfile.TemporaryDirectory() as d:
+        p = init_project(Path(d) / "proj")
+        dv = p.register_dataset(train, name="adult-train")
+        mv = p.log_model(baseline().fit(train[ADULT_FEATURES], train[ADULT_TARGET]), name="income",
+                         datasets=[dv.ref])
+        med, times, res = median_time(lambda: run_gate(p, mv.ref, policy, holdout, ADULT_TARGET), runs)
+        checks = {c.name: c.passed for c in res.checks}
+        p.close()
+    return {"rows": rows, "gate_s": med, "gate_runs": times, "passed": res.passed, "checks": checks}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--fairlearn-runs", type=int, default=3)
+    ap.add_argument("--gate-rows", type=int, default=100_000)
+    args = ap.parse_args()
+    f = bench_fairness(args.rows, args.runs, args.fairlearn_runs)
+    print(f"fairness {f['rows']:,} rows, sex/race/sex x race: Bastion {f['bastion_s']:.3f} s "
+          f"(runs {[round(t, 3) for t in f['bastion_runs']]}), fairlearn {f['fairlearn_s']:.1f} s "
+          f"(runs {[round(t, 1) for t in f['fairlearn_runs']]}), speed-up {f['speedup']:.0f}x, "
+          f"max |diff| {f['max_abs_diff']:.1e}", flush=True)
+    g = bench_gate(args.gate_rows, args.runs)
+    print(f"full gate {g['rows']:,} rows (2 sensitive attrs + intersection, robustness + privacy): "
+          f"median {g['gate_s']:.1f} s (runs {[round(t, 1) for t in g['gate_runs']]}), passed={g['passed']}")
+    ok = f["speedup"] >= 100 and g["gate_s"] < 60
+    print("BARS:", "met" if ok else "NOT met",
+          f"(speed-up >= 100x: {f['speedup']:.0f}x; gate < 60 s: {g['gate_s']:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()

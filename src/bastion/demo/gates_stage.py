@@ -1,0 +1,79 @@
+"""Demo stage 3: gate the first model (fails fairness on Adult), mitigate, gate the mitigated version (passes)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bastion.gates.mitigate import mitigate
+from bastion.gates.policy import POLICY_FILE, load_policy
+from bastion.gates.report import write_report
+from bastion.gates.run import run_gate
+
+if TYPE_CHECKING:
+    from bastion.demo.run import DemoContext
+
+__all__ = ["DEMO_POLICY", "run"]
+
+DEMO_POLICY = """\
+# Bastion gate policy for the demo income model (see docs/gates.md).
+version: 1
+name: income-production
+positive_label: 1
+sensitive_attributes: [sex, race]
+intersections:
+  - [sex, race]
+min_group_size: 50
+checks:
+  performance:
+    thresholds: {accuracy: 0.80}
+  fairness:
+    thresholds:
+      demographic_parity_difference: 0.15
+  diversity:
+    min_share: 0.005
+    expected_groups: {sex: [Female, Male]}
+  robustness:
+    sample_size: 8
+    query_budget: 400
+    epsilon: 0.5
+    max_attack_success_rate: 0.75
+    min_stability: 0.9
+  privacy:
+    sample_size: 2000
+    attack_model: rf
+    max_auc: 0.6
+  supply_chain:
+    require_clean_scan: false
+aliases:
+  production:
+    requires: [gate]
+"""
+
+
+def run(ctx: DemoContext) -> None:
+    p, say, st = ctx.project, ctx.say, ctx.state
+    policy_path = p.root / POLICY_FILE
+    if not policy_path.exists():
+        policy_path.write_text(DEMO_POLICY, encoding="utf-8")
+    policy = load_policy(policy_path)
+    holdout, target = st["test_df"], st["target"]
+    first = run_gate(p, st["model_ref"], policy, holdout, target)
+    fair = first.check("fairness")
+    say(f"Gate on {first.ref}: {'PASSED' if first.passed else 'FAILED'} "
+        f"(sex DP difference {fair.measured.get('sex: demographic_parity_difference', float('nan')):.3f})")
+    write_report(first, html_path=ctx.workdir / "gate-first.html")
+    mitigated = mitigate(p, st["model_ref"], method="threshold", data=st["train_df"], target=target,
+                         sensitive=list(st.get("sensitive", ["sex", "race"])))
+    say(f"Mitigated with fairlearn ThresholdOptimizer -> {mitigated.ref} (parent {mitigated.parent})")
+    second = run_gate(p, mitigated.ref, policy, holdout, target)
+    fair2 = second.check("fairness")
+    say(f"Gate on {second.ref}: {'PASSED' if second.passed else 'FAILED'} "
+        f"(sex DP difference {fair2.measured.get('sex: demographic_parity_difference', float('nan')):.3f}); "
+        f"attestation {'signed' if second.attestation.get('signed') else 'unsigned'}")
+    write_report(second, html_path=ctx.workdir / "gate-mitigated.html")
+    st["gate_results"] = [first.to_dict(), second.to_dict()]
+    if second.passed:
+        st["approved_ref"] = second.ref
+    else:
+        failed = ", ".join(second.failed_required)
+        say(f"[red]The mitigated model did not pass ({failed}); nothing approved.[/]")
