@@ -10,3 +10,7 @@ app = typer.Typer(help="Manage the project's keys: data (encryption), signing an
 
 keys_data.register(app)
 keys_signing.register(app)
+
+from bastion.cli import keys_api  # noqa: E402 - the serve work's integration line
+
+keys_api.register(app)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
+from bastion.crypto._batch import Packed, SivBatch
 from bastion.crypto._util import derive_key
 from bastion.errors import KeyManagementError
 
@@ -35,7 +36,7 @@ class Tokenizer:
         Values tokenized in the same domain can be joined; different domains give unrelated tokens.
     """
 
-    __slots__ = ("_ad", "_key", "_siv", "domain", "key_id")
+    __slots__ = ("_ad", "_batch", "_key", "_siv", "domain", "key_id")
 
     def __init__(self, root_key: bytes, *, key_id: str, domain: str = "default") -> None:
         if len(root_key) != 32:
@@ -43,6 +44,7 @@ class Tokenizer:
         self._key = derive_key(root_key, f"bastion/tokenize/aes-256-siv/v1/{domain}", length=64)
         self._siv = AESSIV(self._key)
         self._ad = _domain_ad(domain)
+        self._batch: SivBatch | None = None  # built on first batch use (per-value users never pay for it)
         self.key_id = key_id
         self.domain = domain
 
@@ -64,10 +66,21 @@ class Tokenizer:
         return self._siv.encrypt(value, [self._ad])
 
     def tokenize_many(self, values: Sequence[bytes]) -> list[bytes]:
-        """Tokens of many values (callers pass distinct values: equal values give equal tokens)."""
-        enc = self._siv.encrypt
-        ad = [self._ad]
-        return [enc(v, ad) for v in values]
+        """Tokens of many values, computed together (callers pass distinct values: equal values give equal tokens)."""
+        return self._batcher().encrypt(Packed.from_list(values)).to_list()
+
+    def tokenize_b64(self, values: Packed) -> Packed:
+        """Tokens of a whole packed column as unpadded base64url text (each what ``b64e(tokenize(v))`` gives).
+
+        Vectorized over the batch: a few AES calls in total rather than one per value; same bytes as
+        :meth:`tokenize`.
+        """
+        return self._batcher().encrypt_b64(values)
+
+    def _batcher(self) -> SivBatch:
+        if self._batch is None:
+            self._batch = SivBatch(self._key, [self._ad])
+        return self._batch
 
     def detokenize(self, token: bytes) -> bytes:
         """The original value of one token."""

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import os
+
+from bastion.crypto.signing import init_signing_key, list_signing_keys
 from bastion.gates.mitigate import mitigate
 from bastion.gates.policy import POLICY_FILE, load_policy
 from bastion.gates.report import write_report
 from bastion.gates.run import run_gate
+from bastion.gates.signatures import sign_version
 
 if TYPE_CHECKING:
     from bastion.demo.run import DemoContext
@@ -43,11 +47,14 @@ checks:
     attack_model: rf
     max_auc: 0.6
   supply_chain:
-    require_clean_scan: false
+    require_clean_scan: true
 aliases:
   production:
-    requires: [gate]
+    requires: [gate, signature, scan]
 """
+
+DEMO_KEY = "demo-signer"
+DEMO_PASSPHRASE = "demo passphrase: not for production"
 
 
 def run(ctx: DemoContext) -> None:
@@ -56,6 +63,12 @@ def run(ctx: DemoContext) -> None:
     if not policy_path.exists():
         policy_path.write_text(DEMO_POLICY, encoding="utf-8")
     policy = load_policy(policy_path)
+    # the demo's signing key is passphrase-protected like a real one; the passphrase lives in the env
+    os.environ.setdefault("BASTION_KEY_PASSPHRASE", DEMO_PASSPHRASE)
+    passphrase = os.environ["BASTION_KEY_PASSPHRASE"]
+    if not any(k.name == DEMO_KEY for k in list_signing_keys(p)):
+        init_signing_key(p, DEMO_KEY, passphrase=passphrase)
+        say(f"Created signing key '{DEMO_KEY}' (EC P-256, encrypted with a passphrase via scrypt)")
     holdout, target = st["test_df"], st["target"]
     first = run_gate(p, st["model_ref"], policy, holdout, target)
     fair = first.check("fairness")
@@ -65,6 +78,8 @@ def run(ctx: DemoContext) -> None:
     mitigated = mitigate(p, st["model_ref"], method="threshold", data=st["train_df"], target=target,
                          sensitive=list(st.get("sensitive", ["sex", "race"])))
     say(f"Mitigated with fairlearn ThresholdOptimizer -> {mitigated.ref} (parent {mitigated.parent})")
+    sign_version(p, mitigated.ref, key_name=DEMO_KEY, passphrase=passphrase)
+    say(f"Signed {mitigated.ref} (OpenSSF model-signing bundle, one SHA-256 per file)")
     second = run_gate(p, mitigated.ref, policy, holdout, target)
     fair2 = second.check("fairness")
     say(f"Gate on {second.ref}: {'PASSED' if second.passed else 'FAILED'} "
@@ -74,6 +89,12 @@ def run(ctx: DemoContext) -> None:
     st["gate_results"] = [first.to_dict(), second.to_dict()]
     if second.passed:
         st["approved_ref"] = second.ref
+        try:
+            p.promote(first.ref, alias="production")
+        except Exception as e:  # the refusal is the point: show it
+            say(f"Promotion of {first.ref} to production refused: {str(e)[:160]}…")
+        p.promote(second.ref, alias="production")
+        say(f"Promoted {second.ref} to income@production (gate passed, signature valid, scan clean)")
     else:
         failed = ", ".join(second.failed_required)
         say(f"[red]The mitigated model did not pass ({failed}); nothing approved.[/]")

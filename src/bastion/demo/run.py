@@ -30,11 +30,12 @@ class DemoContext:
 
 
 def _stages() -> list[tuple[str, Callable[[DemoContext], None]]]:
-    from bastion.demo import train_stage
+    from bastion.demo import gates_stage, train_stage
 
     return [
         ("Train and version (stage 2)", train_stage.run),
         ("Promote, roll back, load by alias (stage 2)", train_stage.registry_roundtrip),
+        ("Gate, mitigate, sign, promote (stage 3)", gates_stage.run),
     ]
 
 

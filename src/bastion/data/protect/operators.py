@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from bastion.crypto._batch import Packed
 from bastion.crypto._util import b64e
 from bastion.crypto.aead import CellCipher
 from bastion.crypto.tokenize import KeyedHasher, Tokenizer
@@ -122,10 +123,39 @@ def _map_distinct(arr: pa.Array, fn: Callable[[list[bytes]], pa.Array]) -> pa.Ar
     return mapped.take(enc.indices)
 
 
+def _packed(arr: pa.Array) -> Packed:
+    """The values of a binary array without nulls, sharing its buffers (no copy)."""
+    if len(arr) == 0:
+        return Packed(np.zeros(1, dtype=np.int64), np.empty(0, dtype=np.uint8))
+    large = pa.types.is_large_binary(arr.type)
+    _, offsets_buf, data_buf = arr.buffers()
+    all_offsets = np.frombuffer(offsets_buf, dtype=np.int64 if large else np.int32)
+    offsets = all_offsets[arr.offset : arr.offset + len(arr) + 1].astype(np.int64)
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.empty(0, dtype=np.uint8)
+    return Packed(offsets, data)
+
+
+def _text_from_packed(values: Packed, column: str) -> pa.Array:
+    """A string array over packed ASCII text (base64url outputs), without copying it."""
+    if len(values.data) > np.iinfo(np.int32).max:
+        raise DataError(
+            f"Protected column '{column}' would hold {len(values.data):,} bytes in one batch, above Arrow's 2 GiB "
+            "per string array. Lower protection.batch_rows in the policy."
+        )
+    offsets = values.offsets.astype(np.int32)
+    return pa.Array.from_buffers(
+        pa.string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(values.data))]
+    )
+
+
 def tokenize_array(arr: pa.Array, tokenizer: Tokenizer, column: str) -> pa.Array:
-    """Deterministic AES-SIV tokens (base64url text); equal values give equal tokens."""
-    raw = as_binary(arr, column, "tokenize")
-    return _map_distinct(raw, lambda vs: _strings_from([b64e(t) for t in tokenizer.tokenize_many(vs)]))
+    """Deterministic AES-SIV tokens (base64url text); equal values give equal tokens.
+
+    Each distinct value of the batch is tokenized once, all of them together (vectorized AES-SIV).
+    """
+    enc = as_binary(arr, column, "tokenize").dictionary_encode()
+    tokens = _text_from_packed(tokenizer.tokenize_b64(_packed(enc.dictionary)), column)
+    return tokens.take(enc.indices)
 
 
 def hash_array(arr: pa.Array, hasher: KeyedHasher, column: str) -> pa.Array:
@@ -138,8 +168,8 @@ def encrypt_array(arr: pa.Array, cipher: CellCipher, column: str) -> pa.Array:
     """Randomized AES-256-GCM of each value (base64url text); equal values give different ciphertexts."""
     raw = as_binary(arr, column, "encrypt")
     valid = raw.is_valid()
-    values = raw.filter(valid).to_pylist() if raw.null_count else raw.to_pylist()
-    compact = _strings_from([b64e(c) for c in cipher.encrypt_many(values, column=column)])
+    values = raw.filter(valid) if raw.null_count else raw
+    compact = _text_from_packed(cipher.encrypt_b64(_packed(values), column=column), column)
     return _fill_nulls_back(valid, compact)
 
 
