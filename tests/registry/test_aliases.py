@@ -77,3 +77,36 @@ def test_version_behind_an_alias_cannot_be_deleted(three: Project) -> None:
     three.promote("churn:1", alias="production")
     with pytest.raises(RegistryError, match="behind alias"):
         three.delete_model("churn:1")
+
+
+_POLICY = """version: 1
+checks: {}
+aliases:
+  production:
+    requires: [gate]
+    force_allowed: [release-manager]
+"""
+
+
+def test_forcing_a_refused_promotion_needs_an_allowed_actor_and_is_audited(
+    three: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from bastion.errors import PolicyViolation
+
+    (three.root / "bastion-policy.yaml").write_text(_POLICY)
+    with pytest.raises(PolicyViolation, match="refused"):
+        three.promote("churn:1", alias="production")
+    with pytest.raises(PolicyViolation, match="may not force"):
+        three.promote("churn:1", alias="production", force_reason="hotfix")
+    three.settings = replace(three.settings, user="release-manager")
+    three.audit.actor = "release-manager"
+    with pytest.raises(PolicyViolation, match="refused"):
+        three.promote("churn:1", alias="production", force_reason="  ")
+    three.promote("churn:1", alias="production", force_reason="hotfix for incident 42")
+    entry = three.audit.entries(action="model.promote.forced")[0]
+    assert entry.actor == "release-manager"
+    assert entry.details["reason"] == "hotfix for incident 42"
+    assert entry.details["refused_because"]
+    assert three.get_model("churn@production").version == 1

@@ -154,6 +154,8 @@ class AliasRule(_Strict):
     """What a version needs before it may take an alias."""
 
     requires: list[Literal["gate", "signature", "scan"]] = Field(default_factory=list)
+    # Actors (BASTION_USER / OS user names) allowed to override a refusal with --force --reason.
+    force_allowed: list[str] = Field(default_factory=list)
     # Path (relative to the project root) of the policy the gate must have run with; default: this file.
     policy: str | None = None
 

@@ -116,6 +116,7 @@ def check_promotion(project: Any, model_version: Any, alias: str) -> PromotionDe
         evidence["rule"] = None
         return PromotionDecision(True, (), evidence)
     evidence["requires"] = list(rule.requires)
+    evidence["force_allowed"] = list(rule.force_allowed)
     reasons: list[str] = []
     gate_policy = policy
     if rule.policy:

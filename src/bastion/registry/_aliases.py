@@ -47,6 +47,13 @@ def promote(project: Project, ref: str, *, alias: str, force_reason: str | None)
                 + "; ".join(decision.reasons)
                 + ". Fix these, or use --force with --reason (audited)."
             )
+        allowed_actors = list((decision.evidence or {}).get("force_allowed") or [])
+        if project.actor not in allowed_actors:
+            raise PolicyViolation(
+                f"Promotion of {mv.ref} to '{alias}' refused, and '{project.actor}' may not force it: the policy's "
+                f"aliases.{alias}.force_allowed lists who may ({', '.join(allowed_actors) or 'nobody'}). "
+                "Refused because: " + "; ".join(decision.reasons)
+            )
         forced = True
     with project.transaction() as conn:
         current = conn.execute(
