@@ -617,7 +617,7 @@ class GcmBatch:
         y = stream[:, :16].copy().view(np.uint64) ^ const
         if nd < _POWERS_MAX:
             for j in range(nd):
-                y ^= _gmul(self._power(j + 2), np.ascontiguousarray(words[:, j]))
+                y ^= _gmul(self._power(nd + 1 - j), np.ascontiguousarray(words[:, j]))
         else:  # long values: the usual chain (the same count of multiplications, no tables per power)
             z = np.zeros((n, 2), dtype=np.uint64)
             for j in range(nd):
