@@ -43,7 +43,7 @@ class Project:
         self.settings = settings
         self.db = Database(settings.db_url)
         self.blobs: BlobStore = open_blob_store(settings.artifacts)
-        self.audit = AuditLog(self.db, settings.actor, head_path=settings.home_path / "audit-head.json")
+        self.audit = AuditLog(self.db, settings.actor, head_path=settings.home_path / "audit-head.log")
 
     # -- plumbing ---------------------------------------------------------------------------
     @property

@@ -83,7 +83,7 @@ def test_inserted_entry_is_detected(project: Project) -> None:
 
 def test_rewritten_chain_is_caught_by_the_head_file(project: Project) -> None:
     _fill(project, 3)
-    head = json.loads((project.home / "audit-head.json").read_text())
+    head = json.loads((project.home / "audit-head.log").read_text().splitlines()[-1])
     assert head["seq"] == 4
     # an attacker with database access rewrites the last entry *and* recomputes its hash
     from bastion.audit.log import entry_hash
@@ -107,3 +107,18 @@ def test_audit_entry_commits_with_the_change_or_not_at_all(project: Project) -> 
             raise RuntimeError("boom")
     assert project.audit.count() == before
     assert project.audit.verify().ok
+
+
+def test_head_log_is_compacted_and_still_verifies(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bastion.audit.log import AuditLog
+
+    monkeypatch.setattr(AuditLog, "_HEAD_COMPACT", 200)
+    _fill(project, 12)
+    lines = (project.home / "audit-head.log").read_text().splitlines()
+    assert len(lines) < 12
+    assert json.loads(lines[-1])["seq"] == 13
+    assert project.audit.verify().ok
+    with project.db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_log WHERE seq >= 12"))
+    report = project.audit.verify()
+    assert not report.ok and report.first_bad_seq == 12

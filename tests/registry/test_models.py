@@ -179,3 +179,43 @@ def test_soft_delete_and_gc(project: Project, toy_model: LogisticRegression, tmp
     assert not project.blobs.exists(mv.digest)
     assert project.blobs.exists(keep.digest)
     assert project.load_model(keep.ref) is not None
+
+
+def test_edited_attachment_is_detected(project: Project, toy_model: LogisticRegression) -> None:
+    from sqlalchemy import text
+
+    mv = project.log_model(toy_model, name="m")
+    project.attach(mv.ref, "gate", {"passed": False})
+    assert project.attachments(mv.ref, "gate") == [{"passed": False}]
+    with project.db.engine.begin() as conn:
+        conn.execute(text("UPDATE attachments SET body = :b WHERE doc_kind = 'gate'"), {"b": '{"passed":true}'})
+    with pytest.raises(IntegrityError, match="edited"):
+        project.attachments(mv.ref, "gate")
+
+
+def test_large_attachments_go_to_the_blob_store(project: Project, toy_model: LogisticRegression) -> None:
+    mv = project.log_model(toy_model, name="m")
+    doc = {"rows": ["x" * 100] * 5000}
+    digest = project.attach(mv.ref, "report", doc)
+    assert project.blobs.exists(digest)
+    assert project.attachments(mv.ref, "report") == [doc]
+
+
+def test_cached_loads_are_copies_and_a_swapped_blob_is_reloaded(
+    project: Project, toy_model: LogisticRegression
+) -> None:
+    import os
+
+    mv = project.log_model(toy_model, name="m")
+    a = project.load_model(mv.ref)
+    b = project.load_model("m:1")
+    assert a is not b
+    a.coef_[0, 0] = 123.0
+    assert project.load_model("m:1").coef_[0, 0] != 123.0
+    blob = project.blobs.path_of(mv.digest)  # type: ignore[attr-defined]
+    os.chmod(blob, 0o644)
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    blob.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError):
+        project.load_model("m:1")

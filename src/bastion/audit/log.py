@@ -86,28 +86,61 @@ class AuditLog:
         self.actor = actor
         self.head_path = head_path
 
+    _HEAD_TAIL = 4096
+    _HEAD_COMPACT = 256 * 1024
+
     def write_head(self, entry: AuditEntry) -> None:
         """Record the newest committed entry outside the database, so deleting the tail is detected.
 
-        Called after commit; the file only moves forward, so it may lag the database but never lead it.
+        Called after commit. Each commit appends one short line (O_APPEND: cheap, and concurrent writers
+        cannot interleave within a line); the head is the highest sequence number on record, so the file
+        may lag the database but never lead it. The log is compacted to its last line when it grows.
         """
         if self.head_path is None:
             return
-        current = self.read_head()
-        if current is not None and int(current.get("seq", 0)) >= entry.seq:
+        line = json.dumps({"seq": entry.seq, "hash": entry.hash}, separators=(",", ":")) + "\n"
+        fd = os.open(self.head_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+            size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        if size > self._HEAD_COMPACT:
+            self._compact_head()
+
+    def _compact_head(self) -> None:
+        assert self.head_path is not None
+        head = self.read_head()
+        if not head or int(head.get("seq", -1)) < 0:
             return
         tmp = self.head_path.with_name(self.head_path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"seq": entry.seq, "hash": entry.hash}), encoding="utf-8")
+        tmp.write_text(json.dumps(head, separators=(",", ":")) + "\n", encoding="utf-8")
         os.replace(tmp, self.head_path)
 
     def read_head(self) -> dict[str, Any] | None:
+        """The highest ``{"seq", "hash"}`` recorded in the head log, or None when there is none."""
         if self.head_path is None or not self.head_path.is_file():
             return None
         try:
-            data = json.loads(self.head_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            with open(self.head_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - self._HEAD_TAIL))
+                tail = f.read().decode("utf-8", "replace")
+        except OSError:
             return {"seq": -1, "hash": "unreadable"}
-        return data if isinstance(data, dict) else {"seq": -1, "hash": "unreadable"}
+        best: dict[str, Any] | None = None
+        for raw in tail.splitlines():
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                continue  # a partial first line of the tail window, or a torn last write
+            if isinstance(rec, dict) and isinstance(rec.get("seq"), int) and isinstance(rec.get("hash"), str):
+                if best is None or rec["seq"] > best["seq"]:
+                    best = rec
+        if best is None and size > 0:
+            return {"seq": -1, "hash": "unreadable"}
+        return best
 
     def append(
         self,

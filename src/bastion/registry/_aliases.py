@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
@@ -19,18 +20,14 @@ KIND = "model"
 
 
 def _set_alias(conn: Connection, project: Project, name: str, alias: str, version: int) -> None:
-    exists = conn.execute(
-        select(aliases.c.version).where(aliases.c.kind == KIND, aliases.c.name == name, aliases.c.alias == alias)
-    ).first()
     values = {"version": version, "updated_at": now_iso(), "updated_by": project.actor}
-    if exists is None:
+    updated = conn.execute(
+        aliases.update()
+        .where(aliases.c.kind == KIND, aliases.c.name == name, aliases.c.alias == alias)
+        .values(**values)
+    )
+    if updated.rowcount == 0:
         conn.execute(aliases.insert().values(kind=KIND, name=name, alias=alias, **values))
-    else:
-        conn.execute(
-            aliases.update()
-            .where(aliases.c.kind == KIND, aliases.c.name == name, aliases.c.alias == alias)
-            .values(**values)
-        )
 
 
 def promote(project: Project, ref: str, *, alias: str, force_reason: str | None) -> ModelVersion:
@@ -83,7 +80,7 @@ def promote(project: Project, ref: str, *, alias: str, force_reason: str | None)
         if forced:
             details.update({"forced": True, "reason": force_reason, "refused_because": list(decision.reasons)})
         project.record(conn, "model.promote.forced" if forced else "model.promote", mv.ref, details)
-    return project.get_model(mv.ref)
+    return replace(mv, aliases=tuple(sorted({*mv.aliases, alias})))
 
 
 def _check_rules(project: Project, mv: ModelVersion, alias: str) -> Any:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
-from bastion.errors import RegistryError
+from bastion.errors import IntegrityError, RegistryError
 from bastion.registry._common import now_iso, resolve_version
 from bastion.store.schema import attachments, datasets, models
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from bastion.project import Project
 
 _TABLES = {"model": models, "dataset": datasets}
+INLINE_LIMIT = 256 * 1024
 
 
 def _table(subject_kind: str) -> Any:
@@ -55,7 +57,7 @@ def list_docs(project: Project, ref: str, kind: str, *, subject_kind: str) -> li
     with project.db.read() as conn:
         name, version = resolve_version(conn, _table(subject_kind), subject_kind, ref)
         rows = conn.execute(
-            select(attachments.c.digest)
+            select(attachments.c.digest, attachments.c.body)
             .where(
                 attachments.c.subject_kind == subject_kind,
                 attachments.c.name == name,
@@ -65,6 +67,13 @@ def list_docs(project: Project, ref: str, kind: str, *, subject_kind: str) -> li
             .order_by(attachments.c.id)
         ).all()
     out = []
-    for (digest,) in rows:
-        out.append(json.loads(project.blobs.get_bytes(digest, what=f"{kind} document of {name}:{version}")))
+    what = f"{kind} document of {name}:{version}"
+    for digest, body in rows:
+        if body is None:
+            data = project.blobs.get_bytes(digest, what=what)
+        else:
+            data = body.encode()
+            if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+                raise IntegrityError(f"The stored {what} was edited after it was written (digest mismatch).")
+        out.append(json.loads(data))
     return out

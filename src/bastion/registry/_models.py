@@ -4,8 +4,12 @@ look up, load safely, diff, lineage tree, soft-delete and garbage collection.
 
 from __future__ import annotations
 
+import copy
 import json
+import os
 import pickle
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +30,24 @@ if TYPE_CHECKING:
 
 KIND = "model"
 _env_digest_cache: dict[int, str] = {}
+
+# Loaded models by (store, digest, trusted types): a hit is re-checked against the blob file's identity
+# (inode, size, mtime), so a swapped blob is loaded (and refused) afresh; callers get a deep copy.
+_LOAD_CACHE: OrderedDict[tuple[Any, ...], tuple[tuple[int, int, int], Any]] = OrderedDict()
+_LOAD_CACHE_MAX = 8
+_LOAD_CACHE_MAX_BYTES = 64 << 20
+_load_lock = threading.Lock()
+
+
+def _blob_identity(project: Project, digest: str) -> tuple[int, int, int] | None:
+    path_of = getattr(project.blobs, "path_of", None)
+    if path_of is None:
+        return None
+    try:
+        st = os.stat(path_of(digest))
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _row(r: Any, al: tuple[str, ...] = ()) -> ModelVersion:
@@ -206,9 +228,27 @@ def load(project: Project, ref: str, *, trusted: list[str] | None) -> Any:
     mv = get(project, ref)
     if mv.artifact_kind != "file":
         raise UnsafeArtifactError(f"{mv.ref} is a folder artifact; load it with its framework from model_path().")
-    data = project.blobs.get_bytes(mv.digest, what=f"model {mv.ref}")
     if trusted:
         project.audited("model.load.trusted_types", mv.ref, {"trusted": sorted(trusted)})
+    key = (id(project.blobs), mv.digest, tuple(sorted(trusted or [])))
+    ident = _blob_identity(project, mv.digest)
+    with _load_lock:
+        hit = _LOAD_CACHE.get(key)
+    if hit is not None and ident is not None and hit[0] == ident:
+        return copy.deepcopy(hit[1])
+    obj = _load_uncached(project, mv, trusted)
+    if ident is not None and ident[1] <= _LOAD_CACHE_MAX_BYTES:
+        with _load_lock:
+            _LOAD_CACHE[key] = (ident, obj)
+            _LOAD_CACHE.move_to_end(key)
+            while len(_LOAD_CACHE) > _LOAD_CACHE_MAX:
+                _LOAD_CACHE.popitem(last=False)
+        return copy.deepcopy(obj)
+    return obj
+
+
+def _load_uncached(project: Project, mv: ModelVersion, trusted: list[str] | None) -> Any:
+    data = project.blobs.get_bytes(mv.digest, what=f"model {mv.ref}")
     if mv.flavor == "skops":
         return load_skops_bytes(data, trusted=trusted, what=f"Model {mv.ref}")
     if mv.flavor == "pickle":

@@ -28,7 +28,7 @@ def scan_for_register(project: Project, path: Path, *, allow_findings: dict[str,
         return None
     from bastion.scan import Severity, scan_path
 
-    report = scan_path(path)
+    report = scan_path(path, digest=False)  # the blob store hashes the artifact anyway
     doc: dict[str, Any] = report.to_dict()
     blocking = [f for f in report.findings if f.severity >= Severity[FAIL_ON]]
     for reason_key, reason in allow_findings.items():

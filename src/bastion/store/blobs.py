@@ -306,7 +306,9 @@ class LocalBlobStore(BlobStore):
         return n
 
 
-def _copy_hashing(fin: io.BufferedReader, fout: IO[bytes], total: int, progress: Callable[[int, int], None] | None) -> str:
+def _copy_hashing(
+    fin: io.BufferedReader, fout: IO[bytes], total: int, progress: Callable[[int, int], None] | None
+) -> str:
     """Stream ``fin`` to ``fout`` while hashing; hashing and writing overlap in two threads."""
     h = hashlib.sha256()
     if total <= CHUNK:

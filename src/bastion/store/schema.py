@@ -108,6 +108,8 @@ attachments = Table(
     Column("digest", String(80), nullable=False),
     Column("created_at", String(40), nullable=False),
     Column("created_by", String(200), nullable=False),
+    # documents up to INLINE_LIMIT bytes live here (verified against ``digest`` on read); larger ones are blobs
+    Column("body", Text, nullable=True),
     Index("ix_attachments_subject", "subject_kind", "name", "version", "doc_kind", "id"),
 )
 
