@@ -41,8 +41,8 @@ def register(app: typer.Typer) -> None:
         fail_on: str = typer.Option("high", "--fail-on", help="Exit 1 when a finding is at least this severe "
                                     "(info, low, medium, high, critical)."),
         json_out: bool = typer.Option(False, "--json", help="Same as --format json."),
-        no_digest: bool = typer.Option(False, "--no-digest", help="Skip the SHA-256 of each file (faster on "
-                                       "large checkpoints)."),
+        digest: bool = typer.Option(False, "--digest/--no-digest", help="Also record each file's SHA-256 "
+                                    "(reads every byte: slower on large checkpoints, whose tensor data the scan skips)."),
         project_root: str = typer.Option(None, "--project", help="Project folder (for NAME:VERSION)."),
     ) -> None:
         """Scan model artifacts for code execution and tampering, never loading them."""
@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
             raise ScanError(f"--fail-on: {exc}") from None
         path = _resolve(target, project_root)
         with progress_bar("Scanning", enabled=kind == "text") as bar:
-            report = scan_path(path, progress=bar, digest=not no_digest)
+            report = scan_path(path, progress=bar, digest=digest)
         if kind == "json":
             text = json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"
         elif kind == "sarif":

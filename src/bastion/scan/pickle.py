@@ -107,6 +107,12 @@ class _Obj:
         self.state: Any = None
 
 
+def _py2str(value: Any) -> Any:
+    """Protocol-2 ``str`` opcodes: Python 3's unpickler decodes them to ``str`` (ASCII by default,
+    latin-1 when asked), so names assembled from them resolve like text."""
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
 class _Opaque:
     """A value the analysis does not keep (large strings, bytes, sets, buffers)."""
 
@@ -562,12 +568,12 @@ class _Machine:
                 elif op == 0x96:  # BYTEARRAY8
                     stack.append(self._blob(struct.unpack("<Q", self._need(8))[0], "bytearray", 0))
                 elif op == 0x55:  # SHORT_BINSTRING
-                    stack.append(self._blob(self._need(1)[0], "str", _KEEP_STR))
+                    stack.append(_py2str(self._blob(self._need(1)[0], "str", _KEEP_STR)))
                 elif op == 0x54:  # BINSTRING
                     n = struct.unpack("<i", self._need(4))[0]
                     if n < 0:
                         raise Malformed("BINSTRING has a negative length.", self.op_offset)
-                    stack.append(self._blob(n, "str", _KEEP_STR))
+                    stack.append(_py2str(self._blob(n, "str", _KEEP_STR)))
                 elif op == 0x8A:  # LONG1
                     n = self._need(1)[0]
                     stack.append(int.from_bytes(self._need(n), "little", signed=True) if n <= 64 else
