@@ -1,0 +1,193 @@
+"""`bastion monitor report|run|labels add`: thin doors onto ``bastion.monitor``."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from bastion.cli._common import console, print_json, progress_bar, project
+from bastion.errors import DataError
+
+app = typer.Typer(help="Monitor models in production: drift, performance, anomalies, attacks, alerts.",
+                  no_args_is_help=True)
+labels_app = typer.Typer(help="Delayed ground truth for logged predictions.", no_args_is_help=True)
+app.add_typer(labels_app, name="labels")
+
+
+def _config(path: str | None, proj: Any = None) -> Any:
+    from bastion.monitor.config import POLICY_FILE, load_monitoring_config
+
+    if path:
+        if not Path(path).exists():
+            raise DataError(f"Policy file {path} does not exist.")
+        return load_monitoring_config(path)
+    for base in ([Path(proj.root)] if proj is not None else []) + [Path.cwd()]:
+        if (base / POLICY_FILE).exists():
+            return load_monitoring_config(base / POLICY_FILE)
+    return load_monitoring_config(None)
+
+
+def _engine(name: str, scheduler: str | None) -> Any:
+    if name == "local" and not scheduler:
+        return None
+    from bastion.engine import get_engine
+
+    return get_engine(name, scheduler=scheduler)
+
+
+def _summary(doc: dict[str, Any], output: Path | None) -> None:
+    from rich.table import Table
+
+    drift = doc["drift"]
+    t = Table(title="Drift", show_lines=False)
+    for col in ("column", "kind", "test", "statistic", "threshold", "p (adj.)", "drift"):
+        t.add_column(col)
+    for f in drift["features"]:
+        stat = (f["tests"].get(f["verdict_test"]) or {}).get("statistic")
+        p = f.get("p_value_adjusted")
+        t.add_row(
+            f["column"] + (" (out)" if f.get("prediction") else ""),
+            f["kind"],
+            f["verdict_test"],
+            "–" if stat is None else f"{stat:.4g}",
+            f"{f['threshold']:.3g}",
+            "–" if p is None else f"{p:.3g}",
+            "[red]yes[/]" if f["drifted"] else "no",
+        )
+    console.print(t)
+    verdict = "[bold red]DRIFT[/]" if drift["dataset_drift"] else "[green]no drift[/]"
+    console.print(f"Dataset: {verdict} ({drift['n_drifted']} drifted; {drift['n_reference']:,} reference rows, "
+                  f"{drift['n_current']:,} current rows, verdict by {drift['verdict']})")
+    if doc.get("anomaly"):
+        a = doc["anomaly"]
+        console.print(f"Anomalous inputs: {a['share']:.2%} (limit {a['max_share']:.1%})")
+    for w in doc.get("performance") or []:
+        tag = " [yellow](estimated)[/]" if w["estimated"] else ""
+        shown = ", ".join(f"{k}={v:.3f}" for k, v in w["metrics"].items() if v is not None)
+        console.print(f"Performance: {shown}{tag}")
+    for a in doc.get("attacks") or []:
+        console.print(f"[red]attack[/] {a['rule']} {a['subject']}: {a['message']}")
+    for a in doc.get("alerts") or []:
+        console.print(f"[bold red]ALERT[/] [{a['severity']}] {a['rule']}: {a['message']}")
+    if doc.get("rollback"):
+        r = doc["rollback"]
+        console.print(f"[bold red]Rolled back[/] {r['model']}@{r['alias']} -> version {r.get('to_version')}")
+    if output:
+        console.print(f"Report written to {output}")
+
+
+@app.command("report")
+def report(
+    current: str = typer.Option(..., "--current", "-c", help="Current data: Parquet file(s), folder or glob."),
+    model: str | None = typer.Option(None, "--model", "-m", help="NAME@ALIAS or NAME:VERSION; reference from lineage."),
+    reference: str | None = typer.Option(None, "--reference", "-r", help="Reference Parquet file (no registry)."),
+    target: str | None = typer.Option(None, "--target", "-t", help="Target column (compared as target drift)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the report (.html or .json)."),
+    config: str | None = typer.Option(None, "--config", help="Policy file with a 'monitoring:' section."),
+    engine: str = typer.Option("local", "--engine", help="local or dask."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler address (with --engine dask)."),
+    json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Compare current data (or prediction-log files) with a reference and write a report."""
+    from bastion.monitor.report import write_report
+    from bastion.monitor.runner import reference_for_model, report_from_data
+
+    if (model is None) == (reference is None):
+        raise DataError("Give exactly one of --model (reference from the registry) or --reference FILE.")
+    proj = project() if model else None
+    cfg = _config(config, proj)
+    if model:
+        mv, ref_data, _ = reference_for_model(proj, model)
+        target = target or mv.params.get("target") or mv.tags.get("target")
+    else:
+        ref_data = reference
+    eng = _engine(engine, scheduler)
+    try:
+        with progress_bar("Drift by column", enabled=not json_) as bar:
+            result = report_from_data(ref_data, current, target=target, config=cfg, engine=eng, progress=bar)
+    finally:
+        if eng is not None:
+            eng.close()
+    if output:
+        write_report(result, output)
+    doc = result.to_dict()
+    if json_:
+        print_json(doc)
+    else:
+        _summary(doc, output)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+@app.command("run")
+def run(
+    model: str = typer.Option(..., "--model", "-m", help="NAME@ALIAS to monitor."),
+    window: str = typer.Option("1h", "--window", help="Window length (e.g. 15m, 1h, 1d)."),
+    every: str = typer.Option("5m", "--every", help="How often to run (ignored with --once)."),
+    once: bool = typer.Option(False, "--once", help="Run one window and exit (1 when an alert was raised)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the latest report (.html or .json)."),
+    config: str | None = typer.Option(None, "--config", help="Policy file with a 'monitoring:' section."),
+    engine: str = typer.Option("local", "--engine", help="local or dask."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler address (with --engine dask)."),
+    max_runs: int = typer.Option(0, "--max-runs", help="Stop after this many windows (0: run until stopped)."),
+    json_: bool = typer.Option(False, "--json", help="Print each result as JSON."),
+) -> None:
+    """Monitor a served model continuously: every --every, the last --window of its prediction log."""
+    from bastion.monitor.report import write_report
+    from bastion.monitor.runner import parse_duration, run_window
+
+    win, step = parse_duration(window), parse_duration(every)
+    proj = project()
+    cfg = _config(config, proj)
+    eng = _engine(engine, scheduler)
+    worst = 0
+    runs = 0
+    try:
+        while True:
+            with progress_bar("Drift by column", enabled=not json_) as bar:
+                result = run_window(proj, model, window=win, end=datetime.now(UTC), config=cfg, engine=eng,
+                                    progress=bar)
+            runs += 1
+            worst = max(worst, result.exit_code)
+            if output:
+                write_report(result, output)
+            doc = result.to_dict()
+            if json_:
+                print_json(doc)
+            else:
+                _summary(doc, output)
+            if once or (max_runs and runs >= max_runs):
+                break
+            time.sleep(step.total_seconds())
+    except KeyboardInterrupt:
+        console.print("stopped.")
+    finally:
+        if eng is not None:
+            eng.close()
+    if worst:
+        raise typer.Exit(worst)
+
+
+@labels_app.command("add")
+def labels_add(
+    name: str = typer.Argument(..., help="Model name."),
+    file: Path = typer.Option(..., "--file", "-f", help="Parquet or CSV file with request ids and labels."),
+    id_column: str = typer.Option("request_id", "--id-column", help="Column holding the request id."),
+    label_column: str | None = typer.Option(None, "--label-column", help="Column holding the label."),
+    json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Store delayed ground truth; `monitor run` joins it to logged predictions by request id."""
+    from bastion.monitor.performance import add_labels
+
+    proj = project()
+    path, rows = add_labels(proj, name, file, id_column=id_column, label_column=label_column)
+    proj.audited("monitor.labels_add", name, {"rows": rows, "file": path.name})
+    doc = {"model": name, "rows": rows, "stored": str(path)}
+    if json_:
+        print_json(doc)
+    else:
+        console.print(f"Stored {rows:,} labels for {name} ({path.name}).")

@@ -1,0 +1,254 @@
+"""Alerts from monitoring results: rules from the ``monitoring.alerts`` config; delivery to a local
+JSON-lines log (always, first) and a webhook (JSON POST, HMAC-signed, retried with backoff);
+optional automatic rollback of the model alias, audited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bastion.monitor.config import AlertsConfig, RollbackConfig, WebhookConfig
+from bastion.monitor.drift.interface import _jsonable_dict
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "Alert",
+    "Delivery",
+    "deliver",
+    "evaluate_alerts",
+    "maybe_rollback",
+    "pending_alerts",
+    "post_webhook",
+    "read_alert_log",
+    "sign_body",
+]
+
+log = logging.getLogger("bastion.monitor")
+SIGNATURE_HEADER = "X-Bastion-Signature"
+_SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert raised by a rule for one model version and window."""
+
+    rule: str
+    signal: str  # data_drift | prediction_drift | performance | anomaly | attack
+    severity: str
+    model: str
+    message: str
+    window_start: str | None = None
+    window_end: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable_dict(
+            {
+                "schema_version": 1,
+                "kind": "alert",
+                "id": self.id,
+                "rule": self.rule,
+                "signal": self.signal,
+                "severity": self.severity,
+                "model": self.model,
+                "message": self.message,
+                "window_start": self.window_start,
+                "window_end": self.window_end,
+                "details": self.details,
+                "created": self.created,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    alert_id: str
+    destination: str
+    ok: bool
+    attempts: int
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def evaluate_alerts(result: dict[str, Any], config: AlertsConfig, *, model: str) -> list[Alert]:
+    """Alerts the rules raise for one monitoring result (the ``to_dict()`` of a window or report)."""
+    drift = result.get("drift") or {}
+    perf = result.get("performance") or []
+    anomaly = result.get("anomaly") or {}
+    attacks = result.get("attacks") or []
+    start, end = result.get("window_start"), result.get("window_end")
+    alerts = []
+    for rule in config.rules:
+        msg, details = "", {}
+        if rule.when == "data_drift":
+            drifted = drift.get("drifted_features") or []
+            if drift.get("dataset_drift") and len(drifted) >= rule.min_drifted_features:
+                msg = f"Data drift in {len(drifted)} feature(s): {', '.join(drifted[:10])}"
+                missing = drift.get("missing_in_current") or []
+                if missing:
+                    msg += f"; missing columns: {', '.join(missing)}"
+                details = {"drifted_features": drifted, "drift_share": drift.get("drift_share"),
+                           "missing_in_current": missing}
+        elif rule.when == "prediction_drift":
+            if drift.get("prediction_drift"):
+                cols = [f["column"] for f in drift.get("features", []) if f.get("prediction") and f.get("drifted")]
+                msg, details = f"Prediction drift in {', '.join(cols)}", {"columns": cols}
+        elif rule.when == "performance":
+            breaches = [b for w in perf for b in w.get("breaches", [])]
+            if breaches:
+                msg = "Performance below floor: " + "; ".join(
+                    f"{b['metric']}={b['value']:.3f} < {b['floor']}" + (" (estimated)" if b.get("estimated") else "")
+                    for b in breaches[:5]
+                )
+                details = {"breaches": breaches}
+        elif rule.when == "anomaly":
+            if anomaly.get("exceeded"):
+                msg = f"{anomaly['share']:.1%} of inputs are anomalous (limit {anomaly['max_share']:.1%})"
+                details = dict(anomaly)
+        elif rule.when == "attack" and attacks:
+            subjects = sorted({a["subject"] for a in attacks})
+            msg = f"{len(attacks)} attack finding(s) for {', '.join(subjects[:10])}: " + "; ".join(
+                a["message"] for a in attacks[:3]
+            )
+            details = {"findings": attacks}
+        if msg:
+            alerts.append(Alert(rule.name, rule.when, rule.severity, model, msg, start, end, details))
+    return alerts
+
+
+def sign_body(body: bytes, secret: bytes) -> str:
+    """``sha256=<hex HMAC-SHA256 of the body>``, the value of the ``X-Bastion-Signature`` header."""
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def post_webhook(
+    body: bytes, cfg: WebhookConfig, secret: bytes, *, sleep: Callable[[float], None] = time.sleep, alert_id: str = ""
+) -> tuple[bool, int, str]:
+    """POST ``body`` with retries and exponential backoff; returns ``(ok, attempts, last_error)``."""
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign_body(body, secret),
+        "X-Bastion-Alert-Id": alert_id,
+        "User-Agent": "bastion-monitor/1",
+    }
+    err = ""
+    attempts = 0
+    for attempt in range(cfg.retries + 1):
+        attempts = attempt + 1
+        req = urllib.request.Request(cfg.url, data=body, headers=headers, method="POST")  # noqa: S310 - http(s) checked in config
+        try:
+            with urllib.request.urlopen(req, timeout=cfg.timeout) as resp:  # noqa: S310
+                if 200 <= resp.status < 300:
+                    return True, attempts, ""
+                err = f"HTTP {resp.status}"
+        except urllib.error.HTTPError as e:
+            err = f"HTTP {e.code}"
+            if 400 <= e.code < 500 and e.code not in (408, 429):
+                return False, attempts, err  # the receiver refuses it; retrying will not help
+        except (urllib.error.URLError, OSError, TimeoutError) as e:
+            err = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
+        if attempt < cfg.retries:
+            sleep(cfg.backoff * (2**attempt))
+    return False, attempts, err
+
+
+def _append_jsonl(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(doc, sort_keys=True, default=str) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_alert_log(path: str | Path) -> list[dict[str, Any]]:
+    """Every record of the alert log (alerts and delivery records), in order."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    out = []
+    with open(p, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if line:
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    log.warning("alert log: skipped a torn line")
+    return out
+
+
+def pending_alerts(path: str | Path) -> list[dict[str, Any]]:
+    """Alerts in the log with no successful webhook delivery yet (for redelivery)."""
+    recs = read_alert_log(path)
+    delivered = {r["alert_id"] for r in recs if r.get("kind") == "delivery" and r.get("ok")}
+    return [r for r in recs if r.get("kind") == "alert" and r["id"] not in delivered]
+
+
+def deliver(
+    alerts: list[Alert],
+    config: AlertsConfig,
+    *,
+    log_path: str | Path,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Delivery]:
+    """Write each alert to the local log (fsynced) and, when configured, POST it to the webhook.
+
+    The local record is written before any network call, so a receiver that is down loses nothing;
+    each webhook attempt's outcome is appended to the same log.
+    """
+    path = Path(log_path)
+    out = []
+    for a in alerts:
+        doc = a.to_dict()
+        _append_jsonl(path, doc)
+        out.append(Delivery(a.id, "log", True, 1))
+        if config.webhook is None:
+            continue
+        secret = os.environ.get(config.webhook.secret_env, "")
+        if not secret:
+            d = Delivery(a.id, "webhook", False, 0,
+                         f"secret variable {config.webhook.secret_env} is not set; refusing to send unsigned")
+        else:
+            body = json.dumps(doc, sort_keys=True).encode()
+            ok, attempts, err = post_webhook(body, config.webhook, secret.encode(), sleep=sleep, alert_id=a.id)
+            d = Delivery(a.id, "webhook", ok, attempts, err)
+        if not d.ok:
+            log.warning("alert %s not delivered to the webhook: %s (kept in %s)", a.id, d.error, path)
+        _append_jsonl(path, {"schema_version": 1, "kind": "delivery", "created": datetime.now(UTC).isoformat(),
+                             **d.to_dict()})
+        out.append(d)
+    return out
+
+
+def maybe_rollback(project: Any, model_name: str, alerts: list[Alert], cfg: RollbackConfig) -> dict[str, Any] | None:
+    """Roll back ``model_name@alias`` when an alert matches the rollback config; audited."""
+    if not cfg.enabled:
+        return None
+    floor = _SEVERITY_ORDER[cfg.min_severity]
+    trigger = [a for a in alerts if a.signal in cfg.on and _SEVERITY_ORDER[a.severity] >= floor]
+    if not trigger:
+        return None
+    rules = sorted({a.rule for a in trigger})
+    result = project.rollback(model_name, alias=cfg.alias, reason=f"monitoring alerts: {', '.join(rules)}")
+    target = getattr(result, "version", None) if result is not None else None
+    details = {"alias": cfg.alias, "alerts": [a.id for a in trigger], "rules": rules, "to_version": target}
+    project.audited("monitor.rollback", f"{model_name}@{cfg.alias}", details)
+    log.warning("rolled back %s@%s after alerts %s", model_name, cfg.alias, details["rules"])
+    return {"model": model_name, **details}

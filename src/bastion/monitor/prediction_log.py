@@ -1,0 +1,449 @@
+"""The prediction log: one row per request the server answered (or refused), as Parquet files
+rolled by size and age under ``<project home>/predictions/<model name>/``; writer and readers.
+
+Schema (version 1)
+------------------
+``request_id`` string, ``ts`` timestamp[us, UTC], ``model`` string, ``version`` int64,
+``key_id`` string (null when unauthenticated), ``client`` string (IP), ``outcome`` string
+(``ok | invalid | unauthorized | rate_limited | error``), ``latency_ms`` float64, then one
+column per input feature named ``in.<feature>`` and the prediction columns ``out.label`` and, for
+binary classifiers, ``out.proba`` (probability of the positive class). Every file carries
+``bastion.prediction_log.schema_version = 1`` in its Parquet metadata.
+
+Durability: each appended row first goes to a per-writer JSON-lines write-ahead log (flushed to
+the OS on every append, fsynced on every roll), so a crashed process loses nothing; the next
+writer for the same model folds orphaned write-ahead logs into Parquet on open.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from bastion.errors import DataError
+
+__all__ = [
+    "BASE_COLUMNS",
+    "INPUT_PREFIX",
+    "OUTCOMES",
+    "OUTPUT_PREFIX",
+    "SCHEMA_VERSION",
+    "Outcome",
+    "PredictionLogWriter",
+    "PredictionRecord",
+    "inputs_frame",
+    "iter_prediction_log",
+    "prediction_log_dir",
+    "prediction_log_files",
+    "read_prediction_log",
+]
+
+log = logging.getLogger("bastion.monitor")
+
+SCHEMA_VERSION = 1
+INPUT_PREFIX = "in."
+OUTPUT_PREFIX = "out."
+Outcome = Literal["ok", "invalid", "unauthorized", "rate_limited", "error"]
+OUTCOMES: tuple[str, ...] = ("ok", "invalid", "unauthorized", "rate_limited", "error")
+BASE_SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("model", pa.string()),
+        ("version", pa.int64()),
+        ("key_id", pa.string()),
+        ("client", pa.string()),
+        ("outcome", pa.string()),
+        ("latency_ms", pa.float64()),
+    ]
+)
+BASE_COLUMNS: tuple[str, ...] = tuple(BASE_SCHEMA.names)
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_META_KEY = b"bastion.prediction_log.schema_version"
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """One logged request. ``inputs``/``outputs`` are keyed by bare names; the log adds the prefixes."""
+
+    request_id: str
+    version: int
+    outcome: Outcome = "ok"
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    key_id: str | None = None
+    client: str | None = None
+    latency_ms: float | None = None
+    ts: datetime | None = None
+
+    def to_row(self, model: str) -> dict[str, Any]:
+        ts = self.ts or datetime.now(UTC)
+        if ts.tzinfo is None:
+            raise DataError("PredictionRecord.ts must be timezone-aware (UTC); got a naive datetime.")
+        if self.outcome not in OUTCOMES:
+            raise DataError(f"outcome must be one of {OUTCOMES}; got {self.outcome!r}.")
+        row: dict[str, Any] = {
+            "request_id": str(self.request_id),
+            "ts": ts.astimezone(UTC).isoformat(),
+            "model": model,
+            "version": int(self.version),
+            "key_id": self.key_id,
+            "client": self.client,
+            "outcome": self.outcome,
+            "latency_ms": None if self.latency_ms is None else float(self.latency_ms),
+        }
+        for k, v in self.inputs.items():
+            row[INPUT_PREFIX + str(k)] = _plain(v)
+        for k, v in self.outputs.items():
+            row[OUTPUT_PREFIX + str(k)] = _plain(v)
+        return row
+
+
+def _plain(v: Any) -> Any:
+    if hasattr(v, "item") and callable(v.item):
+        try:
+            return v.item()
+        except (ValueError, TypeError):
+            return str(v)
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    return str(v)
+
+
+def _check_name(model: str) -> str:
+    if not _NAME_RE.match(model):
+        raise DataError(f"Model name {model!r} is not a valid log folder name (letters, digits, . _ -).")
+    return model
+
+
+def prediction_log_dir(home: str | Path | Any, model: str) -> Path:
+    """``<project home>/predictions/<model>``; ``home`` is a path or a Project."""
+    base = Path(home.settings.home_path) if hasattr(home, "settings") else Path(home)
+    return base / "predictions" / _check_name(model)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows (as the write-ahead log holds them) to an Arrow table with the fixed base schema."""
+    extra: list[str] = []
+    seen: set[str] = set()
+    for r in rows:
+        for k in r:
+            if k not in seen:
+                seen.add(k)
+                if k not in BASE_COLUMNS:
+                    extra.append(k)
+    arrays: list[pa.Array] = []
+    fields: list[pa.Field] = []
+    for f in BASE_SCHEMA:
+        vals = [r.get(f.name) for r in rows]
+        if f.name == "ts":
+            arr = pa.array(pd.to_datetime(pd.Series(vals, dtype=object), utc=True, format="ISO8601"), type=f.type)
+        else:
+            arr = pa.array(vals, type=f.type)
+        arrays.append(arr)
+        fields.append(f)
+    ins = sorted(c for c in extra if c.startswith(INPUT_PREFIX))
+    outs = sorted(c for c in extra if c.startswith(OUTPUT_PREFIX))
+    others = [c for c in extra if c not in ins and c not in outs]
+    if others:
+        raise DataError(f"Prediction log columns must be base columns or start with 'in.'/'out.'; got {others}.")
+    for name in ins + outs:
+        vals = [r.get(name) for r in rows]
+        try:
+            arr = pa.array(vals)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            arr = pa.array([None if v is None else str(v) for v in vals], type=pa.string())
+        arrays.append(arr)
+        fields.append(pa.field(name, arr.type))
+    meta = {_META_KEY: str(SCHEMA_VERSION).encode()}
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=meta))
+
+
+class PredictionLogWriter:
+    """Append prediction rows; roll to a new Parquet file by row count, size or age.
+
+    Thread-safe. Use as a context manager or call :meth:`close`. Each writer owns its own
+    write-ahead log, so several server processes may log the same model at once.
+
+    Parameters
+    ----------
+    home
+        Project home (``project.settings.home_path``), or the Project itself.
+    model
+        Model name (one folder per model).
+    max_rows, max_bytes, max_age_s
+        Roll the buffered rows into a Parquet file when any limit is reached.
+    fsync
+        ``"roll"`` (default: fsync the WAL and file on every roll), ``"always"`` (fsync each
+        append: survives power loss, slower) or ``"never"``.
+    """
+
+    def __init__(
+        self,
+        home: str | Path | Any,
+        model: str,
+        *,
+        max_rows: int = 50_000,
+        max_bytes: int = 32 * 1024 * 1024,
+        max_age_s: float = 300.0,
+        fsync: Literal["roll", "always", "never"] = "roll",
+    ) -> None:
+        self.model = _check_name(model)
+        self.dir = prediction_log_dir(home, model)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.max_rows, self.max_bytes, self.max_age_s = max_rows, max_bytes, max_age_s
+        self._fsync = fsync
+        self._lock = threading.Lock()
+        self._rows: list[dict[str, Any]] = []
+        self._bytes = 0
+        self._first_at: float | None = None
+        self._seq = 0
+        self._closed = False
+        self._id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._wal_path = self.dir / f".wal-{self._id}.jsonl"
+        self.files_written: list[Path] = []
+        self._recover_orphans()
+        self._wal: IO[str] = open(self._wal_path, "a", encoding="utf-8")
+
+    # -- public -------------------------------------------------------------------------
+    def append(self, record: PredictionRecord | Mapping[str, Any]) -> None:
+        """Log one request (a ``PredictionRecord``, or a mapping of its fields)."""
+        if isinstance(record, Mapping):
+            record = PredictionRecord(**dict(record))
+        row = record.to_row(self.model)
+        line = json.dumps(row, separators=(",", ":"), default=str)
+        with self._lock:
+            if self._closed:
+                raise DataError("This PredictionLogWriter is closed; open a new one.")
+            self._wal.write(line + "\n")
+            self._wal.flush()
+            if self._fsync == "always":
+                os.fsync(self._wal.fileno())
+            self._rows.append(row)
+            self._bytes += len(line)
+            if self._first_at is None:
+                self._first_at = time.monotonic()
+            if self._should_roll():
+                self._roll()
+
+    def extend(self, records: Sequence[PredictionRecord | Mapping[str, Any]]) -> None:
+        for r in records:
+            self.append(r)
+
+    def maybe_roll(self) -> Path | None:
+        """Roll if the oldest buffered row is older than ``max_age_s`` (call from a timer)."""
+        with self._lock:
+            if self._rows and self._should_roll():
+                return self._roll()
+        return None
+
+    def flush(self) -> Path | None:
+        """Write buffered rows to a new Parquet file now; returns its path (None if nothing buffered)."""
+        with self._lock:
+            return self._roll() if self._rows else None
+
+    def close(self) -> None:
+        """Flush and release the write-ahead log."""
+        with self._lock:
+            if self._closed:
+                return
+            if self._rows:
+                self._roll()
+            self._closed = True
+            self._wal.close()
+            self._wal_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> PredictionLogWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------
+    def _should_roll(self) -> bool:
+        if len(self._rows) >= self.max_rows or self._bytes >= self.max_bytes:
+            return True
+        return self._first_at is not None and time.monotonic() - self._first_at >= self.max_age_s
+
+    def _roll(self) -> Path:
+        if self._fsync != "never":
+            self._wal.flush()
+            os.fsync(self._wal.fileno())
+        path = self._write_parquet(self._rows)
+        # The rows are durable in Parquet; start a fresh write-ahead log.
+        self._wal.seek(0)
+        self._wal.truncate()
+        self._rows, self._bytes, self._first_at = [], 0, None
+        return path
+
+    def _write_parquet(self, rows: list[dict[str, Any]]) -> Path:
+        table = _rows_to_table(rows)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        self._seq += 1
+        final = self.dir / f"part-{stamp}-{self._id}-{self._seq:06d}.parquet"
+        tmp = final.with_name("." + final.name + ".tmp")
+        pq.write_table(table, tmp, compression="zstd")
+        if self._fsync != "never":
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, final)
+        if self._fsync != "never":
+            _fsync_dir(self.dir)
+        self.files_written.append(final)
+        log.debug("prediction log rolled: %s rows to %s", len(rows), final.name)
+        return final
+
+    def _recover_orphans(self) -> None:
+        """Fold write-ahead logs of dead writers (same host) into Parquet."""
+        host = socket.gethostname()
+        for wal in sorted(self.dir.glob(".wal-*.jsonl")):
+            parts = wal.name[len(".wal-") : -len(".jsonl")].rsplit("-", 2)
+            if len(parts) != 3 or parts[0] != host:
+                continue
+            try:
+                pid = int(parts[1])
+            except ValueError:
+                continue
+            if _pid_alive(pid):
+                continue
+            rows = []
+            with open(wal, encoding="utf-8") as fh:
+                for line in fh:
+                    line = line.strip()
+                    if not line:
+                        continue
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        log.warning("prediction log: skipped a torn line in %s", wal.name)
+            if rows:
+                self._write_parquet(rows)
+            wal.unlink(missing_ok=True)
+            for tmp in self.dir.glob(".part-*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def prediction_log_files(home: str | Path | Any, model: str) -> list[Path]:
+    """The model's Parquet log files, oldest first."""
+    d = prediction_log_dir(home, model)
+    return sorted(d.glob("part-*.parquet")) if d.is_dir() else []
+
+
+def _dataset(files: Sequence[str | Path]) -> pads.Dataset:
+    schemas = [pq.read_schema(f) for f in files]
+    try:
+        schema = pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise DataError(f"Prediction log files disagree on column types: {e}.") from e
+    return pads.dataset([str(f) for f in files], format="parquet", schema=schema)
+
+
+def _filter(start: datetime | None, end: datetime | None) -> Any:
+    expr = None
+    for op, bound in (("ge", start), ("lt", end)):
+        if bound is None:
+            continue
+        if bound.tzinfo is None:
+            raise DataError("start/end must be timezone-aware datetimes (UTC).")
+        scalar = pa.scalar(bound.astimezone(UTC), type=pa.timestamp("us", tz="UTC"))
+        e = pads.field("ts") >= scalar if op == "ge" else pads.field("ts") < scalar
+        expr = e if expr is None else expr & e
+    return expr
+
+
+def iter_prediction_log(
+    source: str | Path | Any,
+    model: str | None = None,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    columns: Sequence[str] | None = None,
+    batch_size: int = 65_536,
+) -> Iterator[pa.RecordBatch]:
+    """Stream the log in record batches (constant memory). ``source`` is a project/home with
+    ``model``, or Parquet path(s)/glob with ``model=None``."""
+    files = _files(source, model)
+    if not files:
+        return
+    ds = _dataset(files)
+    cols = [c for c in columns if c in ds.schema.names] if columns is not None else None
+    yield from ds.to_batches(columns=cols, filter=_filter(start, end), batch_size=batch_size)
+
+
+def _files(source: str | Path | Any, model: str | None) -> list[Path]:
+    if model is not None:
+        return prediction_log_files(source, model)
+    from bastion.monitor._source import expand_paths
+
+    return [Path(p) for p in expand_paths(source)]
+
+
+def read_prediction_log(
+    source: str | Path | Any,
+    model: str | None = None,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """The log (optionally a ``[start, end)`` window) as a DataFrame sorted by ``ts``."""
+    files = _files(source, model)
+    if not files:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in BASE_COLUMNS})
+    ds = _dataset(files)
+    cols = [c for c in columns if c in ds.schema.names] if columns is not None else None
+    df = ds.to_table(columns=cols, filter=_filter(start, end)).to_pandas()
+    if "ts" in df.columns:
+        df = df.sort_values("ts", kind="stable").reset_index(drop=True)
+    return df
+
+
+def inputs_frame(log_df: pd.DataFrame, *, include_outputs: bool = True, only_ok: bool = True) -> pd.DataFrame:
+    """Feature columns of a log frame with ``in.`` stripped (``out.`` columns kept as they are)."""
+    df = log_df[log_df["outcome"] == "ok"] if only_ok and "outcome" in log_df.columns else log_df
+    cols = {c: c[len(INPUT_PREFIX) :] for c in df.columns if c.startswith(INPUT_PREFIX)}
+    keep = list(cols)
+    if include_outputs:
+        keep += [c for c in df.columns if c.startswith(OUTPUT_PREFIX)]
+    return df[keep].rename(columns=cols).reset_index(drop=True)

@@ -1,0 +1,328 @@
+"""One monitoring pass: drift, performance, anomalies, attacks, alerts, rollback and history, either
+over a window of a registered model's prediction log or over reference/current data handed in directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bastion.errors import BastionError, DataError
+from bastion.monitor._source import TableSource
+from bastion.monitor.alerts import Alert, Delivery, deliver, evaluate_alerts, maybe_rollback
+from bastion.monitor.anomaly import (
+    AnomalyResult,
+    fit_anomaly_model,
+    load_anomaly_model,
+    save_anomaly_model,
+    score_anomalies,
+)
+from bastion.monitor.attacks import AttackFinding, detect_attacks
+from bastion.monitor.config import MonitoringConfig
+from bastion.monitor.drift.interface import _jsonable_dict
+from bastion.monitor.drift.run import DriftReport, compute_drift, dataset_verdict
+from bastion.monitor.performance import WindowPerformance, join_labels, performance_by_window, read_labels
+from bastion.monitor.prediction_log import (
+    BASE_COLUMNS,
+    INPUT_PREFIX,
+    OUTPUT_PREFIX,
+    inputs_frame,
+    read_prediction_log,
+)
+from bastion.monitor.store import load_history, save_window
+
+__all__ = ["MonitorResult", "alert_log_path", "parse_duration", "reference_for_model", "report_from_data", "run_window"]
+
+log = logging.getLogger("bastion.monitor")
+_LOWER_IS_BETTER = {"rmse", "mae"}
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    """Everything one monitoring pass found."""
+
+    drift: DriftReport
+    model: str | None = None
+    window_start: str | None = None
+    window_end: str | None = None
+    performance: tuple[WindowPerformance, ...] = ()
+    breaches: tuple[dict[str, Any], ...] = ()
+    anomaly: AnomalyResult | None = None
+    attacks: tuple[AttackFinding, ...] = ()
+    alerts: tuple[Alert, ...] = ()
+    deliveries: tuple[Delivery, ...] = ()
+    rollback: dict[str, Any] | None = None
+    history: tuple[dict[str, Any], ...] = ()
+    notes: tuple[str, ...] = ()
+    target: str | None = None
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    @property
+    def exit_code(self) -> int:
+        """1 when any alert was raised, else 0 (the CLI exits with this)."""
+        return 1 if self.alerts else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        perf = []
+        for w in self.performance:
+            d = w.to_dict()
+            d["breaches"] = [b for b in self.breaches if b.get("start") == w.start]
+            perf.append(d)
+        return _jsonable_dict(
+            {
+                "schema_version": 1,
+                "kind": "monitor_result",
+                "created": self.created,
+                "model": self.model,
+                "target": self.target,
+                "window_start": self.window_start,
+                "window_end": self.window_end,
+                "drift": self.drift.to_dict(),
+                "performance": perf,
+                "anomaly": self.anomaly.to_dict() if self.anomaly else None,
+                "attacks": [a.to_dict() for a in self.attacks],
+                "alerts": [a.to_dict() for a in self.alerts],
+                "deliveries": [d.to_dict() for d in self.deliveries],
+                "rollback": self.rollback,
+                "history": list(self.history),
+                "notes": list(self.notes),
+            }
+        )
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"90s"``, ``"5m"``, ``"1h"``, ``"2d"`` -> timedelta (strict)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    t = text.strip().lower()
+    if len(t) < 2 or t[-1] not in units or not t[:-1].isdigit() or int(t[:-1]) <= 0:
+        raise DataError(f"Duration must be a positive number with a unit s, m, h or d (e.g. '1h'); got {text!r}.")
+    return timedelta(seconds=int(t[:-1]) * units[t[-1]])
+
+
+def _breaches(perf: list[WindowPerformance], floors: dict[str, float]) -> list[dict[str, Any]]:
+    out = []
+    for w in perf:
+        for metric, floor in floors.items():
+            v = w.metrics.get(metric)
+            if v is None or not np.isfinite(v):
+                continue
+            bad = v > floor if metric in _LOWER_IS_BETTER else v < floor
+            if bad:
+                out.append({"start": w.start, "metric": metric, "value": v, "floor": floor, "estimated": w.estimated})
+    return out
+
+
+def _is_log(columns: list[str]) -> bool:
+    return any(c.startswith(INPUT_PREFIX) for c in columns)
+
+
+def report_from_data(
+    reference: Any,
+    current: Any,
+    *,
+    target: str | None = None,
+    config: MonitoringConfig | None = None,
+    engine: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> MonitorResult:
+    """Monitor ``current`` against ``reference`` without a registry.
+
+    ``current`` may be plain feature data or prediction-log files (``in.``/``out.`` columns). With
+    ``target``, the target column is compared as target drift, and when ``current`` also holds
+    ``out.label`` predictions, performance is measured against it.
+    """
+    cfg = config or MonitoringConfig()
+    ref = TableSource.from_any(reference)
+    cur = TableSource.from_any(current)
+    notes: list[str] = []
+    if _is_log(cur.columns):
+        rename = {c: c[len(INPUT_PREFIX) :] for c in cur.columns if c.startswith(INPUT_PREFIX)}
+        cur = cur.renamed(rename)
+    compare = [c for c in ref.columns if c not in BASE_COLUMNS and c != target]
+    if target and target in ref.columns and target in cur.columns:
+        compare.append(target)
+    columns = compare
+    drift = compute_drift(ref, cur, columns=columns, config=cfg.drift, engine=engine, progress=progress)
+    drift = _mark_target(drift, target, cfg)
+    drift = _only_feature_news(drift)
+    perf: list[WindowPerformance] = []
+    if target and "out.label" in cur.columns and target in cur.columns:
+        cols = ["out.label", target] + [c for c in ("out.proba", "ts") if c in cur.columns]
+        cols += [s for s in cfg.performance.sensitive if s in cur.columns]
+        df = pd.DataFrame({c: cur.column(c).to_pandas() for c in cols}).rename(columns={target: "label"})
+        perf = performance_by_window(df, sensitive=cfg.performance.sensitive, min_labels=cfg.performance.min_labels,
+                                     positive_label=cfg.performance.positive_label)
+    elif target:
+        notes.append("no 'out.label' predictions in the current data: performance not measured")
+    breaches = _breaches(perf, cfg.performance.floors)
+    result = MonitorResult(drift=drift, performance=tuple(perf), breaches=tuple(breaches), notes=tuple(notes),
+                           target=target)
+    alerts = evaluate_alerts(result.to_dict(), cfg.alerts, model="(no registry)")
+    return _replace(result, alerts=tuple(alerts))
+
+
+def _mark_target(drift: DriftReport, target: str | None, cfg: MonitoringConfig) -> DriftReport:
+    if not target:
+        return drift
+    from dataclasses import replace
+
+    feats = tuple(
+        replace(f, prediction=True, note=f.note or "target") if f.column == target else f for f in drift.features
+    )
+    dataset_drift, n_drifted, share = dataset_verdict(feats, drift.n_current, cfg.drift, drift.missing_in_current)
+    return replace(
+        drift,
+        features=feats,
+        n_drifted=n_drifted,
+        drift_share=share,
+        dataset_drift=dataset_drift,
+        prediction_drift=drift.n_current > 0 and any(f.drifted for f in feats if f.prediction),
+    )
+
+
+def _only_feature_news(drift: DriftReport) -> DriftReport:
+    from dataclasses import replace
+
+    new = tuple(c for c in drift.new_in_current if not c.startswith(OUTPUT_PREFIX) and c not in BASE_COLUMNS)
+    return replace(drift, new_in_current=new)
+
+
+def _replace(r: MonitorResult, **kw: Any) -> MonitorResult:
+    from dataclasses import replace
+
+    return replace(r, **kw)
+
+
+def reference_for_model(project: Any, model_ref: str) -> tuple[Any, pd.DataFrame, str]:
+    """The model version, its training dataset (first in lineage) and that dataset's reference."""
+    mv = project.get_model(model_ref)
+    if not mv.datasets:
+        raise DataError(
+            f"Model {mv.ref} has no dataset in its lineage; give --reference explicitly or log the model "
+            "with datasets=[...]."
+        )
+    ds_ref = mv.datasets[0]
+    ds_ref = ds_ref if isinstance(ds_ref, str) else getattr(ds_ref, "ref", str(ds_ref))
+    return mv, project.read_dataset(ds_ref), ds_ref
+
+
+def _reference_predictions(project: Any, model_ref: str, features: pd.DataFrame, limit: int = 50_000) -> pd.DataFrame:
+    """The model's outputs on (a sample of) its reference, named like the log's ``out.`` columns."""
+    X = features.sample(limit, random_state=0) if len(features) > limit else features
+    model = project.load_model(model_ref)
+    out = pd.DataFrame(index=X.index)
+    out["out.label"] = np.asarray(model.predict(X))
+    if hasattr(model, "predict_proba"):
+        proba = np.asarray(model.predict_proba(X))
+        if proba.ndim == 2 and proba.shape[1] == 2:
+            out["out.proba"] = proba[:, 1]
+    return out
+
+
+def alert_log_path(project: Any, config: MonitoringConfig) -> Path:
+    if config.alerts.log:
+        p = Path(config.alerts.log)
+        return p if p.is_absolute() else Path(project.settings.root) / p
+    return Path(project.settings.home_path) / "monitor" / "alerts.jsonl"
+
+
+def run_window(
+    project: Any,
+    model_ref: str,
+    *,
+    window: timedelta = timedelta(hours=1),
+    end: datetime | None = None,
+    config: MonitoringConfig | None = None,
+    engine: Any = None,
+    target: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    dispatch: bool = True,
+    store: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
+) -> MonitorResult:
+    """Monitor the window ``[end - window, end)`` of ``model_ref``'s prediction log.
+
+    The reference is the training dataset in the model's lineage. Alerts are delivered (local log,
+    webhook), the alias is rolled back when the config says so, and the window is stored in history.
+    """
+    cfg = config or MonitoringConfig()
+    mv, reference, ds_ref = reference_for_model(project, model_ref)
+    version_ref = mv.ref
+    end = end or datetime.now(UTC)
+    start = end - window
+    target = target or mv.params.get("target") or mv.tags.get("target")
+    notes: list[str] = [f"reference: dataset {ds_ref}"]
+
+    logdf = read_prediction_log(project, mv.name, start=start, end=end)
+    if "version" in logdf.columns and len(logdf):
+        logdf = logdf[logdf["version"] == mv.version].reset_index(drop=True)
+    current = inputs_frame(logdf)
+    log_features = [c for c in current.columns if not c.startswith(OUTPUT_PREFIX)]
+    features = [c for c in reference.columns if c in log_features] or [
+        c for c in reference.columns if c != target
+    ]
+    ref_frame = reference[features].copy()
+    if len(current) and any(c.startswith(OUTPUT_PREFIX) for c in current.columns):
+        try:
+            preds = _reference_predictions(project, version_ref, reference[features])
+            ref_frame = ref_frame.join(preds, how="left") if len(preds) == len(ref_frame) else pd.concat(
+                [ref_frame.loc[preds.index], preds], axis=1
+            )
+        except (BastionError, ValueError, TypeError, AttributeError) as e:
+            notes.append(f"prediction drift skipped: cannot score the reference ({type(e).__name__})")
+    cols = [c for c in ref_frame.columns if c in current.columns or not c.startswith(OUTPUT_PREFIX)]
+    drift = compute_drift(ref_frame, current if len(current.columns) else pd.DataFrame({c: [] for c in features}),
+                          columns=cols, config=cfg.drift, engine=engine, progress=progress)
+
+    # Performance from delayed labels (or an estimate from confidence).
+    perf: list[WindowPerformance] = []
+    ok = logdf[logdf["outcome"] == "ok"] if "outcome" in logdf.columns else logdf
+    if len(ok) and "out.label" in ok.columns:
+        joined = join_labels(ok, read_labels(project, mv.name))
+        perf = performance_by_window(joined, sensitive=[f"in.{s}" if f"in.{s}" in joined.columns else s
+                                                        for s in cfg.performance.sensitive],
+                                     positive_label=cfg.performance.positive_label,
+                                     min_labels=cfg.performance.min_labels)
+    breaches = _breaches(perf, cfg.performance.floors)
+
+    # Input anomalies against a forest fit on the training data (fit once, stored with the version).
+    anomaly = None
+    if cfg.anomaly.enabled and len(current):
+        am = load_anomaly_model(project, version_ref)
+        if am is None or set(am.features) - set(features):
+            am = fit_anomaly_model(reference[features], config=cfg.anomaly, trained_on=ds_ref)
+            save_anomaly_model(project, version_ref, am)
+        anomaly = score_anomalies(am, current[features], config=cfg.anomaly)
+
+    # Attack patterns, with the previous day of traffic as the per-key baseline.
+    base_start = start - timedelta(days=1)
+    baseline = read_prediction_log(project, mv.name, start=base_start, end=start)
+    scales = {c: float(reference[c].std()) for c in features if pd.api.types.is_numeric_dtype(reference[c])}
+    attacks = detect_attacks(logdf, cfg.attacks, baseline=baseline if len(baseline) else None,
+                             baseline_scale=window / timedelta(days=1), scales=scales)
+
+    result = MonitorResult(
+        drift=drift, model=version_ref, window_start=start.isoformat(), window_end=end.isoformat(),
+        performance=tuple(perf), breaches=tuple(breaches), anomaly=anomaly, attacks=tuple(attacks),
+        notes=tuple(notes), target=target,
+    )
+    alerts = evaluate_alerts(result.to_dict(), cfg.alerts, model=version_ref)
+    deliveries: list[Delivery] = []
+    rollback = None
+    if dispatch and alerts:
+        deliveries = deliver(alerts, cfg.alerts, log_path=alert_log_path(project, cfg), sleep=sleep)
+        rollback = maybe_rollback(project, mv.name, alerts, cfg.alerts.rollback)
+    result = _replace(result, alerts=tuple(alerts), deliveries=tuple(deliveries), rollback=rollback)
+    history: list[dict[str, Any]] = []
+    if store:
+        save_window(project, version_ref, result.to_dict())
+        history = load_history(project, version_ref, limit=200)
+    return _replace(result, history=tuple(history))
