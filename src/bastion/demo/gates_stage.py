@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import os
 
 from bastion.crypto.signing import init_signing_key, list_signing_keys
+from bastion.errors import PolicyViolation
 from bastion.gates.mitigate import mitigate
 from bastion.gates.policy import POLICY_FILE, load_policy
 from bastion.gates.report import write_report
@@ -87,14 +88,23 @@ def run(ctx: DemoContext) -> None:
         f"attestation {'signed' if second.attestation.get('signed') else 'unsigned'}")
     write_report(second, html_path=ctx.workdir / "gate-mitigated.html")
     st["gate_results"] = [first.to_dict(), second.to_dict()]
-    if second.passed:
-        st["approved_ref"] = second.ref
-        try:
-            p.promote(first.ref, alias="production")
-        except Exception as e:  # the refusal is the point: show it
-            say(f"Promotion of {first.ref} to production refused: {str(e)[:160]}…")
-        p.promote(second.ref, alias="production")
-        say(f"Promoted {second.ref} to income@production (gate passed, signature valid, scan clean)")
-    else:
+    if not second.passed:
         failed = ", ".join(second.failed_required)
-        say(f"[red]The mitigated model did not pass ({failed}); nothing approved.[/]")
+        raise PolicyViolation(f"The mitigated model {second.ref} did not pass its gate ({failed}).")
+    try:
+        p.promote(first.ref, alias="production")
+    except PolicyViolation as e:  # the refusal is the point: show it
+        say(f"Promotion of {first.ref} refused: {str(e).split(': ', 1)[-1][:150]}…")
+    p.promote(second.ref, alias="production")
+    say(f"Promoted {second.ref} to income@production (gate passed, signature valid, scan clean)")
+    # a retrained candidate goes through the same path and replaces it, so production has a history
+    retrained = mitigate(p, st["model_refs"][-1], method="threshold", data=st["train_df"], target=target,
+                         sensitive=list(st.get("sensitive", ["sex", "race"])))
+    sign_version(p, retrained.ref, key_name=DEMO_KEY, passphrase=passphrase)
+    third = run_gate(p, retrained.ref, policy, holdout, target)
+    if not third.passed:
+        raise PolicyViolation(f"The retrained model {third.ref} did not pass its gate.")
+    p.promote(third.ref, alias="production")
+    say(f"Retrained {third.ref} from {st['model_refs'][-1]}: mitigated, signed, gate passed, promoted to production")
+    st["previous_ref"] = second.ref
+    st["approved_ref"] = third.ref

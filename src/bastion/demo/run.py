@@ -30,12 +30,13 @@ class DemoContext:
 
 
 def _stages() -> list[tuple[str, Callable[[DemoContext], None]]]:
-    from bastion.demo import gates_stage, train_stage
+    from bastion.demo import gates_stage, monitor_stage, train_stage
 
     return [
         ("Train and version (stage 2)", train_stage.run),
         ("Promote, roll back, load by alias (stage 2)", train_stage.registry_roundtrip),
         ("Gate, mitigate, sign, promote (stage 3)", gates_stage.run),
+        ("Monitor drift, labels, attacks; alert and roll back (stage 4)", monitor_stage.run),
     ]
 
 

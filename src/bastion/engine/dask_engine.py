@@ -67,6 +67,11 @@ class DaskEngine:
             raise ConfigError(f"Cannot reach the Dask scheduler {scheduler or '(local)'}: {e}") from e
         self.window = window or max(2, 2 * len(self._client.scheduler_info().get("workers", {})) + 1)
 
+    @property
+    def client(self) -> Any:
+        """The ``distributed.Client`` this engine runs on, for stages that submit their own tasks."""
+        return self._client
+
     def map_batches(
         self,
         source: Path,

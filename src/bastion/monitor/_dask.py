@@ -28,7 +28,7 @@ def dask_client(engine: Any) -> Iterator[Any]:
     if isinstance(engine, distributed.Client):
         yield engine
         return
-    held = getattr(engine, "client", None) or getattr(engine, "_client", None)
+    held = getattr(engine, "client", None)
     if held is not None:
         yield held
         return

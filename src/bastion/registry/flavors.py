@@ -13,7 +13,10 @@ from typing import Any
 
 from bastion.errors import DataError, UnsafeArtifactError
 
-__all__ = ["detect_flavor", "load_skops_bytes", "save_estimator", "untrusted_types"]
+__all__ = ["BASTION_TRUSTED_TYPES", "detect_flavor", "load_skops_bytes", "save_estimator", "untrusted_types"]
+
+# Bastion's own estimator classes: plain data plus predict methods, reviewed here, never widened by an artifact.
+BASTION_TRUSTED_TYPES = frozenset({"bastion.gates.mitigate.MitigatedClassifier"})
 
 
 def _version(dist: str) -> str:
@@ -88,7 +91,7 @@ def load_skops_bytes(data: bytes, *, trusted: list[str] | None = None, what: str
     import skops.io as sio
     from skops.io.exceptions import UntrustedTypesFoundException
 
-    extra = set(trusted or [])
+    extra = set(trusted or []) | BASTION_TRUSTED_TYPES
     # skops.io.load audits the tree against the same trusted set before constructing anything, so one
     # parse does both; the separate audit below runs only on failure, to give the precise error.
     try:
