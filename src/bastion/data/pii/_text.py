@@ -1,0 +1,138 @@
+"""Span-level detection in free text: every recognizer runs over big chunks of joined cells at once,
+then matches are mapped back to cells and overlaps resolved (longest, then highest priority)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from bastion.data.pii._registry import with_extra
+from bastion.data.pii.interface import Recognizer, Span
+
+__all__ = ["MIN_SCORE", "detect_spans", "detect_spans_batch"]
+
+MIN_SCORE = 0.5
+CHUNK_CHARS = 2_000_000
+_SEP = "\n"
+_TRAIL = ".,;:!?)]}'\""
+
+
+def detect_spans(
+    text: str,
+    *,
+    entities: Sequence[str] | None = None,
+    recognizers: Sequence[Recognizer] | None = None,
+    ner: str | None = None,
+) -> list[Span]:
+    """Entities in one text, as spans with offsets into ``text`` (sorted by start).
+
+    Parameters
+    ----------
+    text : the text to search.
+    entities : restrict to these entity types (default: all active recognizers).
+    recognizers : extra recognizers for this call only.
+    ner : ``"spacy"`` (or ``"spacy:MODEL"``) adds PERSON spans from an installed spaCy model.
+    """
+    return detect_spans_batch([text], entities=entities, recognizers=recognizers, ner=ner)[0]
+
+
+def detect_spans_batch(
+    texts: Sequence[str | None],
+    *,
+    entities: Sequence[str] | None = None,
+    recognizers: Sequence[Recognizer] | None = None,
+    min_score: float = MIN_SCORE,
+    ner: str | None = None,
+) -> list[list[Span]]:
+    """`detect_spans` over a column of texts at once (None/NaN/non-str cells give no spans)."""
+    recs = [r for r in with_extra(recognizers, entities) if _finds_text(r)]
+    out: list[list[Span]] = [[] for _ in range(len(texts))]
+    n = len(texts)
+    i = 0
+    while i < n:
+        parts: list[str] = []
+        rows: list[int] = []
+        size = 0
+        while i < n and (size < CHUNK_CHARS or not parts):
+            t = texts[i]
+            if isinstance(t, str) and t:
+                parts.append(t)
+                rows.append(i)
+                size += len(t) + 1
+            i += 1
+        if not parts:
+            continue
+        _scan_chunk(parts, rows, recs, min_score, out)
+        if ner is not None:
+            from bastion.data.pii._ner import ner_spans
+
+            _merge(out, rows, ner_spans(parts, ner), min_score)
+    return out
+
+
+def _finds_text(rec: Recognizer) -> bool:
+    return rec.text_pattern is not None or type(rec).find_in_text is not Recognizer.find_in_text
+
+
+def _scan_chunk(
+    parts: list[str], rows: list[int], recs: Sequence[Recognizer], min_score: float, out: list[list[Span]]
+) -> None:
+    chunk = _SEP.join(parts)
+    lengths = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
+    starts = np.zeros(len(parts), dtype=np.int64)
+    np.cumsum(lengths[:-1] + 1, out=starts[1:])
+    c_start: list[int] = []
+    c_end: list[int] = []
+    c_score: list[float] = []
+    c_rec: list[int] = []
+    for k, rec in enumerate(recs):
+        url = rec.entity == "URL"
+        for s, e, score in rec.find_in_text(chunk):
+            if score < min_score:
+                continue
+            if url:
+                while e > s and chunk[e - 1] in _TRAIL:
+                    e -= 1
+            c_start.append(s)
+            c_end.append(e)
+            c_score.append(score)
+            c_rec.append(k)
+    if not c_start:
+        return
+    s_arr = np.asarray(c_start, dtype=np.int64)
+    e_arr = np.asarray(c_end, dtype=np.int64)
+    row_idx = np.searchsorted(starts, s_arr, side="right") - 1
+    local_s = s_arr - starts[row_idx]
+    local_e = e_arr - starts[row_idx]
+    inside = local_e <= lengths[row_idx]  # a match across two cells is no match
+    per_row: dict[int, list[tuple[int, int, float, Recognizer]]] = {}
+    for j in np.flatnonzero(inside):
+        per_row.setdefault(int(row_idx[j]), []).append(
+            (int(local_s[j]), int(local_e[j]), c_score[j], recs[c_rec[j]])
+        )
+    for r, cands in per_row.items():
+        out[rows[r]] = _resolve(cands)
+
+
+def _resolve(cands: list[tuple[int, int, float, Recognizer]]) -> list[Span]:
+    """Non-overlapping spans: the longest wins, then the higher priority, then the higher score."""
+    cands.sort(key=lambda c: (-(c[1] - c[0]), -c[3].priority, -c[2], c[0]))
+    kept: list[tuple[int, int, float, Recognizer]] = []
+    for c in cands:
+        if all(c[1] <= k[0] or c[0] >= k[1] for k in kept):
+            kept.append(c)
+    kept.sort(key=lambda c: c[0])
+    return [Span(str(rec.entity), s, e, float(score)) for s, e, score, rec in kept]
+
+
+def _merge(out: list[list[Span]], rows: list[int], extra: list[list[Span]], min_score: float) -> None:
+    for r, spans in zip(rows, extra, strict=True):
+        if not spans:
+            continue
+        current = out[r]
+        for sp in spans:
+            if sp.score >= min_score and all(sp.end <= c.start or sp.start >= c.end for c in current):
+                current.append(sp)
+        current.sort(key=lambda s: s.start)
+        out[r] = current

@@ -1,0 +1,25 @@
+"""EMAIL recognizer: RFC-5322-ish addresses with a dotted domain and a letter TLD."""
+
+from __future__ import annotations
+
+from bastion.data.pii.interface import EntityType, RegexRecognizer
+
+__all__ = ["EmailRecognizer"]
+
+_LOCAL = r"[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9_%+-])?"
+_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}"
+
+class EmailRecognizer(RegexRecognizer):
+    entity = EntityType.EMAIL
+    name_hints = (r"e_?mail", r"mail_?addr", r"contact")
+    priority = 80
+    cell_pattern = rf"(?:mailto:)?{_LOCAL}@{_DOMAIN}"
+    text_pattern = rf"(?<![\w.@%+-]){_LOCAL}@{_DOMAIN}(?![\w@-])"
+    context_words = ("email", "e-mail", "mail", "contact", "write to")
+    base_score = 0.95
+
+    def mask(self, value: str) -> str:
+        local, _, domain = value.partition("@")
+        tld = domain.rsplit(".", 1)[-1] if "." in domain else ""
+        return f"{local[:1]}***@{'*' * min(8, max(1, len(domain) - len(tld) - 1))}.{tld}"
+

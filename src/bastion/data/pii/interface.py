@@ -1,0 +1,242 @@
+"""The PII recognizer seam: the `Recognizer` base class and the frozen result types.
+
+Built-in recognizers live one per module beside this file; plugins subclass `Recognizer`.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ColumnFinding",
+    "EntityType",
+    "Recognizer",
+    "RegexRecognizer",
+    "Span",
+    "TableScanReport",
+    "as_mask",
+]
+
+SCHEMA_VERSION = 1
+_CONTEXT = 48  # characters of text either side of a candidate that context rules look at
+
+
+def as_mask(values: pd.Series | np.ndarray) -> np.ndarray:
+    """A writable boolean numpy mask from a pandas result (NA counts as no match)."""
+    if isinstance(values, pd.Series):
+        values = values.fillna(False).to_numpy(dtype=bool)
+    return np.array(values, dtype=bool)
+
+
+class EntityType(StrEnum):
+    """Built-in entity types. User-defined types are plain upper-case strings."""
+
+    PERSON = "PERSON"
+    EMAIL = "EMAIL"
+    PHONE = "PHONE"
+    US_SSN = "US_SSN"
+    CREDIT_CARD = "CREDIT_CARD"
+    IBAN = "IBAN"
+    IP_ADDRESS = "IP_ADDRESS"
+    STREET_ADDRESS = "STREET_ADDRESS"
+    DATE_OF_BIRTH = "DATE_OF_BIRTH"
+    US_ZIP = "US_ZIP"
+    MEDICAL_RECORD_NUMBER = "MEDICAL_RECORD_NUMBER"
+    ID_NUMBER = "ID_NUMBER"
+    URL = "URL"
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One entity found in a text: ``text[start:end]`` is the value; ``score`` in (0, 1]."""
+
+    entity: str
+    start: int
+    end: int
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"entity": self.entity, "start": self.start, "end": self.end, "score": round(self.score, 3)}
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnFinding:
+    """What one column holds, and why Bastion thinks so.
+
+    ``kind`` is ``"column"`` (the whole column is one entity type), ``"text"`` (free text with
+    entity spans inside; ``entity`` is None and ``spans_found`` counts spans per type) or
+    ``"none"``. ``share`` is the share of non-empty sampled cells that matched (for text: the
+    share of cells with at least one span). ``masked_examples`` never contain a raw value.
+    """
+
+    column: str
+    entity: str | None
+    kind: Literal["column", "text", "none"]
+    confidence: float
+    share: float
+    evidence: tuple[str, ...] = ()
+    masked_examples: tuple[str, ...] = ()
+    spans_found: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def is_pii(self) -> bool:
+        """True for an entity column, or a text column with at least one span."""
+        return self.kind == "column" or (self.kind == "text" and sum(self.spans_found.values()) > 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "column": self.column,
+            "entity": self.entity,
+            "kind": self.kind,
+            "confidence": round(self.confidence, 3),
+            "share": round(self.share, 4),
+            "evidence": list(self.evidence),
+            "masked_examples": list(self.masked_examples),
+            "spans_found": dict(sorted(self.spans_found.items())),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TableScanReport:
+    """The result of `scan_table`: one finding per scanned column."""
+
+    source: str
+    columns: tuple[ColumnFinding, ...]
+    rows_scanned: int
+    sample_rows: int
+    text_full: bool = True
+
+    def pii_columns(self) -> tuple[ColumnFinding, ...]:
+        """The findings that hold PII (entity columns and text columns with spans)."""
+        return tuple(c for c in self.columns if c.is_pii)
+
+    def finding(self, column: str) -> ColumnFinding:
+        """The finding for one column by name (KeyError if the column was not scanned)."""
+        for c in self.columns:
+            if c.column == column:
+                return c
+        raise KeyError(column)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "pii_scan",
+            "source": self.source,
+            "rows_scanned": self.rows_scanned,
+            "sample_rows": self.sample_rows,
+            "text_full": self.text_full,
+            "columns": [c.to_dict() for c in self.columns],
+            "pii_columns": [c.column for c in self.pii_columns()],
+        }
+
+
+class Recognizer(ABC):
+    """One entity type, recognised in whole columns and (optionally) inside free text.
+
+    Column level: `match_cells` gets the sampled, stripped, non-empty cells of one column as a
+    string Series and returns a boolean mask (work vectorised over the Series where possible).
+    `refine` may weigh the column as a whole (value distribution) and veto or explain.
+    Text level: ``text_pattern`` is a regex run over large chunks of joined text; each match is
+    passed to `score_span` with the text before and after it, which returns a score or None.
+    """
+
+    entity: ClassVar[str]
+    #: regexes searched in the normalised column name (lower case, words joined by "_")
+    name_hints: ClassVar[tuple[str, ...]] = ()
+    #: names that speak against this entity even when values match (e.g. "version" for IPs)
+    negative_name_hints: ClassVar[tuple[str, ...]] = ()
+    #: True when values alone never suffice (e.g. generic identifiers)
+    requires_name_evidence: ClassVar[bool] = False
+    #: share of matching cells needed without name evidence (with it: half of this)
+    min_share: ClassVar[float] = 0.6
+    #: breaks ties between column verdicts and overlapping spans (checksummed types rank high)
+    priority: ClassVar[int] = 50
+    text_pattern: ClassVar[str | None] = None
+    text_flags: ClassVar[int] = 0
+    #: words before a text match that raise its score
+    context_words: ClassVar[tuple[str, ...]] = ()
+    base_score: ClassVar[float] = 0.8
+
+    @abstractmethod
+    def match_cells(self, values: pd.Series) -> np.ndarray:
+        """Boolean mask over ``values`` (str Series, stripped, non-empty): cells that are this entity."""
+
+    def match_named(self, values: pd.Series) -> np.ndarray:
+        """Like `match_cells`, when the column name already says this entity (may accept looser forms)."""
+        return self.match_cells(values)
+
+    def refine(self, values: pd.Series, mask: np.ndarray, *, named: bool) -> tuple[float, tuple[str, ...]]:
+        """Column-wide evidence: a factor in [0, 1] applied to the verdict, and why."""
+        return 1.0, ()
+
+    def score_span(self, match: str, before: str, after: str) -> float | None:
+        """Score of a text candidate (None rejects it). ``before``/``after``: nearby text."""
+        return self.base_score
+
+    def find_in_text(self, text: str) -> Iterator[tuple[int, int, float]]:
+        """``(start, end, score)`` of every entity in ``text`` (a chunk of many joined cells).
+
+        The default runs ``text_pattern`` over the whole chunk and scores each candidate with
+        `score_span`; recognizers with their own logic (names) override this.
+        """
+        if self.text_pattern is None:
+            return
+        for m in self._compiled_text().finditer(text):
+            start, end = m.span()
+            score = self.score_span(m.group(0), text[max(0, start - _CONTEXT) : start], text[end : end + _CONTEXT])
+            if score is not None:
+                yield start, end, score
+
+    def _compiled_text(self) -> re.Pattern[str]:
+        cached = self.__dict__.get("_text_re")
+        if cached is None:
+            cached = re.compile(self.text_pattern or "(?!)", self.text_flags)
+            self.__dict__["_text_re"] = cached
+        return cached
+
+    def mask(self, value: str) -> str:
+        """A masked rendering of ``value`` for reports (never the value itself)."""
+        from bastion.data.pii._mask import mask_generic
+
+        return mask_generic(value)
+
+    def has_context(self, before: str) -> bool:
+        """True when one of ``context_words`` occurs in ``before`` (lower-cased text before a match)."""
+        low = before.lower()
+        return any(w in low for w in self.context_words)
+
+
+class RegexRecognizer(Recognizer):
+    """A recognizer from one cell regex (full match) plus an optional per-candidate check.
+
+    Subclasses set ``cell_pattern`` and override `validate` (called on regex candidates only).
+    """
+
+    cell_pattern: ClassVar[str]
+    cell_flags: ClassVar[int] = 0
+
+    def validate(self, value: str) -> bool:
+        """Checksum or rule check for one candidate value (regex already matched)."""
+        return True
+
+    def validate_many(self, values: list[str]) -> np.ndarray:
+        """Vectorised `validate`; override when a checksum can run over arrays."""
+        return np.fromiter((self.validate(v) for v in values), dtype=bool, count=len(values))
+
+    def match_cells(self, values: pd.Series) -> np.ndarray:
+        pattern = re.compile(self.cell_pattern, self.cell_flags)
+        mask = as_mask(values.str.fullmatch(pattern))
+        if mask.any():
+            idx = np.flatnonzero(mask)
+            ok = self.validate_many(values.iloc[idx].tolist())
+            mask[idx[~ok]] = False
+        return mask

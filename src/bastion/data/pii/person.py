@@ -1,0 +1,167 @@
+"""PERSON recognizer: full, first and last names in columns; names in prose from the bundled dictionaries,
+titles (Mr., Dr. ...), capitalisation and context words ("patient", "spoke with")."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+
+from bastion.data.pii._mask import mask_name
+from bastion.data.pii._names import AMBIGUOUS, NOT_NAMES, TITLES, first_names, last_names
+from bastion.data.pii.interface import EntityType, Recognizer, as_mask
+
+__all__ = ["PersonRecognizer"]
+
+_UP = "A-ZÀ-ÖØ-Þ"
+_LOW = "a-zß-öø-ÿ"
+_TOK = rf"(?:O['’]|Mc|Mac|D['’])?[{_UP}][{_LOW}]+(?:-[{_UP}][{_LOW}]+)?"
+_PARTICLE = r"(?:van der|van den|van de|van|von|de la|de los|del|de|da|di|dos|du|le|la|bin|ibn|al|el|ten|ter)"
+_TITLE = "|".join(sorted(TITLES, key=len, reverse=True))
+_SEQ = re.compile(
+    rf"(?<![\w.@'’-])(?:(?P<title>{_TITLE})\.? )?(?P<name>{_TOK}(?: (?:{_PARTICLE} )?{_TOK}){{0,3}})(?![\w@'’])"
+)
+_CONTEXT = (
+    "patient", "name", "named", "called", "spoke with", "spoke to", "met with", "contact", "son ", "daughter",
+    "wife", "husband", "mother", "father", "brother", "sister", "dear", "hi ", "hello", "cc:", "signed",
+    "seen by", "referred by", "guardian", "caregiver", "pt ", "client", "customer", "user",
+)
+_CELL = re.compile(
+    rf"(?:(?:{_TITLE})\.? )?(?P<first>{_TOK})(?:,? (?:{_PARTICLE} )?(?:[{_UP}]\. )?(?P<last>{_TOK}(?: {_TOK})?))?"
+)
+
+
+def _mid_sentence(text: str, pos: int) -> bool:
+    """True when the word before ``pos`` is a lower-case word (so capitalisation here is meaningful)."""
+    before = text[max(0, pos - 20) : pos].rstrip()
+    return bool(before) and before[-1].isalpha() and before[-1].islower()
+
+
+def _member(values: list[object], names: frozenset[str]) -> np.ndarray:
+    # a hashed set lookup per sampled cell: pandas' isin re-converts a 10k-name set on every call
+    return np.fromiter((v in names for v in values), dtype=bool, count=len(values))
+
+
+class PersonRecognizer(Recognizer):
+    entity = EntityType.PERSON
+    name_hints = (
+        r"\bname\b", r"first_?name", r"last_?name", r"sur_?name", r"full_?name", r"given_?name",
+        r"family_?name", r"\bfname\b", r"\blname\b", r"patient(?!_?(?:id|no|num|nr))", r"customer_?name",
+        r"contact_?name", r"\bperson\b", r"owner", r"holder", r"employee(?!_?(?:id|no|num))", r"vorname",
+        r"nachname", r"\bnom\b", r"prenom", r"prénom", r"nombre", r"apellido",
+    )
+    negative_name_hints = (
+        r"product", r"company", r"file", r"host", r"city", r"country", r"street", r"brand", r"model",
+        r"category", r"drug", r"diagnos", r"occupation", r"title", r"user_?name", r"department",
+    )
+    priority = 35
+    context_words = _CONTEXT
+    base_score = 0.85
+    #: distinct values an unnamed column needs before its values are taken for names
+    min_distinct = 20
+
+    def _cell_kinds(self, values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        norm = values.where(~values.str.isupper(), values.str.title())
+        parts = norm.str.fullmatch(_CELL)
+        ok = as_mask(parts)
+        ext = norm.str.extract(rf"^(?:(?:{_TITLE})\.? )?(?P<a>{_TOK})(?:,? .*?(?P<b>{_TOK}))?$")
+        first_set, last_set = first_names(), last_names()
+        a_vals = ext["a"].tolist()
+        b_vals = ext["b"].tolist()
+        a_first = _member(a_vals, first_set)
+        a_last = _member(a_vals, last_set)
+        has_b = as_mask(ext["b"].notna())
+        b_last = _member(b_vals, last_set)
+        b_first = _member(b_vals, first_set)
+        comma = as_mask(norm.str.contains(",", regex=False))
+        # one known part is enough for a "First Last" cell: names outside the dictionaries are common
+        full = ok & has_b & (a_first | b_last | (comma & a_last & b_first))
+        first_only = ok & ~has_b & a_first
+        last_only = ok & ~has_b & a_last & ~a_first
+        return full, first_only, last_only
+
+    def match_cells(self, values: pd.Series) -> np.ndarray:
+        full, first_only, last_only = self._cell_kinds(values)
+        return np.asarray(full | first_only | last_only, dtype=bool)
+
+    def refine(self, values: pd.Series, mask: np.ndarray, *, named: bool) -> tuple[float, tuple[str, ...]]:
+        if not mask.any():
+            return 1.0, ()
+        full, first_only, last_only = self._cell_kinds(values)
+        distinct = values.nunique()
+        matched_distinct = values[mask].nunique()
+        d_share = matched_distinct / max(1, distinct)
+        kind = max((("full names", full.mean()), ("first names", first_only.mean()), ("last names", last_only.mean())),
+                   key=lambda t: t[1])
+        why = f"{kind[0]} from the bundled dictionaries in {kind[1]:.0%} of cells, {d_share:.0%} of distinct values"
+        if named:
+            return 1.0, (why,)
+        if distinct < self.min_distinct:
+            return 0.0, (f"only {distinct} distinct values: categories, not names",)
+        if d_share < 0.5:
+            return 0.0, (f"only {d_share:.0%} of distinct values are dictionary names",)
+        if kind[0] == "last names" and d_share < 0.75:
+            return 0.0, ("surname-like words without a name column or first names",)
+        return (1.0 if kind[0] == "full names" else 0.9), (why,)
+
+    def find_in_text(self, text: str) -> Iterator[tuple[int, int, float]]:
+        first_set, last_set = first_names(), last_names()
+        for m in _SEQ.finditer(text):
+            name = m.group("name")
+            title = m.group("title")
+            if title is None and " " not in name and name not in first_set and name not in last_set:
+                continue  # the common case: one capitalised word that is no name
+            start = m.start("name")
+            toks = [(t.start() + start, t.group(0)) for t in re.finditer(r"\S+", name)]
+            keep_unknown = False
+            if title is None:
+                while toks and toks[0][1] in NOT_NAMES:
+                    toks.pop(0)
+                # an unknown word before a known surname, capitalised mid-sentence, is a given name
+                keep_unknown = (
+                    len(toks) >= 2 and toks[1][1] in last_set and toks[0][1] not in AMBIGUOUS
+                    and _mid_sentence(text, toks[0][0])
+                )
+                while not keep_unknown and toks and toks[0][1] not in first_set and toks[0][1] not in last_set:
+                    toks.pop(0)
+            while toks and toks[-1][1] in NOT_NAMES:
+                toks.pop()
+            while len(toks) > 2 and toks[-1][1] not in first_set and toks[-1][1] not in last_set:
+                toks.pop()
+            # keep particles inside the name only
+            while toks and toks[-1][1][0].islower():
+                toks.pop()
+            if not toks:
+                continue
+            s, e = toks[0][0], toks[-1][0] + len(toks[-1][1])
+            words = [t for _, t in toks if t[0].isupper()]
+            before = text[max(0, s - 28) : s]
+            if title is not None:
+                yield s, e, 0.92
+                continue
+            context = self.has_context(before)
+            if len(words) >= 2:
+                head, tail = words[0], words[-1]
+                if head in NOT_NAMES or tail in NOT_NAMES:
+                    continue
+                if head in first_set and (tail in last_set or tail in first_set or tail not in AMBIGUOUS):
+                    yield s, e, 0.9 if (tail in last_set or context) else 0.75
+                elif head in last_set and tail in first_set:
+                    yield s, e, 0.7
+                elif title is None and keep_unknown and tail in last_set:
+                    yield s, e, 0.7
+                elif context and (head in last_set or tail in last_set):
+                    yield s, e, 0.65
+                continue
+            word = words[0] if words else ""
+            if word in NOT_NAMES:
+                continue
+            if word in first_set and word not in AMBIGUOUS:
+                yield s, e, 0.8 if context else 0.6
+            elif context and (word in first_set or word in last_set):
+                yield s, e, 0.6
+
+    def mask(self, value: str) -> str:
+        return mask_name(value)

@@ -1,0 +1,57 @@
+"""US_SSN recognizer: 3-2-4 digits with issuance rules (no area 000/666/900-999, group 00, serial 0000)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from bastion.data.pii._checksums import ssn_valid
+from bastion.data.pii._mask import mask_keep_last
+from bastion.data.pii.interface import EntityType, Recognizer, as_mask
+
+__all__ = ["SsnRecognizer"]
+
+_FORMATTED = re.compile(r"\d{3}([- ])\d{2}\1\d{4}")
+_BARE = re.compile(r"\d{9}")
+
+
+class SsnRecognizer(Recognizer):
+    entity = EntityType.US_SSN
+    name_hints = (r"ssn", r"social_?sec", r"\bsocial\b", r"tax_?id", r"\btin\b", r"itin")
+    priority = 85
+    text_pattern = r"(?<![\w-])\d{3}([- ])\d{2}\1\d{4}(?![\w-])|(?<![\w-])\d{9}(?![\w-])"
+    context_words = ("ssn", "social security", "social sec", "ss#", "ss #", "tax id")
+    base_score = 0.85
+
+    def match_cells(self, values: pd.Series) -> np.ndarray:
+        formatted = as_mask(values.str.fullmatch(_FORMATTED))
+        mask = formatted.copy()
+        if formatted.any():
+            idx = np.flatnonzero(formatted)
+            digits = values.iloc[idx].str.replace(r"\D", "", regex=True).tolist()
+            ok = np.fromiter((ssn_valid(d) for d in digits), dtype=bool, count=len(digits))
+            mask[idx[~ok]] = False
+        return mask
+
+    def match_bare(self, values: pd.Series) -> np.ndarray:
+        """Bare 9-digit cells that obey the issuance rules (used only with name evidence)."""
+        bare = as_mask(values.str.fullmatch(_BARE))
+        if bare.any():
+            idx = np.flatnonzero(bare)
+            ok = np.fromiter((ssn_valid(v) for v in values.iloc[idx]), dtype=bool, count=len(idx))
+            bare[idx[~ok]] = False
+        return bare
+
+    def score_span(self, match: str, before: str, after: str) -> float | None:
+        digits = re.sub(r"\D", "", match)
+        if not ssn_valid(digits):
+            return None
+        context = self.has_context(before)
+        if len(match) == 9 and not context:
+            return None  # a bare 9-digit number is only an SSN when the text says so
+        return 0.95 if context else self.base_score
+
+    def mask(self, value: str) -> str:
+        return mask_keep_last(value, 4)
