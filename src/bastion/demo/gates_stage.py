@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import os
+from typing import TYPE_CHECKING
 
 from bastion.crypto.signing import init_signing_key, list_signing_keys
 from bastion.errors import PolicyViolation
@@ -55,7 +54,7 @@ aliases:
 """
 
 DEMO_KEY = "demo-signer"
-DEMO_PASSPHRASE = "demo passphrase: not for production"
+DEMO_PASSPHRASE = "demo passphrase: not for production"  # noqa: S105 - the demo's throwaway key
 
 
 def run(ctx: DemoContext) -> None:

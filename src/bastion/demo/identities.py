@@ -4,7 +4,6 @@ stage of the demo has realistic work: names, SSNs, emails, phones, addresses, bi
 from __future__ import annotations
 
 import datetime as _dt
-from importlib import resources
 
 import numpy as np
 import pandas as pd
@@ -142,7 +141,6 @@ def attach_identities(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
 
 def load_raw_demo_table(rows: int | None = None, *, seed: int = 0) -> pd.DataFrame:
     """The bundled Adult training rows (all, or the first ``rows``) with identities attached."""
-    ref = resources.files("bastion.demo").joinpath("data", "adult_train.csv.gz")
-    with resources.as_file(ref) as path:
-        df = pd.read_csv(path, nrows=rows, compression="gzip")
-    return attach_identities(df, seed=seed)
+    from bastion.demo.data import load_adult
+
+    return attach_identities(load_adult("train", rows=rows), seed=seed)

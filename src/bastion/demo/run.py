@@ -30,9 +30,10 @@ class DemoContext:
 
 
 def _stages() -> list[tuple[str, Callable[[DemoContext], None]]]:
-    from bastion.demo import gates_stage, monitor_stage, train_stage
+    from bastion.demo import gates_stage, monitor_stage, prepare_stage, train_stage
 
     return [
+        ("Find and protect PII, validate (stage 1)", prepare_stage.run),
         ("Train and version (stage 2)", train_stage.run),
         ("Promote, roll back, load by alias (stage 2)", train_stage.registry_roundtrip),
         ("Gate, mitigate, sign, promote (stage 3)", gates_stage.run),

@@ -54,6 +54,7 @@ def protect_into_project(
         out,
         name=dataset,
         description=f"Protected from {src.name}",
+        derived_from=[report.source_digest] if report.source_digest else [],
         extra={"protection": doc, "source_digest": report.source_digest},
     )
     project.attach(dv.ref, "protection", doc, subject_kind="dataset")

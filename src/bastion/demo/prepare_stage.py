@@ -1,0 +1,65 @@
+"""Demo stage 1: find PII in a raw table, protect it under managed keys, validate, and hand the clean
+version to training."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from bastion.crypto.keys import Keyring, create_key_file, keyring_path
+from bastion.data import Contract, validate
+from bastion.data.pii import scan_table
+from bastion.data.protect import protect_into_project
+from bastion.demo.identities import load_raw_demo_table
+
+if TYPE_CHECKING:
+    from bastion.demo.run import DemoContext
+
+DEMO_PASSPHRASE = "demo passphrase: not for production"  # noqa: S105 - the demo's throwaway key
+
+
+def run(ctx: DemoContext) -> None:
+    p, say = ctx.project, ctx.say
+    raw = load_raw_demo_table()
+    raw_path = ctx.workdir / "raw" / "patients.parquet"
+    raw_path.parent.mkdir(parents=True, exist_ok=True)
+    raw.to_parquet(raw_path, index=False)
+    say(f"Raw table: {len(raw):,} Adult census rows with generated identities attached ({raw_path.name})")
+
+    report = scan_table(raw_path)
+    for f in report.pii_columns():
+        what = f.entity or "free text: " + ", ".join(f"{k} x{v}" for k, v in sorted(f.spans_found.items()))
+        example = f.masked_examples[0] if f.masked_examples else ""
+        say(f"  PII {f.column:<15} {what:<40} confidence {f.confidence:.2f}  e.g. {example}")
+
+    # the project's master key is passphrase-protected like a real one; the passphrase lives in the env
+    passphrase = os.environ.setdefault("BASTION_KEY_PASSPHRASE", DEMO_PASSPHRASE)
+    key_path = p.settings.key_path
+    provider = create_key_file(key_path, passphrase)
+    keyring = Keyring(keyring_path(key_path), provider)
+    keyring.save()
+    p.audited("keys.init", provider.key_id, {"key_file": str(key_path), "passphrase": True})
+    say(f"Master key {provider.key_id} created (scrypt-wrapped, mode 0600); data keys are wrapped by it")
+
+    clean_path = ctx.workdir / "clean" / "patients.parquet"
+    prot, dv = protect_into_project(p, raw_path, clean_path, keyring=keyring, name="patients")
+    ops = ", ".join(f"{c.column}={c.operator}" for c in prot.columns if c.operator != "keep")
+    say(f"Protected -> {dv.ref}: {ops}")
+    if prot.k_anonymity is not None:
+        k = prot.k_anonymity
+        say(f"k-anonymity over {', '.join(k.quasi_identifiers)}: k={k.k} ({k.classes:,} classes; "
+            "generalize further before sharing this table outside the training enclave)")
+    clean = p.read_dataset(dv.ref)
+    leaked = [c for c in ("ssn", "email", "patient_name") if c in clean and clean[c].isin(raw[c]).any()]
+    say(f"Clean version holds no raw identifiers: {'yes' if not leaked else 'NO: ' + ', '.join(leaked)}")
+
+    drifted = clean.sample(2000, random_state=1).copy()
+    drifted["age"] = drifted["age"] + 80  # ages the contract never saw
+    check = validate(drifted, Contract.from_version(dv))
+    first = check.violations[0] if check.violations else None
+    example = f"{first.column} {first.check}: expected {first.expected}, got {first.observed}" if first else "-"
+    say(f"Validation of a bad batch against {dv.ref}: {len(check.violations)} violation(s), e.g. {example}")
+
+    ctx.state["raw_path"] = raw_path
+    ctx.state["train_df"] = clean
+    ctx.state["dataset_ref"] = dv.ref
