@@ -5,6 +5,8 @@ Shared by both engines so that they cut and write batches the same way.
 
 from __future__ import annotations
 
+import json
+
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,30 @@ from bastion.errors import DataError
 __all__ = ["ParquetSink", "TableSource", "open_source", "rechunk"]
 
 _WRITE_OPTS: dict[str, Any] = {"compression": "zstd", "use_dictionary": True, "write_statistics": True}
+
+
+# Ciphertext and tokens are high-entropy text: zstd and dictionaries spend CPU on them for little gain.
+_HIGH_ENTROPY_OPERATORS = {"encrypt", "tokenize", "hash"}
+
+
+def _write_options(schema: pa.Schema) -> dict[str, Any]:
+    """Parquet options: zstd + dictionaries, except plain encoding for columns holding ciphertext/tokens."""
+    raw = (schema.metadata or {}).get(b"bastion.protection")
+    if not raw:
+        return dict(_WRITE_OPTS)
+    try:
+        cols = json.loads(raw).get("columns", {})
+    except ValueError:
+        return dict(_WRITE_OPTS)
+    plain = {n for n, c in cols.items() if c.get("operator") in _HIGH_ENTROPY_OPERATORS and c.get("scope") == "cell"}
+    if not plain:
+        return dict(_WRITE_OPTS)
+    names = schema.names
+    return {
+        **_WRITE_OPTS,
+        "compression": {n: ("none" if n in plain else "zstd") for n in names},
+        "use_dictionary": [n for n in names if n not in plain],
+    }
 
 
 def rechunk(batches: Iterator[pa.RecordBatch], rows: int, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
@@ -145,7 +171,7 @@ class ParquetSink:
             extra = {k.encode(): v.encode() for k, v in self.metadata.items()}
             schema = batch.schema.with_metadata({**(batch.schema.metadata or {}), **extra})
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(self.tmp, schema, **_WRITE_OPTS)
+            self._writer = pq.ParquetWriter(self.tmp, schema, **_write_options(schema))
             self._schema = schema
         table = pa.Table.from_batches([batch]).replace_schema_metadata(self._schema.metadata)
         self._writer.write_table(table, row_group_size=max(batch.num_rows, 1))
