@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 
 import pytest
-from tests.gates.conftest import POLICY
 
 from bastion.demo.data import ADULT_TARGET
 from bastion.errors import VerificationError
 from bastion.gates import card, run_gate
+from tests.gates.conftest import POLICY
 
 
 @pytest.fixture(scope="module")

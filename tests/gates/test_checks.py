@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import RandomForestClassifier
-from tests.gates.conftest import POLICY
 
 from bastion.demo.data import ADULT_FEATURES, ADULT_NUMERIC, ADULT_TARGET
 from bastion.gates.checks import get_check
@@ -19,6 +18,7 @@ from bastion.gates.checks.interface import CheckContext
 from bastion.gates.checks.robustness import hsj_schedule
 from bastion.gates.policy import load_policy
 from bastion.gates.run import predict_frame
+from tests.gates.conftest import POLICY
 
 
 def context(model: Any, data: pd.DataFrame, *, checks: dict[str, Any] | None = None,

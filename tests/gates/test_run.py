@@ -7,13 +7,13 @@ import json
 
 import pytest
 import yaml
-from tests.gates.conftest import POLICY
 
 from bastion.demo.data import ADULT_TARGET
 from bastion.errors import DataError, VerificationError
 from bastion.gates import check_promotion, run_gate
 from bastion.gates.attestation import verify_attestation
 from bastion.gates.report import render_html, render_json
+from tests.gates.conftest import POLICY
 
 FAST = copy.deepcopy(POLICY)
 FAST["checks"] = {k: v for k, v in FAST["checks"].items() if k not in {"robustness", "privacy"}}

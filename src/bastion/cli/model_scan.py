@@ -41,8 +41,11 @@ def register(app: typer.Typer) -> None:
         fail_on: str = typer.Option("high", "--fail-on", help="Exit 1 when a finding is at least this severe "
                                     "(info, low, medium, high, critical)."),
         json_out: bool = typer.Option(False, "--json", help="Same as --format json."),
-        digest: bool = typer.Option(False, "--digest/--no-digest", help="Also record each file's SHA-256 "
-                                    "(reads every byte: slower on large checkpoints, whose tensor data the scan skips)."),
+        digest: bool = typer.Option(
+            False, "--digest/--no-digest",
+            help="Also record each file's SHA-256 (reads every byte: slower on large checkpoints, "
+            "whose tensor data the scan skips).",
+        ),
         project_root: str = typer.Option(None, "--project", help="Project folder (for NAME:VERSION)."),
     ) -> None:
         """Scan model artifacts for code execution and tampering, never loading them."""

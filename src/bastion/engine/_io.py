@@ -6,7 +6,6 @@ Shared by both engines so that they cut and write batches the same way.
 from __future__ import annotations
 
 import json
-
 import os
 from collections.abc import Iterator
 from pathlib import Path
