@@ -35,13 +35,23 @@ def log(
 
 @app.command("verify")
 def verify(json_out: bool = typer.Option(False, "--json")) -> None:
-    """Check the whole hash chain; exit 1 naming the first bad entry."""
-    report = project().audit.verify()
+    """Check the whole hash chain and every server request journal; exit 1 naming the first bad entry."""
+    from bastion.serve.audit_sink import verify_journals
+
+    p = project()
+    report = p.audit.verify()
+    journals = verify_journals(p)
+    bad_journals = [j for j in journals if not j.ok]
     if json_out:
-        print_json(report.to_dict())
-    elif report.ok:
-        console.print(f"[green]Audit chain intact[/]: {report.entries} entries, head {report.head_hash[:16]}….")
+        print_json({**report.to_dict(), "journals": [j.to_dict() for j in journals]})
     else:
-        console.print(f"[bold red]Audit chain broken[/] at entry {report.first_bad_seq}: {report.problem}")
-    if not report.ok:
+        if report.ok:
+            console.print(f"[green]Audit chain intact[/]: {report.entries} entries, head {report.head_hash[:16]}….")
+        else:
+            console.print(f"[bold red]Audit chain broken[/] at entry {report.first_bad_seq}: {report.problem}")
+        if journals:
+            console.print(f"Server request journals: {len(journals) - len(bad_journals)} of {len(journals)} intact.")
+        for j in bad_journals:
+            console.print(f"[bold red]Journal {j.path} broken[/]: {j.problem}")
+    if not report.ok or bad_journals:
         raise typer.Exit(EXIT_CHECKS_FAILED)

@@ -30,13 +30,14 @@ class DemoContext:
 
 
 def _stages() -> list[tuple[str, Callable[[DemoContext], None]]]:
-    from bastion.demo import gates_stage, monitor_stage, prepare_stage, train_stage
+    from bastion.demo import gates_stage, monitor_stage, prepare_stage, serve_stage, train_stage
 
     return [
         ("Find and protect PII, validate (stage 1)", prepare_stage.run),
         ("Train and version (stage 2)", train_stage.run),
         ("Promote, roll back, load by alias (stage 2)", train_stage.registry_roundtrip),
         ("Gate, mitigate, sign, promote (stage 3)", gates_stage.run),
+        ("Serve securely: keys, validation, audit, hot rollback (stage 3)", serve_stage.run),
         ("Monitor drift, labels, attacks; alert and roll back (stage 4)", monitor_stage.run),
     ]
 

@@ -125,6 +125,14 @@ def run(ctx: DemoContext) -> None:
             r = c.post(url, json={"instances": [good]}, headers=auth)
             say(f"[green]Switched without restart:[/] now serving {status['serving']} (version "
                 f"{r.json().get('version')} answered)")
+            # put the approved version back, so the stages after this one see production as they left it
+            p.promote(approved, alias="production")
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and c.get("/v1/admin/status", headers=admin).json().get(
+                    "serving") != approved:
+                time.sleep(0.25)
+            say(f"Promoted {approved} again; the server followed: serving "
+                f"{c.get('/v1/admin/status', headers=admin).json().get('serving')}")
         else:
             refusal = status.get("last_refused_reload") or {}
             reasons = "; ".join(refusal.get("reasons", []))[:400]

@@ -1,0 +1,57 @@
+"""`bastion serve NAME@ALIAS`: the secure model server (verify, then serve with auth, limits and audit)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the top-level `serve` command."""
+
+    @app.command("serve")
+    def serve(
+        ref: str = typer.Argument(..., help="Model to serve by alias, e.g. readmission@production."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+        port: int = typer.Option(8080, "--port", help="TCP port."),
+        workers: int = typer.Option(1, "--workers", help="Server processes (each verifies and loads the model)."),
+        tls_cert: str = typer.Option(None, "--tls-cert", help="PEM certificate chain for HTTPS."),
+        tls_key: str = typer.Option(None, "--tls-key", help="PEM private key for HTTPS."),
+        poll: float = typer.Option(2.0, "--poll", help="Seconds between alias checks for hot reload (0: off)."),
+        margin: float = typer.Option(0.1, "--margin", help="Allowed distance outside training ranges (fraction)."),
+        target: str = typer.Option(None, "--target", help="Target column of the training dataset (not an input)."),
+        rate: float = typer.Option(1000.0, "--rate", help="Requests per second per key (0: no rate limit)."),
+        burst: int = typer.Option(200, "--burst", help="Burst size per key."),
+        concurrency: int = typer.Option(64, "--concurrency", help="Requests in flight per key."),
+        timeout: float = typer.Option(10.0, "--timeout", help="Request timeout in seconds."),
+        max_rows: int = typer.Option(1000, "--max-rows", help="Rows per request."),
+        max_body: int = typer.Option(1_048_576, "--max-body", help="Request body bytes."),
+        audit_durability: str = typer.Option(
+            "write", "--audit-durability",
+            help="'write': journal handed to the kernel before each response (survives a crash); "
+                 "'fsync': flushed to disk first (survives power loss, slower).",
+        ),
+        no_prediction_log: bool = typer.Option(False, "--no-prediction-log", help="Do not log inputs for monitoring."),
+        jwks: str = typer.Option(None, "--jwks", help="JWKS file or URL: also accept JWT bearer tokens."),
+        jwt_issuer: str = typer.Option(None, "--jwt-issuer", help="Required 'iss' of JWTs."),
+        jwt_audience: str = typer.Option(None, "--jwt-audience", help="Required 'aud' of JWTs."),
+        project_dir: str = typer.Option(None, "--project", help="Project folder (default: nearest above cwd)."),
+    ) -> None:
+        """Serve a model by alias after verifying digest, signature, scan and gate; exit 1 if refused."""
+        from bastion.config import load_settings
+        from bastion.errors import ConfigError
+        from bastion.serve import LimitSettings, ServeConfig, run_server
+        from bastion.serve._jwt import JwtSettings
+
+        jwt = None
+        if jwks:
+            if not jwt_issuer or not jwt_audience:
+                raise ConfigError("--jwks needs --jwt-issuer and --jwt-audience (tokens are checked against both).")
+            jwt = JwtSettings(jwks=jwks, issuer=jwt_issuer, audience=jwt_audience)
+        config = ServeConfig(
+            ref=ref, project_root=str(load_settings(project_dir).root), host=host, port=port, workers=workers,
+            tls_cert=tls_cert, tls_key=tls_key, poll_s=poll, margin=margin, target=target,
+            limits=LimitSettings(rate=rate, burst=burst, concurrency=concurrency, timeout_s=timeout,
+                                 max_rows=max_rows, max_body_bytes=max_body),
+            audit_durability=audit_durability, prediction_log=not no_prediction_log, jwt=jwt,
+        )
+        run_server(config)

@@ -1,0 +1,342 @@
+"""Load-time trust for the model server: a version is served only if its digest matches the store, its
+signature verifies, its scan is clean and it passed its gate for the alias's policy.
+
+:func:`load_trusted` checks every rule (collecting every reason), then loads through the safe loaders.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bastion.errors import BastionError, ConfigError, VerificationError
+from bastion.registry.refs import parse_ref
+from bastion.serve.validation import FeatureSpec, InputSchema, build_input_schema, feature_specs
+
+__all__ = ["LoadedModel", "TrustReport", "check_trust", "load_trusted", "sensitive_fields"]
+
+log = logging.getLogger("bastion.serve")
+
+
+@dataclass(frozen=True)
+class TrustReport:
+    """Each load-time rule with whether it held and why; ``ok`` only when all held."""
+
+    ref: str
+    alias: str
+    digest: str
+    checks: dict[str, dict[str, Any]]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.get("ok") for c in self.checks.values())
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f"{name}: {c.get('detail')}" for name, c in self.checks.items() if not c.get("ok")]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ref": self.ref, "alias": self.alias, "digest": self.digest, "ok": self.ok, "checks": self.checks,
+                "reasons": self.reasons}
+
+
+def _digest_check(project: Any, mv: Any) -> dict[str, Any]:
+    try:
+        if mv.artifact_kind == "file":
+            project.blobs.get_bytes(mv.digest, what=f"model {mv.ref}")  # re-hashes every byte
+        else:
+            with project.tempdir() as tmp:
+                project.model_path(mv.ref, f"{tmp}/artifact")
+    except BastionError as e:
+        return {"ok": False, "detail": f"the stored artifact does not match its digest {mv.digest}: {e}"}
+    return {"ok": True, "detail": f"artifact matches {mv.digest}"}
+
+
+def _signature_check(project: Any, mv: Any) -> dict[str, Any]:
+    from bastion.gates.signatures import verify_version
+
+    try:
+        status = verify_version(project, mv.ref)
+    except BastionError as e:
+        return {"ok": False, "detail": f"signature cannot be verified: {e}"}
+    return {"ok": bool(status.valid), "detail": status.reason, "signer": status.signer}
+
+
+def _scan_check(project: Any, mv: Any) -> dict[str, Any]:
+    scans = project.attachments(mv.ref, "scan")
+    last = scans[-1] if scans else None
+    if last is None:
+        return {"ok": False, "detail": f"no recorded scan; run `bastion model scan {mv.ref}`"}
+    if mv.scan_status != "clean" or not last.get("clean"):
+        return {"ok": False, "detail": f"the last scan is not clean (status '{mv.scan_status}', "
+                                       f"max severity {last.get('max_severity')})"}
+    return {"ok": True, "detail": "scan clean"}
+
+
+def _gate_check(project: Any, mv: Any, alias: str) -> dict[str, Any]:
+    from bastion.gates.attestation import verify_attestation
+    from bastion.gates.policy import find_project_policy, load_policy
+    from bastion.gates.promotion import check_promotion
+
+    gates = [d for d in project.attachments(mv.ref, "attestation") if d.get("type") == "gate"]
+    if not gates:
+        return {"ok": False, "detail": f"no gate attestation; run `bastion gate run {mv.ref} --policy ...`"}
+    doc = gates[-1]  # the most recent gate run decides
+    try:
+        statement = verify_attestation(project, doc, model_digest=mv.digest)
+    except BastionError as e:
+        return {"ok": False, "detail": f"the gate attestation does not verify: {e}"}
+    if doc.get("bundle") is None:
+        return {"ok": False, "detail": "the gate attestation is unsigned; sign gates (a project signing key) "
+                                       "and re-run the gate"}
+    pred = statement.get("predicate") or {}
+    if not pred.get("passed"):
+        return {"ok": False, "detail": f"the last gate (id {pred.get('gate_id')}) did not pass"}
+    ran_with = (pred.get("policy") or {}).get("digest")
+    out: dict[str, Any] = {"ok": True, "detail": "passed gate", "gate_id": pred.get("gate_id"),
+                           "policy_digest": ran_with}
+    path = find_project_policy(project)
+    if path is not None:
+        try:
+            policy = load_policy(path)
+            rule = policy.aliases.get(alias)
+            if rule is not None and rule.policy:
+                policy = load_policy(path.parent / rule.policy)
+        except BastionError as e:
+            return {"ok": False, "detail": f"the alias policy cannot be read: {e}"}
+        if ran_with != policy.digest:
+            return {"ok": False, "detail": f"the gate ran with policy {ran_with}, not the alias's current policy "
+                                           f"{policy.digest}; re-run the gate"}
+        decision = check_promotion(project, mv, alias)
+        if not decision.allowed:
+            return {"ok": False, "detail": "; ".join(decision.reasons)}
+        out["detail"] = f"passed gate under {policy.source}"
+    return out
+
+
+def check_trust(project: Any, ref: str, alias: str) -> tuple[Any, TrustReport]:
+    """Resolve ``ref`` and check every load-time rule; never raises for a failed rule."""
+    mv = project.get_model(ref)
+    checks = {
+        "digest": _digest_check(project, mv),
+        "signature": _signature_check(project, mv),
+        "scan": _scan_check(project, mv),
+        "gate": _gate_check(project, mv, alias),
+    }
+    return mv, TrustReport(mv.ref, alias, mv.digest, checks)
+
+
+def sensitive_fields(project: Any, dataset_ref: str) -> set[str]:
+    """Columns the dataset's protection report marks as protected (anything but ``keep``)."""
+    out: set[str] = set()
+    docs: list[dict[str, Any]] = []
+    try:
+        docs = list(project.attachments(dataset_ref, "protection", subject_kind="dataset"))
+    except BastionError:
+        docs = []
+    try:
+        extra = project.get_dataset(dataset_ref).extra or {}
+    except BastionError:
+        extra = {}
+    if isinstance(extra.get("protection"), dict):
+        docs.append(extra["protection"])
+    for doc in docs:
+        for col in doc.get("columns") or []:
+            if isinstance(col, dict) and col.get("operator") not in (None, "keep", "none"):
+                out.add(str(col.get("column")))
+        for name, op in (doc.get("operators") or {}).items():
+            if op not in (None, "keep", "none"):
+                out.add(str(name))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ the model
+
+
+def _linear_core(model: Any) -> tuple[Any, Any] | None:
+    """``(preprocess, linear estimator)`` when the model is linear in its (transformed) features."""
+    core = getattr(model, "base", None) if type(model).__name__ == "MitigatedClassifier" else model
+    if core is None:
+        return None
+    steps = getattr(core, "steps", None)
+    if steps:
+        last = steps[-1][1]
+        pre = core[:-1] if len(steps) > 1 else None
+    else:
+        last, pre = core, None
+    if getattr(last, "coef_", None) is None:
+        return None
+    return pre, last
+
+
+@dataclass
+class LoadedModel:
+    """A verified, loaded version: the estimator, its input validator and what the server needs."""
+
+    name: str
+    version: int
+    digest: str
+    alias: str
+    model: Any
+    schema: InputSchema
+    trust: TrustReport
+    dataset_ref: str
+    loaded_at: float = field(default_factory=time.time)
+    classes: list[Any] | None = None
+    argmax_consistent: bool = False
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def matrix(self, rows: list[tuple[Any, ...]]) -> Any:
+        """Model input for validated rows: a plain matrix unless the model was fitted on named columns."""
+        return self.schema.to_matrix(rows, frame=getattr(self.model, "feature_names_in_", None) is not None)
+
+    def predict(self, x: Any) -> dict[str, list[Any]]:
+        """Labels, and the positive-class probability for binary classifiers.
+
+        For estimators whose ``predict`` is by definition the arg-max of ``predict_proba`` the model is
+        called once (half the per-request work); others get both calls.
+        """
+        if self.schema.all_numeric:
+            import sklearn
+
+            # every input passed the validator: finite numbers, no nulls; skip sklearn's second scan
+            with sklearn.config_context(assume_finite=True):
+                return self._predict(x)
+        return self._predict(x)
+
+    def _predict(self, x: Any) -> dict[str, list[Any]]:
+        binary = self.classes is not None and len(self.classes) == 2 and hasattr(self.model, "predict_proba")
+        if not binary:
+            return {"predictions": np.asarray(self.model.predict(x)).tolist()}
+        proba = np.asarray(self.model.predict_proba(x))
+        if self.argmax_consistent:
+            labels = np.asarray(self.classes, dtype=object)[np.argmax(proba, axis=1)]
+        else:
+            labels = np.asarray(self.model.predict(x))
+        return {"predictions": [_plain(v) for v in labels],
+                "probabilities": np.round(proba[:, 1].astype(np.float64), 6).tolist()}
+
+    def explain(self, x: Any) -> dict[str, Any]:
+        """Per-row feature contributions (coefficient x transformed value) of a linear model."""
+        lin = _linear_core(self.model)
+        if lin is None:
+            raise ConfigError(f"{self.ref} is not a linear model; explanations cover linear models only.")
+        pre, est = lin
+        z = pre.transform(x) if pre is not None else x
+        if hasattr(z, "toarray"):
+            z = z.toarray()
+        z = np.asarray(z, dtype=np.float64)
+        coef = np.asarray(est.coef_, dtype=np.float64).reshape(-1, z.shape[1])[0]
+        names: list[str]
+        try:
+            names = [str(n) for n in (pre.get_feature_names_out() if pre is not None else self.schema.features)]
+        except (AttributeError, ValueError):
+            names = [f"x{i}" for i in range(z.shape[1])]
+        intercept = float(np.ravel(getattr(est, "intercept_", [0.0]))[0])
+        contrib = z * coef
+        rows = []
+        for r in contrib:
+            top = np.argsort(-np.abs(r))  # every feature, largest effect first
+            rows.append({"intercept": round(intercept, 6), "score": round(float(r.sum() + intercept), 6),
+                         "contributions": {names[i]: round(float(r[i]), 6) for i in top}})
+        note = "log-odds contributions of the base model (before fairness thresholds)" if \
+            type(self.model).__name__ == "MitigatedClassifier" else "contributions to the decision function"
+        return {"explanations": rows, "method": "linear", "note": note}
+
+
+# Estimators whose predict() is exactly classes_[argmax(predict_proba())] (sklearn's own definition).
+_ARGMAX_CONSISTENT = frozenset({
+    "LogisticRegression", "LogisticRegressionCV", "RandomForestClassifier", "ExtraTreesClassifier",
+    "DecisionTreeClassifier", "ExtraTreeClassifier", "GradientBoostingClassifier",
+    "HistGradientBoostingClassifier", "GaussianNB", "MultinomialNB", "BernoulliNB", "MLPClassifier",
+})
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def _argmax_consistent(model: Any) -> bool:
+    steps = getattr(model, "steps", None)
+    last = steps[-1][1] if steps else model
+    return type(last).__name__ in _ARGMAX_CONSISTENT and type(last).__module__.startswith("sklearn.")
+
+
+def _input_features(model: Any, dv: Any, target: str | None) -> list[str]:
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        return [str(n) for n in names]
+    cols = [str(f["name"]) for f in dv.schema if str(f["name"]) != target]
+    n = getattr(model, "n_features_in_", None)
+    if n is not None and n != len(cols):
+        raise ConfigError(
+            f"The model takes {n} unnamed inputs but its training dataset {dv.ref} has {len(cols)} columns besides "
+            f"the target ({target or 'unknown'}); cannot tell which are inputs. Train on a DataFrame (feature names) "
+            "or register the dataset with exactly the model's inputs and the target."
+        )
+    return cols
+
+
+def _policy_target(project: Any) -> str | None:
+    from bastion.gates.policy import find_project_policy, load_policy
+
+    path = find_project_policy(project)
+    if path is None:
+        return None
+    try:
+        return load_policy(path).target
+    except BastionError:
+        return None
+
+
+def load_trusted(
+    project: Any,
+    ref: str,
+    *,
+    margin: float = 0.1,
+    max_rows: int = 1000,
+    max_depth: int = 8,
+    target: str | None = None,
+) -> LoadedModel:
+    """Check and load the version ``ref`` (``NAME@ALIAS``) points at now.
+
+    Raises
+    ------
+    VerificationError
+        A load-time rule failed; the message lists every failed rule.
+    ConfigError
+        The version cannot be served (no training dataset, unsupported input types).
+    """
+    parsed = parse_ref(ref)
+    if parsed.alias is None:
+        raise ConfigError(f"Serve a model by alias (NAME@ALIAS, e.g. {parsed.name}@production); got {ref!r}.")
+    mv, report = check_trust(project, ref, parsed.alias)
+    if not report.ok:
+        raise VerificationError(
+            f"Refusing to serve {mv.ref} ({ref}): " + "; ".join(report.reasons) + "."
+        )
+    from bastion.gates.run import load_gate_model
+
+    model = load_gate_model(project, mv.ref)  # skops with trusted types; pickles only when scanned clean
+    if not mv.datasets:
+        raise ConfigError(f"{mv.ref} records no training dataset; the server builds input validation from it.")
+    dv = project.get_dataset(mv.datasets[0])
+    feats = _input_features(model, dv, target or _policy_target(project))
+    sens = sensitive_fields(project, dv.ref)
+    specs: list[FeatureSpec] = feature_specs(dv.schema, dv.stats, feats, margin=margin, sensitive=sorted(sens))
+    schema = build_input_schema(specs, model_name=mv.name, max_rows=max_rows, max_depth=max_depth)
+    classes = getattr(model, "classes_", None)
+    loaded = LoadedModel(
+        name=mv.name, version=mv.version, digest=mv.digest, alias=parsed.alias, model=model, schema=schema,
+        trust=report, dataset_ref=dv.ref, classes=list(np.asarray(classes).tolist()) if classes is not None else None,
+        argmax_consistent=_argmax_consistent(model),
+    )
+    log.info("loaded %s for %s after trust checks", mv.ref, ref)
+    return loaded

@@ -1,0 +1,68 @@
+"""Run the model server with uvicorn: verify first (refuse to start, exit code 1), then one process or
+several workers through the app factory, optionally with TLS.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from bastion.serve.config import ENV_VAR, ServeConfig
+
+__all__ = ["preflight", "run_server", "uvicorn_options"]
+
+log = logging.getLogger("bastion.serve")
+
+
+def preflight(config: ServeConfig) -> Any:
+    """Open the project and load the version with every trust check; raises if it may not be served."""
+    from bastion.project import open_project
+    from bastion.serve.loader import load_trusted
+
+    project = open_project(config.project_root)
+    try:
+        loaded = load_trusted(project, config.ref, margin=config.margin, max_rows=config.limits.max_rows,
+                              max_depth=config.limits.max_depth, target=config.target)
+    except BaseException:
+        project.close()
+        raise
+    return project, loaded
+
+
+def uvicorn_options(config: ServeConfig) -> dict[str, Any]:
+    opts: dict[str, Any] = {
+        "host": config.host, "port": config.port, "log_config": None, "access_log": False,
+        "server_header": False, "timeout_graceful_shutdown": 15, "limit_concurrency": 2048,
+        "timeout_keep_alive": 15,
+    }
+    if config.tls_cert:
+        opts.update(ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key)
+    return opts
+
+
+def run_server(config: ServeConfig) -> None:
+    """Serve until interrupted (SIGINT/SIGTERM shut down gracefully: journals sealed, logs flushed)."""
+    import uvicorn
+
+    from bastion.serve._logging import configure_json_logging
+
+    configure_json_logging()
+    project, loaded = preflight(config)
+    if config.workers == 1:
+        from bastion.serve.app import create_app
+
+        app = create_app(config, project=project, preloaded=loaded)
+        uvicorn.run(app, **uvicorn_options(config))
+        return
+    project.close()
+    os.environ[ENV_VAR] = config.to_json()
+    mp_dir = tempfile.mkdtemp(prefix="bastion-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = mp_dir
+    try:
+        uvicorn.run("bastion.serve.app:app_from_env", factory=True, workers=config.workers,
+                    **uvicorn_options(config))
+    finally:
+        shutil.rmtree(mp_dir, ignore_errors=True)
