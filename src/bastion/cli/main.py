@@ -51,6 +51,7 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "monitor": ("bastion.cli.monitor", "app"),
     "serve": ("bastion.cli.serve", "register"),
     "ui": ("bastion.cli.ui", "register"),
+    "users": ("bastion.cli.users", "app"),
     "demo": ("bastion.cli.demo", "register"),
 }
 _loaded: set[str] = set()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 
 from bastion.errors import DataError, NotFoundError, RegistryError, UnsafeArtifactError
 from bastion.registry import _scanning
@@ -23,7 +23,7 @@ from bastion.registry.environment import capture_code, capture_environment
 from bastion.registry.flavors import detect_flavor, load_skops_bytes, save_estimator
 from bastion.registry.records import DatasetVersion, ModelVersion
 from bastion.registry.refs import check_name, parse_ref
-from bastion.store.schema import attachments, datasets, models
+from bastion.store.schema import aliases, attachments, datasets, models
 
 if TYPE_CHECKING:
     from bastion.project import Project
@@ -189,11 +189,23 @@ def register(
 
 
 def get(project: Project, ref: str, *, include_deleted: bool = False) -> ModelVersion:
-    with project.db.read() as conn:
-        name, version = resolve_version(conn, models, KIND, ref)
-        r = conn.execute(select(models).where(models.c.name == name, models.c.version == version)).one()
-        al = aliases_of(conn, KIND, name).get(version, ())
-    mv = _row(r, al)
+    r = parse_ref(ref)
+    with project.db.quick_read() as conn:
+        if r.alias is not None:  # the hot path of serving and load_model("name@alias"): one join
+            row = conn.execute(
+                select(models)
+                .join(aliases, and_(aliases.c.name == models.c.name, aliases.c.version == models.c.version))
+                .where(aliases.c.kind == KIND, aliases.c.name == r.name, aliases.c.alias == r.alias)
+            ).first()
+        elif r.version is not None:
+            row = conn.execute(select(models).where(models.c.name == r.name, models.c.version == r.version)).first()
+        else:
+            row = None
+        if row is None:
+            name, version = resolve_version(conn, models, KIND, r)  # raises NotFoundError naming what exists
+            row = conn.execute(select(models).where(models.c.name == name, models.c.version == version)).one()
+        al = aliases_of(conn, KIND, row.name).get(int(row.version), ())
+    mv = _row(row, al)
     if mv.deleted and not include_deleted:
         raise RegistryError(f"Model {mv.ref} was deleted on {mv.deleted_at}; it cannot be used.")
     return mv

@@ -5,6 +5,7 @@ Loading never unpickles: skops artifacts are checked against trusted types befor
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import io
 import zipfile
@@ -19,6 +20,7 @@ __all__ = ["BASTION_TRUSTED_TYPES", "detect_flavor", "load_skops_bytes", "save_e
 BASTION_TRUSTED_TYPES = frozenset({"bastion.gates.mitigate.MitigatedClassifier"})
 
 
+@functools.lru_cache(maxsize=64)
 def _version(dist: str) -> str:
     try:
         return importlib.metadata.version(dist)

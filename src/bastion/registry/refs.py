@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -49,7 +50,14 @@ class Ref:
 
 def parse_ref(ref: str) -> Ref:
     """Parse ``NAME:VERSION``, ``NAME@ALIAS`` or ``NAME``."""
-    if not isinstance(ref, str) or not ref.strip():
+    if not isinstance(ref, str):
+        raise RegistryError("A reference is required: NAME:VERSION, NAME@ALIAS or NAME.")
+    return _parse_ref(ref)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_ref(ref: str) -> Ref:
+    if not ref.strip():
         raise RegistryError("A reference is required: NAME:VERSION, NAME@ALIAS or NAME.")
     ref = ref.strip()
     if "@" in ref:

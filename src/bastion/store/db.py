@@ -23,7 +23,7 @@ __all__ = ["HEAD_REVISION", "Database"]
 
 log = logging.getLogger("bastion.store")
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 _WRITE_LOCK_KEY = 0x6261_7374  # "bast": PostgreSQL advisory lock serializing Bastion writers
 
 
@@ -70,8 +70,11 @@ class Database:
 
             @event.listens_for(engine, "begin")
             def _on_begin(conn: Connection) -> None:
-                mode = conn.get_execution_options().get("bastion_write")
-                conn.exec_driver_sql("BEGIN IMMEDIATE" if mode else "BEGIN")
+                opts = conn.get_execution_options()
+                if opts.get("bastion_write"):
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                elif not opts.get("bastion_autocommit_read"):
+                    conn.exec_driver_sql("BEGIN")
 
             return engine
         if self.dialect == "postgresql" and parsed_driver(url) is None:
@@ -98,6 +101,21 @@ class Database:
             with self.engine.connect() as conn:
                 with conn.begin():
                     yield conn
+        except OperationalError as e:
+            raise StoreError(f"Cannot read the metadata database {_redact(self.url)}: {e.orig}") from e
+
+    @contextmanager
+    def quick_read(self) -> Iterator[Connection]:
+        """Reads without an explicit transaction on SQLite (each statement sees a committed snapshot);
+        for hot lookups of immutable rows. PostgreSQL uses a normal read transaction."""
+        if self.dialect != "sqlite":
+            with self.read() as conn:
+                yield conn
+            return
+        try:
+            with self.engine.connect().execution_options(bastion_autocommit_read=True) as conn:
+                yield conn
+                conn.rollback()
         except OperationalError as e:
             raise StoreError(f"Cannot read the metadata database {_redact(self.url)}: {e.orig}") from e
 

@@ -124,4 +124,7 @@ audit_log = Table(
     Column("details_json", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_actor", "actor", "seq"),
+    Index("ix_audit_log_action", "action", "seq"),
+    Index("ix_audit_log_subject", "subject", "seq"),
 )

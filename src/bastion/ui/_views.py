@@ -1,0 +1,279 @@
+"""What each dashboard page shows, gathered from the project through the library's public functions.
+
+Pure data in, plain dicts out: the templates format, these functions decide nothing about HTML.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from sqlalchemy import select
+
+from bastion.audit.log import AuditEntry
+from bastion.errors import BastionError
+from bastion.store.schema import audit_log
+
+__all__ = [
+    "alias_choices",
+    "audit_page",
+    "dataset_page",
+    "drift_status",
+    "inventory",
+    "monitoring_page",
+    "promotion_decision",
+    "version_page",
+]
+
+log = logging.getLogger("bastion.ui")
+_RATES = ("selection_rate", "tpr", "fpr", "fnr", "accuracy")
+
+
+def _last(project: Any, ref: str, kind: str, subject_kind: str = "model") -> dict[str, Any] | None:
+    docs = project.attachments(ref, kind, subject_kind=subject_kind)
+    return docs[-1] if docs else None
+
+
+def drift_status(window: dict[str, Any] | None) -> tuple[str, str]:
+    """(``green``|``amber``|``red``|``none``, why) from the latest monitoring window."""
+    if not window:
+        return "none", "no monitoring window yet"
+    severities = {a.get("severity") for a in window.get("alerts") or []}
+    drifted = window.get("drifted_features") or []
+    if "critical" in severities or window.get("dataset_drift"):
+        return "red", f"{len(drifted)} drifted feature(s); alerts: {len(window.get('alerts') or [])}"
+    anomaly = window.get("anomaly") or {}
+    if severities or drifted or window.get("prediction_drift") or anomaly.get("exceeded"):
+        return "amber", f"{len(drifted)} drifted feature(s); alerts: {len(window.get('alerts') or [])}"
+    return "green", "no drift, no alerts"
+
+
+def _serving(summary: dict[str, Any]) -> int:
+    by_alias = dict(summary["aliases"])
+    if "production" in by_alias:
+        return int(by_alias["production"])
+    if by_alias:
+        return int(by_alias[sorted(by_alias)[0]])
+    return int(summary["latest"])
+
+
+def inventory(project: Any) -> list[dict[str, Any]]:
+    """One row per model: aliases and their versions, and the status of the version that serves."""
+    from bastion.ui._queries import latest_documents, latest_documents_by_model, model_summaries, scan_statuses
+
+    summaries = model_summaries(project)
+    serving = [(s["name"], _serving(s)) for s in summaries]
+    docs = latest_documents(project, serving, ("gate", "signature"))
+    windows = latest_documents_by_model(project, "monitor_window")
+    scans = scan_statuses(project, serving)
+    rows = []
+    for s, (name, version) in zip(summaries, serving, strict=True):
+        gate = docs.get((name, version, "gate"))
+        signature = docs.get((name, version, "signature"))
+        # Monitoring follows whatever version served last, which may no longer be behind an alias.
+        window_version, window = windows.get(name, (None, None))
+        status, why = drift_status(window)
+        alerts = (window or {}).get("alerts") or []
+        rows.append({
+            **s,
+            "serving_version": version,
+            "serving_ref": f"{name}:{version}",
+            "gate": "none" if gate is None else ("passed" if gate.get("passed") else "failed"),
+            "scan": scans.get((name, version), "unscanned"),
+            "signature": "signed" if signature else "unsigned",
+            "signer": ((signature or {}).get("key") or {}).get("name", ""),
+            "drift": status,
+            "drift_why": why,
+            "last_alert": alerts[-1] if alerts else None,
+            "window_end": (window or {}).get("window_end"),
+            "window_version": window_version,
+        })
+    return rows
+
+
+def _fairness(gate: dict[str, Any] | None) -> list[dict[str, Any]]:
+    out = []
+    for check in (gate or {}).get("checks", []):
+        if check.get("name") != "fairness":
+            continue
+        for g in (check.get("evidence") or {}).get("groupings", []):
+            labels = [" / ".join(str(v) for v in grp["group"].values()) for grp in g["groups"]]
+            figure = {
+                "data": [
+                    {"type": "bar", "name": r, "x": labels, "y": [grp.get(r) for grp in g["groups"]]} for r in _RATES
+                ],
+                "layout": {"title": {"text": f"Rates per group: {g['name']}"}, "barmode": "group", "height": 340,
+                           "margin": {"l": 40, "r": 10, "t": 40, "b": 80}, "yaxis": {"range": [0, 1]}},
+            }
+            out.append({"name": g["name"], "groups": g["groups"], "labels": labels, "rates": _RATES,
+                        "disparities": g.get("disparities") or {}, "small": g.get("small_groups") or [],
+                        "figure": figure})
+    return out
+
+
+def version_page(project: Any, ref: str, *, root_path: str = "") -> dict[str, Any]:
+    """Everything the model-version page shows (signature verified now, the artifact re-hashed)."""
+    from bastion.ui._lineage import lineage_svg
+
+    mv = project.get_model(ref, include_deleted=True)
+    gate = _last(project, mv.ref, "gate")
+    scan = _last(project, mv.ref, "scan")
+    try:
+        from bastion.gates.signatures import verify_version
+
+        signature = verify_version(project, mv.ref).to_dict()
+    except (ImportError, BastionError) as e:
+        signature = {"valid": False, "reason": str(e)}
+    sig_doc = _last(project, mv.ref, "signature")
+    if sig_doc:
+        signature["key"] = {k: (sig_doc.get("key") or {}).get(k) for k in ("name", "fingerprint", "mode")}
+        signature["signed_by"] = sig_doc.get("signed_by")
+        signature["files"] = sig_doc.get("files")
+    attestations = [
+        {"type": d.get("type"), "statement_digest": d.get("statement_digest"), "signed": d.get("bundle") is not None,
+         "predicate_type": d.get("predicate_type")}
+        for d in project.attachments(mv.ref, "attestation")
+    ]
+    try:
+        from bastion.gates.card import render_markdown
+
+        card = render_markdown(project, mv.ref)
+    except (ImportError, BastionError) as e:
+        card = f"(model card unavailable: {e})"
+    versions = sorted(project.list_models(mv.name), key=lambda m: m.version)
+    return {
+        "mv": mv,
+        "versions": [v.version for v in versions],
+        "lineage_svg": lineage_svg(project.lineage(mv.ref), root_path=root_path),
+        "gate": gate,
+        "fairness": _fairness(gate),
+        "scan": scan,
+        "signature": signature,
+        "attestations": attestations,
+        "card": card,
+        "has_monitoring": bool(project.attachments(mv.ref, "monitor_window")),
+    }
+
+
+def alias_choices(project: Any, name: str) -> list[str]:
+    """Aliases worth offering for promotion: the policy's, the model's current ones, staging and production."""
+    found = {"staging", "production"}
+    for mv in project.list_models(name):
+        found.update(mv.aliases)
+    try:
+        from bastion.gates.policy import find_project_policy, load_policy
+
+        path = find_project_policy(project)
+        if path is not None:
+            found.update(load_policy(path).aliases)
+    except (ImportError, BastionError):
+        pass
+    return sorted(found)
+
+
+def promotion_decision(project: Any, ref: str, alias: str) -> dict[str, Any]:
+    """Would the promotion rules allow ``ref`` to take ``alias`` now? (the same check promote runs)."""
+    mv = project.get_model(ref)
+    try:
+        from bastion.gates.promotion import check_promotion
+    except ImportError:
+        return {"allowed": True, "reasons": [], "evidence": {}}
+    d = check_promotion(project, mv, alias)
+    return {"allowed": d.allowed, "reasons": list(d.reasons), "evidence": d.evidence}
+
+
+def _line(name: str, x: list[Any], y: list[Any]) -> dict[str, Any]:
+    return {"type": "scatter", "mode": "lines+markers", "name": name, "x": x, "y": y}
+
+
+def _layout(title: str, ytitle: str = "") -> dict[str, Any]:
+    return {"title": {"text": title}, "height": 320, "margin": {"l": 50, "r": 10, "t": 40, "b": 50},
+            "yaxis": {"title": {"text": ytitle}}}
+
+
+def monitoring_page(project: Any, ref: str) -> dict[str, Any]:
+    """Monitoring history of a model version as Plotly figures and tables."""
+    from bastion.monitor.store import load_history
+
+    mv = project.get_model(ref, include_deleted=True)
+    history = load_history(project, mv.ref)
+    x = [w.get("window_end") for w in history]
+    per_feature: dict[str, list[Any]] = {}
+    for i, w in enumerate(history):
+        for f in w.get("features") or []:
+            per_feature.setdefault(str(f.get("column")), [None] * len(history))[i] = f.get("statistic")
+    figures = []
+    if history:
+        figures.append({"id": "drift", "figure": {
+            "data": [_line(col, x, ys) for col, ys in sorted(per_feature.items())],
+            "layout": _layout("Drift statistic per feature", "statistic")}})
+        figures.append({"id": "drift-share", "figure": {
+            "data": [_line("drift share", x, [w.get("drift_share") for w in history]),
+                     _line("anomaly share", x, [(w.get("anomaly") or {}).get("share") for w in history])],
+            "layout": _layout("Share of drifted features and of anomalous rows", "share")}})
+        perf: dict[str, tuple[list[Any], list[Any]]] = {}
+        for w in history:
+            for p in w.get("performance") or []:
+                for metric, value in (p.get("metrics") or {}).items():
+                    xs, ys = perf.setdefault(metric, ([], []))
+                    xs.append(p.get("end"))
+                    ys.append(value)
+        if perf:
+            figures.append({"id": "performance", "figure": {
+                "data": [_line(m, xs, ys) for m, (xs, ys) in sorted(perf.items())],
+                "layout": _layout("Performance on delayed labels", "value")}})
+    alerts = [dict(a, window_end=w.get("window_end")) for w in history for a in w.get("alerts") or []]
+    attacks = [dict(a, window_end=w.get("window_end")) for w in history for a in w.get("attacks") or []]
+    status, why = drift_status(history[-1] if history else None)
+    return {"mv": mv, "history": history, "figures": figures, "alerts": alerts[::-1], "attacks": attacks[::-1],
+            "status": status, "why": why, "latest": history[-1] if history else None}
+
+
+def dataset_page(project: Any, ref: str) -> dict[str, Any]:
+    """A dataset version: schema, statistics and its protection report (masked examples only)."""
+    dv = project.get_dataset(ref, include_deleted=True)
+    protection = _last(project, dv.ref, "protection", "dataset")
+    columns = []
+    if protection:
+        for c in protection.get("columns") or []:
+            # Only fields that cannot carry raw values: the report's examples are already masked.
+            columns.append({k: c.get(k) for k in ("column", "entity", "confidence", "operator", "reason",
+                                                  "masked_examples", "scope")})
+    versions = sorted(project.list_datasets(dv.name, include_deleted=True), key=lambda d: d.version)
+    return {
+        "dv": dv,
+        "versions": versions,
+        "protection": protection,
+        "protection_columns": columns,
+        "k_anonymity": (protection or {}).get("k_anonymity"),
+    }
+
+
+def audit_page(
+    project: Any, *, actor: str = "", action: str = "", subject: str = "", before: int | None = None, limit: int = 50
+) -> dict[str, Any]:
+    """One page of audit entries, newest first, filtered; ``before`` is the cursor (a sequence number)."""
+    q = select(audit_log)
+    if actor:
+        q = q.where(audit_log.c.actor == actor)
+    if action:
+        q = q.where(audit_log.c.action.startswith(action, autoescape=True))
+    if subject:
+        q = q.where(audit_log.c.subject.startswith(subject, autoescape=True))
+    if before is not None:
+        q = q.where(audit_log.c.seq < before)
+    q = q.order_by(audit_log.c.seq.desc()).limit(limit + 1)
+    with project.db.read() as conn:
+        rows = conn.execute(q).all()
+    entries = [_entry(r) for r in rows[:limit]]
+    next_before = entries[-1].seq if len(rows) > limit else None
+    return {"entries": entries, "next_before": next_before}
+
+
+def _entry(r: Any) -> AuditEntry:
+    try:
+        details = json.loads(r.details_json)
+    except ValueError:
+        details = {"_unparseable": True}
+    return AuditEntry(int(r.seq), r.ts, r.actor, r.action, r.subject, details, r.prev_hash, r.hash)
