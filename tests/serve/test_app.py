@@ -290,3 +290,22 @@ def test_every_request_is_journaled_and_no_secret_reaches_any_log(
             assert secret not in h
         for k in keys.values():
             assert k.split("_")[-1] not in h  # not even the secret half
+
+
+def test_dashboard_mounts_under_ui_with_its_own_login(sample: Any, project: Any, keys: dict[str, str]) -> None:
+    from starlette.testclient import TestClient
+
+    from bastion.serve import create_app
+    from bastion.ui.users import UserStore
+
+    from .helpers import make_config
+
+    UserStore(project).add("ops", "a long enough password 1", role="operator")
+    app = create_app(make_config(sample, ui=True), project=project)
+    with TestClient(app) as c:
+        r = c.get("/ui/", follow_redirects=False)
+        assert r.status_code in (302, 303) and "/ui/login" in r.headers["location"]
+        assert c.get("/ui/", headers=bearer(keys["predict"]), follow_redirects=False).status_code in (302, 303)
+        assert c.get("/ui/login").status_code == 200
+        # the API keeps its own authentication
+        assert c.post("/v1/models/sample:predict", json={"instances": [good_row(sample)]}).status_code == 401

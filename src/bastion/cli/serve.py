@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
                  "'fsync': flushed to disk first (survives power loss, slower).",
         ),
         no_prediction_log: bool = typer.Option(False, "--no-prediction-log", help="Do not log inputs for monitoring."),
+        ui: bool = typer.Option(False, "--ui", help="Also serve the dashboard at /ui (its own login)."),
         jwks: str = typer.Option(None, "--jwks", help="JWKS file or URL: also accept JWT bearer tokens."),
         jwt_issuer: str = typer.Option(None, "--jwt-issuer", help="Required 'iss' of JWTs."),
         jwt_audience: str = typer.Option(None, "--jwt-audience", help="Required 'aud' of JWTs."),
@@ -52,6 +53,6 @@ def register(app: typer.Typer) -> None:
             tls_cert=tls_cert, tls_key=tls_key, poll_s=poll, margin=margin, target=target,
             limits=LimitSettings(rate=rate, burst=burst, concurrency=concurrency, timeout_s=timeout,
                                  max_rows=max_rows, max_body_bytes=max_body),
-            audit_durability=audit_durability, prediction_log=not no_prediction_log, jwt=jwt,
+            audit_durability=audit_durability, prediction_log=not no_prediction_log, jwt=jwt, ui=ui,
         )
         run_server(config)

@@ -479,6 +479,10 @@ def create_app(config: ServeConfig, *, project: Any = None, preloaded: LoadedMod
 
     app.openapi = openapi  # type: ignore[method-assign]
     _check_roles(app)
+    if config.ui:
+        from bastion.ui import create_ui_app
+
+        app.mount("/ui", create_ui_app(config.project_root))
     return app
 
 

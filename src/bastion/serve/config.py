@@ -55,6 +55,8 @@ class ServeConfig:
     prediction_log: bool = True
     jwt: JwtSettings | None = None
     access_log: bool = False
+    # mount the dashboard at /ui (it does its own login; the API's keys never apply to it)
+    ui: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.workers <= 64:
