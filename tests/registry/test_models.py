@@ -219,3 +219,10 @@ def test_cached_loads_are_copies_and_a_swapped_blob_is_reloaded(
     blob.write_bytes(bytes(data))
     with pytest.raises(IntegrityError):
         project.load_model("m:1")
+
+
+def test_small_attachments_are_stored_inline(project: Project, toy_model: LogisticRegression) -> None:
+    mv = project.log_model(toy_model, name="m")
+    digest = project.attach(mv.ref, "gate", {"passed": True})
+    assert not project.blobs.exists(digest)
+    assert project.attachments(mv.ref, "gate") == [{"passed": True}]

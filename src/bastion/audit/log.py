@@ -22,6 +22,10 @@ __all__ = ["GENESIS", "AuditEntry", "AuditLog", "ChainReport", "entry_hash"]
 
 GENESIS = "0" * 64
 
+# Built once: constructing statements per call costs more than running them on SQLite.
+_LAST_ENTRY = select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
+_INSERT_ENTRY = audit_log.insert()
+
 
 def now_iso() -> str:
     """UTC time as an ISO-8601 string with microseconds (the stored, hashed form)."""
@@ -152,7 +156,7 @@ class AuditLog:
         actor: str | None = None,
     ) -> AuditEntry:
         """Append one entry in ``conn``'s (serialized write) transaction."""
-        last = conn.execute(select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)).first()
+        last = conn.execute(_LAST_ENTRY).first()
         seq = (int(last[0]) + 1) if last else 1
         prev = str(last[1]) if last else GENESIS
         ts = now_iso()
@@ -160,16 +164,9 @@ class AuditLog:
         details_json = canonical(details or {}).decode()
         h = entry_hash(seq, ts, who, action, subject, details_json, prev)
         conn.execute(
-            audit_log.insert().values(
-                seq=seq,
-                ts=ts,
-                actor=who,
-                action=action,
-                subject=subject,
-                details_json=details_json,
-                prev_hash=prev,
-                hash=h,
-            )
+            _INSERT_ENTRY,
+            {"seq": seq, "ts": ts, "actor": who, "action": action, "subject": subject,
+             "details_json": details_json, "prev_hash": prev, "hash": h},
         )
         return AuditEntry(seq, ts, who, action, subject, details or {}, prev, h)
 

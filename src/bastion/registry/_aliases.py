@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from bastion.errors import NotFoundError, PolicyViolation, RegistryError
 from bastion.registry._common import now_iso, resolve_version
@@ -18,16 +18,29 @@ if TYPE_CHECKING:
 
 KIND = "model"
 
+# Built once with bind parameters: promote is on the hot path of deployments and rollbacks.
+_UPDATE_ALIAS = (
+    aliases.update()
+    .where(aliases.c.kind == bindparam("k_kind"), aliases.c.name == bindparam("k_name"),
+           aliases.c.alias == bindparam("k_alias"))
+    .values(version=bindparam("version"), updated_at=bindparam("updated_at"), updated_by=bindparam("updated_by"))
+)
+_INSERT_ALIAS = aliases.insert()
+_CURRENT_ALIAS = select(aliases.c.version).where(
+    aliases.c.kind == bindparam("k_kind"),
+    aliases.c.name == bindparam("k_name"),
+    aliases.c.alias == bindparam("k_alias"),
+)
+_DELETED_AT = select(models.c.deleted_at).where(models.c.name == bindparam("k_name"),
+                                                models.c.version == bindparam("k_version"))
+_INSERT_HISTORY = alias_history.insert()
+
 
 def _set_alias(conn: Connection, project: Project, name: str, alias: str, version: int) -> None:
     values = {"version": version, "updated_at": now_iso(), "updated_by": project.actor}
-    updated = conn.execute(
-        aliases.update()
-        .where(aliases.c.kind == KIND, aliases.c.name == name, aliases.c.alias == alias)
-        .values(**values)
-    )
+    updated = conn.execute(_UPDATE_ALIAS, {"k_kind": KIND, "k_name": name, "k_alias": alias, **values})
     if updated.rowcount == 0:
-        conn.execute(aliases.insert().values(kind=KIND, name=name, alias=alias, **values))
+        conn.execute(_INSERT_ALIAS, {"kind": KIND, "name": name, "alias": alias, **values})
 
 
 def promote(project: Project, ref: str, *, alias: str, force_reason: str | None) -> ModelVersion:
@@ -53,26 +66,15 @@ def promote(project: Project, ref: str, *, alias: str, force_reason: str | None)
             )
         forced = True
     with project.transaction() as conn:
-        current = conn.execute(
-            select(models.c.deleted_at).where(models.c.name == mv.name, models.c.version == mv.version)
-        ).scalar()
+        current = conn.execute(_DELETED_AT, {"k_name": mv.name, "k_version": mv.version}).scalar()
         if current is not None:
             raise RegistryError(f"Model {mv.ref} was deleted meanwhile; not promoted.")
-        previous = conn.execute(
-            select(aliases.c.version).where(aliases.c.kind == KIND, aliases.c.name == mv.name, aliases.c.alias == alias)
-        ).scalar()
+        previous = conn.execute(_CURRENT_ALIAS, {"k_kind": KIND, "k_name": mv.name, "k_alias": alias}).scalar()
         _set_alias(conn, project, mv.name, alias, mv.version)
         conn.execute(
-            alias_history.insert().values(
-                kind=KIND,
-                name=mv.name,
-                alias=alias,
-                version=mv.version,
-                active=1,
-                at=now_iso(),
-                by=project.actor,
-                reason=force_reason or "",
-            )
+            _INSERT_HISTORY,
+            {"kind": KIND, "name": mv.name, "alias": alias, "version": mv.version, "active": 1, "at": now_iso(),
+             "by": project.actor, "reason": force_reason or ""},
         )
         details: dict[str, Any] = {"alias": alias, "version": mv.version, "previous": previous, "digest": mv.digest}
         if decision is not None:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 _TABLES = {"model": models, "dataset": datasets}
 INLINE_LIMIT = 256 * 1024
+_INSERT = attachments.insert()
 
 
 def _table(subject_kind: str) -> Any:
@@ -29,17 +30,14 @@ def insert_doc(
     project: Project, conn: Connection, subject_kind: str, name: str, version: int, kind: str, document: dict[str, Any]
 ) -> str:
     data = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode()
-    digest = project.blobs.put_bytes(data)
+    if len(data) <= INLINE_LIMIT:  # small documents live in the row: no blob write, no fsyncs
+        digest, body = "sha256:" + hashlib.sha256(data).hexdigest(), data.decode()
+    else:
+        digest, body = project.blobs.put_bytes(data), None
     conn.execute(
-        attachments.insert().values(
-            subject_kind=subject_kind,
-            name=name,
-            version=version,
-            doc_kind=kind,
-            digest=digest,
-            created_at=now_iso(),
-            created_by=project.actor,
-        )
+        _INSERT,
+        {"subject_kind": subject_kind, "name": name, "version": version, "doc_kind": kind, "digest": digest,
+         "created_at": now_iso(), "created_by": project.actor, "body": body},
     )
     project.record(conn, f"{subject_kind}.attach.{kind}", f"{name}:{version}", {"digest": digest})
     return digest

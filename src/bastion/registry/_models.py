@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 
 from bastion.errors import DataError, NotFoundError, RegistryError, UnsafeArtifactError
 from bastion.registry import _scanning
@@ -29,6 +29,17 @@ if TYPE_CHECKING:
     from bastion.project import Project
 
 KIND = "model"
+
+# Built once with bind parameters (statement construction dominates lookups on SQLite).
+_BY_ALIAS = (
+    select(models)
+    .join(aliases, and_(aliases.c.name == models.c.name, aliases.c.version == models.c.version))
+    .where(aliases.c.kind == KIND, aliases.c.name == bindparam("k_name"), aliases.c.alias == bindparam("k_alias"))
+)
+_BY_VERSION = select(models).where(models.c.name == bindparam("k_name"), models.c.version == bindparam("k_version"))
+_ALIASES_OF = select(aliases.c.alias).where(
+    aliases.c.kind == KIND, aliases.c.name == bindparam("k_name"), aliases.c.version == bindparam("k_version")
+)
 _env_digest_cache: dict[int, str] = {}
 
 # Loaded models by (store, digest, trusted types): a hit is re-checked against the blob file's identity
@@ -192,19 +203,15 @@ def get(project: Project, ref: str, *, include_deleted: bool = False) -> ModelVe
     r = parse_ref(ref)
     with project.db.quick_read() as conn:
         if r.alias is not None:  # the hot path of serving and load_model("name@alias"): one join
-            row = conn.execute(
-                select(models)
-                .join(aliases, and_(aliases.c.name == models.c.name, aliases.c.version == models.c.version))
-                .where(aliases.c.kind == KIND, aliases.c.name == r.name, aliases.c.alias == r.alias)
-            ).first()
+            row = conn.execute(_BY_ALIAS, {"k_name": r.name, "k_alias": r.alias}).first()
         elif r.version is not None:
-            row = conn.execute(select(models).where(models.c.name == r.name, models.c.version == r.version)).first()
+            row = conn.execute(_BY_VERSION, {"k_name": r.name, "k_version": r.version}).first()
         else:
             row = None
         if row is None:
             name, version = resolve_version(conn, models, KIND, r)  # raises NotFoundError naming what exists
             row = conn.execute(select(models).where(models.c.name == name, models.c.version == version)).one()
-        al = aliases_of(conn, KIND, row.name).get(int(row.version), ())
+        al = tuple(sorted(a for (a,) in conn.execute(_ALIASES_OF, {"k_name": row.name, "k_version": row.version})))
     mv = _row(row, al)
     if mv.deleted and not include_deleted:
         raise RegistryError(f"Model {mv.ref} was deleted on {mv.deleted_at}; it cannot be used.")
