@@ -27,8 +27,18 @@ def _table(subject_kind: str) -> Any:
 
 
 def insert_doc(
-    project: Project, conn: Connection, subject_kind: str, name: str, version: int, kind: str, document: dict[str, Any]
+    project: Project,
+    conn: Connection,
+    subject_kind: str,
+    name: str,
+    version: int,
+    kind: str,
+    document: dict[str, Any],
+    *,
+    audit: bool = True,
 ) -> str:
+    """Store ``document`` with a version inside ``conn``'s transaction; audited unless the caller's own
+    entry already names its digest."""
     data = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode()
     if len(data) <= INLINE_LIMIT:  # small documents live in the row: no blob write, no fsyncs
         digest, body = "sha256:" + hashlib.sha256(data).hexdigest(), data.decode()
@@ -39,7 +49,8 @@ def insert_doc(
         {"subject_kind": subject_kind, "name": name, "version": version, "doc_kind": kind, "digest": digest,
          "created_at": now_iso(), "created_by": project.actor, "body": body},
     )
-    project.record(conn, f"{subject_kind}.attach.{kind}", f"{name}:{version}", {"digest": digest})
+    if audit:
+        project.record(conn, f"{subject_kind}.attach.{kind}", f"{name}:{version}", {"digest": digest})
     return digest
 
 

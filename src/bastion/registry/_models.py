@@ -14,11 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import and_, bindparam, func, select
 
 from bastion.errors import DataError, NotFoundError, RegistryError, UnsafeArtifactError
 from bastion.registry import _scanning
-from bastion.registry._common import aliases_of, dumps, loads, next_version, now_iso, resolve_version
+from bastion.registry._common import aliases_of, dumps, loads, now_iso, resolve_version
 from bastion.registry.environment import capture_code, capture_environment
 from bastion.registry.flavors import detect_flavor, load_skops_bytes, save_estimator
 from bastion.registry.records import DatasetVersion, ModelVersion
@@ -37,6 +37,8 @@ _BY_ALIAS = (
     .where(aliases.c.kind == KIND, aliases.c.name == bindparam("k_name"), aliases.c.alias == bindparam("k_alias"))
 )
 _BY_VERSION = select(models).where(models.c.name == bindparam("k_name"), models.c.version == bindparam("k_version"))
+_MAX_VERSION = select(func.max(models.c.version)).where(models.c.name == bindparam("k_name"))
+_INSERT_MODEL = models.insert()
 _ALIASES_OF = select(aliases.c.alias).where(
     aliases.c.kind == KIND, aliases.c.name == bindparam("k_name"), aliases.c.version == bindparam("k_version")
 )
@@ -154,32 +156,35 @@ def register(
         artifact_name = path.name
     env_digest = _environment_digest(project)
     code = capture_code()
+    values: dict[str, Any] = {
+        "digest": digest,
+        "artifact_kind": kind,
+        "artifact_name": artifact_name,
+        "size": size,
+        "framework": framework,
+        "flavor": flavor,
+        "metrics_json": dumps(metrics_f),
+        "params_json": dumps(params),
+        "tags_json": dumps(tags),
+        "description": description,
+        "datasets_json": dumps(dataset_refs),
+        "parent": parent_ref,
+        "code_json": dumps(code),
+        "environment_digest": env_digest,
+        "scan_status": scan_doc["status"] if scan_doc else "unscanned",
+        "created_by": project.actor,
+        "deleted_at": None,
+        "deleted_by": None,
+    }
     with project.transaction() as conn:
-        version = next_version(conn, models, name)
+        version = int(conn.execute(_MAX_VERSION, {"k_name": name}).scalar() or 0) + 1
         ref = f"{name}:{version}"
-        conn.execute(
-            models.insert().values(
-                name=name,
-                version=version,
-                digest=digest,
-                artifact_kind=kind,
-                artifact_name=artifact_name,
-                size=size,
-                framework=framework,
-                flavor=flavor,
-                metrics_json=dumps(metrics_f),
-                params_json=dumps(params),
-                tags_json=dumps(tags),
-                description=description,
-                datasets_json=dumps(dataset_refs),
-                parent=parent_ref,
-                code_json=dumps(code),
-                environment_digest=env_digest,
-                scan_status=scan_doc["status"] if scan_doc else "unscanned",
-                created_at=now_iso(),
-                created_by=project.actor,
-            )
+        values.update(name=name, version=version, created_at=now_iso())
+        conn.execute(_INSERT_MODEL, values)
+        scan_digest = (
+            _scanning.attach_in(project, conn, name, version, scan_doc, audit=False) if scan_doc is not None else None
         )
+        # one audit entry covers the version and its scan report (the report's digest is in it)
         project.record(
             conn,
             "model.register",
@@ -190,13 +195,18 @@ def register(
                 "parent": parent_ref,
                 "flavor": flavor,
                 "scan": scan_doc["status"] if scan_doc else "unscanned",
+                "scan_report": scan_digest,
                 "allowed_findings": allow_findings or {},
             },
         )
-        if scan_doc is not None:
-            _scanning.attach_in(project, conn, name, version, scan_doc)
-        row = conn.execute(select(models).where(models.c.name == name, models.c.version == version)).one()
-    return _row(row)
+    return _row(_Values(values))
+
+
+class _Values:
+    """Attribute access over the inserted values, so a new version is returned without reading it back."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
 
 
 def get(project: Project, ref: str, *, include_deleted: bool = False) -> ModelVersion:

@@ -63,7 +63,10 @@ def scan_for_register(project: Project, path: Path, *, allow_findings: dict[str,
     return doc
 
 
-def attach_in(project: Project, conn: Connection, name: str, version: int, doc: dict[str, Any]) -> None:
+def attach_in(
+    project: Project, conn: Connection, name: str, version: int, doc: dict[str, Any], *, audit: bool = True
+) -> str:
+    """Store the scan report with the version; returns its digest."""
     from bastion.registry._attachments import insert_doc
 
-    insert_doc(project, conn, "model", name, version, "scan", doc)
+    return insert_doc(project, conn, "model", name, version, "scan", doc, audit=audit)
