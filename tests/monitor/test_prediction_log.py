@@ -145,3 +145,17 @@ def test_closed_writer_refuses_appends(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="closed"):
         w.append(_rec(0))
     assert os.listdir(prediction_log_dir(tmp_path, "m")) == []
+
+
+def test_extend_writes_a_batch_through_the_wal(tmp_path: Path) -> None:
+    w = PredictionLogWriter(tmp_path, "m", max_rows=5)
+    w.extend([_rec(i) for i in range(3)])
+    wal = next(prediction_log_dir(tmp_path, "m").glob(".wal-*.jsonl"))
+    assert [json.loads(ln)["request_id"] for ln in wal.read_text().splitlines()] == ["r0", "r1", "r2"]
+    w.extend([])  # nothing to write: no-op
+    w.extend([_rec(i) for i in range(3, 7)])  # crosses max_rows: rolled once
+    assert len(w.files_written) == 1
+    w.close()
+    with pytest.raises(DataError, match="closed"):
+        w.extend([_rec(9)])
+    assert list(read_prediction_log(tmp_path, "m")["request_id"]) == [f"r{i}" for i in range(7)]
