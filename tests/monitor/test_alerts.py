@@ -177,3 +177,23 @@ def test_rollback_only_when_configured_and_audited(project: Any) -> None:
     assert project.get_model("clf@production").version == 1
     [entry] = project.audit.entries(action="monitor.rollback")
     assert entry.subject == "clf@production" and entry.details["rules"] == ["data-drift"]
+
+
+def test_a_later_window_does_not_roll_back_twice(project: Any) -> None:
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    df = pd.DataFrame({"a": np.arange(20.0), "y": [0, 1] * 10})
+    m = LogisticRegression().fit(df[["a"]], df["y"])
+    for _ in range(3):
+        project.log_model(m, name="clf")
+    for v in (1, 2, 3):
+        project.promote(f"clf:{v}", alias="production")
+    cfg = RollbackConfig(enabled=True)
+    first = maybe_rollback(project, "clf", [_alert()], cfg, monitored_version=3)
+    assert first is not None and first["to_version"] == 2
+    again = maybe_rollback(project, "clf", [_alert()], cfg, monitored_version=3)  # same traffic, next window
+    assert again is not None and again["skipped"] is True
+    assert project.get_model("clf@production").version == 2
+    assert len(project.audit.entries(action="monitor.rollback")) == 1

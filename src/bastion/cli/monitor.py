@@ -75,7 +75,10 @@ def _summary(doc: dict[str, Any], output: Path | None) -> None:
         console.print(f"[bold red]ALERT[/] [{a['severity']}] {a['rule']}: {a['message']}")
     if doc.get("rollback"):
         r = doc["rollback"]
-        console.print(f"[bold red]Rolled back[/] {r['model']}@{r['alias']} -> version {r.get('to_version')}")
+        if r.get("skipped"):
+            console.print(f"Rollback not repeated: {r['reason']}.")
+        else:
+            console.print(f"[bold red]Rolled back[/] {r['model']}@{r['alias']} -> version {r.get('to_version')}")
     if output:
         console.print(f"Report written to {output}")
 

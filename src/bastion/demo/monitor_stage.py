@@ -87,7 +87,7 @@ def run(ctx: Any) -> None:
         ctx.say(f"Attack finding: {a.message}")
     for alert in res.alerts:
         ctx.say(f"[bold red]ALERT[/] {alert.rule}: {alert.message[:120]}")
-    if res.rollback:
+    if res.rollback and not res.rollback.get("skipped"):
         ctx.say(f"[bold]Rolled back[/] {res.rollback['model']}@{res.rollback['alias']} to version "
                 f"{res.rollback['to_version']} (audited)")
     path = write_report(res, ctx.workdir / "monitor-report.html")

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bastion.errors import BastionError
 from bastion.monitor.config import AlertsConfig, RollbackConfig, WebhookConfig
 from bastion.monitor.drift.interface import _jsonable_dict
 
@@ -237,8 +238,19 @@ def deliver(
     return out
 
 
-def maybe_rollback(project: Any, model_name: str, alerts: list[Alert], cfg: RollbackConfig) -> dict[str, Any] | None:
-    """Roll back ``model_name@alias`` when an alert matches the rollback config; audited."""
+def maybe_rollback(
+    project: Any,
+    model_name: str,
+    alerts: list[Alert],
+    cfg: RollbackConfig,
+    *,
+    monitored_version: int | None = None,
+) -> dict[str, Any] | None:
+    """Roll back ``model_name@alias`` when an alert matches the rollback config; audited.
+
+    With ``monitored_version``, only while the alias still points at the version the alerts are about: a
+    later window of the same traffic must not roll back a second time.
+    """
     if not cfg.enabled:
         return None
     floor = _SEVERITY_ORDER[cfg.min_severity]
@@ -246,6 +258,14 @@ def maybe_rollback(project: Any, model_name: str, alerts: list[Alert], cfg: Roll
     if not trigger:
         return None
     rules = sorted({a.rule for a in trigger})
+    if monitored_version is not None:
+        try:
+            current = project.get_model(f"{model_name}@{cfg.alias}").version
+        except BastionError:
+            current = None
+        if current != monitored_version:
+            return {"model": model_name, "alias": cfg.alias, "rules": rules, "skipped": True,
+                    "reason": f"{model_name}@{cfg.alias} no longer points at version {monitored_version}"}
     result = project.rollback(model_name, alias=cfg.alias, reason=f"monitoring alerts: {', '.join(rules)}")
     target = getattr(result, "version", None) if result is not None else None
     details = {"alias": cfg.alias, "alerts": [a.id for a in trigger], "rules": rules, "to_version": target}

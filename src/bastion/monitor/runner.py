@@ -319,7 +319,7 @@ def run_window(
     rollback = None
     if dispatch and alerts:
         deliveries = deliver(alerts, cfg.alerts, log_path=alert_log_path(project, cfg), sleep=sleep)
-        rollback = maybe_rollback(project, mv.name, alerts, cfg.alerts.rollback)
+        rollback = maybe_rollback(project, mv.name, alerts, cfg.alerts.rollback, monitored_version=mv.version)
     result = _replace(result, alerts=tuple(alerts), deliveries=tuple(deliveries), rollback=rollback)
     history: list[dict[str, Any]] = []
     if store:
