@@ -16,8 +16,8 @@ from bastion.crypto.keys import (
     FileKeyProvider,
     KeyProvider,
     Keyring,
-    create_key_file,
     keyring_path,
+    resolve_provider,
     rotate_master_key,
 )
 from bastion.errors import KeyManagementError
@@ -34,22 +34,20 @@ def _ask_passphrase(prompt: str, *, confirm: bool) -> str:
 
 def load_provider(settings: Any, *, required: bool = True) -> KeyProvider | None:
     """The project's master key: ``BASTION_MASTER_KEY``, else the key file (asks for its passphrase)."""
-    if os.environ.get(ENV_VAR):
-        return EnvKeyProvider()
     path = settings.key_path
-    if not path.is_file():
+    if not os.environ.get(ENV_VAR) and not path.is_file():
         if required:
             raise KeyManagementError(
                 f"No master key file at {path}. Run `bastion keys init`, or set {ENV_VAR}."
             )
         return None
     try:
-        return FileKeyProvider(path, os.environ.get(PASSPHRASE_ENV))
+        return resolve_provider(path)
     except KeyManagementError:
-        if os.environ.get(PASSPHRASE_ENV):
+        if os.environ.get(ENV_VAR) or os.environ.get(PASSPHRASE_ENV):
             raise
     # protected and no passphrase in the environment: ask (a wrong one still fails clearly)
-    return FileKeyProvider(path, _ask_passphrase(f"Passphrase for {path}", confirm=False))
+    return resolve_provider(path, passphrase=_ask_passphrase(f"Passphrase for {path}", confirm=False))
 
 
 def load_keyring(settings: Any, *, required: bool = True) -> Keyring | None:
@@ -72,16 +70,12 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json"),
     ) -> None:
         """Create the project's master key (passphrase from BASTION_KEY_PASSPHRASE or a prompt)."""
+        from bastion.data.protect import init_project_keys
+
         p = project()
         path = p.settings.key_path
         passphrase = None if no_passphrase else _ask_passphrase("New key passphrase", confirm=True)
-        provider = create_key_file(path, passphrase)
-        Keyring(keyring_path(path), provider).save()
-        p.audited(
-            "keys.init",
-            provider.key_id,
-            {"key_file": str(path), "passphrase": not no_passphrase, "unsafe_no_passphrase": no_passphrase},
-        )
+        provider = init_project_keys(p, passphrase=passphrase)
         doc = {
             "schema_version": 1,
             "master_key_id": provider.key_id,

@@ -6,10 +6,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from bastion.crypto.keys import Keyring, create_key_file, keyring_path
 from bastion.data import Contract, validate
 from bastion.data.pii import scan_table
-from bastion.data.protect import protect_into_project
+from bastion.data.protect import init_project_keys, open_project_keyring, protect_into_project
 from bastion.demo.identities import load_raw_demo_table
 
 if TYPE_CHECKING:
@@ -34,11 +33,8 @@ def run(ctx: DemoContext) -> None:
 
     # the project's master key is passphrase-protected like a real one; the passphrase lives in the env
     passphrase = os.environ.setdefault("BASTION_KEY_PASSPHRASE", DEMO_PASSPHRASE)
-    key_path = p.settings.key_path
-    provider = create_key_file(key_path, passphrase)
-    keyring = Keyring(keyring_path(key_path), provider)
-    keyring.save()
-    p.audited("keys.init", provider.key_id, {"key_file": str(key_path), "passphrase": True})
+    provider = init_project_keys(p, passphrase=passphrase)
+    keyring = open_project_keyring(p, passphrase=passphrase)
     say(f"Master key {provider.key_id} created (scrypt-wrapped, mode 0600); data keys are wrapped by it")
 
     clean_path = ctx.workdir / "clean" / "patients.parquet"

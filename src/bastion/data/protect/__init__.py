@@ -6,7 +6,12 @@
 from __future__ import annotations
 
 from bastion.data.protect._plan import METADATA_KEY, ProtectionPlan
-from bastion.data.protect._project import protect_into_project, reveal_audited
+from bastion.data.protect._project import (
+    init_project_keys,
+    open_project_keyring,
+    protect_into_project,
+    reveal_audited,
+)
 from bastion.data.protect._run import (
     build_plan,
     file_digest,
@@ -29,8 +34,10 @@ __all__ = [
     "Rule",
     "build_plan",
     "file_digest",
+    "init_project_keys",
     "k_anonymity",
     "load_policy",
+    "open_project_keyring",
     "project_keyring",
     "protect",
     "protect_file",

@@ -9,12 +9,32 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bastion.crypto.keys import Keyring
+from bastion.crypto.keys import KeyProvider, Keyring, create_key_file, keyring_path, resolve_provider
 from bastion.data.protect._run import protect_file
 from bastion.data.protect.report import ProtectionReport
 from bastion.errors import DataError
 
-__all__ = ["protect_into_project", "reveal_audited"]
+__all__ = ["init_project_keys", "open_project_keyring", "protect_into_project", "reveal_audited"]
+
+
+def init_project_keys(project: Any, *, passphrase: str | None) -> KeyProvider:
+    """Create the project's master key file (scrypt-wrapped unless ``passphrase`` is None) and an empty data
+    key ring; audited, with a passphrase-less key recorded as the unsafe development mode it is."""
+    path = project.settings.key_path
+    provider = create_key_file(path, passphrase)
+    Keyring(keyring_path(path), provider).save()
+    project.audited(
+        "keys.init",
+        provider.key_id,
+        {"key_file": str(path), "passphrase": passphrase is not None, "unsafe_no_passphrase": passphrase is None},
+    )
+    return provider
+
+
+def open_project_keyring(project: Any, *, passphrase: str | None = None) -> Keyring:
+    """The project's data key ring under its master key (``BASTION_MASTER_KEY``, else the key file)."""
+    path = project.settings.key_path
+    return Keyring(keyring_path(path), resolve_provider(path, passphrase=passphrase))
 
 
 def protect_into_project(
