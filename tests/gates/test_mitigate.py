@@ -39,3 +39,10 @@ def test_unknown_method_is_refused(lr_model, adult_train) -> None:
 
     with pytest.raises(ConfigError, match="threshold"):
         fit_mitigation(lr_model, adult_train, ADULT_TARGET, ["sex"], method="magic")  # type: ignore[arg-type]
+
+
+def test_the_registry_trusts_exactly_bastions_mitigated_type() -> None:
+    from bastion.gates.mitigate import MITIGATED_TYPE
+    from bastion.registry.flavors import BASTION_TRUSTED_TYPES
+
+    assert frozenset({MITIGATED_TYPE}) == BASTION_TRUSTED_TYPES

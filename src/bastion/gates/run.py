@@ -159,23 +159,8 @@ def predict_frame(model: Any, features: pd.DataFrame, positive_label: Any, task:
 
 
 def load_gate_model(project: Any, ref: str) -> Any:
-    """Load a model version; Bastion's own mitigated-model type is the one extra type trusted here."""
-    from bastion.errors import UnsafeArtifactError
-    from bastion.gates.mitigate import MITIGATED_TYPE
-
-    try:
-        return project.load_model(ref)
-    except UnsafeArtifactError as e:
-        if MITIGATED_TYPE not in str(e):
-            raise
-        from bastion.registry.flavors import untrusted_types
-
-        mv = project.get_model(ref)
-        data = project.blobs.get_bytes(mv.digest, what=f"model {mv.ref}")
-        extra = [t for t in untrusted_types(data) if t != MITIGATED_TYPE]
-        if extra:
-            raise
-        return project.load_model(ref, trusted=[MITIGATED_TYPE])
+    """Load a model version safely (the registry trusts Bastion's own mitigated-model type itself)."""
+    return project.load_model(ref)
 
 
 def _task_and_label(model: Any, y: pd.Series, policy: Policy) -> tuple[str, Any]:
