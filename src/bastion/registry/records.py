@@ -8,8 +8,31 @@ from typing import Any
 __all__ = ["DatasetVersion", "ModelVersion"]
 
 
+class _Versioned:
+    """What every version record offers: its reference, its tombstone and a JSON-ready dict."""
+
+    name: str
+    version: int
+    deleted_at: str | None
+    aliases: tuple[str, ...]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = asdict(self)  # type: ignore[call-overload]
+        d["ref"] = self.ref
+        d["aliases"] = list(self.aliases)
+        return d
+
+
 @dataclass(frozen=True)
-class DatasetVersion:
+class DatasetVersion(_Versioned):
     """One immutable version of a dataset."""
 
     name: str
@@ -29,23 +52,9 @@ class DatasetVersion:
     deleted_at: str | None = None
     aliases: tuple[str, ...] = ()
 
-    @property
-    def ref(self) -> str:
-        return f"{self.name}:{self.version}"
-
-    @property
-    def deleted(self) -> bool:
-        return self.deleted_at is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["ref"] = self.ref
-        d["aliases"] = list(self.aliases)
-        return d
-
 
 @dataclass(frozen=True)
-class ModelVersion:
+class ModelVersion(_Versioned):
     """One immutable version of a model, with where it came from."""
 
     name: str
@@ -69,17 +78,3 @@ class ModelVersion:
     created_by: str = ""
     deleted_at: str | None = None
     aliases: tuple[str, ...] = ()
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}:{self.version}"
-
-    @property
-    def deleted(self) -> bool:
-        return self.deleted_at is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["ref"] = self.ref
-        d["aliases"] = list(self.aliases)
-        return d
