@@ -107,7 +107,7 @@ BASTION_ONE = """
 import sys
 from pathlib import Path
 from bastion.scan import scan_path
-r = scan_path(Path(sys.argv[1]), digest="--no-digest" not in sys.argv)
+r = scan_path(Path(sys.argv[1]), digest="--digest" in sys.argv)
 print(len(r.files), len(r.findings), r.max_severity)
 """
 
@@ -152,7 +152,7 @@ INPROC = {
                 "    if os.path.isdir(p):\n"
                 "        return [one(str(f)) for f in sorted(Path(p).rglob('*')) if f.is_file()]\n"
                 "    return one(p)\n",
-    "bastion": "from bastion.scan import scan_path\nDIGEST = '--no-digest' not in sys.argv\n"
+    "bastion": "from bastion.scan import scan_path\nDIGEST = '--digest' in sys.argv\n"
                "def scan(p):\n    return scan_path(Path(p), digest=DIGEST)\n",
 }
 INPROC_MAIN = """
@@ -215,21 +215,23 @@ def tools(work: Path) -> list[Tool]:
     ps, ms = BENCH / ".venv-picklescan", BENCH / ".venv-modelscan"
     ms22, fk = BENCH / ".venv-modelscan-np22", BENCH / ".venv-fickling"
     bastion = REPO / ".venv"
+    cli = [str(bastion / "bin" / "bastion"), "model", "scan", "{path}"]
     return [
-        Tool("bastion", bastion, paths["bastion"], cmd=[str(bastion / "bin" / "bastion"), "model", "scan", "{path}",
-                                                         "--json"], inproc="bastion"),
-        Tool("bastion --no-digest", bastion, paths["bastion"],
-             cmd=[str(bastion / "bin" / "bastion"), "model", "scan", "{path}", "--json", "--no-digest"],
-             note="same verdicts as bastion; skips the SHA-256 of each file", verdicts_from="bastion",
-             inproc="bastion --no-digest"),
+        Tool("bastion", bastion, paths["bastion"], cmd=[*cli, "--json"], inproc="bastion",
+             note="JSON to stdout (the CLI's default: no SHA-256 of each file)"),
+        Tool("bastion (text)", bastion, paths["bastion"], cmd=cli, verdicts_from="bastion",
+             note="the default text report, to a pipe (plain text; rich tables only on a terminal)"),
+        Tool("bastion (SARIF to file)", bastion, paths["bastion"],
+             cmd=[*cli, "--format", "sarif", "-o", str(work / "out.sarif")], verdicts_from="bastion"),
+        Tool("bastion --digest", bastion, paths["bastion"], cmd=[*cli, "--json", "--digest"],
+             note="also records each file's SHA-256 (reads every byte of the checkpoint)", verdicts_from="bastion",
+             inproc="bastion --digest"),
         Tool("bastion (Python API)", bastion, paths["bastion"],
              cmd=[str(bastion / "bin" / "python"), paths["bastion_one"], "{path}"],
-             note="`scan_path(path)` in a fresh interpreter: the library without the CLI's start-up",
-             verdicts_from="bastion"),
-        Tool("bastion (Python API, no digest)", bastion, paths["bastion"],
-             cmd=[str(bastion / "bin" / "python"), paths["bastion_one"], "{path}", "--no-digest"],
-             note="`scan_path(path, digest=False)`: reads only the pickles inside the zip, like picklescan",
-             verdicts_from="bastion"),
+             note="`scan_path(path)` in a fresh interpreter (no digest, like the CLI)", verdicts_from="bastion"),
+        Tool("bastion (Python API, digest=True)", bastion, paths["bastion"],
+             cmd=[str(bastion / "bin" / "python"), paths["bastion_one"], "{path}", "--digest"],
+             note="`scan_path(path, digest=True)`", verdicts_from="bastion"),
         Tool("picklescan", ps, paths["picklescan"], ["default"], cmd=[str(ps / "bin" / "picklescan"), "-p", "{path}"],
              inproc="picklescan"),
         Tool("picklescan --strict", ps, paths["picklescan"], ["strict"],
@@ -339,6 +341,9 @@ def main() -> None:
     make_checkpoint(big, args.size_mb)
     make_checkpoint(small, 64)
 
+    # Peers' venvs hold the bytecode pip compiled at install; Bastion's editable checkout may not
+    # (PYTHONDONTWRITEBYTECODE), which would charge it for compiling its sources on every run.
+    subprocess.run([str(BASTION_PY), "-m", "compileall", "-q", str(REPO / "src" / "bastion")], check=True)
     results: dict[str, Any] = {}
     for tool in tools(work):
         if not tool.available():
@@ -427,7 +432,8 @@ def render(results: dict[str, Any], samples: list[dict[str, Any]], args: argpars
         "benign). 'Detected' = the tool's default failing verdict for that file (Bastion: a finding at HIGH or "
         "above; picklescan: exit-1 issues; modelscan: any issue; fickling: severity above LIKELY_SAFE). An error "
         "or a skipped file is not a detection. Times: median of "
-        f"{args.runs} runs, whole process including interpreter start-up; peak RSS from wait4. "
+        f"{args.runs} runs, whole process including interpreter start-up (every tool's Python sources "
+        "byte-compiled first, as `pip install` leaves them); peak RSS from wait4. "
         "'In-process scan' times only the scan call after the tool is imported (median of 3 calls in one "
         "process): it separates scanning cost from start-up cost.",
         "",

@@ -6,9 +6,13 @@ The module-level functions act on the project found from the current directory (
 
 from __future__ import annotations
 
-from typing import Any
-
 from bastion.errors import BastionError
+
+# `import bastion` is on the path of every `bastion model scan` and `bastion.scan(...)`, which are
+# timed whole-process against peers: typing is for the type checker only (annotations are strings).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

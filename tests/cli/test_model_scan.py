@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 EVIL = b"cos\nsystem\n(S'echo pwned'\ntR."
 
@@ -61,3 +64,145 @@ def test_scan_registered_version(cli: Callable[..., Any], project: Any, project_
     doc = json.loads(res.stdout)
     assert doc["summary"]["findings"] == 0
     assert cli("model", "scan", "nosuch:9").exit_code == 2
+
+
+# -- one command, two ways in: the fast entry path (no Typer) and the Typer app ----------------------
+
+
+def _blank(text: str | None) -> str | None:
+    """``text`` with the run-dependent scan duration blanked (JSON documents and plain text)."""
+    if text is None:
+        return None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return re.sub(r"in \d+\.\d+ s", "in X s", text)
+    if isinstance(doc, dict):
+        doc.pop("duration_s", None)
+    return json.dumps(doc, sort_keys=True)
+
+
+def _normalized(res: Any) -> tuple[int, str | None, str, str | None]:
+    return res.exit_code, _blank(res.stdout), res.stderr, _blank(res.file)
+
+
+def _both_ways(cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, tmp: Path, *args: str) -> tuple[Any, Any]:
+    """Run ``bastion ARGS`` through the fast path and through Typer; return both (outputs in files too)."""
+    from bastion.cli import _scan_command
+
+    results = []
+    for way in ("fast", "typer"):
+        argv = [a.replace("{out}", str(tmp / f"report-{way}")) for a in args]
+        with monkeypatch.context() as m:
+            if way == "typer":
+                m.setattr(_scan_command, "fast_path", lambda argv: None)
+            res = cli(*argv)
+        written = tmp / f"report-{way}"
+        res.file = written.read_text() if written.exists() else None
+        res.stdout = res.stdout.replace(str(tmp / f"report-{way}"), "{out}")
+        results.append(res)
+    return results[0], results[1]
+
+
+PARITY_ARGS = [
+    ["{ok}"],
+    ["{evil}"],
+    ["{evil}", "--json"],
+    ["{dir}", "--format", "sarif"],
+    ["{dir}", "--format=json", "--fail-on", "critical"],
+    ["{medium}", "--fail-on=medium", "-f", "json"],
+    ["{medium}", "--json", "--digest"],
+    ["{dir}", "--format", "sarif", "-o", "{out}"],
+    ["{evil}", "-o", "{out}"],
+    ["{evil}", "--json", "--output={out}", "--no-digest"],
+    # bad input: the same message and exit code 2
+    ["{ok}", "--format", "xml"],
+    ["{ok}", "--fail-on", "severe"],
+    ["{missing}"],
+    ["nosuch:9"],
+    ["{ok}", "--unknown-option"],
+    ["{ok}", "--help"],
+    [],
+]
+
+
+@pytest.mark.parametrize("args", PARITY_ARGS, ids=[" ".join(a) or "no-target" for a in PARITY_ARGS])
+def test_fast_path_and_typer_give_the_same_result(
+    cli: Callable[..., Any], project_dir: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    evil, ok, medium = _files(project_dir)
+    folder = project_dir / "models"
+    folder.mkdir()
+    for f in (evil, ok, medium):
+        (folder / f.name).write_bytes(f.read_bytes())
+    names = {"{ok}": str(ok), "{evil}": str(evil), "{medium}": str(medium), "{dir}": str(folder),
+             "{missing}": str(project_dir / "missing.pkl")}
+    argv = ["model", "scan", *(names.get(a, a) for a in args)]
+    fast, slow = _both_ways(cli, monkeypatch, project_dir, *argv)
+    assert _normalized(fast) == _normalized(slow)
+
+
+@pytest.mark.parametrize(
+    "args, fast",
+    [
+        (["model", "scan", "{ok}"], True),
+        (["model", "scan", "{ok}", "--json", "--fail-on", "low", "-o", "r.json", "--digest"], True),
+        (["model", "scan", "--format=sarif", "{ok}"], True),
+        (["model", "scan", "{ok}", "--help"], False),
+        (["--debug", "model", "scan", "{ok}"], False),
+        (["model", "scan", "churn:1"], False),  # a registry reference: Typer path
+        (["model", "scan", "{ok}", "{ok}"], False),
+        (["model", "scan", "{ok}", "--json", "--json"], False),
+        (["model", "scan", "{ok}", "--json=yes"], False),
+        (["model", "scan", "{ok}", "-o"], False),
+        (["model", "scan", "{ok}", "-o", "--json"], False),
+        (["model", "scan", "--", "{ok}"], False),
+        (["model", "list"], False),
+        (["model", "scan"], False),
+    ],
+)
+def test_fast_path_takes_only_plain_scan_command_lines(project_dir: Path, args: list[str], fast: bool) -> None:
+    from bastion.cli._scan_command import parse_fast
+
+    _evil, ok, _medium = _files(project_dir)
+    assert (parse_fast([a.replace("{ok}", str(ok)) for a in args]) is not None) is fast
+
+
+def test_fast_parser_knows_every_option_of_the_typer_command() -> None:
+    import typer.main
+
+    from bastion.cli._scan_command import FLAG_OPTIONS, VALUE_OPTIONS
+    from bastion.cli.main import app
+
+    group = typer.main.get_command(app).commands["model"]  # type: ignore[attr-defined]
+    command = group.commands["scan"]
+    declared = {opt for p in command.params for opt in (*p.opts, *p.secondary_opts) if opt.startswith("-")}
+    assert declared - {"--help"} == set(VALUE_OPTIONS) | set(FLAG_OPTIONS)
+    takes_value = {opt for p in command.params if not getattr(p, "is_flag", False) for opt in p.opts
+                   if opt.startswith("-")}
+    assert takes_value == set(VALUE_OPTIONS)
+
+
+def test_fast_path_imports_no_cli_framework(project_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    evil, _ok, _medium = _files(project_dir)
+    code = (
+        "import json, sys\n"
+        "before = set(sys.modules)\n"
+        "from bastion.cli.main import main\n"
+        "try:\n"
+        "    main(['model', 'scan', sys.argv[1], '--json'])\n"
+        "except SystemExit as e:\n"
+        "    code = e.code\n"
+        "new = sorted(set(sys.modules) - before)\n"
+        "sys.stderr.write(json.dumps({'code': code, 'new': new}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(evil)], capture_output=True, text=True, check=True)
+    out = json.loads(proc.stderr)
+    assert out["code"] == 1
+    assert json.loads(proc.stdout)["findings"][0]["rule_id"] == "pickle.dangerous-global"
+    forbidden = {"typer", "click", "rich", "pydantic", "pandas", "numpy", "sqlalchemy", "bastion.project", "typing",
+                 "logging", "importlib.metadata"}
+    assert sorted(forbidden & set(out["new"])) == []

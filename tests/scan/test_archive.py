@@ -8,12 +8,14 @@ import io
 import lzma
 import pickle
 import struct
+import sys
 import tarfile
 import warnings
 import zipfile
 import zlib
 from pathlib import Path
 
+import lz4.frame
 import pytest
 
 from bastion.scan import ScanLimits, Severity, scan_bytes, scan_path
@@ -243,11 +245,47 @@ def _lz4_literals(data: bytes) -> bytes:
     return bytes([min(n, 15) << 4]) + extra + data
 
 
-def test_lz4_stream_is_decoded_without_the_lz4_package() -> None:
+@pytest.fixture(params=["lz4-package", "pure-python"])
+def lz4_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the optional ``lz4`` package's reader, and again with the built-in decoder."""
+    if request.param == "pure-python":
+        monkeypatch.setitem(sys.modules, "lz4", None)  # import lz4.frame now raises ImportError
+        monkeypatch.setitem(sys.modules, "lz4.frame", None)
+    else:
+        import lz4.frame  # noqa: F401 - the dev extra installs it; this run must use it
+    return str(request.param)
+
+
+def test_lz4_stream_is_decoded_with_or_without_the_lz4_package(lz4_reader: str) -> None:
     framed = _lz4_frame([(_lz4_literals(EVIL[:10]), True), (EVIL[10:], False)])
     report = scan_bytes(framed)
     assert report.files[0].format == "lz4+pickle"
     assert report.max_severity == Severity.CRITICAL
+
+
+# frames written by the lz4 package (what joblib's compress="lz4" writes): linked 64 KiB blocks,
+# several of them, with and without checksums
+_BIG = pickle.dumps({"w": [float(i % 97) for i in range(60_000)], "tag": "x" * 70_000}, protocol=4)
+LZ4_FRAMES = {
+    "evil": (lz4.frame.compress(EVIL), True),
+    "benign-multiblock": (lz4.frame.compress(_BIG, block_size=lz4.frame.BLOCKSIZE_MAX64KB), False),
+    "benign-checksums": (lz4.frame.compress(_BIG, content_checksum=True, block_checksum=True,
+                                           block_linked=False), False),
+    "evil-after-benign-block": (lz4.frame.compress(_BIG[:-1] + b"0" + EVIL,
+                                                   block_size=lz4.frame.BLOCKSIZE_MAX64KB), True),
+}
+
+
+@pytest.mark.parametrize("name", list(LZ4_FRAMES))
+def test_lz4_package_frames_read_by_both_readers(lz4_reader: str, name: str) -> None:
+    framed, evil = LZ4_FRAMES[name]
+    report = scan_bytes(framed)
+    assert report.files[0].format == "lz4+pickle"
+    worst = report.max_severity
+    if evil:
+        assert worst is not None and worst >= Severity.HIGH
+    else:
+        assert worst is None, report.findings
 
 
 def test_lz4_matches_copy_from_history() -> None:
@@ -257,6 +295,6 @@ def test_lz4_matches_copy_from_history() -> None:
     assert _Lz4Frames(io.BytesIO(_lz4_frame([(block, True)]))).read() == b"abcdabcdabcdxyz"
 
 
-def test_lz4_bad_offset_is_corrupt() -> None:
+def test_lz4_bad_offset_is_corrupt(lz4_reader: str) -> None:
     block = bytes([0x14]) + b"a" + b"\x09\x00"
     assert _rules(_lz4_frame([(block, True)]))["archive.corrupt"] == Severity.HIGH

@@ -54,6 +54,7 @@ REQUIRED_MALICIOUS_FORMATS = {
     "gzip",
     "bz2",
     "xz",
+    "gguf",
 }
 REQUIRED_TECHNIQUE_WORDS = [
     "protocol 0",
@@ -89,6 +90,8 @@ REQUIRED_TECHNIQUE_WORDS = [
     "without an extension",
     ".txt",
     "unusual folder name",
+    "compression lz4",
+    "chat template",
 ]
 BENIGN_PRELOAD = [
     "pandas",
@@ -150,7 +153,9 @@ def test_corpus_covers_the_issue(scan_corpus: Corpus) -> None:
     techniques = " | ".join(s.technique for s in mal)
     missing = [w for w in REQUIRED_TECHNIQUE_WORDS if w not in techniques]
     assert missing == []
-    assert {"pickle", "joblib", "torch", "numpy", "safetensors", "onnx", "skops", "keras"} <= {s.format for s in ben}
+    assert {"pickle", "joblib", "torch", "numpy", "safetensors", "onnx", "skops", "keras", "gguf"} <= {
+        s.format for s in ben
+    }
     for s in scan_corpus.samples:
         assert s.path.is_file() and s.path.stat().st_size > 0, s.name
         # each malicious sample is proven one way: a loader spec (a non-empty str) or a structural check
@@ -259,12 +264,14 @@ def test_normal_loaders_do_run_the_payloads(scan_corpus: Corpus) -> None:
 def test_benign_samples_do_not_touch_the_canary_when_loaded(scan_corpus: Corpus, tmp_path: Path) -> None:
     # The benign half must be real models that load; a benign sample that fails to load would make
     # "no false positive" meaningless. Keras/ONNX/safetensors have no Python loader here: skip those.
+    # GGUF: its metadata is read and its chat template rendered, as llama-cpp-python does.
     loaders = {
         "pickle": "pickle",
         "joblib": "joblib",
         "torch": "torch",
         "torch-legacy": "torch",
         "gzip": "gzip>pickle",
+        "gguf": "gguf",
     }
     manifest = json.loads((scan_corpus.root / "manifest.json").read_text())
     rows = [
@@ -294,4 +301,32 @@ def test_benign_samples_do_not_touch_the_canary_when_loaded(scan_corpus: Corpus,
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     assert {k for k, v in results.items() if v["created"] or v["error"]} == set()
     counts = Counter(r["format"] for r in rows)
-    assert counts["torch"] >= 3 and counts["joblib"] >= 4
+    assert counts["torch"] >= 3 and counts["joblib"] >= 5
+
+
+@pytest.mark.parametrize("fmt", ["json", "sarif", "text"])
+def test_cli_fast_path_and_typer_agree_on_the_corpus(
+    scan_corpus: Corpus, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """`bastion model scan CORPUS` answers the same whether or not the fast entry path (no Typer) runs it."""
+    import re
+
+    from bastion.cli import _scan_command
+    from bastion.cli.main import main
+
+    def run() -> tuple[object, str, str]:
+        capsys.readouterr()
+        try:
+            main(["model", "scan", str(scan_corpus.root), "--format", fmt])
+            code: object = 0
+        except SystemExit as e:
+            code = e.code
+        out = capsys.readouterr()
+        return code, re.sub(r'"duration_s": [0-9.e-]+|in \d+\.\d+ s', "<duration>", out.out), out.err
+
+    fast = run()
+    with monkeypatch.context() as m:
+        m.setattr(_scan_command, "fast_path", lambda argv: None)
+        slow = run()
+    assert fast == slow
+    assert fast[0] == 1 and "pickle.dangerous-global" in fast[1]

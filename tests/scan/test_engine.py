@@ -66,8 +66,8 @@ def test_folder_is_recursive_and_content_based(tmp_path: Path) -> None:
 
 def test_digest_matches_and_can_be_skipped(tmp_path: Path) -> None:
     (tmp_path / "m.pkl").write_bytes(EVIL)
-    assert scan_path(tmp_path / "m.pkl").files[0].sha256 == hashlib.sha256(EVIL).hexdigest()
-    assert scan_path(tmp_path / "m.pkl", digest=False).files[0].sha256 is None
+    assert scan_path(tmp_path / "m.pkl", digest=True).files[0].sha256 == hashlib.sha256(EVIL).hexdigest()
+    assert scan_path(tmp_path / "m.pkl").files[0].sha256 is None  # opt-in, like the CLI's --digest
 
 
 def test_symlink_outside_folder_is_noted(tmp_path: Path) -> None:
@@ -142,3 +142,90 @@ def test_fifo_is_never_opened(tmp_path: Path) -> None:
     assert [f.rule_id for f in report.findings] == ["fs.special-file"]
     with pytest.raises(ScanError, match="not a regular file"):
         scan_path(tmp_path / "pipe")
+
+
+def test_builtin_table_covers_every_detected_format() -> None:
+    from bastion.scan.archive import CompressedScanner
+
+    table = _engine.builtin_scanners()
+    assert set(CompressedScanner.formats) <= set(table)
+    assert {"zip", "tar", "7z", "numpy", "hdf5", "gguf", "safetensors", "onnx", "pickle"} <= set(table)
+    assert all(isinstance(s, FormatScanner) for s in table.values())
+    assert table["gzip"] is table["lz4"]  # one instance per scanner class
+
+
+def _fake_distribution(root: Path, group: str) -> None:
+    """A plugin package and its dist-info, as `pip install` would lay them out."""
+    (root / "fake_scan_plugin.py").write_text(
+        "from bastion.scan import FormatScanner\n"
+        "class Plugin(FormatScanner):\n"
+        "    name = 'fakefmt'\n"
+        "    def sniff(self, head):\n"
+        "        return head.startswith(b'FAKEFMT')\n"
+        "    def scan(self, stream, ctx):\n"
+        "        ctx.add('fake.seen', 20, 'fake', 'the plugin ran', 'none')\n"
+    )
+    info = root / "fake_scan_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-scan-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[{group}]\nfake = fake_scan_plugin:Plugin\n")
+
+
+@pytest.mark.parametrize("group, found", [("bastion.scanners", True), ("other.group", False)])
+def test_plugins_are_discovered_from_installed_distributions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, group: str, found: bool
+) -> None:
+    import sys
+
+    _fake_distribution(tmp_path, group)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(_engine, "_PLUGINS", None)
+    # the cheap pre-check never hides a plugin that importlib.metadata would load
+    assert _engine._no_plugins_declared() is not found
+    report = scan_bytes(b"FAKEFMT".ljust(80, b"."))
+    assert (report.files[0].format == "fakefmt") is found
+    assert [f.rule_id for f in report.findings] == (["fake.seen"] if found else [])
+    monkeypatch.delitem(sys.modules, "fake_scan_plugin", raising=False)
+
+
+def test_plugin_precheck_agrees_with_importlib_metadata() -> None:
+    from importlib import metadata
+
+    assert _engine._no_plugins_declared() == (not list(metadata.entry_points(group="bastion.scanners")))
+
+
+# Modules the scan must not import to scan a torch checkpoint or a plain pickle (start-up time is
+# part of the whole-process bar against picklescan): a deterministic guard, not a timing.
+SCAN_PATH_FORBIDDEN = [
+    "typer", "click", "rich", "pydantic", "pandas", "numpy", "torch", "sqlalchemy", "bastion.project",
+    "typing", "logging", "tarfile", "tempfile", "hashlib", "pickletools", "importlib.metadata",
+    "importlib.resources", "bastion.scan.onnx", "bastion.scan.safetensors", "bastion.scan.gguf",
+    "bastion.scan.numpy",
+]
+
+
+def test_scanning_imports_only_what_the_format_needs(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+    import zipfile
+
+    ckpt = tmp_path / "model.pt"
+    with zipfile.ZipFile(ckpt, "w") as zf:  # the layout torch.save writes
+        zf.writestr("archive/data.pkl", pickle.dumps({"w": 1}, protocol=2))
+        zf.writestr("archive/version", "3\n")
+        zf.writestr("archive/data/0", b"\0" * 64)
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps({"a": [1.0]}, protocol=4))
+    (tmp_path / "notes.json").write_text(json.dumps({"about": "x" * 100}))
+    code = (
+        "import json, sys\n"
+        "before = set(sys.modules)\n"
+        "from bastion.scan import scan_path\n"
+        "report = scan_path(sys.argv[1], digest=False)\n"
+        "print(json.dumps({'new': sorted(set(sys.modules) - before), 'files': len(report.files),"
+        " 'findings': len(report.findings)}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    out = json.loads(proc.stdout)
+    assert out["files"] == 3 and out["findings"] == 0
+    assert sorted(set(SCAN_PATH_FORBIDDEN) & set(out["new"])) == []

@@ -45,9 +45,39 @@ def test_valid_file_is_clean_apart_from_template_info() -> None:
     assert {f.rule_id: f.severity for f in report.findings} == {"gguf.chat-template": Severity.INFO}
 
 
-def test_template_injection_is_critical() -> None:
-    data = _gguf([("tokenizer.chat_template", 8, _s(EVIL_TEMPLATE))])
+CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' "
+    "+ '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+LLAMA2 = (
+    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set ns = namespace(s="
+    "messages[0]['content']) %}{% else %}{% set loop_messages = messages %}{% endif %}{% for message in "
+    "loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('roles "
+    "must alternate') }}{% endif %}{{ bos_token + '[INST] ' + message['content'] | trim + ' [/INST]' }}{% endfor %}"
+)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        EVIL_TEMPLATE,
+        "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+        # names assembled at render time, no dunder in the text
+        "{{ (cycler|attr('_'*2 ~ 'init' ~ '_'*2)) }}",
+        "{{ cycler['_' * 2 ~ 'init' ~ '_' * 2] }}",
+        "{{ self._TemplateReference__context }}",
+        "{{ lipsum | attr('__globals__') }}",
+    ],
+    ids=["mro", "globals-popen", "attr-filter", "subscript-concat", "private-attr", "attr-dunder"],
+)
+def test_template_injection_is_critical(template: str) -> None:
+    data = _gguf([("tokenizer.chat_template", 8, _s(template))])
     assert _rules(data)["gguf.chat-template-injection"] == Severity.CRITICAL
+
+
+@pytest.mark.parametrize("template", [BENIGN_TEMPLATE, CHATML, LLAMA2], ids=["simple", "chatml", "llama2"])
+def test_ordinary_templates_are_info(template: str) -> None:
+    assert _rules(_gguf([("tokenizer.chat_template", 8, _s(template))])) == {"gguf.chat-template": Severity.INFO}
 
 
 @pytest.mark.parametrize(

@@ -305,3 +305,11 @@ def test_joblib_array_bytes_that_are_opcodes_are_found() -> None:
     found = rules(hostile)
     assert found["pickle.joblib-array-opcodes"] == Severity.HIGH
     assert found["pickle.dangerous-global"] == Severity.CRITICAL
+
+
+def test_opcode_table_matches_pickletools() -> None:
+    import pickletools
+
+    from bastion.scan.pickle import OPCODE_BYTES
+
+    assert {ord(op.code) for op in pickletools.opcodes} == OPCODE_BYTES

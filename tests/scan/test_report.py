@@ -19,7 +19,7 @@ def report(tmp_path: Path) -> ScanReport:
     (tmp_path / "evil.pkl").write_bytes(EVIL)
     (tmp_path / "trailing.pkl").write_bytes(pickle.dumps(1, protocol=4) + b"junk")
     (tmp_path / "ok.pkl").write_bytes(pickle.dumps([1, 2], protocol=4))
-    return scan_path(tmp_path)
+    return scan_path(tmp_path, digest=True)
 
 
 def test_severity_order_and_parse() -> None:

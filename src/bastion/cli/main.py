@@ -2,41 +2,58 @@
 
 Errors from the library become a one-line message and an exit code (0 ok, 1 checks failed,
 2 usage or input error, 3 internal error); `--debug` shows the traceback.
+`bastion model scan PATH` runs without building the Typer app (see `bastion.cli._scan_command`):
+typer is imported only when the command line needs it.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
-from typing import Any
-
-import typer
 
 from bastion.errors import EXIT_INTERNAL, EXIT_USAGE, BastionError
 
-_app = typer.Typer(
-    name="bastion",
-    help="Bastion: secure MLOps from raw data to monitored production.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    import typer
 
 _state: dict[str, Any] = {"debug": False}
+_root_app: typer.Typer | None = None
 
 
-@_app.callback()
-def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress to stderr."),
-) -> None:
-    _state["debug"] = debug
-    if verbose or debug:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        logger = logging.getLogger("bastion")
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG if debug else logging.INFO)
+def _build_app() -> typer.Typer:
+    """The root Typer app with its global options (built once, on first use)."""
+    global _root_app
+    if _root_app is not None:
+        return _root_app
+    import typer
+
+    app = typer.Typer(
+        name="bastion",
+        help="Bastion: secure MLOps from raw data to monitored production.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+
+    @app.callback()
+    def _root(
+        debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+        verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress to stderr."),
+    ) -> None:
+        import logging
+
+        _state["debug"] = debug
+        if verbose or debug:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+            logger = logging.getLogger("bastion")
+            logger.addHandler(handler)
+            logger.setLevel(logging.DEBUG if debug else logging.INFO)
+
+    _root_app = app
+    return app
 
 
 # group name -> (module, attribute): a Typer sub-app, or a ``register(app)`` function for top-level commands
@@ -61,6 +78,7 @@ def _register_groups(only: str | None = None) -> None:
     """Attach command groups; with ``only``, just the one the command line asks for (fast start-up)."""
     import importlib
 
+    app = _build_app()
     names = [only] if only in _GROUPS else list(_GROUPS)
     for name in names:
         module_name, attr = _GROUPS[name]
@@ -75,16 +93,16 @@ def _register_groups(only: str | None = None) -> None:
         _loaded.add(module_name)
         target = getattr(module, attr)
         if attr == "app":
-            _app.add_typer(target, name=name)
+            app.add_typer(target, name=name)
         else:
-            target(_app)
+            target(app)
 
 
 def __getattr__(name: str) -> typer.Typer:
     """``app``: the whole command tree, every group attached (for tests and embedding)."""
     if name == "app":
         _register_groups()
-        return _app
+        return _build_app()
     raise AttributeError(name)
 
 
@@ -97,42 +115,64 @@ def _first_command(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and map errors to exit codes."""
-    from bastion.cli._common import err_console
+    from bastion.cli._scan_command import fast_path
 
     args = sys.argv[1:] if argv is None else argv
-    _register_groups(_first_command(args))
+    _state["debug"] = False  # the root callback sets it when Typer parses the command line
+    run = fast_path(args)  # `model scan PATH ...`: the same command, without Typer's start-up
+    if run is None:
+        _register_groups(_first_command(args))
+        app = _build_app()
+
+        def run() -> Any:
+            return app(args=args, standalone_mode=False)
+
     try:
-        rv = _app(args=args, standalone_mode=False)
+        rv = run()
     except BastionError as e:
         if _state["debug"]:
             raise
         from rich.text import Text
 
+        from bastion.cli._common import err_console
+
         err_console.print(Text("error: ", style="bold red") + Text(e.message), highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
-    except typer.Abort:
+    except KeyboardInterrupt:
+        from bastion.cli._common import err_console
+
+        err_console.print("interrupted.")
+        sys.exit(130)
+    except Exception as e:
+        _exit_for(e)
+    if isinstance(rv, int) and rv:
+        sys.exit(rv)
+
+
+def _exit_for(e: Exception) -> None:
+    """Typer's own exceptions (from the full app only) and bugs, as messages and exit codes."""
+    import typer
+
+    from bastion.cli._common import err_console
+
+    if isinstance(e, typer.Abort):
         err_console.print("aborted.")
         sys.exit(EXIT_USAGE)
-    except typer.Exit as e:
+    if isinstance(e, typer.Exit):
         sys.exit(e.exit_code)
-    except typer.TyperException as e:  # usage errors: unknown command, bad option value
+    if isinstance(e, typer.TyperException):  # usage errors: unknown command, bad option value
         show = getattr(e, "show", None)
         if callable(show):
             show()
         else:
             err_console.print(f"error: {e}")
         sys.exit(EXIT_USAGE)
-    except KeyboardInterrupt:
-        err_console.print("interrupted.")
-        sys.exit(130)
-    except Exception as e:  # a bug: say so, keep the traceback for --debug
-        if _state["debug"]:
-            raise
-        err_console.print(
-            f"[bold red]internal error:[/] {type(e).__name__}: {e}\nRun again with --debug for the traceback, "
-            "and report it.",
-            highlight=False,
-        )
-        sys.exit(EXIT_INTERNAL)
-    if isinstance(rv, int) and rv:
-        sys.exit(rv)
+    # a bug: say so, keep the traceback for --debug
+    if _state["debug"]:
+        raise e
+    err_console.print(
+        f"[bold red]internal error:[/] {type(e).__name__}: {e}\nRun again with --debug for the traceback, "
+        "and report it.",
+        highlight=False,
+    )
+    sys.exit(EXIT_INTERNAL)

@@ -8,7 +8,6 @@ from __future__ import annotations
 from bastion.scan._engine import scan_bytes, scan_path
 from bastion.scan.detect import detect_format
 from bastion.scan.interface import (
-    CONTENT_ERRORS,
     FileError,
     Finding,
     FormatScanner,
@@ -19,6 +18,8 @@ from bastion.scan.interface import (
     ScanReport,
     Severity,
 )
+
+CONTENT_ERRORS: tuple[type[BaseException], ...]  # built on first use, see __getattr__
 
 __all__ = [
     "CONTENT_ERRORS",
@@ -35,3 +36,12 @@ __all__ = [
     "scan_bytes",
     "scan_path",
 ]
+
+
+def __getattr__(name: str) -> tuple[type[BaseException], ...]:
+    # CONTENT_ERRORS is built on first use (it names zipfile's, tarfile's and lzma's errors)
+    if name == "CONTENT_ERRORS":
+        from bastion.scan.interface import content_errors
+
+        return content_errors()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

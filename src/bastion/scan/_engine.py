@@ -5,23 +5,16 @@ Scanners never raise for content problems: limits and damage become findings her
 
 from __future__ import annotations
 
-import hashlib
 import io
-import logging
 import os
 import stat
-import threading
 import time
-import zipfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 from bastion.errors import ScanError
 from bastion.scan._streams import is_real_file, read_head
 from bastion.scan.detect import HEAD_BYTES, detect_format
 from bastion.scan.interface import (
-    CONTENT_ERRORS,
     FileError,
     Finding,
     FormatScanner,
@@ -31,18 +24,33 @@ from bastion.scan.interface import (
     ScannedFile,
     ScanReport,
     Severity,
+    content_errors,
 )
+
+# Format modules, hashlib, threading, logging and zipfile are imported when first needed: a whole
+# `bastion model scan` process is timed against peers, and most scans need only a few of them.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import logging
+    import threading
+    from collections.abc import Callable
+    from typing import IO
 
 __all__ = ["builtin_scanners", "plugin_scanners", "scan_bytes", "scan_path"]
 
-log = logging.getLogger("bastion.scan")
+
+def _log() -> logging.Logger:
+    import logging
+
+    return logging.getLogger("bastion.scan")
+
 
 _FATAL_LIMITS = frozenset({"limit.time", "limit.size"})
 _DEFAULT_LIMITS = ScanLimits()
-_THREAD_HASH_BYTES = 8 << 20
+_THREAD_HASH_BYTES = 8 << 20  # below this, hashing inline is cheaper than starting a thread
 # Plugins are offered only content long enough to carry a format header: tiny unknown members
 # (torch's "version", "byteorder") would otherwise pay for entry-point discovery on every scan.
-_PLUGIN_MIN_BYTES = 64  # below this, hashing inline is cheaper than starting a thread
+_PLUGIN_MIN_BYTES = 64
 _VERSION = "1"
 
 
@@ -50,71 +58,121 @@ class _Abort(Exception):
     """A limit that ends the whole file's scan (time, total size)."""
 
 
-def builtin_scanners() -> dict[str, FormatScanner]:
-    """Built-in scanners by the format names `detect_format` returns."""
-    from bastion.scan.archive import CompressedScanner, SevenZipScanner, TarScanner, ZipScanner
-    from bastion.scan.gguf import GgufScanner
-    from bastion.scan.keras import Hdf5Scanner
-    from bastion.scan.numpy import NumpyScanner
-    from bastion.scan.onnx import OnnxScanner
-    from bastion.scan.pickle import PickleScanner
-    from bastion.scan.safetensors import SafetensorsScanner
+# format name -> (module, class) of the built-in scanner; a module is imported when its format is met
+_BUILTIN: dict[str, tuple[str, str]] = {
+    "zip": ("bastion.scan.archive", "ZipScanner"),
+    "tar": ("bastion.scan.archive", "TarScanner"),
+    "7z": ("bastion.scan.archive", "SevenZipScanner"),
+    "numpy": ("bastion.scan.numpy", "NumpyScanner"),
+    "hdf5": ("bastion.scan.keras", "Hdf5Scanner"),
+    "gguf": ("bastion.scan.gguf", "GgufScanner"),
+    "safetensors": ("bastion.scan.safetensors", "SafetensorsScanner"),
+    "onnx": ("bastion.scan.onnx", "OnnxScanner"),
+    "pickle": ("bastion.scan.pickle", "PickleScanner"),
+    **{kind: ("bastion.scan.archive", "CompressedScanner") for kind in ("gzip", "bz2", "xz", "lzma", "zlib", "lz4")},
+}
 
-    compressed = CompressedScanner()
-    table: dict[str, FormatScanner] = {
-        "zip": ZipScanner(),
-        "tar": TarScanner(),
-        "7z": SevenZipScanner(),
-        "numpy": NumpyScanner(),
-        "hdf5": Hdf5Scanner(),
-        "gguf": GgufScanner(),
-        "safetensors": SafetensorsScanner(),
-        "onnx": OnnxScanner(),
-        "pickle": PickleScanner(),
-    }
-    for kind in CompressedScanner.formats:
-        table[kind] = compressed
-    return table
+
+def builtin_scanners() -> dict[str, FormatScanner]:
+    """Built-in scanners by the format names `detect_format` returns (imports every format module)."""
+    out: dict[str, FormatScanner] = {}
+    for kind in _BUILTIN:
+        scanner = _builtin(kind)
+        assert scanner is not None
+        out[kind] = scanner
+    return out
 
 
 _PLUGINS: list[FormatScanner] | None = None
-_BUILTINS: dict[str, FormatScanner] | None = None
+_INSTANCES: dict[tuple[str, str], FormatScanner] = {}
+
+
+def _builtin(fmt: str) -> FormatScanner | None:
+    """The built-in scanner for ``fmt`` (one shared instance per class), importing its module on first use."""
+    spec = _BUILTIN.get(fmt)
+    if spec is None:
+        return None
+    scanner = _INSTANCES.get(spec)
+    if scanner is None:
+        import importlib
+
+        scanner = getattr(importlib.import_module(spec[0]), spec[1])()
+        _INSTANCES[spec] = scanner
+    return scanner
+
+
+_PLUGIN_GROUP = "bastion.scanners"
+
+
+def _no_plugins_declared() -> bool:
+    """True when no installed distribution declares a ``bastion.scanners`` entry point.
+
+    Importing importlib.metadata costs more than scanning a small folder, so this first reads the
+    files it would read (``*.dist-info`` / ``*.egg-info`` ``entry_points.txt`` on ``sys.path``) for the
+    group's name. It is a conservative filter: anything it does not model (a zip on ``sys.path``, a
+    distribution finder besides the standard one) answers False, and the real lookup runs.
+    """
+    import importlib.machinery
+    import sys
+
+    for finder in sys.meta_path:
+        if not hasattr(finder, "find_distributions") or finder is importlib.machinery.PathFinder:
+            continue
+        if (type(finder).__module__, type(finder).__name__) == ("importlib_metadata", "MetadataPathFinder"):
+            continue  # the importlib_metadata backport (some libraries install it) searches sys.path the same way
+        return False
+    needle = _PLUGIN_GROUP.encode()
+    for entry in sys.path:
+        folder = entry or "."
+        if os.path.isfile(folder):
+            return False  # a zip or egg file: let importlib.metadata look inside
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        candidates = [os.path.join(folder, n, "entry_points.txt") for n in names
+                      if n.lower().endswith((".dist-info", ".egg-info"))]
+        if folder.lower().endswith(".egg"):
+            candidates.append(os.path.join(folder, "EGG-INFO", "entry_points.txt"))
+        for path in candidates:
+            try:
+                with open(path, "rb") as fh:
+                    if needle in fh.read():
+                        return False
+            except OSError:
+                continue
+    return True
 
 
 def plugin_scanners() -> list[FormatScanner]:
     """Third-party scanners from the ``bastion.scanners`` entry-point group (loaded once)."""
     global _PLUGINS
+    if _PLUGINS is None and _no_plugins_declared():
+        _PLUGINS = []
     if _PLUGINS is None:
         from importlib import metadata
 
         found: list[FormatScanner] = []
-        for ep in metadata.entry_points(group="bastion.scanners"):
+        for ep in metadata.entry_points(group=_PLUGIN_GROUP):
             try:
                 obj = ep.load()
                 scanner = obj() if isinstance(obj, type) else obj
             except Exception:
-                log.warning("Scanner plugin %r failed to load; it is skipped.", ep.name, exc_info=True)
+                _log().warning("Scanner plugin %r failed to load; it is skipped.", ep.name, exc_info=True)
                 continue
             if isinstance(scanner, FormatScanner):
                 found.append(scanner)
             else:
-                log.warning("Scanner plugin %r is not a FormatScanner; it is skipped.", ep.name)
+                _log().warning("Scanner plugin %r is not a FormatScanner; it is skipped.", ep.name)
         _PLUGINS = found
     return _PLUGINS
-
-
-def _builtins() -> dict[str, FormatScanner]:
-    global _BUILTINS
-    if _BUILTINS is None:
-        _BUILTINS = builtin_scanners()
-    return _BUILTINS
 
 
 def _dispatch(stream: IO[bytes], ctx: ScanContext) -> str:
     head, stream = read_head(stream, HEAD_BYTES)
     fmt = detect_format(head)
     ctx.label = fmt
-    scanner = _builtins().get(fmt)
+    scanner = _builtin(fmt)
     if scanner is None and fmt == "unknown" and len(head) >= _PLUGIN_MIN_BYTES:
         for plugin in plugin_scanners():
             if plugin.sniff(head):
@@ -138,7 +196,9 @@ def _dispatch(stream: IO[bytes], ctx: ScanContext) -> str:
                     f"The {ctx.label} content also holds a zip archive (found from the end of the file); "
                     "zip-based loaders will read that part. Its members were analysed too.",
                     "Re-export the artifact from a trusted environment; a model file is one format.")
-            _builtins()["zip"].scan(stream, ctx)
+            zip_scanner = _builtin("zip")
+            assert zip_scanner is not None
+            zip_scanner.scan(stream, ctx)
     except LimitExceeded as exc:
         ctx.add(exc.rule_id, Severity.HIGH, "resource limit", exc.message,
                 "Scan the artifact with larger ScanLimits if it is expected to be this large, or reject it.")
@@ -146,23 +206,37 @@ def _dispatch(stream: IO[bytes], ctx: ScanContext) -> str:
             raise _Abort from exc
     except _Abort:
         raise
-    except CONTENT_ERRORS as exc:
-        ctx.add("format.corrupt", Severity.HIGH, ctx.label, f"The {ctx.label} content is damaged ({exc}); "
-                "the part before the damage was analysed.",
-                "Obtain a fresh copy of the artifact from its producer and scan it again.")
     except (RecursionError, MemoryError) as exc:
         ctx.add("scan.resource", Severity.HIGH, ctx.label, f"The content exhausts the analyser "
                 f"({type(exc).__name__}); it is built to break scanners.", "Reject the artifact.")
-    except Exception as exc:  # a scanner bug must never pass a file as clean
-        log.exception("Scanner for %s failed on %s", ctx.label, ctx.file)
+    except Exception as exc:
+        if isinstance(exc, content_errors()):
+            ctx.add("format.corrupt", Severity.HIGH, ctx.label, f"The {ctx.label} content is damaged ({exc}); "
+                    "the part before the damage was analysed.",
+                    "Obtain a fresh copy of the artifact from its producer and scan it again.")
+            return ctx.label
+        # a scanner bug must never pass a file as clean
+        _log().exception("Scanner for %s failed on %s", ctx.label, ctx.file)
         ctx.add("scan.internal-error", Severity.HIGH, ctx.label,
                 f"The {ctx.label} scanner failed ({type(exc).__name__}: {exc}); the file is treated as "
                 "unverified.", "Report the failure to the Bastion maintainers; do not load the file meanwhile.")
     return ctx.label
 
 
+_EOCD = b"PK\x05\x06"
+_EOCD_SEARCH = 22 + 0xFFFF  # the end record plus the longest zip comment
+
+
 def _has_zip_directory(stream: IO[bytes]) -> bool:
     try:
+        # zipfile.is_zipfile looks for the end record in this tail too: without the signature there
+        # it is False, so zipfile need not even be imported
+        size = stream.seek(0, os.SEEK_END)
+        stream.seek(max(0, size - _EOCD_SEARCH))
+        if _EOCD not in stream.read(_EOCD_SEARCH):
+            return False
+        import zipfile
+
         stream.seek(0)
         return zipfile.is_zipfile(stream)
     except (OSError, ValueError):
@@ -189,16 +263,29 @@ def _scan_one(stream: IO[bytes], label: str, size: int, limits: ScanLimits,
         return ctx.label or "unknown"
 
 
-class _Hasher(threading.Thread):
-    """Hashes a file beside the scan (hashlib releases the GIL), so the digest costs no wall time."""
+class _Hasher:
+    """Hashes a file, for large files in a thread beside the scan (hashlib releases the GIL), so the
+    digest costs no wall time."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(daemon=True)
         self.path = path
         self.digest = ""
         self.error: OSError | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        import threading
+
+        self._thread = threading.Thread(target=self.run, daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
 
     def run(self) -> None:
+        import hashlib
+
         h = hashlib.sha256()
         try:
             with self.path.open("rb") as fh:
@@ -230,7 +317,7 @@ def scan_path(
     *,
     limits: ScanLimits | None = None,
     progress: Callable[[int, int], None] | None = None,
-    digest: bool = True,
+    digest: bool = False,
 ) -> ScanReport:
     """Scan a file or a folder (recursively) without loading or executing anything in it.
 
@@ -243,8 +330,9 @@ def scan_path(
     progress
         Optional ``(done, total)`` callback, called once per top-level file.
     digest
-        Compute each file's SHA-256 (in a thread beside the scan). Hashing reads every byte,
-        which on large checkpoints costs more than the scan itself (which reads only pickles).
+        Also compute each file's SHA-256 (in a thread beside the scan; ``ScannedFile.sha256`` is None
+        otherwise). Hashing reads every byte, which on large checkpoints costs far more than the scan
+        itself (which reads only the pickles, never the tensor data), so it is opt-in.
 
     Raises
     ------
@@ -303,7 +391,7 @@ def scan_path(
                 else:
                     hasher.run()
             fmt = _scan_one(fh, label, size, limits, findings)
-            if hasher is not None and hasher.is_alive():
+            if hasher is not None:
                 hasher.join()
         if hasher is not None and hasher.error is not None:
             errors.append(FileError(label, f"cannot hash: {hasher.error}"))
@@ -326,6 +414,8 @@ def scan_bytes(data: bytes, *, name: str = "<bytes>", limits: ScanLimits | None 
     started = time.monotonic()
     findings: list[Finding] = []
     fmt = _scan_one(io.BytesIO(data), name, len(data), limits, findings)
+    import hashlib
+
     return ScanReport(
         target=name,
         files=(ScannedFile(name, fmt, len(data), hashlib.sha256(data).hexdigest()),),

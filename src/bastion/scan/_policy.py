@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import functools
-from importlib import resources
+import os
 
 __all__ = [
     "NOTEWORTHY",
@@ -36,6 +36,16 @@ NOTEWORTHY: dict[str, str] = {
 }
 
 
+# The data files sit next to this module (package data). Read with plain file I/O rather than
+# importlib.resources, whose import (typing, inspect, tempfile, ...) costs more than a small scan.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as fh:
+        return fh.read()
+
+
 def _read_lines(text: str) -> list[str]:
     out = []
     for raw in text.splitlines():
@@ -49,17 +59,16 @@ def _read_lines(text: str) -> list[str]:
 def allowlist() -> frozenset[str]:
     """Every allowed ``module.qualname`` from the packaged allowlist files."""
     entries: set[str] = set()
-    folder = resources.files("bastion.scan") / "allowlists"
-    for item in folder.iterdir():
-        if item.name.endswith(".txt"):
-            entries.update(_read_lines(item.read_text(encoding="utf-8")))
+    folder = os.path.join(_HERE, "allowlists")
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".txt"):
+            entries.update(_read_lines(_read(os.path.join(folder, name))))
     return frozenset(entries)
 
 
 @functools.cache
 def _critical_entries() -> frozenset[str]:
-    text = (resources.files("bastion.scan") / "critical.txt").read_text(encoding="utf-8")
-    return frozenset(_read_lines(text))
+    return frozenset(_read_lines(_read(os.path.join(_HERE, "critical.txt"))))
 
 
 def normalize(module: str, name: str) -> tuple[str, str]:

@@ -6,10 +6,14 @@ Everything streams; nothing reads a whole large member into memory.
 from __future__ import annotations
 
 import io
-import tempfile
-from typing import IO, Any
 
-from bastion.scan.interface import LimitExceeded, ScanContext
+from bastion.scan.interface import LimitExceeded
+
+TYPE_CHECKING = False  # typing stays off the scan's start-up path; annotations are strings
+if TYPE_CHECKING:
+    from typing import IO, Any
+
+    from bastion.scan.interface import ScanContext
 
 __all__ = ["CountingRaw", "ExpandingRaw", "HeadRaw", "buffered", "drain", "is_real_file", "read_head", "spool"]
 
@@ -139,6 +143,8 @@ def is_real_file(stream: IO[bytes]) -> bool:
 
 def spool(stream: IO[bytes], ctx: ScanContext) -> IO[bytes]:
     """Copy a forward-only stream into a seekable temporary file (memory first, then disk)."""
+    import tempfile
+
     out = tempfile.SpooledTemporaryFile(max_size=ctx.limits.spool_memory_bytes)
     while True:
         ctx.check_time()

@@ -6,21 +6,24 @@ members), path traversal, links and decompression bombs are findings.
 
 from __future__ import annotations
 
-import bz2
 import collections
-import gzip
 import itertools
-import lzma
 import posixpath
 import stat
 import struct
-import tarfile
 import zipfile
 import zlib
-from typing import IO, Any
 
 from bastion.scan._streams import CountingRaw, ExpandingRaw, buffered, drain, is_real_file, spool
-from bastion.scan.interface import FormatScanner, LimitExceeded, ScanContext, Severity
+from bastion.scan.interface import FormatScanner, LimitExceeded, Severity
+
+# tarfile, gzip, bz2 and lzma are imported by the scanners that need them (start-up time)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import tarfile
+    from typing import IO, Any
+
+    from bastion.scan.interface import ScanContext
 
 __all__ = ["CompressedScanner", "SevenZipScanner", "TarScanner", "ZipScanner", "unsafe_member_name"]
 
@@ -241,6 +244,8 @@ class TarScanner(FormatScanner):
         return len(head) >= 262 and head[257:262] == b"ustar"
 
     def scan(self, stream: IO[bytes], ctx: ScanContext) -> None:
+        import tarfile
+
         seen: collections.Counter[str] = collections.Counter()
         count = 0
         try:
@@ -318,7 +323,21 @@ def _lz4_frames(stream: IO[bytes]) -> Any:
         import lz4.frame  # optional, C speed
     except ImportError:
         return _Lz4Frames(stream)
-    return lz4.frame.LZ4FrameFile(stream, "rb")
+    return _Lz4Native(lz4.frame.LZ4FrameFile(stream, "rb"))
+
+
+class _Lz4Native:
+    """The ``lz4`` package's reader, with its RuntimeError for damaged frames reported as OSError."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            data: bytes = self._inner.read(n)
+        except RuntimeError as exc:  # LZ4F_decompress failed ...
+            raise OSError(f"lz4 data is damaged: {exc}") from None
+        return data
 
 
 class _Lz4Frames:
@@ -481,6 +500,8 @@ class CompressedScanner(FormatScanner):
         return detect_format(head) in self.formats
 
     def scan(self, stream: IO[bytes], ctx: ScanContext) -> None:
+        import lzma
+
         from bastion.scan._streams import read_head
         from bastion.scan.detect import detect_format
 
@@ -490,8 +511,12 @@ class CompressedScanner(FormatScanner):
         source = buffered(counter)
         opened: Any
         if kind == "gzip":
+            import gzip
+
             opened = gzip.GzipFile(fileobj=source, mode="rb")
         elif kind == "bz2":
+            import bz2
+
             opened = bz2.BZ2File(source, "rb")
         elif kind == "xz":
             opened = lzma.LZMAFile(source, "rb", format=lzma.FORMAT_XZ)

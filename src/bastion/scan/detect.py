@@ -6,7 +6,6 @@ files; Bastion looks at content only.
 
 from __future__ import annotations
 
-import lzma
 import struct
 import zlib
 
@@ -85,6 +84,8 @@ def _lzma_alone(head: bytes) -> bool:
     size = struct.unpack("<Q", head[5:13])[0]
     if not (size == 0xFFFFFFFFFFFFFFFF or size < 1 << 48):
         return False
+    import lzma
+
     try:  # the magic is weak: confirm the start decodes
         lzma.LZMADecompressor(format=lzma.FORMAT_ALONE).decompress(head, max_length=64)
     except lzma.LZMAError:

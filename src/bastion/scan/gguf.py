@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import re
 import struct
-from typing import IO
 
-from bastion.scan.interface import FormatScanner, ScanContext, Severity
+from bastion.scan.interface import FormatScanner, Severity
+
+TYPE_CHECKING = False  # typing stays off the scan's start-up path; annotations are strings
+if TYPE_CHECKING:
+    from typing import IO
+
+    from bastion.scan.interface import ScanContext
 
 __all__ = ["GgufScanner"]
 
@@ -17,9 +22,12 @@ _REM = "Obtain the model from its original publisher and scan it again."
 # value type -> fixed byte size (8 = string, 9 = array handled separately)
 _SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 # Known SSTI payloads all reach Python internals through dunder attributes (``cycler.__init__.
-# __globals__.os.popen``); ordinary templates use none. ``namespace()`` and ``loop`` stay legal.
+# __globals__.os.popen``); ordinary templates use none. Names can also be assembled at render time
+# (``cycler|attr('_'*2 ~ 'init' ~ '_'*2)``, ``x['_' ~ ...]``), so the ``attr`` filter, subscripts
+# with underscore-leading strings and private attributes count too. ``namespace()`` and ``loop`` stay legal.
 _TEMPLATE_DANGER = re.compile(
     r"__[A-Za-z_]+__|\.popen\b|\bsubprocess\b|\bos\.system\b|\b(?:eval|exec)\s*\(|\bimport_module\b"
+    r"|\|\s*attr\b|\[\s*[\"']_|\.\s*_[A-Za-z_]"
 )
 
 

@@ -7,16 +7,16 @@ Format scanners (built-in or from the ``bastion.scanners`` entry-point group) im
 from __future__ import annotations
 
 import enum
-import lzma
-import struct
-import tarfile
 import time
-import zipfile
-import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any, ClassVar
+
+# typing, zipfile, tarfile and lzma stay off the scan's start-up path (`bastion model scan` is
+# timed whole-process against peers); annotations are strings, so they need no import at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import IO, Any, ClassVar
 
 __all__ = [
     "CONTENT_ERRORS",
@@ -30,22 +30,45 @@ __all__ = [
     "ScanReport",
     "ScannedFile",
     "Severity",
+    "content_errors",
 ]
 
 SCHEMA_VERSION = 1
 
 #: Exceptions a scanner may let escape for damaged content; the engine reports them as
 #: ``format.corrupt`` (HIGH). Anything else escaping a scanner is reported as a scanner bug.
-CONTENT_ERRORS: tuple[type[BaseException], ...] = (
-    EOFError,
-    OSError,
-    ValueError,
-    struct.error,
-    zipfile.BadZipFile,
-    tarfile.TarError,
-    lzma.LZMAError,
-    zlib.error,
-)
+#: (Built on first use by `content_errors`, so importing the scanner does not import every archive module.)
+CONTENT_ERRORS: tuple[type[BaseException], ...]
+_content_errors: tuple[type[BaseException], ...] | None = None
+
+
+def content_errors() -> tuple[type[BaseException], ...]:
+    """`CONTENT_ERRORS`: EOF, OS, value, struct, zip, tar, lzma and zlib errors."""
+    global _content_errors
+    if _content_errors is None:
+        import lzma
+        import struct
+        import tarfile
+        import zipfile
+        import zlib
+
+        _content_errors = (
+            EOFError,
+            OSError,
+            ValueError,
+            struct.error,
+            zipfile.BadZipFile,
+            tarfile.TarError,
+            lzma.LZMAError,
+            zlib.error,
+        )
+    return _content_errors
+
+
+def __getattr__(name: str) -> tuple[type[BaseException], ...]:
+    if name == "CONTENT_ERRORS":
+        return content_errors()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Severity(enum.IntEnum):
@@ -365,7 +388,7 @@ class ScanReport:
         return to_sarif(self)
 
     def to_text(self) -> str:
-        """Human-readable rendering (rich table, no colour)."""
+        """Plain-text rendering (no colour, no rich), for files, pipes and logs."""
         from bastion.scan.report import to_text
 
         return to_text(self)

@@ -6,7 +6,9 @@ joblib files arrive through the archive module's decompressors).
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing stays off the scan's start-up path; annotations are strings
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["WRAPPERS", "dtype_itemsize"]
 

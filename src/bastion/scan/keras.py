@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import json
 import re
-from typing import IO, Any
 
 from bastion.scan import _policy
-from bastion.scan.interface import FormatScanner, ScanContext, Severity
+from bastion.scan.interface import FormatScanner, Severity
+
+TYPE_CHECKING = False  # typing stays off the scan's start-up path; annotations are strings
+if TYPE_CHECKING:
+    from typing import IO, Any
+
+    from bastion.scan.interface import ScanContext
 
 __all__ = ["Hdf5Scanner", "check_config", "is_keras_zip", "scan_config_stream"]
 

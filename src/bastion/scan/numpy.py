@@ -5,12 +5,16 @@
 
 from __future__ import annotations
 
-import ast
 import struct
-from typing import IO, Any
 
-from bastion.scan.interface import FormatScanner, ScanContext, Severity
+from bastion.scan.interface import FormatScanner, Severity
 from bastion.scan.pickle import analyze_pickle_stream
+
+TYPE_CHECKING = False  # typing stays off the scan's start-up path; annotations are strings
+if TYPE_CHECKING:
+    from typing import IO, Any
+
+    from bastion.scan.interface import ScanContext
 
 __all__ = ["NumpyScanner", "descr_itemsize"]
 
@@ -126,6 +130,8 @@ class NumpyScanner(FormatScanner):
         encoding = "utf-8" if major == 3 else "latin-1"
         try:
             text = raw.decode(encoding)
+            import ast
+
             header = ast.literal_eval(text)
         except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError, TypeError) as exc:
             ctx.add("numpy.bad-header", Severity.HIGH, "npy header", f"The .npy header is not a Python literal "

@@ -4,10 +4,14 @@ external-data paths that leave the model folder.
 
 from __future__ import annotations
 
-from typing import IO
-
 from bastion.scan._streams import is_real_file, spool
-from bastion.scan.interface import FormatScanner, ScanContext, Severity
+from bastion.scan.interface import FormatScanner, Severity
+
+TYPE_CHECKING = False  # typing stays off the scan's start-up path; annotations are strings
+if TYPE_CHECKING:
+    from typing import IO
+
+    from bastion.scan.interface import ScanContext
 
 __all__ = ["STANDARD_DOMAINS", "OnnxScanner"]
 

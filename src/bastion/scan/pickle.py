@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import functools
 import io
-import logging
 import struct
 import sys
 from dataclasses import dataclass, field
-from typing import IO, Any, cast
 
 from bastion.scan import _policy
 from bastion.scan import joblib as joblib_scan
-from bastion.scan.interface import FormatScanner, LimitExceeded, ScanContext, Severity
+from bastion.scan.interface import FormatScanner, LimitExceeded, Severity
+
+TYPE_CHECKING = False  # typing stays off the scan's start-up path; annotations are strings
+if TYPE_CHECKING:
+    from typing import IO, Any
+
+    from bastion.scan.interface import ScanContext
 
 __all__ = ["PickleScanner", "analyze_pickle_stream", "looks_like_pickle"]
-
-log = logging.getLogger("bastion.scan")
 
 _KEEP_STR = 1 << 16
 _KEEP_BYTES = 1 << 10
@@ -43,14 +46,26 @@ _REMEDIATE_MALFORMED = (
     "fresh copy from the producer and scan it again."
 )
 
-# Opcode bytes (see pickletools): kept as ints for a fast dispatch.
-_OPNAMES: dict[int, str] = {}
-try:  # names only for messages; pickletools is a pure-data module
-    import pickletools as _pt
 
-    _OPNAMES = {ord(op.code): op.name for op in _pt.opcodes}
-except Exception:  # pragma: no cover - pickletools always exists on CPython  # noqa: S110
-    pass
+
+@functools.cache
+def _opnames() -> dict[int, str]:
+    """Opcode byte -> name (pickletools is imported only for messages and the first-byte check)."""
+    import pickletools
+
+    return {ord(op.code): op.name for op in pickletools.opcodes}
+
+
+def _opname(op: int) -> str:
+    return _opnames().get(op, "?")
+
+
+#: Every opcode byte of protocols 0-5 (``pickletools.opcodes``; a test keeps the two equal).
+OPCODE_BYTES = frozenset(
+    b"().012BCFGIJKLMNPQRSTUVX]abcdeghijlopqrstu}\x80\x81\x82\x83\x84\x85\x86\x87\x88\x89\x8a\x8b\x8c"
+    b"\x8d\x8e\x8f\x90\x91\x92\x93\x94\x95\x96\x97\x98"
+)
+
 
 _PERSID_OK = "torch"
 # Callables whose first argument is instantiated (its __new__/__setstate__ run at load time).
@@ -69,12 +84,23 @@ _CONSTRUCTORS = frozenset(
 
 
 class Malformed(Exception):
-    """The opcode stream cannot be parsed the way the unpickler would."""
+    """The opcode stream cannot be parsed the way the unpickler would.
 
-    def __init__(self, message: str, offset: int) -> None:
+    ``{op}`` in the message stands for the opcode's name, looked up only when the message is read:
+    most Malformed are raised while probing content that turns out not to be a pickle at all.
+    """
+
+    def __init__(self, message: str, offset: int, op: int | None = None) -> None:
         super().__init__(message)
-        self.message = message
+        self._message = message
         self.offset = offset
+        self.op = op
+
+    @property
+    def message(self) -> str:
+        if self.op is None:
+            return self._message
+        return self._message.replace("{op}", _opname(self.op))
 
 
 class _Mark:
@@ -190,8 +216,9 @@ class _Machine:
         data = self.read(n)
         if len(data) != n:
             raise Malformed(
-                f"The pickle is truncated: {_OPNAMES.get(self._op, '?')} needs {n} bytes, {len(data)} remain.",
+                f"The pickle is truncated: {{op}} needs {n} bytes, {len(data)} remain.",
                 self.op_offset,
+                self._op,
             )
         self.pos += n
         return data
@@ -224,17 +251,17 @@ class _Machine:
     # -- stack helpers -----------------------------------------------------------------------
     def _pop(self) -> Any:
         if not self.stack:
-            raise Malformed(f"Stack underflow at {_OPNAMES.get(self._op, '?')}.", self.op_offset)
+            raise Malformed("Stack underflow at {op}.", self.op_offset, self._op)
         return self.stack.pop()
 
     def _top(self) -> Any:
         if not self.stack:
-            raise Malformed(f"Stack underflow at {_OPNAMES.get(self._op, '?')}.", self.op_offset)
+            raise Malformed("Stack underflow at {op}.", self.op_offset, self._op)
         return self.stack[-1]
 
     def _pop_mark(self) -> list[Any]:
         if not self.metastack:
-            raise Malformed(f"{_OPNAMES.get(self._op, '?')} found no MARK on the stack.", self.op_offset)
+            raise Malformed("{op} found no MARK on the stack.", self.op_offset, self._op)
         items = self.stack
         self.stack = self.metastack.pop()
         return items
@@ -666,7 +693,7 @@ class _Machine:
                     ctx.add(
                         "pickle.extension-code",
                         Severity.HIGH,
-                        f"{_OPNAMES[op]} {code}",
+                        f"{_opname(op)} {code}",
                         f"The pickle names a global through the copyreg extension registry (code {code}); what it "
                         "resolves to depends on the loading process, so it cannot be checked.",
                         _REMEDIATE_GLOBAL,
@@ -887,7 +914,7 @@ def analyze_pickle_stream(
             if not peek:
                 break
             # Put the byte back by chaining a one-byte prefix onto the stream.
-            stream = cast(IO[bytes], _Prefixed(peek, stream))
+            stream = _Prefixed(peek, stream)  # type: ignore[assignment]  # read/readline are all it needs
             if count >= limit:
                 ctx.add("limit.pickles", Severity.HIGH, "many pickles",
                         f"More than {limit} consecutive pickles; the rest was not analysed.",
@@ -954,14 +981,11 @@ class _Prefixed:
         return head + rest
 
 
-_VALID_FIRST = frozenset(_OPNAMES)
-
-
 def looks_like_pickle(head: bytes) -> bool:
     """Cheap check: a PROTO header, or a first byte that is a pickle opcode (confirmed by parsing)."""
     if len(head) >= 2 and head[0] == 0x80 and head[1] <= 5:
         return True
-    return bool(head) and head[0] in _VALID_FIRST
+    return bool(head) and head[0] in OPCODE_BYTES
 
 
 class PickleScanner(FormatScanner):

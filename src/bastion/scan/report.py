@@ -1,20 +1,24 @@
-"""Render a `ScanReport`: text (rich table), JSON (``to_dict``) and SARIF 2.1.0.
+"""Render a `ScanReport`: rich tables for terminals, plain text, JSON (``to_dict``) and SARIF 2.1.0.
 
 The rule catalogue here gives every built-in rule id a short description for SARIF viewers.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import PurePath
-from typing import Any
 from urllib.parse import quote
 
-from rich.console import Console
-from rich.table import Table
+from bastion.scan.interface import Severity
 
-from bastion.scan.interface import Finding, ScanReport, Severity
+# rich is imported by `render` only: JSON, SARIF and plain text need none of it (start-up time)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from rich.console import Console
+
+    from bastion.scan.interface import Finding, ScanReport
 
 __all__ = ["RULES", "SARIF_SCHEMA", "render", "to_json", "to_sarif", "to_text"]
 
@@ -210,16 +214,23 @@ def to_json(report: ScanReport) -> str:
 
 
 def render(report: ScanReport, console: Console) -> None:
-    """Print the report as rich tables to ``console``."""
+    """Print the report as rich tables to ``console`` (for terminals; see `to_text` for plain text).
+
+    Everything taken from the artifact (names, messages, paths) is printed as literal text, never as
+    rich markup: a pickle may name a global ``[/]`` or ``[link=...]``.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
     files = Table(title=f"Scanned {len(report.files)} file(s) in {report.duration_s:.2f} s", title_justify="left")
     files.add_column("file")
     files.add_column("format")
     files.add_column("bytes", justify="right")
     for sf in report.files:
-        files.add_row(sf.path, sf.format, str(sf.size))
+        files.add_row(Text(sf.path), Text(sf.format), str(sf.size))
     console.print(files)
     if report.findings:
-        ordered = sorted(report.findings, key=lambda x: (-x.severity, x.file, x.inner_path or ""))
+        ordered = _ordered(report)
         table = Table(title="Findings", title_justify="left")
         table.add_column("#", justify="right")
         table.add_column("severity", no_wrap=True)
@@ -227,20 +238,52 @@ def render(report: ScanReport, console: Console) -> None:
         table.add_column("location", overflow="fold")
         table.add_column("construct", overflow="fold")
         for i, f in enumerate(ordered, 1):
-            table.add_row(str(i), f"[{_STYLE[f.severity]}]{f.severity.label}[/]", f.rule_id, _location(f),
-                          f.construct)
+            table.add_row(str(i), Text(f.severity.label, style=_STYLE[f.severity]), Text(f.rule_id),
+                          Text(_location(f)), Text(f.construct))
         console.print(table)
         for i, f in enumerate(ordered, 1):
-            console.print(f"[bold]{i}.[/] {f.message}\n   [dim]Fix:[/] {f.remediation}", highlight=False)
+            console.print(Text.assemble((f"{i}.", "bold"), f" {f.message}\n   ", ("Fix:", "dim"), f" {f.remediation}"))
     for err in report.errors:
-        console.print(f"[red]unreadable[/] {err.path}: {err.message}")
+        console.print(Text.assemble(("unreadable", "red"), f" {err.path}: {err.message}"))
+    console.print(f"Result: {_verdict(report)}", highlight=False)
+
+
+def _ordered(report: ScanReport) -> list[Finding]:
+    return sorted(report.findings, key=lambda x: (-x.severity, x.file, x.inner_path or ""))
+
+
+def _verdict(report: ScanReport) -> str:
     worst = report.max_severity
-    verdict = "no findings" if worst is None else f"{len(report.findings)} finding(s), worst: {worst.label}"
-    console.print(f"Result: {verdict}")
+    return "no findings" if worst is None else f"{len(report.findings)} finding(s), worst: {worst.label}"
 
 
-def to_text(report: ScanReport, *, width: int = 140) -> str:
-    """Plain-text rendering (no colour codes), e.g. for logs and tests."""
-    buffer = io.StringIO()
-    render(report, Console(file=buffer, width=width, no_color=True, color_system=None, highlight=False))
-    return buffer.getvalue()
+def _columns(rows: list[tuple[str, ...]], right: tuple[int, ...] = ()) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [cell.rjust(w) if i in right else cell.ljust(w)
+                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
+        lines.append("  " + "  ".join(cells).rstrip())
+    return lines
+
+
+def to_text(report: ScanReport) -> str:
+    """Plain-text rendering (no colour, no table borders), for files, pipes and logs.
+
+    The same facts as `render`: the files with their formats, then each finding with its severity,
+    rule, location, construct, message and fix, then a one-line result.
+    """
+    lines = [f"Scanned {len(report.files)} file(s) in {report.duration_s:.2f} s"]
+    lines += _columns([("file", "format", "bytes"), *((sf.path, sf.format, str(sf.size)) for sf in report.files)],
+                      right=(2,))
+    if report.findings:
+        ordered = _ordered(report)
+        lines.append("Findings")
+        lines += _columns([("#", "severity", "rule", "location", "construct"),
+                           *((str(i), f.severity.label, f.rule_id, _location(f), f.construct)
+                             for i, f in enumerate(ordered, 1))], right=(0,))
+        for i, f in enumerate(ordered, 1):
+            lines += [f"{i}. {f.message}", f"   Fix: {f.remediation}"]
+    lines += [f"unreadable {err.path}: {err.message}" for err in report.errors]
+    lines.append(f"Result: {_verdict(report)}")
+    return "\n".join(lines) + "\n"

@@ -8,9 +8,14 @@ from __future__ import annotations
 import itertools
 import json
 import struct
-from typing import IO, Any
 
-from bastion.scan.interface import FormatScanner, ScanContext, Severity
+from bastion.scan.interface import FormatScanner, Severity
+
+TYPE_CHECKING = False  # typing stays off the scan's start-up path; annotations are strings
+if TYPE_CHECKING:
+    from typing import IO, Any
+
+    from bastion.scan.interface import ScanContext
 
 __all__ = ["DTYPE_SIZES", "SafetensorsScanner"]
 

@@ -6,10 +6,15 @@ Persistent ids are expected inside PyTorch pickles (storages); everywhere else t
 from __future__ import annotations
 
 import dataclasses
-from typing import IO
 
-from bastion.scan.interface import ScanContext, Severity
+from bastion.scan.interface import Severity
 from bastion.scan.pickle import analyze_pickle_stream
+
+TYPE_CHECKING = False  # typing stays off the scan's start-up path; annotations are strings
+if TYPE_CHECKING:
+    from typing import IO
+
+    from bastion.scan.interface import ScanContext
 
 __all__ = [
     "is_legacy_torch",

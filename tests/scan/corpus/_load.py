@@ -92,6 +92,58 @@ def _keras_lambda(data: bytes) -> Any:
     return results
 
 
+def _gguf_metadata(data: bytes) -> dict[str, Any]:
+    """Read a GGUF v2/v3 header's metadata (strings, scalars, arrays) the way llama.cpp's reader does."""
+    import struct
+
+    pos = 4
+    _version, _n_tensors, n_kv = struct.unpack_from("<IQQ", data, pos)
+    pos += 20
+    sizes = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+
+    def string() -> str:
+        nonlocal pos
+        (n,) = struct.unpack_from("<Q", data, pos)
+        pos += 8
+        pos += n
+        return data[pos - n : pos].decode()
+
+    def value(vtype: int) -> Any:
+        nonlocal pos
+        if vtype == 8:
+            return string()
+        if vtype == 9:
+            item, count = struct.unpack_from("<IQ", data, pos)
+            pos += 12
+            return [value(item) for _ in range(count)]
+        fmt = "<" + sizes[vtype]
+        (v,) = struct.unpack_from(fmt, data, pos)
+        pos += struct.calcsize(fmt)
+        return v
+
+    meta = {}
+    for _ in range(n_kv):
+        key = string()
+        (vtype,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        meta[key] = value(vtype)
+    return meta
+
+
+def _gguf(data: bytes) -> Any:
+    """Read the metadata, then do what llama-cpp-python before 0.2.72 did with a GGUF's chat template
+    (CVE-2024-34359): render it in a plain, unsandboxed jinja2 Environment for the first chat message."""
+    import jinja2
+
+    meta = _gguf_metadata(data)
+    template = meta.get("tokenizer.chat_template")
+    if template is None:
+        return meta
+    env = jinja2.Environment(loader=jinja2.BaseLoader())  # unsandboxed: the vulnerable loader, on purpose
+    return env.from_string(template).render(messages=[{"role": "user", "content": "hi"}],
+                                            add_generation_prompt=True)
+
+
 def _member(data: bytes, kind: str, name: str) -> bytes:
     if kind == "zip":
         return zipfile.ZipFile(io.BytesIO(data)).read(name)  # last duplicate wins, as in zipfile
@@ -142,6 +194,8 @@ def load(data: bytes, spec: str) -> Any:
         with tarfile.open(fileobj=io.BytesIO(data)) as tf:
             tf.extractall(".", filter="fully_trusted")
         return None
+    if kind == "gguf":
+        return _gguf(data)
     if kind == "keras_lambda":
         return _keras_lambda(data)
     raise ValueError(f"unknown loader {spec!r}")

@@ -214,6 +214,19 @@ def _check_zip_bomb(path: Path) -> bool:
     return total >= 100 * 2**20 and total / path.stat().st_size > 500
 
 
+def _check_gguf_header_lies(path: Path) -> bool:
+    """The header claims more tensors/metadata entries than the file's bytes can hold (what a reader
+    that trusts the counts allocates), or a string longer than the file."""
+    data = path.read_bytes()
+    _version, n_tensors, n_kv = struct.unpack("<IQQ", data[4:24])
+    if n_tensors > len(data) // 8 or n_kv > len(data) // 8:
+        return True
+    if n_kv:
+        (key_len,) = struct.unpack("<Q", data[24:32])
+        return key_len > len(data)
+    return False
+
+
 STRUCTURAL_CHECKS: dict[str, Callable[[Path], bool]] = {
     "onnx_external_escape": _check_onnx_external_escape,
     "onnx_custom_domain": _check_onnx_custom_domain,
@@ -222,6 +235,7 @@ STRUCTURAL_CHECKS: dict[str, Callable[[Path], bool]] = {
     "safetensors_header_size": _check_safetensors_header_size,
     "zip_bomb": _check_zip_bomb,
     "archive_member_escapes": _check_archive_member_escapes,
+    "gguf_header_lies": _check_gguf_header_lies,
 }
 
 
@@ -667,12 +681,16 @@ def _malicious_containers(b: _Builder) -> None:
         "gzip": _Reduce(exec, (py,)),
         "bz2": _Reduce(__import__("subprocess").call, (touch,)),
         "lzma": _Reduce(eval, (py,)),
+        # joblib writes lz4 only with the 'lz4' package installed (the dev extra has it); the scanner
+        # reads lz4 frames with or without it
+        "lz4": _Reduce(__import__("subprocess").run, (touch,)),
     }
     for comp, payload in payloads.items():
         buf = io.BytesIO()
         obj = {"coef": np.arange(8, dtype=np.float64), "hook": payload}
         joblib.dump(obj, buf, compress=0 if comp == "none" else (comp, 3))
-        ext = {"none": "joblib", "zlib": "joblib", "gzip": "joblib.gz", "bz2": "joblib.bz2", "lzma": "joblib.xz"}
+        ext = {"none": "joblib", "zlib": "joblib", "gzip": "joblib.gz", "bz2": "joblib.bz2", "lzma": "joblib.xz",
+               "lz4": "joblib.lz4"}
         b.bad(
             f"model_{comp}.{ext[comp]}",
             buf.getvalue(),
@@ -930,6 +948,7 @@ def _malicious_containers(b: _Builder) -> None:
     # ONNX and safetensors: not code execution, but data-exfiltration / parser attacks
     _onnx_malicious(b)
     _safetensors_malicious(b)
+    _gguf_malicious(b)
 
 
 def _sevenzip(entries: list[tuple[str, bytes]]) -> bytes | None:
@@ -1299,6 +1318,103 @@ def _safetensors_malicious(b: _Builder) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+# GGUF (llama.cpp): hand-built v3 headers, no hub download
+
+_GGUF_U32, _GGUF_F32, _GGUF_STR, _GGUF_ARR = 4, 6, 8, 9
+
+
+def _gguf_str(text: str) -> bytes:
+    raw = text.encode()
+    return struct.pack("<Q", len(raw)) + raw
+
+
+def _gguf_kv(key: str, vtype: int, value: Any) -> bytes:
+    out = _gguf_str(key) + struct.pack("<I", vtype)
+    if vtype == _GGUF_STR:
+        return out + _gguf_str(value)
+    if vtype == _GGUF_U32:
+        return out + struct.pack("<I", value)
+    if vtype == _GGUF_F32:
+        return out + struct.pack("<f", value)
+    if vtype == _GGUF_ARR:  # array of strings
+        return out + struct.pack("<IQ", _GGUF_STR, len(value)) + b"".join(_gguf_str(v) for v in value)
+    raise ValueError(vtype)
+
+
+def _gguf(meta: list[tuple[str, int, Any]], tensors: list[tuple[str, tuple[int, ...]]]) -> bytes:
+    """A GGUF v3 file: metadata, F32 tensor infos, padding to 32 bytes, then the tensor data."""
+    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(meta))
+    out += b"".join(_gguf_kv(k, t, v) for k, t, v in meta)
+    data = b""
+    for name, shape in tensors:
+        out += _gguf_str(name) + struct.pack("<I", len(shape)) + b"".join(struct.pack("<Q", d) for d in shape)
+        out += struct.pack("<IQ", 0, len(data))  # GGML_TYPE_F32, offset into the data section
+        n = 1
+        for d in shape:
+            n *= d
+        data += struct.pack(f"<{n}f", *(0.01 * i for i in range(n)))
+        data += b"\0" * (-len(data) % 32)
+    out += b"\0" * (-len(out) % 32)
+    return out + data
+
+
+_GGUF_TOKENS = ["<s>", "</s>", "hello", "world"]
+# a real-world style template (ChatML)
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def _gguf_model(template: str | None) -> bytes:
+    meta: list[tuple[str, int, Any]] = [
+        ("general.architecture", _GGUF_STR, "llama"),
+        ("general.name", _GGUF_STR, "tiny"),
+        ("general.alignment", _GGUF_U32, 32),
+        ("llama.context_length", _GGUF_U32, 64),
+        ("llama.rope.freq_base", _GGUF_F32, 10000.0),
+        ("tokenizer.ggml.model", _GGUF_STR, "llama"),
+        ("tokenizer.ggml.tokens", _GGUF_ARR, _GGUF_TOKENS),
+    ]
+    if template is not None:
+        meta.append(("tokenizer.chat_template", _GGUF_STR, template))
+    return _gguf(meta, [("token_embd.weight", (4, 8)), ("output_norm.weight", (8,))])
+
+
+def _gguf_malicious(b: _Builder) -> None:
+    # CVE-2024-34359 ("Llama Drama"): llama-cpp-python rendered the GGUF chat template in an
+    # unsandboxed jinja2 Environment; the template reaches os through a global's __globals__
+    ssti = "{{ cycler.__init__.__globals__.os.popen(" + repr(b.cmd) + ").read() }}" + CHATML_TEMPLATE
+    b.bad(
+        "chat_template_ssti.gguf",
+        _gguf_model(ssti),
+        "GGUF chat template with a Jinja server-side template injection (CVE-2024-34359)",
+        "gguf",
+        loader="gguf",
+    )
+    bomb = bytearray(_gguf_model(None))
+    struct.pack_into("<Q", bomb, 16, 2**60)  # metadata count
+    b.add(
+        "kv_count_bomb.gguf",
+        bytes(bomb),
+        malicious=True,
+        technique="GGUF header metadata count far beyond the file size (allocation bomb)",
+        fmt="gguf",
+        structural="gguf_header_lies",
+    )
+    lie = bytearray(_gguf_model(None))
+    struct.pack_into("<Q", lie, 24, 2**40)  # length of the first metadata key
+    b.add(
+        "string_length_lie.gguf",
+        bytes(lie),
+        malicious=True,
+        technique="GGUF metadata string length larger than the file (out-of-bounds read)",
+        fmt="gguf",
+        structural="gguf_header_lies",
+    )
+
+
+# ----------------------------------------------------------------------------------------------
 # benign samples: real models saved by their libraries
 
 
@@ -1380,6 +1496,12 @@ def _benign(b: _Builder) -> None:
         "sklearn_kmeans.joblib.gz",
         jl(KMeans(n_clusters=3, n_init=2, random_state=0).fit(X), ("gzip", 3)),
         "sklearn KMeans, joblib gzip",
+        "joblib",
+    )
+    good(
+        "sklearn_logreg.joblib.lz4",
+        jl(logreg, ("lz4", 3)),
+        "sklearn LogisticRegression, joblib lz4",
         "joblib",
     )
     good(
@@ -1543,6 +1665,9 @@ def _benign(b: _Builder) -> None:
         "gzip-compressed sklearn pickle",
         "gzip",
     )
+    good("tiny_llama_chatml.gguf", _gguf_model(CHATML_TEMPLATE), "GGUF v3 llama model with a ChatML chat template",
+         "gguf")
+    good("tiny_llama.gguf", _gguf_model(None), "GGUF v3 llama model without a chat template", "gguf")
 
     try:
         import xgboost as xgb
