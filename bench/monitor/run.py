@@ -73,7 +73,30 @@ def make_data(rows: int, seed: int = 42, chunk: int = 1_000_000) -> tuple[Path, 
     return ref_p, cur_p
 
 
-# Each peer script prints one JSON line: {"seconds": compute time, "flagged": [...], "notes": ...}.
+# Every script that works on DataFrames loads them with this one helper, so all tools hold the same data
+# in the same dtypes: float64 and pandas' Arrow-backed ``str`` (the pandas 3 default; pandas 2.3 venvs opt
+# in with ``future.infer_string``, else their strings would be Python objects, about 2x the memory).
+# It also records the process's peak RSS after loading and its RSS once loaded, so each tool's own
+# working memory (peak minus loaded) can be told apart from the cost of holding the data.
+LOAD = r"""
+import resource, time
+import pandas as pd
+if int(pd.__version__.split(".")[0]) < 3:
+    pd.set_option("future.infer_string", True)
+def _rss_mb():
+    with open("/proc/self/status") as fh:
+        for ln in fh:
+            if ln.startswith("VmRSS"):
+                return int(ln.split()[1]) / 1024
+def load(a, b):
+    t0 = time.perf_counter()
+    ref = pd.read_parquet(a); cur = pd.read_parquet(b)
+    mem = {"load_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "loaded_rss_mb": _rss_mb(),
+           "dtypes": sorted({str(t) for t in ref.dtypes})}
+    return ref, cur, time.perf_counter() - t0, mem
+"""
+
+# Each script prints one JSON line: {"seconds": compute time, "flagged": [...], "notes": ...}.
 BASTION = r"""
 import json, sys, time
 from bastion.monitor.drift.run import compute_drift
@@ -86,24 +109,22 @@ print(json.dumps({"seconds": dt, "flagged": rep.drifted_features, "tests": tests
 """
 
 # The same computation on DataFrames loaded first (as the peers are timed): compute only.
-BASTION_MEM = r"""
+BASTION_MEM = LOAD + r"""
 import json, sys, time
-import pandas as pd
-ref = pd.read_parquet(sys.argv[1]); cur = pd.read_parquet(sys.argv[2])
+ref, cur, load_s, mem = load(sys.argv[1], sys.argv[2])
 from bastion.monitor.drift.run import compute_drift
 t = time.perf_counter()
 rep = compute_drift(ref, cur)
 dt = time.perf_counter() - t
 tests = sorted({k for f in rep.features for k in f.tests})
-print(json.dumps({"seconds": dt, "flagged": rep.drifted_features, "tests": tests, "verdict": rep.verdict}))
+print(json.dumps({"seconds": dt, "flagged": rep.drifted_features, "tests": tests, "verdict": rep.verdict,
+                  "load_seconds": load_s, **mem}))
 """
 
-EVIDENTLY = r"""
+EVIDENTLY = LOAD + r"""
 import json, sys, time
 import pandas as pd
-t0 = time.perf_counter()
-ref = pd.read_parquet(sys.argv[1]); cur = pd.read_parquet(sys.argv[2])
-load = time.perf_counter() - t0
+ref, cur, load_s, mem = load(sys.argv[1], sys.argv[2])
 from evidently import Report, Dataset, DataDefinition
 from evidently.presets import DataDriftPreset
 num = [c for c in ref.columns if c.startswith("num_")]; cat = [c for c in ref.columns if c.startswith("cat_")]
@@ -124,14 +145,14 @@ for m in d["metrics"]:
         is_p = "p_value" in method or "test" in method.lower() and "distance" not in method.lower()
         if (v < thr) if is_p else (v >= thr):
             flagged.append(col)
-print(json.dumps({"seconds": dt, "load_seconds": load, "flagged": sorted(flagged)}))
+print(json.dumps({"seconds": dt, "load_seconds": load_s, "flagged": sorted(flagged), **mem}))
 """
 
-ALIBI = r"""
+ALIBI = LOAD + r"""
 import json, sys, time
 import numpy as np, pandas as pd
+ref, cur, load_s, mem = load(sys.argv[1], sys.argv[2])
 t0 = time.perf_counter()
-ref = pd.read_parquet(sys.argv[1]); cur = pd.read_parquet(sys.argv[2])
 from alibi_detect.cd import TabularDrift
 cols = list(ref.columns)
 cat_idx = [i for i, c in enumerate(cols) if c.startswith("cat_")]
@@ -146,22 +167,20 @@ def enc(df):
             out[:, i] = df[c].to_numpy()
     return out
 xr, xc = enc(ref), enc(cur)
-load = time.perf_counter() - t0
+load_s += time.perf_counter() - t0  # label-encoding into numpy counts as loading
 t = time.perf_counter()
 cd = TabularDrift(xr, p_val=0.05, categories_per_feature={i: None for i in cat_idx})
 pred = cd.predict(xc, drift_type="feature")
 dt = time.perf_counter() - t
 flagged = [cols[i] for i, v in enumerate(pred["data"]["is_drift"]) if v]
-print(json.dumps({"seconds": dt, "load_seconds": load, "flagged": sorted(flagged)}))
+print(json.dumps({"seconds": dt, "load_seconds": load_s, "flagged": sorted(flagged), **mem}))
 """
 
-NANNYML = r"""
+NANNYML = LOAD + r"""
 import json, sys, time
 import pandas as pd
-t0 = time.perf_counter()
-ref = pd.read_parquet(sys.argv[1]); cur = pd.read_parquet(sys.argv[2])
+ref, cur, load_s, mem = load(sys.argv[1], sys.argv[2])
 import nannyml as nml
-load = time.perf_counter() - t0
 cols = list(ref.columns)
 t = time.perf_counter()
 # NannyML's defaults: Jensen-Shannon (continuous), L-infinity (categorical), 10 chunks per period;
@@ -172,7 +191,7 @@ calc.fit(ref)
 res = calc.calculate(cur).filter(period="analysis").to_df()
 dt = time.perf_counter() - t
 flagged = sorted({c for (c, m, k) in res.columns if k == "alert" and c in cols and bool(res[(c, m, k)].any())})
-print(json.dumps({"seconds": dt, "load_seconds": load, "flagged": flagged}))
+print(json.dumps({"seconds": dt, "load_seconds": load_s, "flagged": flagged, **mem}))
 """
 
 SCRIPTS = {
@@ -206,6 +225,11 @@ def run_measured(tool: str, ref: Path, cur: Path) -> dict:
     doc = json.loads(line)
     doc.update(tool=tool, wall_seconds=wall, peak_rss_mb=(rss_kb or 0) / 1024)
     return doc
+
+
+def _median(runs: list[dict], key: str) -> float | None:
+    vals = [x[key] for x in runs if x.get(key) is not None]
+    return statistics.median(vals) if vals else None
 
 
 def main() -> None:
@@ -242,7 +266,11 @@ def main() -> None:
                     "flagged": ok[0]["flagged"],
                     "caught_all_planted": DRIFTED <= set(ok[0]["flagged"]),
                     "false_alarms": sorted(set(ok[0]["flagged"]) - DRIFTED),
-                    "extra": {k: v for k, v in ok[0].items() if k in ("tests", "verdict", "load_seconds")},
+                    "extra": {k: v for k, v in ok[0].items() if k in ("tests", "verdict", "dtypes")},
+                    "load_seconds_median": _median(ok, "load_seconds"),
+                    "load_peak_mb_median": _median(ok, "load_peak_mb"),
+                    "loaded_rss_mb_median": _median(ok, "loaded_rss_mb"),
+                    "date": time.strftime("%Y-%m-%d"),
                 }
             print(json.dumps(rec), flush=True)
             results = [x for x in results if not (x["rows"] == rows and x["tool"] == tool)] + [rec]

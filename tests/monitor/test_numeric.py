@@ -162,3 +162,42 @@ def test_property_equal_scipy_on_small_tied_samples(x: list[float], y: list[floa
     assert s.ks_statistic == pytest.approx(ref.statistic, abs=1e-9)
     assert s.ks_p_value == pytest.approx(ref.pvalue, abs=1e-9)
     assert s.wasserstein == pytest.approx(stats.wasserstein_distance(a, b), abs=1e-9)
+
+
+@pytest.mark.parametrize(("n", "z"), [(141, 1.6), (5_000, 1.5), (20_000, 2.0), (150_000, 3.0), (150_000, 12.0)])
+def test_vectorised_smirnov_equals_scipy(n: int, z: float) -> None:
+    from scipy.special import smirnov
+
+    from bastion.monitor.drift.numeric import smirnov_sf
+
+    d = z / np.sqrt(n)
+    assert smirnov_sf(n, d) == pytest.approx(smirnov(n, d), abs=1e-12, rel=1e-9)
+
+
+@pytest.mark.parametrize("z", [1.49, 2.0, 4.0, 19.0])
+def test_ks_p_value_in_scipys_slow_regime_equals_scipy(z: float) -> None:
+    # n*D^2 in [2.2, 370): where scipy's kstwo.sf runs its O(n) smirnov loop; ours is vectorised.
+    from scipy.stats import distributions
+
+    from bastion.monitor.drift.numeric import _smirnov_regime, ks_p_value
+
+    n1, n2 = 60_000, 40_000
+    en = round(n1 * n2 / (n1 + n2))
+    d = z / np.sqrt(en)
+    assert _smirnov_regime(en, d) == (2.2 <= z * z < 370)
+    assert ks_p_value(d, n1, n2)[1] == pytest.approx(float(distributions.kstwo.sf(d, en)), abs=1e-9)
+
+
+@pytest.mark.parametrize("block", [1, 2, 7, 64])
+def test_blocked_merge_equals_scipy_with_ties_across_blocks(monkeypatch: pytest.MonkeyPatch, block: int) -> None:
+    import bastion.monitor.drift.numeric as numeric
+
+    monkeypatch.setattr(numeric, "MERGE_BLOCK", block)
+    rng = np.random.default_rng(block)
+    x = np.round(rng.normal(size=300), 0)  # a handful of values, each tie group spanning many blocks
+    y = np.round(rng.normal(0.3, 1.2, size=257), 0)
+    s = numeric_statistics(x, y)
+    assert s.ks_statistic == pytest.approx(stats.ks_2samp(x, y).statistic, abs=1e-12)
+    assert s.wasserstein == pytest.approx(stats.wasserstein_distance(x, y), abs=1e-12)
+    z = np.full(50, 2.0)
+    assert numeric_statistics(z, z).ks_statistic == 0.0 and numeric_statistics(z, z).wasserstein == 0.0

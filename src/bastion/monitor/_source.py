@@ -1,22 +1,36 @@
-"""Column-at-a-time access to tabular inputs (pandas, pyarrow, Parquet paths or globs), so drift
-statistics hold one column of each side in memory, never the whole table.
+"""Column-at-a-time, chunked access to tabular inputs (pandas, pyarrow, Parquet paths or globs, a filtered
+prediction log), so drift statistics hold one column chunk of each side in memory, never the whole table.
 """
 
 from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from bastion.errors import DataError
 
-__all__ = ["TableSource", "expand_paths"]
+__all__ = ["CHUNK_ROWS", "TableSource", "expand_paths"]
+
+CHUNK_ROWS = 262_144  # rows per chunk when a column is streamed (one chunk of one column at a time)
+
+# pandas' inferred kinds of object columns -> the Arrow type a column is read as.
+_OBJECT_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "empty": pa.null(),
+    "boolean": pa.bool_(),
+    "integer": pa.int64(),
+    "floating": pa.float64(),
+    "mixed-integer-float": pa.float64(),
+    "decimal": pa.float64(),
+}
 
 
 def expand_paths(spec: str | Path | Sequence[str | Path]) -> list[str]:
@@ -40,10 +54,28 @@ def expand_paths(spec: str | Path | Sequence[str | Path]) -> list[str]:
     return files
 
 
-class TableSource:
-    """A table whose columns are read one at a time.
+def _frame_schema(df: pd.DataFrame) -> pa.Schema:
+    """Arrow types of a DataFrame's columns without converting its data (object columns are inferred)."""
+    schema = pa.Schema.from_pandas(df.iloc[:0], preserve_index=False)
+    fields = []
+    for f in schema:
+        col = df[f.name]
+        if col.dtype == object:
+            kind = pd.api.types.infer_dtype(col, skipna=True)
+            if kind not in _OBJECT_TYPES:
+                raise DataError(
+                    f"Cannot convert column {f.name!r} to Arrow: its values are {kind!r}. Give columns one type each."
+                )
+            f = f.with_type(_OBJECT_TYPES[kind])
+        fields.append(f)
+    return pa.schema(fields)
 
-    Wraps a pandas DataFrame, a pyarrow Table, or Parquet files (read lazily, column by column).
+
+class TableSource:
+    """A table whose columns are read one at a time, in chunks of ``CHUNK_ROWS`` rows.
+
+    Wraps a pandas DataFrame (converted one column chunk at a time, never as a whole), a pyarrow
+    Table, or Parquet files (read lazily, one column at a time, optionally through a row filter).
     Picklable, so Dask workers can read their own columns from shared storage.
     """
 
@@ -51,22 +83,31 @@ class TableSource:
         self,
         *,
         table: pa.Table | None = None,
+        frame: pd.DataFrame | None = None,
         paths: list[str] | None = None,
         rename: dict[str, str] | None = None,
+        filter: Any = None,
+        unify: bool = False,
     ) -> None:
         self._table = table
+        self._frame = frame
         self.paths = paths
+        self.filter = filter
+        self._unify = unify
         self._dataset: pads.Dataset | None = None
         self._stored: dict[str, str] = {}
         if table is not None:
             self.schema = table.schema
             self.num_rows = table.num_rows
+        elif frame is not None:
+            self.schema = _frame_schema(frame)
+            self.num_rows = len(frame)
         else:
             try:
                 ds = self._ds()
                 self.schema = ds.schema
-                self.num_rows = int(ds.count_rows())
-            except (pa.ArrowInvalid, OSError) as e:
+                self.num_rows = int(ds.count_rows(filter=filter) if filter is not None else ds.count_rows())
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
                 raise DataError(f"Cannot read Parquet input {paths}: {e}. Check the files.") from e
         if rename:
             # Expose stored columns under other names (e.g. the log's "in.age" as "age").
@@ -85,9 +126,11 @@ class TableSource:
         if isinstance(obj, pd.DataFrame):
             if len(set(map(str, obj.columns))) != obj.shape[1]:
                 raise DataError("The DataFrame has duplicate column names; give each column a unique name.")
+            if not all(isinstance(c, str) for c in obj.columns):
+                obj = obj.rename(columns=str)
             try:
-                return cls(table=pa.Table.from_pandas(obj, preserve_index=False))
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+                return cls(frame=obj)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
                 raise DataError(f"Cannot convert the DataFrame to Arrow: {e}. Give columns one type each.") from e
         if isinstance(obj, pa.Table):
             return cls(table=obj)
@@ -97,27 +140,32 @@ class TableSource:
             f"Expected a pandas DataFrame, a pyarrow Table or Parquet path(s); got {type(obj).__name__}."
         )
 
+    @classmethod
+    def from_log(
+        cls, files: Sequence[str | Path], *, filter: Any = None, rename: dict[str, str] | None = None
+    ) -> TableSource:
+        """Prediction-log files (their schemas unified) seen through a row ``filter``, columns renamed."""
+        return cls(paths=[str(f) for f in files], filter=filter, rename=rename, unify=True)
+
     def renamed(self, rename: dict[str, str]) -> TableSource:
         """The same data with columns exposed under new names (``{stored: new}``)."""
-        return TableSource(table=self._table, paths=self.paths, rename=rename)
-
-    def select(self, names: list[str]) -> TableSource:
-        """A view holding only ``names`` (in-memory tables are sliced; files stay lazy)."""
-        if self._table is not None:
-            keep = [self._stored.get(n, n) for n in names]
-            t = self._table.select(keep).rename_columns(names)
-            return TableSource(table=t)
-        view = TableSource.__new__(TableSource)
-        view.__dict__.update(self.__dict__)
-        view._dataset = None
-        view.schema = pa.schema([self.schema.field(n) for n in names])
-        return view
+        return TableSource(
+            table=self._table, frame=self._frame, paths=self.paths, rename=rename, filter=self.filter,
+            unify=self._unify,
+        )
 
     def _ds(self) -> pads.Dataset:
         if self._dataset is None:
-            ds = pads.dataset(self.paths, format="parquet")
+            assert self.paths is not None
+            schema = None
+            if self._unify and len(self.paths) > 1:
+                try:
+                    schema = pa.unify_schemas([pq.read_schema(p) for p in self.paths], promote_options="permissive")
+                except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+                    raise DataError(f"The files disagree on column types: {e}.") from e
+            ds = pads.dataset(self.paths, format="parquet", schema=schema)
             strings = [f.name for f in ds.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-            if strings:
+            if strings and schema is None:
                 # Read text columns dictionary-encoded: no per-row strings, and counting is a bincount.
                 fmt = pads.ParquetFileFormat(read_options=pads.ParquetReadOptions(dictionary_columns=strings))
                 ds = pads.dataset(self.paths, format=fmt)
@@ -136,12 +184,60 @@ class TableSource:
     def type_of(self, name: str) -> pa.DataType:
         return self.schema.field(self.schema.get_field_index(name)).type
 
-    def column(self, name: str) -> pa.ChunkedArray:
-        """One column as a ChunkedArray (for Parquet: only that column is read)."""
+    def iter_column(self, name: str, *, chunk_rows: int | None = None) -> Iterator[pa.Array]:
+        """One column in chunks of at most ``chunk_rows`` rows (default ``CHUNK_ROWS``; for Parquet only
+        that column is read)."""
+        chunk_rows = chunk_rows or CHUNK_ROWS
         stored = self._stored.get(name, name)
         if self._table is not None:
-            return self._table.column(stored)
+            for chunk in self._table.column(stored).chunks:
+                for s in range(0, len(chunk), chunk_rows):
+                    yield chunk.slice(s, chunk_rows)
+            return
+        if self._frame is not None:
+            series = self._frame[stored]
+            typ = self.type_of(name)
+            for s in range(0, len(series), chunk_rows):
+                part = series.iloc[s : s + chunk_rows]
+                if part.dtype == object:
+                    yield pa.array(part, type=typ, from_pandas=True)
+                elif pd.api.types.is_extension_array_dtype(part.dtype):  # category, str, nullable
+                    arr = pa.array(part, from_pandas=True)
+                    yield arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+                else:
+                    # numpy-backed: a zero-copy view; NaN stays NaN (counted as missing downstream)
+                    yield pa.array(part.to_numpy(copy=False))
+            return
         try:
-            return self._ds().to_table(columns=[stored]).column(stored)
+            for batch in self._ds().to_batches(columns=[stored], filter=self.filter, batch_size=chunk_rows):
+                if batch.num_rows:
+                    yield batch.column(0)
         except (pa.ArrowInvalid, OSError) as e:
             raise DataError(f"Cannot read column {name!r} from {self.paths}: {e}.") from e
+
+    def iter_frames(self, names: Sequence[str], *, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+        """Rows in pandas chunks of at most ``chunk_rows``, only ``names`` (exposed names), for row-wise scoring."""
+        chunk_rows = chunk_rows or CHUNK_ROWS
+        stored = [self._stored.get(n, n) for n in names]
+        back = dict(zip(stored, names, strict=True))
+        if self._frame is not None:
+            for s in range(0, len(self._frame), chunk_rows):
+                yield self._frame.iloc[s : s + chunk_rows][stored].rename(columns=back)
+            return
+        if self._table is not None:
+            for batch in self._table.select(stored).to_batches(max_chunksize=chunk_rows):
+                yield batch.to_pandas().rename(columns=back)
+            return
+        for batch in self._ds().to_batches(columns=stored, filter=self.filter, batch_size=chunk_rows):
+            if batch.num_rows:
+                yield batch.to_pandas().rename(columns=back)
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        """One whole column as a ChunkedArray (O(rows) of that one column)."""
+        chunks = list(self.iter_column(name))
+        if not chunks:
+            typ = self.type_of(name)
+            return pa.chunked_array([], type=typ)
+        if len({c.type for c in chunks}) == 1:
+            return pa.chunked_array(chunks, type=chunks[0].type)
+        return pa.chunked_array([c.cast(self.type_of(name)) for c in chunks])

@@ -5,6 +5,7 @@ skops in the blob store, scoring logged inputs in chunks; share of anomalous inp
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -130,15 +131,24 @@ def fit_anomaly_model(reference: pd.DataFrame, *, config: AnomalyConfig | None =
     return AnomalyModel(forest, numeric, cats, fill, trained_on, bounds)
 
 
-def score_anomalies(model: AnomalyModel, inputs: pd.DataFrame, *, config: AnomalyConfig | None = None,
-                    chunk_rows: int = 100_000) -> AnomalyResult:
-    """Share of ``inputs`` the forest calls anomalous, scored chunk by chunk."""
+def score_anomalies(model: AnomalyModel, inputs: pd.DataFrame | Iterable[pd.DataFrame], *,
+                    config: AnomalyConfig | None = None, chunk_rows: int = 100_000) -> AnomalyResult:
+    """Share of ``inputs`` the forest calls anomalous, scored chunk by chunk.
+
+    ``inputs`` is a DataFrame or an iterable of DataFrame chunks (a streamed window): only the
+    flagged count is kept between chunks.
+    """
     cfg = config or AnomalyConfig()
-    n = len(inputs)
-    flagged = 0
-    for i in range(0, n, chunk_rows):
-        part = inputs.iloc[i : i + chunk_rows]
-        flagged += int(np.sum(model.flags(part)))
+    chunks: Iterable[pd.DataFrame]
+    if isinstance(inputs, pd.DataFrame):
+        chunks = (inputs.iloc[i : i + chunk_rows] for i in range(0, len(inputs), chunk_rows))
+    else:
+        chunks = inputs
+    n = flagged = 0
+    for part in chunks:
+        n += len(part)
+        if len(part):
+            flagged += int(np.sum(model.flags(part)))
     share = flagged / n if n else 0.0
     return AnomalyResult(n, flagged, share, cfg.max_share, n > 0 and share > cfg.max_share, float(cfg.contamination))
 

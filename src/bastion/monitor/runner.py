@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
 
 from bastion.errors import BastionError, DataError
 from bastion.monitor._source import TableSource
@@ -34,7 +36,7 @@ from bastion.monitor.prediction_log import (
     BASE_COLUMNS,
     INPUT_PREFIX,
     OUTPUT_PREFIX,
-    inputs_frame,
+    prediction_log_files,
     read_prediction_log,
 )
 from bastion.monitor.store import load_history, save_window
@@ -227,6 +229,27 @@ def _reference_predictions(project: Any, model_ref: str, features: pd.DataFrame,
     return out
 
 
+def _window_filter(start: datetime, end: datetime, version: int | None) -> Any:
+    """Rows of the window ``[start, end)`` answered (``outcome == "ok"``) by ``version``."""
+    lo = pa.scalar(start.astimezone(UTC), type=pa.timestamp("us", tz="UTC"))
+    hi = pa.scalar(end.astimezone(UTC), type=pa.timestamp("us", tz="UTC"))
+    expr = (pads.field("ts") >= lo) & (pads.field("ts") < hi) & (pads.field("outcome") == "ok")
+    if version is not None:
+        expr = expr & (pads.field("version") == version)
+    return expr
+
+
+def _window_columns(files: list[Path], window_filter: Any, columns: list[str]) -> pd.DataFrame:
+    """Only ``columns`` of the filtered window, read chunk by chunk and kept as one small frame."""
+    src = TableSource.from_log(files, filter=window_filter)
+    present = [c for c in columns if c in src.columns]
+    parts = [pa.Table.from_batches([b]) for b in src._ds().to_batches(columns=present, filter=window_filter)]
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in present})
+    df = pa.concat_tables(parts, promote_options="permissive").to_pandas()
+    return df.sort_values("ts", kind="stable").reset_index(drop=True) if "ts" in df.columns else df
+
+
 def alert_log_path(project: Any, config: MonitoringConfig) -> Path:
     if config.alerts.log:
         p = Path(config.alerts.log)
@@ -261,16 +284,23 @@ def run_window(
     target = target or mv.params.get("target") or mv.tags.get("target")
     notes: list[str] = [f"reference: dataset {ds_ref}"]
 
-    logdf = read_prediction_log(project, mv.name, start=start, end=end)
-    if "version" in logdf.columns and len(logdf):
-        logdf = logdf[logdf["version"] == mv.version].reset_index(drop=True)
-    current = inputs_frame(logdf)
-    log_features = [c for c in current.columns if not c.startswith(OUTPUT_PREFIX)]
+    # The window streams from the log files: one column (drift) or one chunk of rows (anomalies) at a
+    # time, through a row filter (window, this version, answered requests), never as one frame.
+    files = prediction_log_files(project, mv.name)
+    window_filter = _window_filter(start, end, mv.version)
+    current: TableSource | None = None
+    if files:
+        current = TableSource.from_log(files, filter=window_filter)
+        current = current.renamed({c: c[len(INPUT_PREFIX) :] for c in current.columns if c.startswith(INPUT_PREFIX)})
+    n_current = current.num_rows if current is not None else 0
+    log_features = [c for c in current.columns if c not in BASE_COLUMNS and not c.startswith(OUTPUT_PREFIX)] \
+        if current is not None else []
     features = [c for c in reference.columns if c in log_features] or [
         c for c in reference.columns if c != target
     ]
-    ref_frame = reference[features].copy()
-    if len(current) and any(c.startswith(OUTPUT_PREFIX) for c in current.columns):
+    ref_frame = reference[features]
+    outputs = [c for c in current.columns if c.startswith(OUTPUT_PREFIX)] if current is not None else []
+    if n_current and outputs:
         try:
             preds = _reference_predictions(project, version_ref, reference[features])
             ref_frame = ref_frame.join(preds, how="left") if len(preds) == len(ref_frame) else pd.concat(
@@ -278,14 +308,16 @@ def run_window(
             )
         except (BastionError, ValueError, TypeError, AttributeError) as e:
             notes.append(f"prediction drift skipped: cannot score the reference ({type(e).__name__})")
-    cols = [c for c in ref_frame.columns if c in current.columns or not c.startswith(OUTPUT_PREFIX)]
-    drift = compute_drift(ref_frame, current if len(current.columns) else pd.DataFrame({c: [] for c in features}),
-                          columns=cols, config=cfg.drift, engine=engine, progress=progress)
+    cols = [c for c in ref_frame.columns if c in outputs or not c.startswith(OUTPUT_PREFIX)]
+    cur_input: Any = current if current is not None else pd.DataFrame({c: [] for c in features})
+    drift = compute_drift(ref_frame, cur_input, columns=cols, config=cfg.drift, engine=engine, progress=progress)
 
-    # Performance from delayed labels (or an estimate from confidence).
+    # Performance from delayed labels (or an estimate from confidence): only the columns it needs.
     perf: list[WindowPerformance] = []
-    ok = logdf[logdf["outcome"] == "ok"] if "outcome" in logdf.columns else logdf
-    if len(ok) and "out.label" in ok.columns:
+    if n_current and "out.label" in outputs:
+        sensitive = [f"in.{s}" for s in cfg.performance.sensitive]
+        wanted = ["request_id", "ts", *[c for c in ("out.label", "out.proba") if c in outputs], *sensitive]
+        ok = _window_columns(files, window_filter, wanted)
         joined = join_labels(ok, read_labels(project, mv.name))
         perf = performance_by_window(joined, sensitive=[f"in.{s}" if f"in.{s}" in joined.columns else s
                                                         for s in cfg.performance.sensitive],
@@ -293,21 +325,32 @@ def run_window(
                                      min_labels=cfg.performance.min_labels)
     breaches = _breaches(perf, cfg.performance.floors)
 
-    # Input anomalies against a forest fit on the training data (fit once, stored with the version).
+    # Input anomalies against a forest fit on the training data (fit once, stored with the version),
+    # scored chunk by chunk: only the flagged count is kept.
     anomaly = None
-    if cfg.anomaly.enabled and len(current):
+    if cfg.anomaly.enabled and n_current and current is not None:
         am = load_anomaly_model(project, version_ref)
         if am is None or set(am.features) - set(features):
             am = fit_anomaly_model(reference[features], config=cfg.anomaly, trained_on=ds_ref)
             save_anomaly_model(project, version_ref, am)
-        anomaly = score_anomalies(am, current[features], config=cfg.anomaly)
+        present = [c for c in features if c in current.columns]
+        anomaly = score_anomalies(am, current.iter_frames(present), config=cfg.anomaly)
 
-    # Attack patterns, with the previous day of traffic as the per-key baseline.
+    # Attack patterns, with the previous day of traffic as the per-key baseline. The rules compare
+    # each key's inputs with one another (distinct inputs, near-duplicate walks), so they read the
+    # window's rows, but only the columns they use (no outputs, latencies or request ids).
+    attack_cols = ["ts", "version", "key_id", "client", "outcome"]
+    logdf = read_prediction_log(project, mv.name, start=start, end=end,
+                                columns=attack_cols + [f"{INPUT_PREFIX}{c}" for c in log_features])
+    if "version" in logdf.columns and len(logdf):
+        logdf = logdf[logdf["version"] == mv.version].reset_index(drop=True)
     base_start = start - timedelta(days=1)
-    baseline = read_prediction_log(project, mv.name, start=base_start, end=start)
+    baseline = read_prediction_log(project, mv.name, start=base_start, end=start,
+                                   columns=attack_cols + [f"{INPUT_PREFIX}{c}" for c in log_features])
     scales = {c: float(reference[c].std()) for c in features if pd.api.types.is_numeric_dtype(reference[c])}
     attacks = detect_attacks(logdf, cfg.attacks, baseline=baseline if len(baseline) else None,
                              baseline_scale=window / timedelta(days=1), scales=scales)
+    del logdf, baseline
 
     result = MonitorResult(
         drift=drift, model=version_ref, window_start=start.isoformat(), window_end=end.isoformat(),

@@ -23,7 +23,7 @@ from bastion.monitor.config import ColumnDriftConfig, DriftConfig
 from bastion.monitor.drift.categorical import categorical_statistics, frequency_table
 from bastion.monitor.drift.interface import ColumnKind, FeatureDrift, TestResult, _jsonable_dict
 from bastion.monitor.drift.multiple import adjust_p_values
-from bastion.monitor.drift.numeric import numeric_statistics
+from bastion.monitor.drift.numeric import sorted_statistics
 
 __all__ = [
     "PREDICTION_PREFIX",
@@ -145,8 +145,8 @@ def resolve_columns(
     return out, missing, new, skipped
 
 
-def _to_float(arr: pa.ChunkedArray) -> tuple[np.ndarray, int]:
-    """Non-missing values as float64 and the count of missing ones (nulls and NaN)."""
+def _to_float(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int]:
+    """Non-missing values of one chunk as float64 and the count of missing ones (nulls and NaN)."""
     if pa.types.is_null(arr.type):
         return np.empty(0), len(arr)
     if pa.types.is_dictionary(arr.type):
@@ -157,20 +157,65 @@ def _to_float(arr: pa.ChunkedArray) -> tuple[np.ndarray, int]:
     values = arr.to_numpy(zero_copy_only=False) if nulls == 0 else pc.drop_null(arr).to_numpy(zero_copy_only=False)
     values = np.asarray(values, dtype=np.float64)
     nan = np.isnan(values)
-    n_nan = int(nan.sum())
+    n_nan = int(np.count_nonzero(nan))
     if n_nan:
         values = values[~nan]
     return values, nulls + n_nan
 
 
-def _kind_of(name: str, ref: TableSource, cur: TableSource, cfg: DriftConfig, ref_arr: pa.ChunkedArray) -> ColumnKind:
+def _numeric_column(src: TableSource, name: str) -> tuple[np.ndarray, int, int]:
+    """``(sorted non-missing values, missing count, rows)`` of one column, read chunk by chunk.
+
+    The values land in one private float64 buffer sized from the row count and are sorted in place:
+    the only O(rows) memory is this one column of this one side.
+    """
+    buf = np.empty(src.num_rows, dtype=np.float64)
+    k = missing = rows = 0
+    for chunk in src.iter_column(name):
+        values, miss = _to_float(chunk)
+        rows += len(chunk)
+        missing += miss
+        if k + values.size > buf.size:  # more rows than counted up front (a file grew): grow once
+            buf = np.concatenate([buf[:k], np.empty(max(values.size, buf.size // 2 + 1), dtype=np.float64)])
+        buf[k : k + values.size] = values
+        k += values.size
+    out = buf[:k]
+    out.sort()
+    return out, missing, rows
+
+
+def _categorical_column(src: TableSource, name: str) -> tuple[dict[str, int], int]:
+    """``(counts of each non-missing value, rows)`` of one column, accumulated chunk by chunk."""
+    counts: dict[str, int] = {}
+    rows = 0
+    for chunk in src.iter_column(name):
+        rows += len(chunk)
+        for value, c in frequency_table(chunk).items():
+            counts[value] = counts.get(value, 0) + c
+    return counts, rows
+
+
+def _few_distinct(src: TableSource, name: str, limit: int) -> bool:
+    """True when the column has at least one value and at most ``limit`` distinct ones (streamed)."""
+    seen: set[Any] = set()
+    any_rows = False
+    for chunk in src.iter_column(name):
+        any_rows = any_rows or len(chunk) > 0
+        seen.update(pc.unique(chunk).to_pylist())
+        seen.discard(None)
+        if len(seen) > limit:
+            return False
+    return any_rows
+
+
+def _kind_of(name: str, ref: TableSource, cur: TableSource, cfg: DriftConfig) -> ColumnKind:
     ccfg = cfg.columns.get(name)
     if ccfg is not None and ccfg.kind is not None:
         return ccfg.kind
     t = ref.type_of(name)
     if pa.types.is_null(t):
         t = cur.type_of(name)
-    if pa.types.is_integer(t) and len(ref_arr) and pc.count_distinct(ref_arr).as_py() <= cfg.categorical_max_distinct:
+    if pa.types.is_integer(t) and ref.num_rows and _few_distinct(ref, name, cfg.categorical_max_distinct):
         return "categorical"
     if _is_numeric(t) or pa.types.is_null(t):
         return "numeric"
@@ -196,11 +241,13 @@ def _verdict_test(kind: ColumnKind, basis: str, ccfg: ColumnDriftConfig | None, 
 
 
 def column_drift(name: str, ref: TableSource, cur: TableSource, cfg: DriftConfig) -> FeatureDrift:
-    """Statistics of one column (verdict not yet decided: ``drifted`` is set by ``compute_drift``)."""
-    ref_arr = ref.column(name)
-    cur_arr = cur.column(name)
-    kind = _kind_of(name, ref, cur, cfg, ref_arr)
-    n_ref_rows, n_cur_rows = len(ref_arr), len(cur_arr)
+    """Statistics of one column (verdict not yet decided: ``drifted`` is set by ``compute_drift``).
+
+    Categorical columns are counted chunk by chunk (memory: the category table). Numeric columns
+    need exact order statistics for KS and Wasserstein: each side is gathered into one private
+    float64 array and sorted in place, so memory is O(rows) for this one column, never O(rows x columns).
+    """
+    kind = _kind_of(name, ref, cur, cfg)
     prediction = name.startswith(PREDICTION_PREFIX)
     note = ""
     tests: dict[str, TestResult] = {}
@@ -211,22 +258,22 @@ def column_drift(name: str, ref: TableSource, cur: TableSource, cfg: DriftConfig
     new_share = 0.0
     if kind == "numeric":
         try:
-            rv, r_missing = _to_float(ref_arr)
-            cv, c_missing = _to_float(cur_arr)
+            rv, r_missing, n_ref_rows = _numeric_column(ref, name)
+            cv, c_missing, n_cur_rows = _numeric_column(cur, name)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-            return _type_changed(name, kind, ref_arr, cur_arr, prediction, str(e))
+            return _type_changed(name, kind, ref, cur, prediction, str(e))
         n_r, n_c = rv.size, cv.size
         if n_r and n_c:
-            s = numeric_statistics(rv, cv, psi_bins=cfg.psi_bins)
+            s = sorted_statistics(rv, cv, psi_bins=cfg.psi_bins)
             tests = s.results()
             hist = s.histogram
         del rv, cv
     else:
         try:
-            rt = frequency_table(ref_arr)
-            ct = frequency_table(cur_arr)
+            rt, n_ref_rows = _categorical_column(ref, name)
+            ct, n_cur_rows = _categorical_column(cur, name)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-            return _type_changed(name, kind, ref_arr, cur_arr, prediction, str(e))
+            return _type_changed(name, kind, ref, cur, prediction, str(e))
         n_r, n_c = sum(rt.values()), sum(ct.values())
         r_missing, c_missing = n_ref_rows - n_r, n_cur_rows - n_c
         if n_r and n_c:
@@ -268,18 +315,18 @@ def column_drift(name: str, ref: TableSource, cur: TableSource, cfg: DriftConfig
 
 
 def _type_changed(
-    name: str, kind: ColumnKind, ref_arr: pa.ChunkedArray, cur_arr: pa.ChunkedArray, prediction: bool, err: str
+    name: str, kind: ColumnKind, ref: TableSource, cur: TableSource, prediction: bool, err: str
 ) -> FeatureDrift:
     return FeatureDrift(
         column=name,
         kind=kind,
-        n_reference=len(ref_arr),
-        n_current=len(cur_arr),
+        n_reference=ref.num_rows,
+        n_current=cur.num_rows,
         tests={},
         verdict_test="",
         threshold=0.0,
         drifted=False,
-        reasons=(f"type changed: reference {ref_arr.type}, current {cur_arr.type}",),
+        reasons=(f"type changed: reference {ref.type_of(name)}, current {cur.type_of(name)}",),
         prediction=prediction,
         note=f"cannot compare: {err}",
     )
