@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import tarfile
     from typing import IO, Any
 
+    from bastion.scan._sevenzip import SevenZipArchive
     from bastion.scan.interface import ScanContext
 
 __all__ = ["CompressedScanner", "SevenZipScanner", "TarScanner", "ZipScanner", "unsafe_member_name"]
@@ -544,7 +545,12 @@ class CompressedScanner(FormatScanner):
 
 
 class SevenZipScanner(FormatScanner):
-    """7z archives: analysed with the optional ``py7zr`` package, otherwise reported as unscannable."""
+    """7z archives: read by the built-in reader (`bastion.scan._sevenzip`), with ``py7zr`` as the fallback.
+
+    The built-in reader decodes Copy, LZMA, LZMA2, Deflate and BZip2 folders; archives using anything
+    else (BCJ/Delta filter chains, PPMd, ...) go to the optional ``py7zr`` package, and without it are
+    reported as unscannable (HIGH), never passed.
+    """
 
     name = "7z"
 
@@ -552,18 +558,91 @@ class SevenZipScanner(FormatScanner):
         return head.startswith(b"7z\xbc\xaf\x27\x1c")
 
     def scan(self, stream: IO[bytes], ctx: ScanContext) -> None:
-        try:
-            import py7zr
-        except ImportError:
-            ctx.add("archive.unsupported", Severity.HIGH, "7z archive",
-                    "The content is a 7z archive and the optional 'py7zr' package is not installed, so its "
-                    "members were not analysed.", "Install 'py7zr' next to Bastion, or repack as zip/tar.")
-            return
-        import tempfile
+        from bastion.scan import _sevenzip
 
         if not is_real_file(stream):
             stream = spool(stream, ctx)
         try:
+            archive = _sevenzip.SevenZipArchive(stream, max_members=ctx.limits.max_members,
+                                                max_header_bytes=ctx.limits.max_header_bytes)
+        except _sevenzip.SevenZipUnsupported as exc:
+            if exc.encrypted:
+                ctx.add("archive.encrypted", Severity.HIGH, "7z archive",
+                        f"{exc} Its content cannot be checked.", _REM_ARCHIVE)
+                return
+            self._scan_py7zr(stream, ctx, str(exc))
+            return
+        except _sevenzip.SevenZipCorrupt as exc:
+            ctx.add("archive.corrupt", Severity.HIGH, "7z archive", f"The 7z archive cannot be read ({exc}).",
+                    _REM_CORRUPT)
+            return
+        self._scan_builtin(archive, ctx)
+
+    def _scan_builtin(self, archive: SevenZipArchive, ctx: ScanContext) -> None:
+        from bastion.scan import _sevenzip
+
+        members = archive.members
+        self._names(ctx, [m.name for m in members])
+        total = sum(archive.folder_sizes(i)[1] for i in range(len(archive.folders)))
+        if ctx.expanded[0] + total > ctx.limits.max_expanded_bytes:
+            raise LimitExceeded("limit.size", f"The 7z archive expands to {total} bytes, more than "
+                                "ScanLimits.max_expanded_bytes.")
+        limits = ctx.limits
+        bombs: set[int] = set()
+        for i in range(len(archive.folders)):
+            packed, size = archive.folder_sizes(i)
+            packed = max(packed, 1)
+            if size > limits.ratio_floor_bytes and size / packed > limits.max_ratio:
+                bombs.add(i)
+                names = [m.name for m in members if m.folder == i]
+                ctx.add("limit.ratio", Severity.HIGH, f"7z members {names[:5]!r}",
+                        f"The members declare {size} bytes from {packed} compressed (ratio {size / packed:.0f}); "
+                        "treated as a decompression bomb and not expanded.",
+                        "Reject the archive, or scan it with larger ScanLimits if the content is expected.")
+        try:
+            for member, raw in archive.iter_members(frozenset(bombs)):
+                ctx.check_time()
+                if raw is None:
+                    continue
+                if member.is_link:
+                    ctx.add("archive.link", Severity.HIGH, f"7z member {member.name!r}",
+                            "The member is a symbolic link; extracting it can point later writes outside the "
+                            "target folder.", _REM_ARCHIVE)
+                packed = archive.folder_sizes(member.folder)[0] if member.folder is not None else 1
+                limited = buffered(ExpandingRaw(raw, ctx, max(packed, 1)))
+                ctx.scan_nested(limited, member.name, size=member.size)
+                drain(limited, ctx)
+        except _sevenzip.SevenZipCorrupt as exc:
+            ctx.add("archive.corrupt", Severity.HIGH, "7z archive",
+                    f"The 7z archive's data is damaged ({exc}); members before the damage were analysed.",
+                    _REM_CORRUPT)
+        finally:
+            for where, detail in archive.crc_failures:
+                ctx.add("archive.bad-crc", Severity.HIGH, f"7z member {where!r}",
+                        f"The data fails its integrity check ({detail}); the archive was altered after it "
+                        "was written.", _REM_CORRUPT)
+
+    def _names(self, ctx: ScanContext, names: list[str]) -> None:
+        for name, n in collections.Counter(names).items():
+            if n > 1:
+                ctx.add("archive.duplicate-member", Severity.HIGH, f"7z member {name!r}",
+                        f"The name {name!r} appears {n} times; extraction keeps one copy, which may not be "
+                        "the one that was reviewed.", _REM_ARCHIVE)
+        for name in names:
+            _member_findings(ctx, name, "7z")
+
+    def _scan_py7zr(self, stream: IO[bytes], ctx: ScanContext, why: str) -> None:
+        try:
+            import py7zr
+        except ImportError:
+            ctx.add("archive.unsupported", Severity.HIGH, "7z archive",
+                    f"{why} The optional 'py7zr' package, which could read it, is not installed, so its "
+                    "members were not analysed.", "Install 'py7zr' next to Bastion, or repack as zip/tar.")
+            return
+        import tempfile
+
+        try:
+            stream.seek(0)
             with py7zr.SevenZipFile(stream, "r") as archive:
                 infos = archive.list()
                 if len(infos) > ctx.limits.max_members:
@@ -573,8 +652,7 @@ class SevenZipScanner(FormatScanner):
                 if ctx.expanded[0] + total > ctx.limits.max_expanded_bytes:
                     raise LimitExceeded("limit.size", f"The 7z archive expands to {total} bytes, more than "
                                         "ScanLimits.max_expanded_bytes.")
-                for info in infos:
-                    _member_findings(ctx, info.filename, "7z")
+                self._names(ctx, [i.filename for i in infos])
                 with tempfile.TemporaryDirectory(prefix="bastion-7z-") as tmp:
                     archive.reset()
                     safe = [i.filename for i in infos
