@@ -159,7 +159,7 @@ def wrk(url: str, key: str, body_file: Path, conc: int, seconds: float) -> dict[
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     n_err = (int(bad.group(1)) if bad else 0) + (sum(int(x) for x in errs.groups()) if errs else 0)
-    return {"rps": rps, "p50": p50, "p99": p99, "errors": n_err}
+    return {"rps": rps, "p50": p50, "p99": p99, "errors": n_err, "load": os.getloadavg()[0]}
 
 
 def run(workers_list: list[int], duration: float, rounds: int) -> list[dict[str, Any]]:
@@ -192,6 +192,7 @@ def run(workers_list: list[int], duration: float, rounds: int) -> list[dict[str,
                     "rps": statistics.median(r["rps"] for r in rs), "p50_ms": statistics.median(r["p50"] for r in rs),
                     "p99_ms": statistics.median(r["p99"] for r in rs), "errors": sum(r["errors"] for r in rs),
                     "runs": [r["rps"] for r in rs], "runs_p99": [r["p99"] for r in rs],
+                    "loads": [r["load"] for r in rs],
                 })
         finally:
             for proc, _, _ in procs.values():
@@ -204,11 +205,14 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, took: float)
         return next((r for r in results if (r["server"], r["workers"], r["concurrency"], r["rows"]) == (s, w, c, rows)),
                     None)
 
+    loads = [x for r in results for x in r.get("loads", [])] or [0.0]
     lines = ["# Serving benchmark", "",
              f"Command: `.venv/bin/python bench/serving/run.py --duration {args.duration:g} --rounds {args.rounds} "
              f"--workers {' '.join(map(str, args.workers))}` ({took / 60:.1f} min).", "",
              f"Machine: {platform.platform()}, {os.cpu_count()} cores shared with other work (medians of "
-             f"{args.rounds} interleaved rounds of {args.duration:g} s each; wrk on 127.0.0.1).", "",
+             f"{args.rounds} interleaved rounds of {args.duration:g} s each; wrk on 127.0.0.1). 1-minute load "
+             f"average after each measurement: median {statistics.median(loads):.1f}, range {min(loads):.1f}-"
+             f"{max(loads):.1f} (it includes the servers under test and wrk).", "",
              f"Model: scikit-learn LogisticRegression on {N_FEATURES} numeric features (skops), single-row "
              "requests unless the rows column says 100. Bastion runs with every layer on: API-key auth, "
              "generated validation (types, ranges, required, no unknown fields, depth/size limits), rate and "

@@ -7,6 +7,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -15,6 +16,10 @@ from bastion.monitor.prediction_log import (
     BASE_COLUMNS,
     PredictionLogWriter,
     PredictionRecord,
+    _conform,
+    _frame,
+    _read_frames,
+    _rows_to_table,
     inputs_frame,
     iter_prediction_log,
     prediction_log_dir,
@@ -118,9 +123,68 @@ def test_orphaned_wal_of_a_dead_writer_is_recovered(tmp_path: Path) -> None:
 def test_buffered_rows_survive_in_the_wal_until_rolled(tmp_path: Path) -> None:
     w = PredictionLogWriter(tmp_path, "m")
     w.append(_rec(0))
-    wal = next(prediction_log_dir(tmp_path, "m").glob(".wal-*.jsonl"))
-    assert json.loads(wal.read_text().splitlines()[0])["request_id"] == "r0"
+    wal = next(prediction_log_dir(tmp_path, "m").glob(".wal-*.arrows"))
+    tables, torn = _read_frames(wal)
+    assert not torn and tables[0].column("request_id").to_pylist() == ["r0"]
     w.close()
+
+
+def _dead_wal(tmp_path: Path, suffix: str) -> Path:
+    import socket
+
+    d = prediction_log_dir(tmp_path, "m")
+    d.mkdir(parents=True, exist_ok=True)
+    dead_pid = 2**22 + 12345  # above pid_max on Linux: no such process
+    return d / f".wal-{socket.gethostname()}-{dead_pid}-deadbeef{suffix}"
+
+
+def test_orphaned_columnar_wal_is_recovered_once_without_its_torn_tail(tmp_path: Path) -> None:
+    wal = _dead_wal(tmp_path, ".arrows")
+    frames = [_frame(_conform(_rows_to_table([_rec(i).to_row("m") for i in range(j, j + 2)]))) for j in (0, 2)]
+    wal.write_bytes(frames[0] + frames[1] + frames[1][:-7])  # the last write was cut short by the crash
+    with PredictionLogWriter(tmp_path, "m") as w:
+        assert [p.name.endswith("-deadbeef-recovered.parquet") for p in w.files_written] == [True]
+    assert not wal.exists()
+    assert list(read_prediction_log(tmp_path, "m")["request_id"]) == ["r0", "r1", "r2", "r3"]
+    # a recovery cut short after its Parquet file was written does not write the rows twice
+    wal.write_bytes(frames[0])
+    with PredictionLogWriter(tmp_path, "m"):
+        pass
+    assert not wal.exists() and len(read_prediction_log(tmp_path, "m")) == 4
+
+
+@pytest.mark.parametrize("damage", [b"XXXX", b"flip"])
+def test_a_damaged_frame_ends_recovery_at_the_last_good_one(tmp_path: Path, damage: bytes) -> None:
+    wal = _dead_wal(tmp_path, ".arrows")
+    good, bad = (_frame(_conform(_rows_to_table([_rec(i).to_row("m")]))) for i in (0, 1))
+    bad = damage + bad[4:] if damage == b"XXXX" else bad[:-1] + bytes([bad[-1] ^ 1])
+    wal.write_bytes(good + bad)
+    assert [t.num_rows for t in _read_frames(wal)[0]] == [1] and _read_frames(wal)[1]
+
+
+def test_writers_opening_together_recover_an_orphan_exactly_once(tmp_path: Path) -> None:
+    import threading
+
+    wal = _dead_wal(tmp_path, ".arrows")
+    wal.write_bytes(_frame(_conform(_rows_to_table([_rec(i).to_row("m") for i in range(3)]))))
+    errors: list[BaseException] = []
+    writers: list[PredictionLogWriter] = []
+
+    def open_one() -> None:
+        try:
+            writers.append(PredictionLogWriter(tmp_path, "m"))
+        except BaseException as e:  # pragma: no cover - the failure this test looks for
+            errors.append(e)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for w in writers:
+        w.close()
+    assert errors == [] and len(writers) == 4
+    assert list(read_prediction_log(tmp_path, "m")["request_id"]) == ["r0", "r1", "r2"]
 
 
 def test_windowed_and_streamed_reads(tmp_path: Path) -> None:
@@ -150,8 +214,9 @@ def test_closed_writer_refuses_appends(tmp_path: Path) -> None:
 def test_extend_writes_a_batch_through_the_wal(tmp_path: Path) -> None:
     w = PredictionLogWriter(tmp_path, "m", max_rows=5)
     w.extend([_rec(i) for i in range(3)])
-    wal = next(prediction_log_dir(tmp_path, "m").glob(".wal-*.jsonl"))
-    assert [json.loads(ln)["request_id"] for ln in wal.read_text().splitlines()] == ["r0", "r1", "r2"]
+    wal = next(prediction_log_dir(tmp_path, "m").glob(".wal-*.arrows"))
+    tables, _ = _read_frames(wal)
+    assert [t.column("request_id").to_pylist() for t in tables] == [["r0", "r1", "r2"]]  # one frame
     w.extend([])  # nothing to write: no-op
     w.extend([_rec(i) for i in range(3, 7)])  # crosses max_rows: rolled once
     assert len(w.files_written) == 1
@@ -159,3 +224,49 @@ def test_extend_writes_a_batch_through_the_wal(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="closed"):
         w.extend([_rec(9)])
     assert list(read_prediction_log(tmp_path, "m")["request_id"]) == [f"r{i}" for i in range(7)]
+
+
+def test_append_table_round_trips_every_field(tmp_path: Path) -> None:
+    ts = [T0 + timedelta(seconds=i) for i in range(3)]
+    table = pa.table({
+        "request_id": ["a", "a", "b"], "ts": pa.array(ts, type=pa.timestamp("us", tz="UTC")),
+        "version": pa.array([2, 2, 3], type=pa.int32()),  # widened to int64
+        "key_id": ["k1", "k1", None], "outcome": ["ok", "ok", "invalid"], "latency_ms": [1.5, 1.5, 0.25],
+        "in.b": [True, False, None], "in.age": [30, 41, None], "in.city": ["x", "y", None],
+        "out.label": [1, 0, None], "out.proba": [0.75, 0.25, None],
+    })
+    with PredictionLogWriter(tmp_path, "m") as w:
+        w.append_table(table)
+        w.append_table(table.slice(0, 0))  # empty: no-op
+    df = read_prediction_log(tmp_path, "m")
+    assert list(df.columns) == [*BASE_COLUMNS, "in.age", "in.b", "in.city", "out.label", "out.proba"]
+    assert list(df["model"]) == ["m"] * 3 and df["client"].isna().all()
+    assert [t.to_pydatetime() for t in df["ts"]] == ts
+    assert list(df["version"]) == [2, 2, 3] and list(df["outcome"]) == ["ok", "ok", "invalid"]
+    assert df["in.age"].tolist()[:2] == [30, 41] and df["in.city"].tolist()[:2] == ["x", "y"]
+    assert df["in.b"].tolist()[:2] == [True, False] and df["out.proba"].tolist()[:2] == [0.75, 0.25]
+    schema = pq.read_schema(prediction_log_files(tmp_path, "m")[0])
+    assert schema.field("version").type == pa.int64()
+    assert schema.metadata[b"bastion.prediction_log.schema_version"] == b"1"
+
+
+@pytest.mark.parametrize(
+    ("columns", "match"),
+    [
+        ({"request_id": ["a"], "secret": ["x"]}, "must be base columns"),
+        ({"request_id": ["a"], "outcome": ["weird"]}, "outcome must be one of"),
+        ({"request_id": ["a"], "ts": ["yesterday"]}, "'ts' must be"),
+    ],
+)
+def test_append_table_refuses_bad_batches(tmp_path: Path, columns: dict[str, list[str]], match: str) -> None:
+    with PredictionLogWriter(tmp_path, "m") as w, pytest.raises(DataError, match=match):
+        w.append_table(pa.table(columns))
+
+
+def test_batches_that_disagree_on_a_column_type_still_roll(tmp_path: Path) -> None:
+    with PredictionLogWriter(tmp_path, "m") as w:
+        w.append(_rec(0, inputs={"zip": 12345, "n": 1}))
+        w.append(_rec(1, inputs={"zip": "1234A", "n": 2.5}))
+    df = read_prediction_log(tmp_path, "m")
+    assert list(df["in.zip"]) == ["12345", "1234A"]  # kept as text rather than lost
+    assert list(df["in.n"]) == [1.0, 2.5]  # integers widen to floats

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.routing import APIRoute
+from starlette.routing import Route
 
 from .helpers import bearer, good_row
 
@@ -19,11 +19,13 @@ def _routes(app: Any) -> list[tuple[str, str, str | None]]:
     """(method, concrete path, required role) for every route; public routes have role None."""
     out = []
     roles = app.state.route_roles
-    for r in app.routes:
-        if not isinstance(r, APIRoute):
+    for r in app.routes:  # plain Starlette routes too (the fast model routes), not only FastAPI's
+        if not isinstance(r, Route):
             continue
         for m in sorted(r.methods or ()):
-            out.append((m, r.path.replace("{name}", "sample"), roles.get((m, r.path))))
+            item = (m, r.path.replace("{name}", "sample"), roles.get((m, r.path)))
+            if item not in out:
+                out.append(item)
     return out
 
 
@@ -221,6 +223,74 @@ def test_rate_limit_answers_429_with_retry_after(sample: Any, project: Any, keys
         assert c.post("/v1/models/sample:predict", json=body, headers=bearer(keys["admin"])).status_code == 200
 
 
+def test_a_body_that_never_arrives_times_out_and_other_cancellations_pass_through(
+    sample: Any, project: Any, keys: dict[str, str]
+) -> None:
+    """The request timeout (a watchdog, not a timer per request) answers 504 and journals it; the server
+    keeps serving; a cancellation that is not the watchdog's (client gone, shutdown) is not turned into one."""
+    import asyncio
+    import time
+
+    from bastion.serve import LimitSettings, create_app
+
+    from .helpers import make_config
+
+    app = create_app(make_config(sample, prediction_log=False, limits=LimitSettings(timeout_s=0.4)), project=project)
+    body = json.dumps({"instances": [good_row(sample)]}).encode()
+    headers = [(b"content-type", b"application/json"), (b"authorization", f"Bearer {keys['predict']}".encode())]
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/v1/models/sample:predict", "raw_path": b"/v1/models/sample:predict", "query_string": b"",
+             "root_path": "", "headers": headers, "client": ("127.0.0.1", 5555), "server": ("127.0.0.1", 80)}
+
+    async def call(receive: Any) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+
+        async def send(msg: dict[str, Any]) -> None:
+            sent.append(msg)
+
+        await app(dict(scope), receive, send)
+        return sent
+
+    async def never() -> dict[str, Any]:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    async def whole() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def run() -> tuple[list[dict[str, Any]], float, list[dict[str, Any]], bool]:
+        life_in: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        life_out: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        await life_in.put({"type": "lifespan.startup"})
+        life = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}}, life_in.get, life_out.put))
+        assert (await life_out.get())["type"] == "lifespan.startup.complete"
+        t0 = time.monotonic()
+        slow = await asyncio.wait_for(call(never), 10)
+        took = time.monotonic() - t0
+        fine = await call(whole)
+        other = asyncio.create_task(call(never))
+        await asyncio.sleep(0.05)
+        other.cancel()
+        try:
+            await other
+            passed_through = False
+        except asyncio.CancelledError:
+            passed_through = True
+        await life_in.put({"type": "lifespan.shutdown"})
+        await life_out.get()
+        await life
+        return slow, took, fine, passed_through
+
+    slow, took, fine, passed_through = asyncio.run(run())
+    assert slow[0]["status"] == 504 and json.loads(slow[1]["body"])["error"] == "timeout"
+    assert 0.4 <= took < 3
+    assert fine[0]["status"] == 200
+    assert passed_through
+    journal = app.state.bastion.journal
+    entries = [json.loads(line) for line in journal.path.read_text().splitlines() if '"request_id"' in line]
+    assert [(e["status"], e["outcome"]) for e in entries] == [(504, "error"), (200, "ok")]
+
+
 def test_health_metrics_and_openapi(client: Any, keys: dict[str, str], sample: Any) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").status_code == 200
@@ -289,7 +359,7 @@ def test_every_request_is_journaled_and_no_secret_reaches_any_log(
         for secret in [*keys.values(), token, "0.123456789"]:
             assert secret not in h
         for k in keys.values():
-            assert k.split("_")[-1] not in h  # not even the secret half
+            assert k.split("_", 2)[2] not in h  # not even the secret half (bst_<id>_<secret>; it may hold "_")
 
 
 def test_dashboard_mounts_under_ui_with_its_own_login(sample: Any, project: Any, keys: dict[str, str]) -> None:

@@ -101,6 +101,17 @@ def test_json_depth_matches_a_reference(value: Any) -> None:
     assert json_depth(json.dumps(value).encode()) == ref(value)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"[", b"]", b"{", b"}", b'"', b"a", b",", b":", b" ", b"1"]), max_size=80))
+def test_json_depth_fast_path_agrees_with_the_full_scan(parts: list[bytes]) -> None:
+    """Bodies without escapes take the shortcut (brackets and quotes only); it must count exactly like
+    the byte-by-byte scan, unbalanced and unterminated strings included."""
+    from bastion.serve.validation import _depth_scan, json_depth
+
+    body = b"".join(parts)
+    assert json_depth(body) == _depth_scan(body)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300))
 def test_any_body_is_rows_or_invalid_input(body: bytes) -> None:

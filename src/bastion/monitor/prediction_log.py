@@ -10,21 +10,26 @@ column per input feature named ``in.<feature>`` and the prediction columns ``out
 binary classifiers, ``out.proba`` (probability of the positive class). Every file carries
 ``bastion.prediction_log.schema_version = 1`` in its Parquet metadata.
 
-Durability: each appended row first goes to a per-writer JSON-lines write-ahead log (flushed to
-the OS on every append, fsynced on every roll), so a crashed process loses nothing; the next
-writer for the same model folds orphaned write-ahead logs into Parquet on open.
+Durability: each appended batch first goes, as one Arrow IPC frame, to a per-writer write-ahead
+log (flushed to the OS on every append, fsynced on every roll), so a crashed process loses nothing;
+the next writer for the same model folds orphaned write-ahead logs into Parquet on open (older
+JSON-lines write-ahead logs are still read). Batches stay columnar from the server to Parquet: the
+server's shipper appends Arrow tables (:meth:`PredictionLogWriter.append_table`), never per-row dicts.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import re
 import socket
+import struct
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +52,7 @@ __all__ = [
     "Outcome",
     "PredictionLogWriter",
     "PredictionRecord",
+    "column_array",
     "inputs_frame",
     "iter_prediction_log",
     "prediction_log_dir",
@@ -152,7 +158,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """Rows (as the write-ahead log holds them) to an Arrow table with the fixed base schema."""
+    """Rows (``PredictionRecord.to_row`` dicts, or a legacy JSON-lines WAL) to an Arrow table."""
     extra: list[str] = []
     seen: set[str] = set()
     for r in rows:
@@ -171,21 +177,134 @@ def _rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
             arr = pa.array(vals, type=f.type)
         arrays.append(arr)
         fields.append(f)
-    ins = sorted(c for c in extra if c.startswith(INPUT_PREFIX))
-    outs = sorted(c for c in extra if c.startswith(OUTPUT_PREFIX))
-    others = [c for c in extra if c not in ins and c not in outs]
+    others = [c for c in extra if not c.startswith((INPUT_PREFIX, OUTPUT_PREFIX))]
     if others:
         raise DataError(f"Prediction log columns must be base columns or start with 'in.'/'out.'; got {others}.")
-    for name in ins + outs:
-        vals = [r.get(name) for r in rows]
-        try:
-            arr = pa.array(vals)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            arr = pa.array([None if v is None else str(v) for v in vals], type=pa.string())
+    for name in extra:
+        arr = column_array([r.get(name) for r in rows])
         arrays.append(arr)
         fields.append(pa.field(name, arr.type))
-    meta = {_META_KEY: str(SCHEMA_VERSION).encode()}
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=meta))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def column_array(values: Sequence[Any], dtype: pa.DataType | None = None) -> pa.Array:
+    """One log column from Python values: typed when ``dtype`` is given and fits, else inferred, else text."""
+    if dtype is not None:
+        try:
+            return pa.array(values, type=dtype)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            pass
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return pa.array([None if v is None else str(_plain(v)) for v in values], type=pa.string())
+
+
+def _conform(table: pa.Table) -> pa.Table:
+    """Check a table appended by a caller: every base column with its type (missing ones null), extra
+    columns only ``in.``/``out.``; returns it in log column order with the schema-version metadata."""
+    names = table.column_names
+    others = [c for c in names if c not in BASE_COLUMNS and not c.startswith((INPUT_PREFIX, OUTPUT_PREFIX))]
+    if others:
+        raise DataError(f"Prediction log columns must be base columns or start with 'in.'/'out.'; got {others}.")
+    if len(set(names)) != len(names):
+        raise DataError(f"Prediction log batch has duplicate columns: {names}.")
+    arrays: list[Any] = []
+    for f in BASE_SCHEMA:
+        if f.name not in names:
+            arrays.append(pa.nulls(table.num_rows, type=f.type))
+            continue
+        col = table.column(f.name)
+        if col.type != f.type:
+            try:
+                col = col.cast(f.type)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+                raise DataError(f"Prediction log column '{f.name}' must be {f.type}; got {col.type}.") from e
+        arrays.append(col)
+    if "outcome" in names:
+        bad = set(table.column("outcome").unique().to_pylist()) - set(OUTCOMES)
+        if bad:
+            raise DataError(f"outcome must be one of {OUTCOMES}; got {sorted(map(str, bad))}.")
+    extra = sorted(c for c in names if c.startswith(INPUT_PREFIX)) + sorted(
+        c for c in names if c.startswith(OUTPUT_PREFIX))
+    fields = list(BASE_SCHEMA) + [table.schema.field(c) for c in extra]
+    arrays += [table.column(c) for c in extra]
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata={_META_KEY: str(SCHEMA_VERSION).encode()}))
+
+
+def _concat(tables: Sequence[pa.Table]) -> pa.Table:
+    """Buffered batches as one table: missing columns become nulls, int/float widen; a column whose
+    batches disagree otherwise (numbers in one, text in another) is kept as text."""
+    try:
+        out = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        types: dict[str, set[pa.DataType]] = {}
+        for t in tables:
+            for f in t.schema:
+                if not pa.types.is_null(f.type):
+                    types.setdefault(f.name, set()).add(f.type)
+        clash = {n for n, ts in types.items()
+                 if len(ts) > 1 and not all(pa.types.is_integer(x) or pa.types.is_floating(x) for x in ts)}
+        fixed = []
+        for t in tables:
+            for n in clash & set(t.column_names):
+                i = t.column_names.index(n)
+                t = t.set_column(i, n, pa.array([None if v is None else str(v) for v in t.column(n).to_pylist()],
+                                                type=pa.string()))
+            fixed.append(t)
+        out = pa.concat_tables(fixed, promote_options="permissive")
+    names = out.column_names
+    order = list(BASE_COLUMNS) + sorted(c for c in names if c.startswith(INPUT_PREFIX)) + sorted(
+        c for c in names if c.startswith(OUTPUT_PREFIX))
+    return out.select(order).replace_schema_metadata({_META_KEY: str(SCHEMA_VERSION).encode()})
+
+
+# Write-ahead-log frames: magic, payload length, CRC-32 of the payload, then one Arrow IPC stream (schema +
+# batches). A frame cut short by a crash fails its length or checksum and is dropped (never acknowledged).
+_FRAME = struct.Struct("<4sII")
+_FRAME_MAGIC = b"BPL1"
+_WAL_SUFFIX = ".arrows"
+_LEGACY_WAL_SUFFIX = ".jsonl"
+
+
+def _frame(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    payload: bytes = sink.getvalue().to_pybytes()
+    return _FRAME.pack(_FRAME_MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def _read_frames(path: Path) -> tuple[list[pa.Table], bool]:
+    """The complete frames of a write-ahead log, and whether a torn or damaged tail was dropped."""
+    data = path.read_bytes()
+    tables: list[pa.Table] = []
+    pos = 0
+    while pos < len(data):
+        if len(data) - pos < _FRAME.size:
+            return tables, True
+        magic, n, crc = _FRAME.unpack_from(data, pos)
+        payload = data[pos + _FRAME.size : pos + _FRAME.size + n]
+        if magic != _FRAME_MAGIC or len(payload) != n or zlib.crc32(payload) != crc:
+            return tables, True
+        tables.append(pa.ipc.open_stream(payload).read_all())
+        pos += _FRAME.size + n
+    return tables, False
+
+
+def _read_legacy_wal(path: Path) -> tuple[list[pa.Table], bool]:
+    rows: list[dict[str, Any]] = []
+    torn = False
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                torn = True
+    return ([_conform(_rows_to_table(rows))] if rows else []), torn
 
 
 class PredictionLogWriter:
@@ -201,7 +320,8 @@ class PredictionLogWriter:
     model
         Model name (one folder per model).
     max_rows, max_bytes, max_age_s
-        Roll the buffered rows into a Parquet file when any limit is reached.
+        Roll the buffered rows into a Parquet file when any limit is reached (``max_bytes`` counts
+        the buffered Arrow data).
     fsync
         ``"roll"`` (default: fsync the WAL and file on every roll), ``"always"`` (fsync each
         append: survives power loss, slower) or ``"never"``.
@@ -223,59 +343,54 @@ class PredictionLogWriter:
         self.max_rows, self.max_bytes, self.max_age_s = max_rows, max_bytes, max_age_s
         self._fsync = fsync
         self._lock = threading.Lock()
-        self._rows: list[dict[str, Any]] = []
+        self._tables: list[pa.Table] = []
+        self._rows = 0
         self._bytes = 0
         self._first_at: float | None = None
         self._seq = 0
         self._closed = False
         self._id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._wal_path = self.dir / f".wal-{self._id}.jsonl"
+        self._wal_path = self.dir / f".wal-{self._id}{_WAL_SUFFIX}"
         self.files_written: list[Path] = []
         self._recover_orphans()
-        self._wal: IO[str] = open(self._wal_path, "a", encoding="utf-8")
+        self._wal: IO[bytes] = open(self._wal_path, "ab")
 
     # -- public -------------------------------------------------------------------------
     def append(self, record: PredictionRecord | Mapping[str, Any]) -> None:
         """Log one request (a ``PredictionRecord``, or a mapping of its fields)."""
-        if isinstance(record, Mapping):
-            record = PredictionRecord(**dict(record))
-        row = record.to_row(self.model)
-        line = json.dumps(row, separators=(",", ":"), default=str)
-        with self._lock:
-            if self._closed:
-                raise DataError("This PredictionLogWriter is closed; open a new one.")
-            self._wal.write(line + "\n")
-            self._wal.flush()
-            if self._fsync == "always":
-                os.fsync(self._wal.fileno())
-            self._rows.append(row)
-            self._bytes += len(line)
-            if self._first_at is None:
-                self._first_at = time.monotonic()
-            if self._should_roll():
-                self._roll()
+        self.extend([record])
 
     def extend(self, records: Sequence[PredictionRecord | Mapping[str, Any]]) -> None:
-        """Log many requests with one write-ahead-log write (the server's shipper calls this per batch)."""
+        """Log many requests with one write-ahead-log write."""
         rows: list[dict[str, Any]] = []
-        lines: list[str] = []
         for record in records:
             if isinstance(record, Mapping):
                 record = PredictionRecord(**dict(record))
-            row = record.to_row(self.model)
-            rows.append(row)
-            lines.append(json.dumps(row, separators=(",", ":"), default=str))
-        if not rows:
+            rows.append(record.to_row(self.model))
+        if rows:
+            self.append_table(_rows_to_table(rows))
+
+    def append_table(self, table: pa.Table | pa.RecordBatch) -> None:
+        """Log a columnar batch (the server's shipper calls this): base columns (``model`` may be left
+        out and is filled in) plus ``in.``/``out.`` columns; one write-ahead-log write."""
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        if table.num_rows == 0:
             return
+        if "model" not in table.column_names:
+            table = table.append_column("model", pa.array([self.model] * table.num_rows, type=pa.string()))
+        table = _conform(table)
+        frame = _frame(table)
         with self._lock:
             if self._closed:
                 raise DataError("This PredictionLogWriter is closed; open a new one.")
-            self._wal.write("\n".join(lines) + "\n")
+            self._wal.write(frame)
             self._wal.flush()
             if self._fsync == "always":
                 os.fsync(self._wal.fileno())
-            self._rows.extend(rows)
-            self._bytes += sum(len(line) for line in lines)
+            self._tables.append(table)
+            self._rows += table.num_rows
+            self._bytes += table.nbytes
             if self._first_at is None:
                 self._first_at = time.monotonic()
             if self._should_roll():
@@ -284,21 +399,21 @@ class PredictionLogWriter:
     def maybe_roll(self) -> Path | None:
         """Roll if the oldest buffered row is older than ``max_age_s`` (call from a timer)."""
         with self._lock:
-            if self._rows and self._should_roll():
+            if self._tables and self._should_roll():
                 return self._roll()
         return None
 
     def flush(self) -> Path | None:
         """Write buffered rows to a new Parquet file now; returns its path (None if nothing buffered)."""
         with self._lock:
-            return self._roll() if self._rows else None
+            return self._roll() if self._tables else None
 
     def close(self) -> None:
         """Flush and release the write-ahead log."""
         with self._lock:
             if self._closed:
                 return
-            if self._rows:
+            if self._tables:
                 self._roll()
             self._closed = True
             self._wal.close()
@@ -312,7 +427,7 @@ class PredictionLogWriter:
 
     # -- internals ----------------------------------------------------------------------
     def _should_roll(self) -> bool:
-        if len(self._rows) >= self.max_rows or self._bytes >= self.max_bytes:
+        if self._rows >= self.max_rows or self._bytes >= self.max_bytes:
             return True
         return self._first_at is not None and time.monotonic() - self._first_at >= self.max_age_s
 
@@ -320,18 +435,19 @@ class PredictionLogWriter:
         if self._fsync != "never":
             self._wal.flush()
             os.fsync(self._wal.fileno())
-        path = self._write_parquet(self._rows)
+        path = self._write_parquet(_concat(self._tables))
         # The rows are durable in Parquet; start a fresh write-ahead log.
         self._wal.seek(0)
         self._wal.truncate()
-        self._rows, self._bytes, self._first_at = [], 0, None
+        self._tables, self._rows, self._bytes, self._first_at = [], 0, 0, None
         return path
 
-    def _write_parquet(self, rows: list[dict[str, Any]]) -> Path:
-        table = _rows_to_table(rows)
+    def _write_parquet(self, table: pa.Table, *, name: str | None = None) -> Path:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        self._seq += 1
-        final = self.dir / f"part-{stamp}-{self._id}-{self._seq:06d}.parquet"
+        if name is None:
+            self._seq += 1
+            name = f"part-{stamp}-{self._id}-{self._seq:06d}.parquet"
+        final = self.dir / name
         tmp = final.with_name("." + final.name + ".tmp")
         pq.write_table(table, tmp, compression="zstd")
         if self._fsync != "never":
@@ -341,37 +457,52 @@ class PredictionLogWriter:
         if self._fsync != "never":
             _fsync_dir(self.dir)
         self.files_written.append(final)
-        log.debug("prediction log rolled: %s rows to %s", len(rows), final.name)
+        log.debug("prediction log rolled: %s rows to %s", table.num_rows, final.name)
         return final
 
     def _recover_orphans(self) -> None:
-        """Fold write-ahead logs of dead writers (same host) into Parquet."""
+        """Fold write-ahead logs of dead writers (same host) into Parquet.
+
+        Writers of several server workers open at once: a lock file makes one of them do it, and the
+        recovered file's name derives from the dead writer's id, so a recovery cut short is not
+        written twice.
+        """
         host = socket.gethostname()
-        for wal in sorted(self.dir.glob(".wal-*.jsonl")):
-            parts = wal.name[len(".wal-") : -len(".jsonl")].rsplit("-", 2)
-            if len(parts) != 3 or parts[0] != host:
-                continue
-            try:
-                pid = int(parts[1])
-            except ValueError:
-                continue
-            if _pid_alive(pid):
-                continue
-            rows = []
-            with open(wal, encoding="utf-8") as fh:
-                for line in fh:
-                    line = line.strip()
-                    if not line:
-                        continue
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        log.warning("prediction log: skipped a torn line in %s", wal.name)
-            if rows:
-                self._write_parquet(rows)
-            wal.unlink(missing_ok=True)
+        # the lock lives beside the model folder, which then holds nothing but log files
+        with open(self.dir.parent / f".recover-{self.model}.lock", "a+b") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            for wal in sorted([*self.dir.glob(f".wal-*{_WAL_SUFFIX}"), *self.dir.glob(f".wal-*{_LEGACY_WAL_SUFFIX}")]):
+                suffix = _WAL_SUFFIX if wal.name.endswith(_WAL_SUFFIX) else _LEGACY_WAL_SUFFIX
+                wal_id = wal.name[len(".wal-") : -len(suffix)]
+                parts = wal_id.rsplit("-", 2)
+                if len(parts) != 3 or parts[0] != host:
+                    continue
+                try:
+                    pid = int(parts[1])
+                except ValueError:
+                    continue
+                if _pid_alive(pid):
+                    continue
+                try:
+                    tables, torn = (_read_frames if suffix == _WAL_SUFFIX else _read_legacy_wal)(wal)
+                except FileNotFoundError:
+                    continue
+                if torn:
+                    log.warning("prediction log: dropped a torn tail of %s (a write cut short by a crash)", wal.name)
+                done = f"-{wal_id}-recovered.parquet"
+                if tables and not any(self.dir.glob(f"part-*{done}")):
+                    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+                    self._write_parquet(_concat(tables), name=f"part-{stamp}{done}")
+                wal.unlink(missing_ok=True)
             for tmp in self.dir.glob(".part-*.tmp"):
-                tmp.unlink(missing_ok=True)
+                if not any(self.dir.glob(f".wal-*-{_tmp_owner(tmp)}-*")):
+                    tmp.unlink(missing_ok=True)
+
+
+def _tmp_owner(tmp: Path) -> str:
+    """The pid in a temporary Parquet file's name (``.part-<stamp>-<host>-<pid>-<hex>-…``), or ''."""
+    m = re.search(r"-(\d+)-[0-9a-f]{8}-(?:\d{6}|recovered)\.parquet\.tmp$", tmp.name)
+    return m.group(1) if m else ""
 
 
 def _pid_alive(pid: int) -> bool:

@@ -7,22 +7,28 @@ validated, audited (group commit) and measured; the served version follows its a
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import fcntl
 import gc
 import itertools
 import json
 import logging
+import os
 import pickle
-import queue
+import struct
+import sys
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from starlette.responses import Response
+from starlette.routing import Route
 
 from bastion.errors import AuthError, BastionError, ConfigError, StoreError
 from bastion.serve.audit_sink import AuditJournal, journal_dir
@@ -39,7 +45,11 @@ log = logging.getLogger("bastion.serve")
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
 _JSON = "application/json"
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _INLINE_ROWS = 128  # batches up to this size predict on the event loop; bigger ones in a thread with a timeout
+# While serving, a background thread (journal fdatasync, alias poll) that wants the GIL makes the event loop
+# yield it after this long, not Python's default 5 ms, which would show up as tail latency.
+_SWITCH_INTERVAL_S = 0.0005
 
 
 def _json(status: int, doc: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -56,13 +66,15 @@ class _Refused(Exception):
 class _PredictionSink:
     """Feeds the monitoring prediction log without touching the response path.
 
-    Compact records collect on the event loop; every ``every_s`` a thread pickles the batch and pipes it
-    to a shipper process (:mod:`bastion.serve._shipper`) that expands and writes it, so per-row JSON and
-    Parquet rolls cost the server neither latency nor GIL time. Best effort: if the shipper dies, records
+    Compact records (the validated input matrix as bytes, not per-row dicts) collect on the event loop;
+    every ``every_s`` the loop pickles the batch (one C call, ~1 us per request) and writes it to a
+    non-blocking pipe to a shipper process (:mod:`bastion.serve._shipper`) that turns it into Arrow
+    columns and writes it. No hand-over thread, so nothing of this competes with the event loop for the
+    GIL. Best effort: if the shipper dies or falls more than ``max_pending`` bytes behind, records
     are dropped and logged (the audit journal, not this log, is the record of what was served).
     """
 
-    def __init__(self, home: Any, model: str, every_s: float = 0.25) -> None:
+    def __init__(self, home: Any, model: str, every_s: float = 0.25, max_pending: int = 256 * 1024 * 1024) -> None:
         import multiprocessing
 
         from bastion.serve import _shipper
@@ -73,13 +85,19 @@ class _PredictionSink:
                                 name="bastion-prediction-log", daemon=False)
         self.proc.start()
         reader.close()
-        self.q: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
+        self._fd = self._pipe.fileno()
+        with contextlib.suppress(OSError):  # a larger pipe buffer takes a batch in one write (Linux)
+            fcntl.fcntl(self._fd, _F_SETPIPE_SZ, 1024 * 1024)
+        os.set_blocking(self._fd, False)
         self.buf: list[Any] = []
         self.every_s = every_s
+        self.max_pending = max_pending
+        self._out: collections.deque[memoryview] = collections.deque()
+        self._pending = 0
+        self._writer_on = False
+        self._dropped = 0
         self._timer: asyncio.TimerHandle | None = None
         self._broken = False
-        self.thread = threading.Thread(target=self._run, name="bastion-prediction-log", daemon=True)
-        self.thread.start()
 
     def put(self, record: Any) -> None:
         self.buf.append(record)
@@ -88,36 +106,81 @@ class _PredictionSink:
 
     def _hand_over(self) -> None:
         self._timer = None
-        if self.buf:
-            batch, self.buf = self.buf, []
-            self.q.put(batch)
+        if not self.buf:
+            return
+        batch, self.buf = self.buf, []
+        if self._broken:
+            return
+        if self._pending > self.max_pending:
+            self._dropped += len(batch)
+            log.error("prediction log shipper is %s bytes behind; dropped %s request records so far",
+                      self._pending, self._dropped)
+            return
+        data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+        # multiprocessing.Connection framing, so the shipper reads it with recv_bytes()
+        self._out.append(memoryview(struct.pack("!i", len(data)) + data))
+        self._pending += len(data) + 4
+        self._write()
 
-    def _run(self) -> None:
-        while True:
-            item = self.q.get()
-            if item is None:
-                return
-            if self._broken:
-                continue
+    def _write(self) -> None:
+        while self._out:
+            view = self._out[0]
             try:
-                self._pipe.send_bytes(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
-            except (OSError, ValueError) as e:
-                self._broken = True
-                log.error("prediction log shipper is gone (%s); prediction rows are no longer logged", e)
+                n = os.write(self._fd, view)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                self._fail(e)
+                return
+            self._pending -= n
+            if n == len(view):
+                self._out.popleft()
+            else:
+                self._out[0] = view[n:]
+        loop = asyncio.get_running_loop()
+        if self._out and not self._writer_on:
+            loop.add_writer(self._fd, self._write)
+            self._writer_on = True
+        elif not self._out and self._writer_on:
+            loop.remove_writer(self._fd)
+            self._writer_on = False
+
+    def _fail(self, err: BaseException) -> None:
+        self._broken = True
+        self._out.clear()
+        self._pending = 0
+        if self._writer_on:
+            asyncio.get_running_loop().remove_writer(self._fd)
+            self._writer_on = False
+        log.error("prediction log shipper is gone (%s); prediction rows are no longer logged", err)
 
     def close(self) -> None:
+        """Send what is left (blocking), then close the pipe: the shipper flushes to Parquet and exits."""
         if self._timer is not None:
             self._timer.cancel()
-        if self.buf:
-            self.q.put(self.buf)
-            self.buf = []
-        self.q.put(None)
-        self.thread.join(timeout=30)
-        self._pipe.close()  # EOF: the shipper flushes to Parquet and exits
+            self._timer = None
+        if self._writer_on:
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().remove_writer(self._fd)
+            self._writer_on = False
+        if not self._broken:
+            if self.buf:
+                data = pickle.dumps(self.buf, protocol=pickle.HIGHEST_PROTOCOL)
+                self._out.append(memoryview(struct.pack("!i", len(data)) + data))
+                self.buf = []
+            try:
+                os.set_blocking(self._fd, True)
+                for view in self._out:
+                    while view:
+                        view = view[os.write(self._fd, view):]
+            except OSError as e:
+                log.error("prediction log shipper is gone (%s); the last rows were not logged", e)
+        self._out.clear()
+        self._pipe.close()
         self.proc.join(timeout=60)
         if self.proc.is_alive():
-            log.error("prediction log shipper did not exit; terminating it")
-            self.proc.terminate()
+            log.error("prediction log shipper did not exit; killing it (its write-ahead log is recovered later)")
+            self.proc.kill()
 
 
 class ServerState:
@@ -253,14 +316,58 @@ async def _read_body(request: Request, limit: int) -> bytes:
                 raise InvalidInput(413, f"The request body is larger than {limit} bytes.")
         except ValueError:
             raise InvalidInput(400, "Malformed Content-Length header.") from None
+    # ASGI messages straight from the server (Starlette's stream() wraps the same loop in a generator)
     chunks: list[bytes] = []
     n = 0
-    async for chunk in request.stream():
+    while True:
+        msg = await request.receive()
+        if msg["type"] == "http.disconnect":
+            raise InvalidInput(400, "The client disconnected before sending the whole body.")
+        chunk = msg.get("body", b"")
         n += len(chunk)
         if n > limit:
             raise InvalidInput(413, f"The request body is larger than {limit} bytes.")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not msg.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class _Deadlines:
+    """Request timeouts without a timer per request: handlers register their task with a deadline (a dict
+    entry), and one watchdog per process cancels the overdue ones a few times a second."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.tick_s = min(0.25, timeout_s / 4)
+        self.inflight: dict[asyncio.Task[Any], float] = {}
+        self.expired: set[asyncio.Task[Any]] = set()
+
+    def enter(self) -> asyncio.Task[Any]:
+        task = asyncio.current_task()
+        assert task is not None
+        self.inflight[task] = time.monotonic() + self.timeout_s
+        return task
+
+    def leave(self, task: asyncio.Task[Any]) -> None:
+        self.inflight.pop(task, None)
+
+    def timed_out(self, task: asyncio.Task[Any]) -> bool:
+        """After a CancelledError: was it the watchdog's (then the task is uncancelled) or someone else's?"""
+        if task in self.expired:
+            self.expired.discard(task)
+            task.uncancel()
+            return True
+        return False
+
+    async def watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            now = time.monotonic()
+            for task, deadline in list(self.inflight.items()):
+                if deadline <= now and task not in self.expired:
+                    self.inflight.pop(task, None)
+                    self.expired.add(task)
+                    task.cancel()
 
 
 def create_app(config: ServeConfig, *, project: Any = None, preloaded: LoadedModel | None = None) -> FastAPI:
@@ -280,15 +387,20 @@ def create_app(config: ServeConfig, *, project: Any = None, preloaded: LoadedMod
         # then scan only request garbage, which keeps them from showing up as 100 ms tail latencies.
         gc.collect()
         gc.freeze()
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(_SWITCH_INTERVAL_S)
         if config.poll_s > 0:
             state._poller = asyncio.create_task(state.poll())
+        watchdog = asyncio.create_task(deadlines.watch())
         try:
             yield
         finally:
-            if state._poller is not None:
-                state._poller.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await state._poller
+            for t in (state._poller, watchdog):
+                if t is not None:
+                    t.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await t
+            sys.setswitchinterval(switch_interval)
             state.stop()
 
     app = FastAPI(title="Bastion model server", version="1", docs_url=None, redoc_url=None, openapi_url=None,
@@ -297,6 +409,7 @@ def create_app(config: ServeConfig, *, project: Any = None, preloaded: LoadedMod
     roles: dict[tuple[str, str], str] = {}
     app.state.route_roles = roles
     limits = config.limits
+    deadlines = _Deadlines(limits.timeout_s)
     rid_prefix = uuid.uuid4().hex[:16] + "-"  # unique per process; a counter is cheaper than urandom per request
     rid_counter = itertools.count(1)
 
@@ -307,6 +420,7 @@ def create_app(config: ServeConfig, *, project: Any = None, preloaded: LoadedMod
         m = state.current
         principal: Principal | None = None
         rows: list[tuple[Any, ...]] = []
+        x: Any = None
         result: dict[str, Any] | None = None
         outcome, status, headers = "ok", 200, {"x-request-id": rid}
         doc: dict[str, Any]
@@ -322,16 +436,21 @@ def create_app(config: ServeConfig, *, project: Any = None, preloaded: LoadedMod
                 state.metrics.rate_limited.labels(e.reason).inc()
                 raise _Refused(429, "rate_limited", {"error": "rate_limited", "message": f"{e.reason} limit reached"},
                                {"Retry-After": str(e.retry_after)}) from None
+            task = deadlines.enter()
             try:
-                async with asyncio.timeout(limits.timeout_s):
-                    body = await _read_body(request, limits.max_body_bytes)
-                    rows = m.schema.parse(body)
-                    x = m.matrix(rows)
-                    if len(rows) <= _INLINE_ROWS:
-                        result = fn(m, x)
-                    else:
-                        result = await asyncio.get_running_loop().run_in_executor(None, fn, m, x)
+                body = await _read_body(request, limits.max_body_bytes)
+                rows = m.schema.parse(body)
+                x = m.matrix(rows)
+                if len(rows) <= _INLINE_ROWS:
+                    result = fn(m, x)  # synchronous: no await, so nothing else runs meanwhile
+                else:
+                    result = await asyncio.get_running_loop().run_in_executor(None, fn, m, x)
+            except asyncio.CancelledError:
+                if deadlines.timed_out(task):
+                    raise TimeoutError from None
+                raise
             finally:
+                deadlines.leave(task)
                 state.limiter.release(principal.key_id)
             doc = {"model": m.name, "version": m.version, "request_id": rid, **result}
             state.metrics.rows.inc(len(rows))
@@ -349,11 +468,12 @@ def create_app(config: ServeConfig, *, project: Any = None, preloaded: LoadedMod
             log.exception("request %s failed", rid)
             outcome, status, doc = "error", 500, {"error": "internal", "message": "internal error", "request_id": rid}
         latency = time.perf_counter() - t0
+        ts = time.time()
         key_id = principal.key_id if principal is not None else None
         journal = state.journal
         if journal is not None and journal.is_open:
             try:
-                await journal.record({"request_id": rid, "ts": time.time(), "key_id": key_id, "route": route,
+                await journal.record({"request_id": rid, "ts": ts, "key_id": key_id, "route": route,
                                       "model": m.name, "version": m.version, "outcome": outcome, "status": status,
                                       "rows": len(rows), "latency_ms": round(latency * 1000, 3),
                                       "client": request.client.host if request.client else None})
@@ -363,8 +483,11 @@ def create_app(config: ServeConfig, *, project: Any = None, preloaded: LoadedMod
         state.metrics.observe(route, outcome, latency)
         if state.sink is not None:
             res = result if outcome == "ok" and result is not None else {}
-            state.sink.put((rid, m.version, key_id, outcome, latency * 1000, m.schema.features, m.schema.sensitive,
-                            rows if res else None, res.get("predictions"), res.get("probabilities")))
+            inputs: Any = None
+            if res:  # a float matrix travels as its bytes (pickled as one copy, not as an ndarray object)
+                inputs = (x.tobytes(), x.shape[1]) if isinstance(x, np.ndarray) and x.dtype == np.float64 else rows
+            state.sink.put((rid, ts, m.version, key_id, outcome, latency * 1000, m.schema.log_columns, inputs,
+                            res.get("predictions"), res.get("probabilities")))
         if config.access_log:
             log.info("request", extra={"request_id": rid, "route": route, "status": status, "key_id": key_id,
                                        "latency_ms": round(latency * 1000, 3)})
@@ -405,6 +528,19 @@ def create_app(config: ServeConfig, *, project: Any = None, preloaded: LoadedMod
                "schema": {"$ref": "#/components/schemas/PredictRequest"}}}}})
     async def explain(request: Request, name: str) -> Response:
         return await model_call(request, name, "explain", "explain", _explain)
+
+    # The two model routes also go in front as plain Starlette routes, so requests skip FastAPI's dependency
+    # solving (the handlers read the request themselves); the FastAPI routes above document them.
+    async def predict_raw(request: Request) -> Response:
+        return await model_call(request, request.path_params["name"], "predict", "predict", _predict)
+
+    async def explain_raw(request: Request) -> Response:
+        return await model_call(request, request.path_params["name"], "explain", "explain", _explain)
+
+    app.router.routes[:0] = [
+        Route("/v1/models/{name}:predict", predict_raw, methods=["POST"], include_in_schema=False),
+        Route("/v1/models/{name}:explain", explain_raw, methods=["POST"], include_in_schema=False),
+    ]
 
     async def guarded(request: Request, role: str, fn: Callable[[Principal], Any]) -> Response:
         try:
@@ -497,11 +633,9 @@ def _rewrite_refs(node: Any) -> Any:
 
 def _check_roles(app: FastAPI) -> None:
     """Fail closed at start-up: a route without a declared role (and not public) is a bug."""
-    from fastapi.routing import APIRoute
-
     roles = app.state.route_roles
     for r in app.routes:
-        if isinstance(r, APIRoute) and r.path not in PUBLIC_PATHS:
+        if isinstance(r, Route) and r.path not in PUBLIC_PATHS:
             for method in r.methods or ():
                 if (method, r.path) not in roles:
                     raise ConfigError(f"Route {method} {r.path} declares no role; refusing to start.")

@@ -136,10 +136,13 @@ class AuditJournal:
             self.seq += 1
             e["seq"] = self.seq
             e["prev"] = self.head
-            h = _chain(e)
+            body = _canonical(e)
+            h = hashlib.sha256(body).hexdigest()
             e["hash"] = h
             self.head = h
-            lines.append(_canonical(e))
+            # The line is the hashed canonical form with the hash appended as a last key: one encoding per
+            # entry. Readers parse JSON, so key order in the file does not matter to them or to the verifier.
+            lines.append(body[:-1] + b',"hash":"' + h.encode() + b'"}')
         data = b"\n".join(lines) + b"\n"
         if self._fd is None:
             raise StoreError("The audit journal is closed.")

@@ -217,9 +217,11 @@ class LoadedModel:
             return {"predictions": np.asarray(self.model.predict(x)).tolist()}
         proba = np.asarray(self.model.predict_proba(x))
         if self.argmax_consistent:
-            labels = np.asarray(self.classes, dtype=object)[np.argmax(proba, axis=1)]
-        else:
-            labels = np.asarray(self.model.predict(x))
+            values = self.classes  # plain Python values (set at load)
+            assert values is not None
+            return {"predictions": [values[i] for i in np.argmax(proba, axis=1).tolist()],
+                    "probabilities": np.round(proba[:, 1].astype(np.float64), 6).tolist()}
+        labels = np.asarray(self.model.predict(x))
         return {"predictions": [_plain(v) for v in labels],
                 "probabilities": np.round(proba[:, 1].astype(np.float64), 6).tolist()}
 

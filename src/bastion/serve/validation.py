@@ -35,11 +35,24 @@ _OPENERS = (91, 123)  # [ {
 _CLOSERS = (93, 125)  # ] }
 
 
+_STRUCTURE = b'"[]{}'
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in _STRUCTURE)
+
+
 def json_depth(body: bytes) -> int:
     """How deeply ``body``'s arrays and objects nest (0 for a scalar), vectorized with numpy.
 
     Brackets inside strings do not count; a quote preceded by an odd run of backslashes is escaped.
     """
+    if b"\\" not in body:
+        # No escapes: keep only quotes and brackets (one C pass) and count on what is left; a 100-row
+        # body shrinks from ~50 kB to ~6 kB before numpy sees it.
+        return _depth_unescaped(body.translate(None, _NOT_STRUCTURE))
+    return _depth_scan(body)
+
+
+def _depth_scan(body: bytes) -> int:
+    """:func:`json_depth` over every byte (any body, escapes included)."""
     arr = np.frombuffer(body, dtype=np.uint8)
     if arr.size == 0:
         return 0
@@ -58,6 +71,16 @@ def json_depth(body: bytes) -> int:
     closes = ((arr == _CLOSERS[0]) | (arr == _CLOSERS[1])) & outside
     steps = opens.astype(np.int32) - closes.astype(np.int32)
     return max(0, int(np.cumsum(steps).max()))
+
+
+def _depth_unescaped(structure: bytes) -> int:
+    arr = np.frombuffer(structure, dtype=np.uint8)
+    if arr.size == 0:
+        return 0
+    outside = (np.cumsum(arr == _QUOTE, dtype=np.int32) & 1) == 0  # an unclosed string runs to the end
+    steps = ((arr == _OPENERS[0]) | (arr == _OPENERS[1])).astype(np.int32) - (
+        (arr == _CLOSERS[0]) | (arr == _CLOSERS[1])).astype(np.int32)
+    return max(0, int(np.cumsum(steps * outside, dtype=np.int32).max()))
 
 
 @dataclass(frozen=True)
@@ -189,6 +212,9 @@ class InputSchema:
         self.specs = tuple(specs)
         self.features = tuple(s.name for s in specs)
         self.sensitive = frozenset(s.name for s in specs if s.sensitive)
+        # What the prediction log may record: (column, index in a row, kind); protected fields never appear.
+        self.log_columns: tuple[tuple[str, int, str], ...] = tuple(
+            (f"in.{s.name}", i, s.kind) for i, s in enumerate(self.specs) if not s.sensitive)
         self.max_rows = max_rows
         self.max_depth = max_depth
         self.all_numeric = all(s.kind in ("number", "integer") and not s.nullable for s in specs)
