@@ -123,6 +123,12 @@ PARITY_ARGS = [
     ["{ok}", "--unknown-option"],
     ["{ok}", "--help"],
     [],
+    # short options take no "=" (click reads "-f=json" as the value "=json"), and the report never lands
+    # on the scanned file or a folder
+    ["{ok}", "-f=json"],
+    ["{ok}", "-o", "{ok}"],
+    ["{ok}", "--output={ok}", "--json"],
+    ["{ok}", "-o", "{dir}"],
 ]
 
 
@@ -156,6 +162,8 @@ def test_fast_path_and_typer_give_the_same_result(
         (["model", "scan", "{ok}", "--json=yes"], False),
         (["model", "scan", "{ok}", "-o"], False),
         (["model", "scan", "{ok}", "-o", "--json"], False),
+        (["model", "scan", "{ok}", "-o=r.json"], False),  # click takes "=r.json" as the value
+        (["model", "scan", "{ok}", "-f=json"], False),
         (["model", "scan", "--", "{ok}"], False),
         (["model", "list"], False),
         (["model", "scan"], False),
@@ -166,6 +174,22 @@ def test_fast_path_takes_only_plain_scan_command_lines(project_dir: Path, args: 
 
     _evil, ok, _medium = _files(project_dir)
     assert (parse_fast([a.replace("{ok}", str(ok)) for a in args]) is not None) is fast
+
+
+def test_output_never_replaces_the_scanned_file_and_write_errors_are_usage_errors(
+    cli: Callable[..., Any], project_dir: Path
+) -> None:
+    evil, _ok, _medium = _files(project_dir)
+    link = project_dir / "link.pkl"
+    link.symlink_to(evil)
+    for out in (str(evil), str(link)):
+        res = cli("model", "scan", str(evil), "-o", out)
+        assert res.exit_code == 2 and "is the file being scanned" in res.stderr
+        assert evil.read_bytes() == EVIL
+    res = cli("model", "scan", str(evil), "-o", str(project_dir))
+    assert res.exit_code == 2 and "is a folder" in res.stderr and "internal error" not in res.stderr
+    res = cli("model", "scan", str(evil), "-o", str(project_dir / "no" / "such" / "dir" / "r.txt"))
+    assert res.exit_code == 2 and "Cannot write the report" in res.stderr and "internal error" not in res.stderr
 
 
 def test_fast_parser_knows_every_option_of_the_typer_command() -> None:

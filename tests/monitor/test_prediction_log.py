@@ -162,6 +162,84 @@ def test_a_damaged_frame_ends_recovery_at_the_last_good_one(tmp_path: Path, dama
     assert [t.num_rows for t in _read_frames(wal)[0]] == [1] and _read_frames(wal)[1]
 
 
+def _checked_frame(payload: bytes) -> bytes:
+    """A frame whose length and checksum hold, whatever the payload (what a crafted file can do)."""
+    import struct
+    import zlib
+
+    return struct.pack("<4sII", b"BPL1", len(payload), zlib.crc32(payload)) + payload
+
+
+def _arrow_payload(table: pa.Table) -> bytes:
+    return _frame(table)[12:]
+
+
+_GOOD_ROWS = [_rec(0).to_row("m")]
+_HOSTILE_WALS = {
+    "not arrow": (".arrows", lambda good: good + _checked_frame(b"garbage that is no IPC stream")),
+    "no base columns": (".arrows", lambda good: good + _checked_frame(_arrow_payload(pa.table({"in.x": [1]})))),
+    "bad outcome": (".arrows", lambda good: good + _checked_frame(_arrow_payload(pa.table({
+        **{c: pa.array([None] * 1, type=t) for c, t in zip(BASE_COLUMNS, [pa.string(), pa.timestamp("us", tz="UTC"),
+           pa.string(), pa.int64(), pa.string(), pa.string(), pa.string(), pa.float64()], strict=True)},
+        "outcome": ["pwned"]})))),
+    "bad type": (".arrows", lambda good: good + _checked_frame(_arrow_payload(
+        pa.table({c: ["x"] for c in BASE_COLUMNS})))),
+    "legacy list line": (".jsonl", lambda good: json.dumps(_GOOD_ROWS[0]).encode() + b"\n[1, 2]\n"),
+    "legacy bad time": (".jsonl", lambda good: json.dumps(_GOOD_ROWS[0]).encode() + b"\n"
+                        + json.dumps({**_GOOD_ROWS[0], "request_id": "x", "ts": "not a time"}).encode() + b"\n"),
+    "legacy bad version": (".jsonl", lambda good: json.dumps(_GOOD_ROWS[0]).encode() + b"\n"
+                           + json.dumps({**_GOOD_ROWS[0], "request_id": "x", "version": "v"}).encode() + b"\n"),
+    "legacy not utf-8": (".jsonl", lambda good: json.dumps(_GOOD_ROWS[0]).encode() + b"\n\xff\xfe{\n"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_HOSTILE_WALS))
+def test_a_crafted_or_damaged_wal_never_stops_a_writer_from_opening(tmp_path: Path, kind: str) -> None:
+    """Recovery runs when every writer (the server's shipper included) opens: a write-ahead log whose
+    checksum holds but whose content is no log batch keeps the rows before the damage, injects nothing,
+    and is gone afterwards, instead of failing every later open."""
+    suffix, build = _HOSTILE_WALS[kind]
+    wal = _dead_wal(tmp_path, suffix)
+    wal.write_bytes(build(_frame(_conform(_rows_to_table(_GOOD_ROWS)))))
+    with PredictionLogWriter(tmp_path, "m"):
+        pass
+    assert not wal.exists()
+    df = read_prediction_log(tmp_path, "m")
+    assert list(df["request_id"]) == ["r0"] and set(df["outcome"]) == {"ok"}
+    with PredictionLogWriter(tmp_path, "m"):  # and the next writer opens too
+        pass
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "directory", "other user"])
+def test_a_wal_that_is_not_our_regular_file_is_left_alone(tmp_path: Path, kind: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A FIFO would block recovery (and every writer waiting on its lock) forever, a symlink could point at
+    /dev/zero or another user's file, another user's file could inject rows: none is read."""
+    import threading
+
+    wal = _dead_wal(tmp_path, ".arrows")
+    if kind == "fifo":
+        os.mkfifo(wal)
+    elif kind == "symlink":
+        target = tmp_path / "elsewhere.arrows"
+        target.write_bytes(_frame(_conform(_rows_to_table(_GOOD_ROWS))))
+        wal.symlink_to(target)
+    elif kind == "directory":
+        wal.mkdir()
+    else:
+        wal.write_bytes(_frame(_conform(_rows_to_table(_GOOD_ROWS))))
+        owner = wal.stat().st_uid
+        monkeypatch.setattr(os, "geteuid", lambda: owner + 1)  # as if another user had written it
+    opened: list[PredictionLogWriter] = []
+    t = threading.Thread(target=lambda: opened.append(PredictionLogWriter(tmp_path, "m")), daemon=True)
+    t.start()
+    t.join(10)
+    assert opened, "opening the writer hung on the write-ahead log"
+    opened[0].close()
+    assert os.path.lexists(wal)
+    assert read_prediction_log(tmp_path, "m").empty
+
+
 def test_writers_opening_together_recover_an_orphan_exactly_once(tmp_path: Path) -> None:
     import threading
 

@@ -188,6 +188,27 @@ def test_plugins_are_discovered_from_installed_distributions(
     monkeypatch.delitem(sys.modules, "fake_scan_plugin", raising=False)
 
 
+@pytest.mark.parametrize("layout", ["Fake_Scan_Plugin-1.0.DIST-INFO", "fake_scan_plugin.egg-info",
+                                    "fake_scan_plugin-1.0.egg/EGG-INFO", "fake_scan_plugin-1.0.egg/egg-info",
+                                    "Fake-1.0.EGG/Egg-Info"])
+def test_plugin_precheck_sees_every_metadata_layout_importlib_metadata_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    from importlib import metadata
+
+    entry, _, info_name = layout.rpartition("/")
+    root = tmp_path / entry if entry else tmp_path
+    root.mkdir(parents=True, exist_ok=True)
+    info = root / info_name
+    info.mkdir()
+    (info / "PKG-INFO" if "egg" in info_name.lower() else info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: fake-scan-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[bastion.scanners]\nfake = fake_scan_plugin:Plugin\n")
+    monkeypatch.syspath_prepend(str(root))
+    assert [ep.name for ep in metadata.entry_points(group="bastion.scanners")] == ["fake"]
+    assert _engine._no_plugins_declared() is False  # a declared plugin is never skipped
+
+
 def test_plugin_precheck_agrees_with_importlib_metadata() -> None:
     from importlib import metadata
 

@@ -389,6 +389,18 @@ def test_unsupported_coders_fall_back_to_py7zr(kind: str) -> None:
     assert _rules(data) == {"pickle.dangerous-global": Severity.CRITICAL}
 
 
+def test_the_py7zr_fallback_applies_the_ratio_limit_before_extracting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An archive the built-in reader hands to py7zr (here PPMd) is extracted to disk in one call: a bomb
+    must be refused from its declared sizes first, as the built-in reader does per folder."""
+    data = _py7z([(f"f{i}", b"\0" * 20_000) for i in range(5)] + [("m.pkl", EVIL)], UNSUPPORTED["ppmd"])
+    extracted: list[object] = []
+    monkeypatch.setattr(py7zr.SevenZipFile, "extract", lambda self, **kw: extracted.append(kw))
+    found = _rules(data, limits=ScanLimits(ratio_floor_bytes=1000, max_ratio=2.0))
+    assert found == {"limit.ratio": Severity.HIGH} and extracted == []
+    monkeypatch.undo()
+    assert _rules(data) == {"pickle.dangerous-global": Severity.CRITICAL}  # within the limits: analysed
+
+
 @pytest.mark.parametrize("kind", sorted(UNSUPPORTED))
 def test_unsupported_without_py7zr_is_high(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     data = _py7z([("model.pkl", EVIL)], UNSUPPORTED[kind])

@@ -148,3 +148,35 @@ def test_the_server_side_sink_ships_batches_without_a_thread_and_survives_a_dead
     assert list(read_prediction_log(tmp_path, "m")["in.a"]) == [float(i) for i in range(500)]
     asyncio.run(run(10, True))
     assert "prediction log shipper is gone" in caplog.text
+
+
+def test_an_integer_past_int64_is_logged_not_fatal() -> None:
+    """An integer field without a recorded range accepts any JSON integer; the server's float matrix then
+    holds e.g. 1e23, which int64 cannot: the column keeps the float rather than failing the batch."""
+    cols = (("in.n", 0, "integer"), ("in.a", 1, "number"))
+    x = np.array([[1e23, 1.5], [7.0, 2.5]])
+    (t,) = _shipper.to_tables([("r", T, 1, "k", "ok", 1.0, cols, (x.tobytes(), 2), [1, 0], None)])
+    assert t.column("in.n").to_pylist() == [1e23, 7.0] and t.column("in.a").to_pylist() == [1.5, 2.5]
+
+
+def test_a_batch_the_log_cannot_hold_is_dropped_and_logging_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch that fails to convert (here: two matrices of different widths under one layout) used to end
+    the shipper, and with it the prediction log for the rest of the server's life."""
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # main() runs in this process: keep its settings
+    monkeypatch.setattr(os, "nice", lambda n: 0)
+    monkeypatch.setattr(os, "sched_setscheduler", lambda *a: None, raising=False)
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    cols = (("in.a", 0, "number"),)
+    writer.send_bytes(pickle.dumps([("bad1", T, 1, "k", "ok", 1.0, cols, np.array([[1.0]]), [1], None),
+                                    ("bad2", T, 1, "k", "ok", 1.0, cols, np.array([[1.0, 2.0]]), [1], None)]))
+    reader_poll = reader.poll
+    monkeypatch.setattr(reader, "poll", lambda t=0: False, raising=False)  # one batch per read
+    writer.send_bytes(pickle.dumps([("good", T, 1, "k", "ok", 1.0, cols, np.array([[3.0]]), [0], None)]))
+    writer.close()
+    assert reader_poll(0)
+    with caplog.at_level("ERROR", logger="bastion.serve"):
+        _shipper.main(reader, str(tmp_path), "m")
+    assert list(read_prediction_log(tmp_path, "m")["request_id"]) == ["good"]
+    assert "dropped a batch of 2 request records" in caplog.text

@@ -56,6 +56,23 @@ def test_rows(change: dict[str, Any], ok: bool) -> None:
         assert e.value.status == 422 and e.value.errors
 
 
+@pytest.mark.parametrize(("value", "ok"), [(2**63 - 1, True), (2**64 - 1, True), (-(2**63), True), (2**64, False),
+                                          (-(2**63) - 1, False), (10**400, False)])
+def test_an_integer_without_a_recorded_range_is_still_bounded(value: int, ok: bool) -> None:
+    """JSON integers are unbounded: 10**400 used to pass validation and fail the float matrix (a 500)."""
+    from bastion.serve.validation import FeatureSpec, InvalidInput, build_input_schema
+
+    s = build_input_schema([FeatureSpec("n", "integer"), FeatureSpec("x", "number")], model_name="m")
+    body = b'{"instances": [{"n": %d, "x": 1.0}]}' % value
+    if ok:
+        rows = s.parse(body)
+        assert rows == [(value, 1.0)] and s.to_matrix(rows).shape == (1, 2)
+    else:
+        with pytest.raises(InvalidInput) as e:
+            s.parse(body)
+        assert e.value.status == 422
+
+
 def test_margin_zero_is_the_training_range() -> None:
     from bastion.serve.validation import InvalidInput
 
@@ -110,6 +127,28 @@ def test_json_depth_fast_path_agrees_with_the_full_scan(parts: list[bytes]) -> N
 
     body = b"".join(parts)
     assert json_depth(body) == _depth_scan(body)
+
+
+_TRICKY_TEXT = st.text(alphabet=st.sampled_from(list('[]{}"\\/u0 a\u00e9\u2028\n')), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(st.none() | _TRICKY_TEXT | st.integers(),
+                    lambda c: st.lists(c, max_size=3) | st.dictionaries(_TRICKY_TEXT, c, max_size=3), max_leaves=20),
+       st.booleans(), st.sampled_from([None, 0, 2]))
+def test_json_depth_agrees_with_a_full_parse_on_strings_full_of_brackets_and_escapes(
+    value: Any, ascii_only: bool, indent: int | None
+) -> None:
+    """Brackets, quotes and backslash runs inside strings, raw or as \\u escapes, never change the depth."""
+    from bastion.serve.validation import json_depth
+
+    def ref(v: Any) -> int:
+        if isinstance(v, list | dict):
+            return 1 + max((ref(x) for x in (v.values() if isinstance(v, dict) else v)), default=0)
+        return 0
+
+    body = json.dumps(value, ensure_ascii=ascii_only, indent=indent).encode()
+    assert json_depth(body) == ref(value)
 
 
 @settings(max_examples=200, deadline=None)

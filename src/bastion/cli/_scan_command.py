@@ -55,6 +55,8 @@ def run_scan(
     except ValueError as exc:
         raise ScanError(f"--fail-on: {exc}") from None
     path = _resolve(target, project_root)
+    if output is not None:
+        _check_output(output, path)
     with _progress(enabled=kind == "text") as bar:
         report = scan_path(path, progress=bar, digest=digest)
     if kind == "json":
@@ -71,7 +73,11 @@ def run_scan(
         from pathlib import Path
 
         out = Path(output)  # printed the same whichever way the command line was parsed
-        out.write_text(text, encoding="utf-8")
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ScanError(f"Cannot write the report to {str(out)!r} ({exc.strerror or exc}); choose a "
+                            "writable file path for --output.") from None
         _print(f"Wrote the {kind} report to {out}.\n")
     elif kind == "text" and _stdout_is_terminal():
         from rich.console import Console
@@ -84,6 +90,19 @@ def run_scan(
     if report.errors:
         return EXIT_USAGE
     return EXIT_OK if report.is_clean(threshold) else EXIT_CHECKS_FAILED
+
+
+def _check_output(output: str | os.PathLike[str], scanned: Path) -> None:
+    """Refuse an ``--output`` that is a folder or the scanned file itself (the report would replace the model)."""
+    if os.path.isdir(output):
+        raise ScanError(f"--output {os.fspath(output)!r} is a folder; give a file path for the report.")
+    try:
+        same = os.path.exists(output) and scanned.is_file() and os.path.samefile(output, scanned)
+    except OSError:
+        same = False
+    if same:
+        raise ScanError(f"--output {os.fspath(output)!r} is the file being scanned; writing the report there "
+                        "would replace it. Choose another file for the report.")
 
 
 def _resolve(target: str, project_root: str | None) -> Path:
@@ -161,6 +180,8 @@ def parse_fast(args: list[str]) -> dict[str, object] | None:
             target = arg
             continue
         name, eq, value = arg.partition("=")
+        if eq and not name.startswith("--"):
+            return None  # click reads ``-o=x`` as the value "=x"; let it
         if name in VALUE_OPTIONS:
             if not eq:
                 if i >= len(rest):

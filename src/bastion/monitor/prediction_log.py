@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import socket
+import stat
 import struct
 import threading
 import time
@@ -275,9 +276,44 @@ def _frame(table: pa.Table) -> bytes:
     return _FRAME.pack(_FRAME_MAGIC, len(payload), zlib.crc32(payload)) + payload
 
 
+# What a damaged or foreign write-ahead log can raise while it is decoded into log rows (Arrow's errors
+# are ValueError/TypeError subclasses; pandas raises ValueError for a bad timestamp).
+_DAMAGE = (DataError, KeyError, ValueError, TypeError, pa.ArrowException)
+
+
+class _ForeignWal(Exception):
+    """A file named like a write-ahead log that this process must not read (not a regular file, not ours)."""
+
+
+def _read_wal_bytes(path: Path) -> bytes:
+    """The bytes of a write-ahead log: a regular file owned by this user, never through a symlink and
+    never a FIFO or device (which would block or never end and stall every writer waiting on the lock)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise _ForeignWal(f"cannot be opened safely ({e.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _ForeignWal("is not a regular file")
+        if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+            raise _ForeignWal(f"belongs to another user (uid {st.st_uid})")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
+
+
 def _read_frames(path: Path) -> tuple[list[pa.Table], bool]:
-    """The complete frames of a write-ahead log, and whether a torn or damaged tail was dropped."""
-    data = path.read_bytes()
+    """The complete frames of a write-ahead log, and whether a torn or damaged tail was dropped.
+
+    A frame whose checksum holds but whose content is not a log batch (a foreign or crafted file)
+    counts as damage too: recovery keeps the frames before it and never fails on it.
+    """
+    data = _read_wal_bytes(path)
     tables: list[pa.Table] = []
     pos = 0
     while pos < len(data):
@@ -287,7 +323,13 @@ def _read_frames(path: Path) -> tuple[list[pa.Table], bool]:
         payload = data[pos + _FRAME.size : pos + _FRAME.size + n]
         if magic != _FRAME_MAGIC or len(payload) != n or zlib.crc32(payload) != crc:
             return tables, True
-        tables.append(pa.ipc.open_stream(payload).read_all())
+        try:
+            table = pa.ipc.open_stream(payload).read_all()
+            if not set(BASE_COLUMNS) <= set(table.column_names):
+                raise DataError("a write-ahead-log frame lacks the base columns")
+            tables.append(_conform(table))
+        except _DAMAGE:
+            return tables, True
         pos += _FRAME.size + n
     return tables, False
 
@@ -295,16 +337,33 @@ def _read_frames(path: Path) -> tuple[list[pa.Table], bool]:
 def _read_legacy_wal(path: Path) -> tuple[list[pa.Table], bool]:
     rows: list[dict[str, Any]] = []
     torn = False
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                torn = True
-    return ([_conform(_rows_to_table(rows))] if rows else []), torn
+    for line in _read_wal_bytes(path).decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            torn = True
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            torn = True
+    if not rows:
+        return [], torn
+    try:
+        return [_conform(_rows_to_table(rows))], torn
+    except _DAMAGE:
+        pass
+    # some row does not fit the log schema: keep the ones that do
+    tables = []
+    for row in rows:
+        try:
+            tables.append(_conform(_rows_to_table([row])))
+        except _DAMAGE:
+            torn = True
+    return tables, True
 
 
 class PredictionLogWriter:
@@ -486,6 +545,9 @@ class PredictionLogWriter:
                 try:
                     tables, torn = (_read_frames if suffix == _WAL_SUFFIX else _read_legacy_wal)(wal)
                 except FileNotFoundError:
+                    continue
+                except _ForeignWal as e:
+                    log.warning("prediction log: %s %s; left alone, not recovered", wal.name, e)
                     continue
                 if torn:
                     log.warning("prediction log: dropped a torn tail of %s (a write cut short by a crash)", wal.name)

@@ -130,10 +130,10 @@ def _no_plugins_declared() -> bool:
             names = os.listdir(folder)
         except OSError:
             continue
+        # the names importlib.metadata matches, case-insensitively (in an .egg folder: EGG-INFO in any case)
+        is_egg = os.path.basename(folder).lower().endswith(".egg")
         candidates = [os.path.join(folder, n, "entry_points.txt") for n in names
-                      if n.lower().endswith((".dist-info", ".egg-info"))]
-        if folder.lower().endswith(".egg"):
-            candidates.append(os.path.join(folder, "EGG-INFO", "entry_points.txt"))
+                      if n.lower().endswith((".dist-info", ".egg-info")) or (is_egg and n.lower() == "egg-info")]
         for path in candidates:
             try:
                 with open(path, "rb") as fh:

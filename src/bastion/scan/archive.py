@@ -642,6 +642,7 @@ class SevenZipScanner(FormatScanner):
         import tempfile
 
         try:
+            packed = max(stream.seek(0, 2), 1)
             stream.seek(0)
             with py7zr.SevenZipFile(stream, "r") as archive:
                 infos = archive.list()
@@ -652,6 +653,15 @@ class SevenZipScanner(FormatScanner):
                 if ctx.expanded[0] + total > ctx.limits.max_expanded_bytes:
                     raise LimitExceeded("limit.size", f"The 7z archive expands to {total} bytes, more than "
                                         "ScanLimits.max_expanded_bytes.")
+                # py7zr extracts everything to disk in one call (no ExpandingRaw, no time check inside):
+                # the ratio limit the built-in reader applies per folder is applied to the whole archive
+                limits = ctx.limits
+                if total > limits.ratio_floor_bytes and total / packed > limits.max_ratio:
+                    ctx.add("limit.ratio", Severity.HIGH, "7z archive",
+                            f"The members declare {total} bytes from {packed} compressed (ratio "
+                            f"{total / packed:.0f}); treated as a decompression bomb and not expanded.",
+                            "Reject the archive, or scan it with larger ScanLimits if the content is expected.")
+                    return
                 self._names(ctx, [i.filename for i in infos])
                 with tempfile.TemporaryDirectory(prefix="bastion-7z-") as tmp:
                     archive.reset()

@@ -60,7 +60,12 @@ def _inputs(spec: Sequence[tuple[str, int, str]], inputs: list[Any]) -> dict[str
         out = {}
         for name, j, kind in spec:
             col = pa.array(cols_t[j])
-            out[name] = col.cast(pa.int64()) if kind == "integer" else col
+            if kind == "integer":
+                try:
+                    col = col.cast(pa.int64())
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    pass  # a value past int64 (no range on the field): logged as the float the model saw
+            out[name] = col
         return out
     rows: list[Any] = []
     for x in inputs:
@@ -149,8 +154,14 @@ def main(conn: Any, home: str, model: str) -> None:
                     batch.extend(pickle.loads(conn.recv_bytes()))
             except (EOFError, OSError):
                 done = True
-            for table in to_tables(batch):
-                writer.append_table(table)
+            try:
+                for table in to_tables(batch):
+                    writer.append_table(table)
+            except Exception:
+                # One batch the log cannot hold must not end logging for the rest of the server's life
+                # (a request crafted to do that would blind monitoring); it is dropped and said so.
+                log.exception("prediction log: dropped a batch of %s request records it could not write",
+                              len(batch))
             writer.maybe_roll()
     finally:
         writer.close()

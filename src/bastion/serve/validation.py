@@ -35,6 +35,7 @@ _OPENERS = (91, 123)  # [ {
 _CLOSERS = (93, 125)  # ] }
 
 
+_INT_MIN, _UINT_MAX = -(2**63), 2**64 - 1
 _STRUCTURE = b'"[]{}'
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in _STRUCTURE)
 
@@ -172,8 +173,10 @@ def _field_type(spec: FeatureSpec) -> Any:
     if spec.kind == "number":
         t = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=spec.min, le=spec.max)]
     elif spec.kind == "integer":
-        lo = None if spec.min is None else int(spec.min)
-        hi = None if spec.max is None else int(spec.max)
+        # Without a recorded range, still no wider than the column's widest type (int64 / uint64): JSON
+        # integers are unbounded, and 10**400 would fail the float matrix (a 500) instead of validation.
+        lo = _INT_MIN if spec.min is None else int(spec.min)
+        hi = _UINT_MAX if spec.max is None else int(spec.max)
         t = Annotated[int, Field(strict=True, ge=lo, le=hi)]
     elif spec.kind == "boolean":
         t = Annotated[bool, Field(strict=True)]
