@@ -66,6 +66,26 @@ def test_scan_registered_version(cli: Callable[..., Any], project: Any, project_
     assert cli("model", "scan", "nosuch:9").exit_code == 2
 
 
+def test_a_file_named_like_a_version_never_stands_in_for_it(
+    cli: Callable[..., Any], project: Any, project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attacker who can write to the working folder plants `churn:1` (a malicious pickle): the reference is
+    refused as ambiguous instead of scanning the planted file, and `./churn:1` still scans the file."""
+    _evil, ok, _medium = _files(project_dir)
+    project.log_model(ok, name="churn")
+    monkeypatch.chdir(project_dir)
+    (project_dir / "churn:1").write_bytes(EVIL)
+    (project_dir / "churn@production").write_bytes(EVIL)
+    for target in ("churn:1", "churn@production"):
+        res = cli("model", "scan", target, "--json")
+        assert res.exit_code == 2
+        assert "both a file here and a model reference" in res.stderr
+        assert res.stdout == ""
+    assert cli("model", "scan", "./churn:1", "--json").exit_code == 1
+    (project_dir / "notes:draft.pkl").write_bytes(pickle.dumps([1, 2]))  # not a reference: scanned as a file
+    assert cli("model", "scan", "notes:draft.pkl").exit_code == 0
+
+
 # -- one command, two ways in: the fast entry path (no Typer) and the Typer app ----------------------
 
 

@@ -379,3 +379,29 @@ def test_dashboard_mounts_under_ui_with_its_own_login(sample: Any, project: Any,
         assert c.get("/ui/login").status_code == 200
         # the API keeps its own authentication
         assert c.post("/v1/models/sample:predict", json={"instances": [good_row(sample)]}).status_code == 401
+
+
+def test_a_model_failure_is_a_500_whose_log_names_the_error_type_but_never_its_message(
+    client: Any, keys: dict[str, str], sample: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Model errors can quote the inputs (PII); the server logs the exception type and traceback frames only."""
+    canary = "CANARY-7731-patient-jane.doe@example.org"
+    loaded = client.app.state.bastion.current
+
+    def failing_predict(x: Any) -> Any:
+        raise ValueError(f"Found unknown categories ['{canary}'] in column 0 during transform")
+
+    original = loaded.predict
+    object.__setattr__(loaded, "predict", failing_predict)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            r = client.post("/v1/models/sample:predict", headers=bearer(keys["predict"]),
+                            json={"instances": [good_row(sample)]})
+    finally:
+        object.__setattr__(loaded, "predict", original)
+    assert r.status_code == 500 and r.json()["error"] == "internal"
+    assert canary not in r.text
+    failures = [rec for rec in caplog.records if "failed" in rec.getMessage()]
+    assert failures and "ValueError" in failures[0].getMessage()
+    assert all(canary not in rec.getMessage() and canary not in (rec.exc_text or "") for rec in caplog.records)
+    assert all(rec.exc_info is None for rec in failures)

@@ -110,6 +110,12 @@ def _resolve(target: str, project_root: str | None) -> Path:
 
     path = Path(target)
     if path.exists() or path.is_symlink():
+        if "/" not in target and _reads_as_model_reference(target):
+            # a file planted under a version's name must not stand in for the registered version
+            raise ScanError(
+                f"{target!r} is both a file here and a model reference. Write ./{target} to scan the file, "
+                "or run the command from another folder to scan the registered version."
+            )
         return path
     if ":" in target or "@" in target:
         from bastion.project import open_project
@@ -120,6 +126,19 @@ def _resolve(target: str, project_root: str | None) -> Path:
         f"Cannot scan {target!r}: it is neither an existing file or folder nor a model reference "
         "(NAME:VERSION or NAME@ALIAS)."
     )
+
+
+def _reads_as_model_reference(target: str) -> bool:
+    if ":" not in target and "@" not in target:
+        return False
+    from bastion.errors import RegistryError
+    from bastion.registry.refs import parse_ref
+
+    try:
+        ref = parse_ref(target)
+    except RegistryError:
+        return False
+    return ref.version is not None or ref.alias is not None
 
 
 def _print(text: str) -> None:

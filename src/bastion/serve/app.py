@@ -20,6 +20,7 @@ import struct
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -464,8 +465,11 @@ def create_app(config: ServeConfig, *, project: Any = None, preloaded: LoadedMod
             outcome, status, doc = "error", 504, {"error": "timeout", "message": f"over {limits.timeout_s}s"}
         except ConfigError as e:  # e.g. explain on a non-linear model
             outcome, status, doc = "invalid", 501, {"error": "not_supported", "message": str(e)}
-        except Exception:
-            log.exception("request %s failed", rid)
+        except Exception as e:
+            # The exception's text can quote input values (an encoder's unknown category, say), so the log
+            # gets its type and where it was raised, never its message.
+            log.error("request %s failed: %s\n%s", rid, type(e).__qualname__,
+                      "".join(traceback.format_tb(e.__traceback__)).rstrip())
             outcome, status, doc = "error", 500, {"error": "internal", "message": "internal error", "request_id": rid}
         latency = time.perf_counter() - t0
         ts = time.time()
