@@ -62,6 +62,27 @@ def test_report_from_data_with_log_files(served: dict[str, Any]) -> None:
     assert res.drift.new_in_current == ()  # out.* and log columns are not "new features"
 
 
+def test_reference_columns_the_log_does_not_hold_are_noted_not_reported_missing(served: dict[str, Any]) -> None:
+    """A prediction log holds the model's inputs only: a training column the model does not take is not a
+    schema change; a log sharing no input with the reference is a clear error."""
+    import pytest
+
+    from bastion.errors import DataError
+
+    p = served["project"]
+    write_traffic(p, "risk", 2, served["model"], make_data(600, 4))
+    files = str(p.settings.home_path / "predictions" / "risk" / "*.parquet")
+    reference = served["train"].assign(ward=[("A", "B")[i % 2] for i in range(len(served["train"]))])
+    res = report_from_data(reference, files, target="y")
+    assert res.drift.missing_in_current == ()
+    assert "ward" not in [f.column for f in res.drift.features]
+    assert any("ward" in n and "not in the prediction log" in n for n in res.notes)
+    plain = make_data(600, 4).drop(columns=["income"])  # plain current data: a missing column is reported
+    assert "income" in report_from_data(served["train"], plain, target="y").drift.missing_in_current
+    with pytest.raises(DataError, match="shares no input column"):
+        report_from_data(pd.DataFrame({"other": [1.0, 2.0, 3.0]}), files)
+
+
 def test_parse_duration() -> None:
     assert parse_duration("90s") == timedelta(seconds=90)
     assert parse_duration("2d") == timedelta(days=2)

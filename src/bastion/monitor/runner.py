@@ -145,10 +145,21 @@ def report_from_data(
     ref = TableSource.from_any(reference)
     cur = TableSource.from_any(current)
     notes: list[str] = []
+    compare = [c for c in ref.columns if c not in BASE_COLUMNS and c != target]
     if _is_log(cur.columns):
         rename = {c: c[len(INPUT_PREFIX) :] for c in cur.columns if c.startswith(INPUT_PREFIX)}
         cur = cur.renamed(rename)
-    compare = [c for c in ref.columns if c not in BASE_COLUMNS and c != target]
+        # A prediction log holds the model's inputs only: reference columns the model does not take (or the
+        # server does not log) are not a schema change, so they are noted rather than reported missing.
+        unlogged = [c for c in compare if c not in rename.values()]
+        if unlogged:
+            notes.append(f"reference columns not in the prediction log (not model inputs): {', '.join(unlogged)}")
+        compare = [c for c in compare if c in rename.values()]
+        if not compare:
+            raise DataError(
+                "The prediction log shares no input column with the reference "
+                f"(log inputs: {', '.join(sorted(rename.values())) or 'none'}); is it the log of another model?"
+            )
     if target and target in ref.columns and target in cur.columns:
         compare.append(target)
     columns = compare
