@@ -19,7 +19,7 @@ import lz4.frame
 import pytest
 
 from bastion.scan import ScanLimits, Severity, scan_bytes, scan_path
-from bastion.scan.archive import unsafe_member_name
+from bastion.scan.archive import normalize_member_name, unsafe_member_name
 
 EVIL = b"cos\nsystem\n(S'echo pwned'\ntR."
 BENIGN = pickle.dumps({"weights": [1.0, 2.0]}, protocol=4)
@@ -290,3 +290,181 @@ def test_lz4_matches_copy_from_history() -> None:
 def test_lz4_bad_offset_is_corrupt(lz4_reader: str) -> None:
     block = bytes([0x14]) + b"a" + b"\x09\x00"
     assert _rules(_lz4_frame([(block, True)]))["archive.corrupt"] == Severity.HIGH
+
+
+# -- member names that name the same file -----------------------------------------------------------
+
+
+def _num7(v: int) -> bytes:
+    """7z NUMBER encoding (values below 2**56 are enough here)."""
+    for i in range(8):
+        if v < 1 << (8 * i + 7 - i):
+            first = ((0xFF << (8 - i)) & 0xFF) | (v >> (8 * i))
+            return bytes([first]) + (v & ((1 << (8 * i)) - 1)).to_bytes(i, "little")
+    return b"\xff" + v.to_bytes(8, "little")
+
+
+def _seven(members: list[tuple[str, bytes]]) -> bytes:
+    """A stored (Copy coder) 7z with the names exactly as given: py7zr rewrites './x', 'a//b', 'x/'."""
+    packed = b"".join(d for _, d in members)
+    h = b"\x01\x04\x06" + _num7(0) + _num7(1) + b"\x09" + _num7(len(packed)) + b"\x00"
+    h += b"\x07\x0b" + _num7(1) + b"\x00" + _num7(1) + b"\x01\x00" + b"\x0c" + _num7(len(packed)) + b"\x00"
+    h += b"\x08\x0d" + _num7(len(members)) + b"\x09" + b"".join(_num7(len(d)) for _, d in members[:-1])
+    h += b"\x0a\x01" + b"".join(struct.pack("<I", zlib.crc32(d)) for _, d in members) + b"\x00\x00"
+    names = b"\x00" + "".join(n + "\0" for n, _ in members).encode("utf-16-le")
+    h += b"\x05" + _num7(len(members)) + b"\x11" + _num7(len(names)) + names + b"\x00\x00"
+    start = struct.pack("<QQI", len(packed), len(h), zlib.crc32(h))
+    return b"7z\xbc\xaf\x27\x1c\x00\x04" + struct.pack("<I", zlib.crc32(start)) + start + packed + h
+
+
+def _zip_raw(members: list[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # duplicate names are the point of some rows
+        with zipfile.ZipFile(buf, "w") as zf:
+            for name, data in members:
+                zf.writestr(name, data)
+    return buf.getvalue()
+
+
+ARCHIVERS = {"zip": _zip_raw, "tar": lambda m: _tar(list(m)), "7z": _seven}
+
+
+def _npy() -> bytes:
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.arange(4, dtype=np.float32))
+    return buf.getvalue()
+
+
+CONTENT = {"pickle": BENIGN, "text": b"a model card\n", "npy": _npy()}
+
+# (first name, second name, content of both, severity of archive.colliding-members or None)
+NAME_PAIRS = [
+    # same path to every extractor (or to a loader that normalizes): HIGH whatever the content
+    ("model/data.pkl", "model\\data.pkl", "pickle", Severity.HIGH),
+    ("notes/a.txt", "notes\\a.txt", "text", Severity.HIGH),
+    ("./model.pkl", "model.pkl", "pickle", Severity.HIGH),
+    ("a//b.txt", "a/b.txt", "text", Severity.HIGH),
+    ("model/./data.pkl", "model/data.pkl", "pickle", Severity.HIGH),
+    ("data.pkl.", "data.pkl", "pickle", Severity.HIGH),
+    ("data.pkl ", "data.pkl", "pickle", Severity.HIGH),
+    ("x/", "x", "text", Severity.HIGH),
+    ("caf\u00e9.txt", "cafe\u0301.txt", "text", Severity.HIGH),  # NFC vs NFD
+    # letter case only: HIGH when either copy carries code, MEDIUM for plain data
+    ("Data.pkl", "data.pkl", "pickle", Severity.HIGH),
+    ("archive/DATA.pkl", "archive/data.pkl", "pickle", Severity.HIGH),
+    ("README.md", "readme.md", "text", Severity.MEDIUM),
+    ("X.npy", "x.npy", "npy", Severity.MEDIUM),
+    # good rows: different files
+    ("a/b.pkl", "a/c.pkl", "pickle", None),
+    ("data.pkl", "data.pkl.bak", "pickle", None),
+    ("archive/.data/version", "archive/data/version", "text", None),
+    ("x..pkl", "x.pkl", "pickle", None),
+    ("a.b/c.txt", "a/b.c.txt", "text", None),
+    ("caf\u00e9.txt", "cafe.txt", "text", None),
+    ("model.pkl", "model/pkl", "pickle", None),
+]
+
+
+@pytest.mark.parametrize("kind", sorted(ARCHIVERS))
+@pytest.mark.parametrize(("first", "second", "content", "expected"), NAME_PAIRS,
+                         ids=[f"{a!r}-{b!r}" for a, b, _, _ in NAME_PAIRS])
+def test_colliding_member_names(kind: str, first: str, second: str, content: str,
+                                expected: Severity | None) -> None:
+    data = CONTENT[content]
+    report = scan_bytes(ARCHIVERS[kind]([(first, data), (second, data)]))
+    found = [f for f in report.findings if f.rule_id == "archive.colliding-members"]
+    if expected is None:
+        assert report.findings == ()
+        return
+    (finding,) = found
+    assert finding.severity == expected
+    assert repr(first) in finding.construct and repr(second) in finding.construct
+    assert finding.construct.startswith(f"{kind} members")
+    # nothing else is wrong with these archives (a name with '..' would also be path traversal)
+    assert {f.rule_id for f in report.findings} == {"archive.colliding-members"}
+
+
+@pytest.mark.parametrize("kind", sorted(ARCHIVERS))
+def test_collision_with_the_malicious_copy_is_high_and_the_payload_found(kind: str) -> None:
+    found = _rules(ARCHIVERS[kind]([("data.pkl", BENIGN), ("DATA.pkl", EVIL), ("archive\\data.pkl", EVIL)]))
+    assert found["archive.colliding-members"] == Severity.HIGH
+    assert found["pickle.dangerous-global"] == Severity.CRITICAL
+
+
+@pytest.mark.parametrize("kind", sorted(ARCHIVERS))
+def test_exact_duplicates_stay_duplicates_and_add_no_collision(kind: str) -> None:
+    found = _rules(ARCHIVERS[kind]([("a.pkl", BENIGN), ("a.pkl", BENIGN)]))
+    assert found == {"archive.duplicate-member": Severity.HIGH}
+
+
+def test_three_spellings_are_one_finding() -> None:
+    report = scan_bytes(_zip_raw([("m/data.pkl", BENIGN), ("M/Data.pkl", BENIGN), ("m\\data.pkl", BENIGN)]))
+    (finding,) = [f for f in report.findings if f.rule_id == "archive.colliding-members"]
+    assert finding.severity == Severity.HIGH
+    assert all(repr(n) in finding.construct for n in ("m/data.pkl", "M/Data.pkl", "m\\data.pkl"))
+
+
+def test_keras_config_case_collision_is_high() -> None:
+    # the scanner reads 'config.json' of a .keras zip as Keras configuration (code can hide there);
+    # 'CONFIG.json' is plain text to it, so a case-insensitive extraction could swap in an unread config
+    config = b'{"class_name": "Sequential", "config": {"layers": []}}'
+    data = _zip_raw([("metadata.json", b'{"keras_version": "3.3.3"}'), ("config.json", config),
+                     ("model.weights.h5", b"\x89HDF\r\n\x1a\n"), ("CONFIG.json", config)])
+    found = _rules(data)
+    assert found["archive.colliding-members"] == Severity.HIGH
+
+
+def test_members_read_from_an_extraction_collide_at_high() -> None:
+    # the py7zr fallback extracts to disk first: on a case-insensitive file system it would see one copy
+    import py7zr
+
+    buf = io.BytesIO()
+    with py7zr.SevenZipFile(buf, "w", filters=[{"id": py7zr.FILTER_PPMD}]) as z:
+        z.writestr(b"card one\n", "README.md")
+        z.writestr(b"card two\n", "readme.md")
+    report = scan_bytes(buf.getvalue())
+    (finding,) = [f for f in report.findings if f.rule_id == "archive.colliding-members"]
+    assert finding.severity == Severity.HIGH
+
+
+@pytest.mark.parametrize(
+    ("name", "normalized"),
+    [("a/b", "a/b"), ("a\\b", "a/b"), ("./x", "x"), ("a//b/", "a/b"), ("a/./b/.", "a/b"), ("data.pkl. ", "data.pkl"),
+     ("cafe\u0301", "caf\u00e9"), ("a/../b", "b"), ("../x", "../x"), ("C:\\x", "x"), ("/abs", "abs"), ("...", "..."),
+     ("x\x00.txt", "x"), ("", ""), ("Data.PKL", "Data.PKL")],
+)
+def test_normalize_member_name(name: str, normalized: str) -> None:
+    assert normalize_member_name(name) == normalized
+
+
+def test_names_are_normalized_once_per_member(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bastion.scan import archive
+
+    calls: list[str] = []
+    real = archive.normalize_member_name
+
+    def counting(name: str) -> str:
+        calls.append(name)
+        return real(name)
+
+    monkeypatch.setattr(archive, "normalize_member_name", counting)
+    names = [f"layer{i}/w.txt" for i in range(300)] + ["Layer7/W.txt"]
+    report = scan_bytes(_zip_raw([(n, b"x") for n in names]))
+    assert sorted(calls) == sorted(names)
+    assert [f.rule_id for f in report.findings] == ["archive.colliding-members"]
+
+
+TRAVERSAL_NAMES = ["..\\..\\evil.pkl", "model\\..\\..\\evil.pkl", "C:/evil.pkl", "C:\\evil.pkl", "C:evil.pkl",
+                   "\\\\server\\share\\evil.pkl", "/abs/evil.pkl", "../evil.pkl"]
+
+
+@pytest.mark.parametrize("kind", sorted(ARCHIVERS))
+@pytest.mark.parametrize("name", TRAVERSAL_NAMES)
+def test_path_traversal_with_windows_names(kind: str, name: str) -> None:
+    report = scan_bytes(ARCHIVERS[kind]([("model/ok.txt", b"x"), (name, BENIGN)]))
+    hits = [f for f in report.findings if f.rule_id == "archive.path-traversal"]
+    assert [f.severity for f in hits] == [Severity.HIGH]
+    assert repr(name) in hits[0].construct

@@ -79,6 +79,7 @@ REQUIRED_TECHNIQUE_WORDS = [
     "unknown opcode",
     "two pickles",
     "duplicate member",
+    "colliding member names",
     "zip-slip",
     "tar-slip",
     "decompression bomb",
@@ -330,3 +331,14 @@ def test_cli_fast_path_and_typer_agree_on_the_corpus(
         slow = run()
     assert fast == slow
     assert fast[0] == 1 and "pickle.dangerous-global" in fast[1]
+
+
+def test_colliding_member_samples_are_reported_as_collisions(
+    scan_corpus: Corpus, reports: dict[str, ScanReport]
+) -> None:
+    # their payloads are found anyway; the name collision itself must be a finding too
+    colliding = [s for s in scan_corpus.malicious if "colliding member names" in s.technique]
+    assert {s.format for s in colliding} == {"zip", "tar"} and len(colliding) >= 4
+    for s in colliding:
+        found = {f.severity for f in reports[s.name].findings if f.rule_id == "archive.colliding-members"}
+        assert found == {Severity.HIGH}, s.name

@@ -1,8 +1,8 @@
 """A small stdlib-only 7z reader for the scanner: lists members and streams their bytes.
 
-Handles the common layouts (Copy, LZMA, LZMA2, Deflate, BZip2 folders with one coder; solid
-folders; plain or encoded headers); anything else raises `SevenZipUnsupported` so the caller
-can fall back to ``py7zr``. Every count, size and offset in the archive is checked before use.
+Handles the common layouts (Copy, LZMA, LZMA2, Deflate, BZip2 folders with one coder, or a BCJ/Delta
+filter in front of LZMA2; solid folders; plain or encoded headers); anything else raises
+`SevenZipUnsupported` so the caller can fall back to ``py7zr``. Every count, size and offset in the archive is checked before use.
 """
 
 from __future__ import annotations

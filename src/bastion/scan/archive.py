@@ -1,6 +1,6 @@
 """Archives and compressed streams, recursively: zip, tar, 7z, gzip, bz2, xz, lzma, zlib, lz4.
 
-Zip oddities (duplicate names, bad CRCs, local/central header disagreement, overlapping
+Zip oddities (duplicate or colliding names, bad CRCs, local/central header disagreement, overlapping
 members), path traversal, links and decompression bombs are findings.
 """
 
@@ -26,7 +26,14 @@ if TYPE_CHECKING:
     from bastion.scan._sevenzip import SevenZipArchive
     from bastion.scan.interface import ScanContext
 
-__all__ = ["CompressedScanner", "SevenZipScanner", "TarScanner", "ZipScanner", "unsafe_member_name"]
+__all__ = [
+    "CompressedScanner",
+    "SevenZipScanner",
+    "TarScanner",
+    "ZipScanner",
+    "normalize_member_name",
+    "unsafe_member_name",
+]
 
 _REM_ARCHIVE = (
     "Do not extract or load this archive with standard tools; rebuild it from trusted sources, "
@@ -49,6 +56,101 @@ def unsafe_member_name(name: str) -> str | None:
     if "\x00" in name:
         return "NUL byte in name"
     return None
+
+
+def normalize_member_name(name: str) -> str:
+    """The path an extractor writes member ``name`` to, relative to the target folder (case kept).
+
+    The name ends at a NUL (C strings), is in Unicode NFC (macOS file systems store NFD), ``\\`` is a
+    separator (Windows, Info-ZIP ``unzip``), a drive letter and leading separators are dropped,
+    ``.`` and empty segments vanish (``extractall``), ``..`` cancels the segment before it, and
+    trailing dots and spaces of a segment are dropped (Windows).
+    """
+    name = name.split("\x00", 1)[0]
+    if not name.isascii():
+        import unicodedata
+
+        name = unicodedata.normalize("NFC", name)
+    name = name.replace("\\", "/")
+    if len(name) >= 2 and name[1] == ":" and name[0].isalpha():
+        name = name[2:]
+    parts: list[str] = []
+    for segment in name.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if parts and parts[-1] != "..":
+                parts.pop()
+            else:
+                parts.append(segment)
+            continue
+        parts.append(segment.rstrip(". ") or segment)
+    return "/".join(parts)
+
+
+# What a member's content was scanned as, when that content is plain data (no loader runs code from
+# it); anything else, including a member that was not read, may carry code.
+_DATA_CONTENT = frozenset({"directory", "empty", "unknown", "numpy", "safetensors"})
+
+
+class _MemberNames:
+    """The member names of one archive, to report names that extract or load as the same file.
+
+    ``add`` each member once it has been scanned (with the format its content was scanned as);
+    ``report`` groups the names by their normalized, case-folded form in one pass. Exact
+    repeats are ``archive.duplicate-member`` (reported by the scanners); a group of different
+    spellings is one ``archive.colliding-members`` finding.
+    """
+
+    def __init__(self, names: list[str] | None = None) -> None:
+        # name -> whether a copy may carry code (None: declared, not read yet)
+        self._code: dict[str, bool | None] = dict.fromkeys(names or ())
+
+    def add(self, name: str, content: str | None) -> None:
+        """Record that ``name`` was read as ``content`` (a format label; None when it was not read)."""
+        code = content is None or content not in _DATA_CONTENT
+        self._code[name] = bool(self._code.get(name)) or code
+
+    def report(self, ctx: ScanContext, kind: str, *, extracted: bool = False) -> None:
+        """Add one finding per group of names that name the same file (``extracted``: read from disk)."""
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for name in self._code:
+            path = normalize_member_name(name)
+            if not path:
+                continue  # the extraction folder itself
+            folded = path.casefold()
+            if not folded.isascii():
+                import unicodedata
+
+                folded = unicodedata.normalize("NFC", folded)
+            groups.setdefault(folded, []).append((name, path))
+        for members in groups.values():
+            if len(members) > 1:
+                self._finding(ctx, kind, members, extracted=extracted)
+
+    def _finding(self, ctx: ScanContext, kind: str, members: list[tuple[str, str]], *, extracted: bool) -> None:
+        names = [n for n, _ in members]
+        case_only = len({p for _, p in members}) == len(members)
+        code = [n for n in names if self._code[n] is not False]
+        shown = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        if not case_only:
+            severity = Severity.HIGH
+            why = ("they are the same path once '\\' is read as '/', '.' and empty segments, trailing dots "
+                   "and spaces are dropped and Unicode is normalized: extracting the archive (Windows, "
+                   "Info-ZIP unzip, Python's extractall, macOS) writes one over the other, and a loader "
+                   "that normalizes paths reads another copy than a reader that does not.")
+        else:
+            severity = Severity.HIGH if code or extracted else Severity.MEDIUM
+            why = ("they differ only in letter case: on a case-insensitive file system (the Windows and "
+                   "macOS default) extracting the archive keeps one of them under the other's name.")
+            if code:
+                why += f" {code[0]!r} may carry code (it is not plain data)."
+            else:
+                why += " Every copy is plain data, so no loader runs code from the swap."
+        if extracted:
+            why += " The members were read from an extraction to disk, so the scanner may have seen only one."
+        ctx.add("archive.colliding-members", severity, f"{kind} members {shown}",
+                f"The {kind} member names {shown} name the same file: {why}", _REM_ARCHIVE)
 
 
 def _member_findings(ctx: ScanContext, name: str, kind: str) -> bool:
@@ -114,19 +216,27 @@ class ZipScanner(FormatScanner):
                 member_flags = ctx.flags | {"torch"}
                 if any(n.startswith(f"{layout}/code/") for n in names):
                     member_flags = member_flags | {"torchscript"}
-            for info in infos:
-                ctx.check_time()
-                if info.is_dir():
-                    continue
-                if info.flag_bits & 0x1:
-                    ctx.add("archive.encrypted", Severity.HIGH, f"zip member {info.filename!r}",
-                            "The member is encrypted, so its content cannot be checked.", _REM_ARCHIVE)
-                    continue
-                if layout is not None and torch_scan.is_tensor_blob(info.filename, layout):
-                    continue  # raw tensor bytes: never parsed by a loader as code
-                if self._declared_bomb(info, ctx):
-                    continue
-                self._member(zf, info, ctx, member_flags, keras=ctx.label == "keras")
+            seen = _MemberNames(names)
+            try:
+                for info in infos:
+                    ctx.check_time()
+                    if info.is_dir():
+                        seen.add(info.filename, "directory")
+                        continue
+                    if info.flag_bits & 0x1:
+                        ctx.add("archive.encrypted", Severity.HIGH, f"zip member {info.filename!r}",
+                                "The member is encrypted, so its content cannot be checked.", _REM_ARCHIVE)
+                        seen.add(info.filename, None)
+                        continue
+                    if layout is not None and torch_scan.is_tensor_blob(info.filename, layout):
+                        seen.add(info.filename, None)
+                        continue  # raw tensor bytes: never parsed by a loader as code
+                    if self._declared_bomb(info, ctx):
+                        seen.add(info.filename, None)
+                        continue
+                    seen.add(info.filename, self._member(zf, info, ctx, member_flags, keras=ctx.label == "keras"))
+            finally:
+                seen.report(ctx, "zip")
 
     def _declared_bomb(self, info: zipfile.ZipInfo, ctx: ScanContext) -> bool:
         """Refuse a member whose own header promises a bomb, without inflating it."""
@@ -142,7 +252,8 @@ class ZipScanner(FormatScanner):
         return False
 
     def _member(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, ctx: ScanContext,
-                flags: frozenset[str] | None, *, keras: bool) -> None:
+                flags: frozenset[str] | None, *, keras: bool) -> str | None:
+        """Scan one member; return the format its content was scanned as (None: not read)."""
         from bastion.scan import keras as keras_scan
 
         try:
@@ -150,14 +261,16 @@ class ZipScanner(FormatScanner):
         except (zipfile.BadZipFile, NotImplementedError, OSError, ValueError, RuntimeError) as exc:
             ctx.add("archive.corrupt", Severity.HIGH, f"zip member {info.filename!r}",
                     f"The member cannot be opened ({exc}); its content was not checked.", _REM_CORRUPT)
-            return
+            return None
         limited = buffered(ExpandingRaw(raw, ctx, max(info.compress_size, 1)))
+        content: str | None = None
         try:
             if keras and info.filename in ("config.json", "metadata.json"):
                 child = ctx.child(info.filename)
+                content = "keras-config"  # read for the code a Keras config can name
                 keras_scan.scan_config_stream(limited, child)
             else:
-                ctx.scan_nested(limited, info.filename, flags=flags, size=info.file_size)
+                content = ctx.scan_nested(limited, info.filename, flags=flags, size=info.file_size)
             drain(limited, ctx)
         except zipfile.BadZipFile as exc:
             ctx.add("archive.bad-crc", Severity.HIGH, f"zip member {info.filename!r}",
@@ -168,6 +281,7 @@ class ZipScanner(FormatScanner):
                     f"The member's compressed data is damaged ({exc}).", _REM_CORRUPT)
         finally:
             raw.close()
+        return content
 
     def _structure(self, stream: IO[bytes], infos: list[zipfile.ZipInfo], ctx: ScanContext) -> None:
         counts = collections.Counter(i.filename for i in infos)
@@ -256,6 +370,7 @@ class TarScanner(FormatScanner):
                     _REM_CORRUPT)
             return
         torch_tar = False
+        names = _MemberNames()
         try:
             for member in tf:
                 ctx.check_time()
@@ -272,37 +387,43 @@ class TarScanner(FormatScanner):
                             f"The name {name!r} appears more than once; extraction keeps the last copy, which "
                             "may not be the one that was reviewed.", _REM_ARCHIVE)
                 _member_findings(ctx, name, "tar")
-                if member.issym() or member.islnk():
-                    self._link(member, ctx)
-                    continue
-                if member.ischr() or member.isblk() or member.isfifo():
-                    ctx.add("archive.special-file", Severity.HIGH, f"tar member {name!r}",
-                            "The member is a device or FIFO; extracting it creates a special file.",
-                            _REM_ARCHIVE)
-                    continue
-                if not member.isfile():
-                    continue
-                if name == "sys_info":
+                if name == "sys_info" and member.isfile():
                     torch_tar = True
-                handle = tf.extractfile(member)
-                if handle is None:
-                    continue
-                flags = ctx.flags | {"torch"} if torch_tar else None
-                if torch_tar and name in ("storages", "tensors"):
-                    from bastion.scan import torch as torch_scan
-
-                    torch_scan.scan_legacy_tar_data(buffered(ExpandingRaw(handle, ctx, None)),
-                                                    ctx.child(name, flags=flags))
-                    continue
-                ctx.scan_nested(buffered(ExpandingRaw(handle, ctx, None)), name, flags=flags,
-                                size=member.size)
+                names.add(name, self._member(tf, member, ctx, torch_tar=torch_tar))
         except tarfile.TarError as exc:
             ctx.add("archive.corrupt", Severity.HIGH, "tar", f"The tar archive is damaged after {count} "
                     f"members ({exc}).", _REM_CORRUPT)
         finally:
             tf.close()
+            names.report(ctx, "tar")
         if torch_tar:
             ctx.label = "pytorch-legacy-tar"
+
+    def _member(self, tf: tarfile.TarFile, member: tarfile.TarInfo, ctx: ScanContext, *,
+                torch_tar: bool) -> str | None:
+        """Scan one member; return the format its content was scanned as (None: not read)."""
+        name = member.name
+        if member.issym() or member.islnk():
+            self._link(member, ctx)
+            return None
+        if member.ischr() or member.isblk() or member.isfifo():
+            ctx.add("archive.special-file", Severity.HIGH, f"tar member {name!r}",
+                    "The member is a device or FIFO; extracting it creates a special file.", _REM_ARCHIVE)
+            return None
+        if member.isdir():
+            return "directory"
+        if not member.isfile():
+            return None
+        handle = tf.extractfile(member)
+        if handle is None:
+            return None
+        flags = ctx.flags | {"torch"} if torch_tar else None
+        if torch_tar and name in ("storages", "tensors"):
+            from bastion.scan import torch as torch_scan
+
+            torch_scan.scan_legacy_tar_data(buffered(ExpandingRaw(handle, ctx, None)), ctx.child(name, flags=flags))
+            return "pytorch-legacy-tar"
+        return ctx.scan_nested(buffered(ExpandingRaw(handle, ctx, None)), name, flags=flags, size=member.size)
 
     def _link(self, member: tarfile.TarInfo, ctx: ScanContext) -> None:
         target = member.linkname
@@ -547,9 +668,9 @@ class CompressedScanner(FormatScanner):
 class SevenZipScanner(FormatScanner):
     """7z archives: read by the built-in reader (`bastion.scan._sevenzip`), with ``py7zr`` as the fallback.
 
-    The built-in reader decodes Copy, LZMA, LZMA2, Deflate and BZip2 folders; archives using anything
-    else (BCJ/Delta filter chains, PPMd, ...) go to the optional ``py7zr`` package, and without it are
-    reported as unscannable (HIGH), never passed.
+    The built-in reader decodes Copy, LZMA, LZMA2, Deflate and BZip2 folders, and BCJ or Delta filters in
+    front of LZMA2; archives using anything else (PPMd, BCJ2, filters before LZMA1/Deflate, ...) go to the
+    optional ``py7zr`` package, and without it are reported as unscannable (HIGH), never passed.
     """
 
     name = "7z"
@@ -599,10 +720,12 @@ class SevenZipScanner(FormatScanner):
                         f"The members declare {size} bytes from {packed} compressed (ratio {size / packed:.0f}); "
                         "treated as a decompression bomb and not expanded.",
                         "Reject the archive, or scan it with larger ScanLimits if the content is expected.")
+        seen = _MemberNames([m.name for m in members])
         try:
             for member, raw in archive.iter_members(frozenset(bombs)):
                 ctx.check_time()
                 if raw is None:
+                    seen.add(member.name, "directory" if member.is_dir else "empty" if member.folder is None else None)
                     continue
                 if member.is_link:
                     ctx.add("archive.link", Severity.HIGH, f"7z member {member.name!r}",
@@ -610,13 +733,15 @@ class SevenZipScanner(FormatScanner):
                             "target folder.", _REM_ARCHIVE)
                 packed = archive.folder_sizes(member.folder)[0] if member.folder is not None else 1
                 limited = buffered(ExpandingRaw(raw, ctx, max(packed, 1)))
-                ctx.scan_nested(limited, member.name, size=member.size)
+                content = ctx.scan_nested(limited, member.name, size=member.size)
+                seen.add(member.name, None if member.is_link else content)  # a link's target is elsewhere
                 drain(limited, ctx)
         except _sevenzip.SevenZipCorrupt as exc:
             ctx.add("archive.corrupt", Severity.HIGH, "7z archive",
                     f"The 7z archive's data is damaged ({exc}); members before the damage were analysed.",
                     _REM_CORRUPT)
         finally:
+            seen.report(ctx, "7z")
             for where, detail in archive.crc_failures:
                 ctx.add("archive.bad-crc", Severity.HIGH, f"7z member {where!r}",
                         f"The data fails its integrity check ({detail}); the archive was altered after it "
@@ -663,6 +788,9 @@ class SevenZipScanner(FormatScanner):
                             "Reject the archive, or scan it with larger ScanLimits if the content is expected.")
                     return
                 self._names(ctx, [i.filename for i in infos])
+                # py7zr writes the members to disk and the scan reads them back: of names that collide
+                # there, the scanner itself saw one copy
+                _MemberNames([i.filename for i in infos]).report(ctx, "7z", extracted=True)
                 with tempfile.TemporaryDirectory(prefix="bastion-7z-") as tmp:
                     archive.reset()
                     safe = [i.filename for i in infos

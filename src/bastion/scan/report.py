@@ -52,6 +52,7 @@ RULES: dict[str, str] = {
     "archive.link": "Archive member is a link",
     "archive.special-file": "Archive member is a device or FIFO",
     "archive.duplicate-member": "Archive holds two members with one name",
+    "archive.colliding-members": "Archive members with different names extract to one file",
     "archive.bad-crc": "Archive member fails its CRC check",
     "archive.header-mismatch": "Zip local and central headers disagree",
     "archive.overlapping-members": "Zip members overlap",

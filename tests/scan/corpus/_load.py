@@ -162,7 +162,8 @@ def _member(data: bytes, kind: str, name: str) -> bytes:
 
 
 def load(data: bytes, spec: str) -> Any:
-    """Open ``data`` as ``spec`` says: ``pickle``, ``torch``, ``zip:member>pickle``, ``gzip>pickle``..."""
+    """Open ``data`` as ``spec`` says: ``pickle``, ``torch``, ``zip:member>pickle``, ``gzip>pickle``,
+    ``zip_extract:member>pickle`` (extract everything, then open the file)..."""
     head, _, rest = spec.partition(">")
     kind, _, arg = head.partition(":")
     if kind in ("zip", "tar", "7z"):
@@ -188,12 +189,24 @@ def load(data: bytes, spec: str) -> Any:
 
         with np.load(io.BytesIO(data), allow_pickle=True) as z:
             return {k: z[k] for k in z.files}
-    if kind == "tar_extract":
+    if kind == "tar_extract" and not arg:
         # a naive "untar the model folder" step; 'fully_trusted' is what extractall did before
         # Python 3.14 made the safer 'data' filter the default
         with tarfile.open(fileobj=io.BytesIO(data)) as tf:
             tf.extractall(".", filter="fully_trusted")
         return None
+    if kind in ("zip_extract", "tar_extract"):
+        # "extract the model folder, then load a file from it", with the standard library's careful
+        # extractors (zipfile drops '.', '..' and empty segments; tarfile's 'data' filter refuses
+        # escapes and links): a later member whose name normalizes to the same path overwrites the file
+        with tempfile.TemporaryDirectory(dir=".") as tmp:
+            if kind == "zip_extract":
+                with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                    zf.extractall(tmp)
+            else:
+                with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+                    tf.extractall(tmp, filter="data")
+            return load((Path(tmp) / arg).read_bytes(), rest)
     if kind == "gguf":
         return _gguf(data)
     if kind == "keras_lambda":

@@ -208,6 +208,20 @@ def _check_archive_member_escapes(path: Path) -> bool:
     return any(n.startswith("/") or ".." in Path(n).parts for n in names)
 
 
+def _check_extraction_name_collision(path: Path) -> bool:
+    """Extracting the zip where names are compared without case and '\\' is a separator (Windows,
+    macOS; Info-ZIP unzip for '\\') leaves other bytes under a member's name than a reader that looks
+    the name up exactly (``zipfile.ZipFile.read``, a reviewer) gets."""
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        on_disk: dict[str, tuple[str, bytes]] = {}  # folded name -> (name the file was created as, bytes)
+        for info in infos:
+            key = info.filename.replace("\\", "/").casefold()
+            first = on_disk.get(key, (info.filename, b""))[0]
+            on_disk[key] = (first, zf.read(info))  # a later member overwrites the file
+        return any(zf.read(name) != data for name, data in on_disk.values())
+
+
 def _check_zip_bomb(path: Path) -> bool:
     with zipfile.ZipFile(path) as zf:
         total = sum(i.file_size for i in zf.infolist())
@@ -234,6 +248,7 @@ STRUCTURAL_CHECKS: dict[str, Callable[[Path], bool]] = {
     "safetensors_overlap": _check_safetensors_overlap,
     "safetensors_header_size": _check_safetensors_header_size,
     "zip_bomb": _check_zip_bomb,
+    "extraction_name_collision": _check_extraction_name_collision,
     "archive_member_escapes": _check_archive_member_escapes,
     "gguf_header_lies": _check_gguf_header_lies,
 }
@@ -898,6 +913,42 @@ def _malicious_containers(b: _Builder) -> None:
         "zip with duplicate member names, benign first, malicious second (zipfile reads the last)",
         "zip",
         loader="zip:model.pkl>pickle",
+    )
+    # member names that differ but name one file once extracted: the copy a reader looks up by its
+    # exact name (benign) is not the one the extraction leaves on disk (malicious)
+    b.bad(
+        "colliding_members_dotslash.zip",
+        _zip([("model/data.pkl", benign_pkl), ("./model/data.pkl", mal_pkl)]),
+        "colliding member names model/data.pkl (benign) and ./model/data.pkl (malicious): "
+        "zipfile.extractall writes both to model/data.pkl, the last one wins",
+        "zip",
+        loader="zip_extract:model/data.pkl>pickle",
+    )
+    b.bad(
+        "colliding_members_dotslash.tar",
+        _tar([("model.pkl", benign_pkl), ("./model.pkl", mal_pkl)]),
+        "colliding member names model.pkl (benign) and ./model.pkl (malicious): tarfile.extractall "
+        "with the safe 'data' filter writes both to model.pkl, the last one wins",
+        "tar",
+        loader="tar_extract:model.pkl>pickle",
+    )
+    b.bad(
+        "colliding_members_case.zip",
+        _zip([("data.pkl", benign_pkl), ("DATA.pkl", mal_pkl)]),
+        "colliding member names differing only in case, data.pkl (benign) and DATA.pkl (malicious): "
+        "extracting on a case-insensitive file system (Windows, macOS) leaves the malicious bytes in data.pkl",
+        "zip",
+        loader=None,
+        structural="extraction_name_collision",
+    )
+    b.bad(
+        "colliding_members_backslash.zip",
+        _zip([("archive/data.pkl", benign_pkl), ("archive\\data.pkl", mal_pkl)]),
+        "colliding member names archive/data.pkl (benign) and archive\\data.pkl (malicious): Info-ZIP "
+        "unzip and Windows extractors read '\\' as a separator and write the malicious copy last",
+        "zip",
+        loader=None,
+        structural="extraction_name_collision",
     )
     b.bad(
         "bomb.zip",
