@@ -2,7 +2,8 @@
 
 Handles the common layouts (Copy, LZMA, LZMA2, Deflate, BZip2 folders with one coder, or a BCJ/Delta
 filter in front of LZMA2; solid folders; plain or encoded headers); anything else raises
-`SevenZipUnsupported` so the caller can fall back to ``py7zr``. Every count, size and offset in the archive is checked before use.
+`SevenZipUnsupported` so the caller can fall back to ``py7zr``. Every count, size and offset in the
+archive is checked before use.
 """
 
 from __future__ import annotations
