@@ -4,6 +4,7 @@ import hashlib
 import os
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
@@ -49,27 +50,28 @@ def test_empty_table_is_an_error(tmp_path):
         LocalEngine().map_batches(src, _identity, tmp_path / "out.parquet")
 
 
-def test_dask_output_byte_identical_to_local(tmp_path):
-    n = 3000
-    src = tmp_path / "raw.parquet"
-    pq.write_table(
-        pa.table(
-            {
-                "name": [f"Person {i % 97}" for i in range(n)],
-                "zip": [f"{(i * 7919) % 100000:05d}" for i in range(n)],
-                "phone": [f"+1 555 {i:07d}" for i in range(n)],
-                "v": list(range(n)),
-            }
-        ),
-        src,
-        row_group_size=700,
+def _people(n: int) -> pa.Table:
+    return pa.table(
+        {
+            "name": [f"Person {i % 97}" for i in range(n)],
+            "zip": [f"{(i * 7919) % 100000:05d}" for i in range(n)],
+            "phone": [f"+1 555 {i:07d}" for i in range(n)],
+            # every fifth note holds a quoted newline once written as CSV
+            "note": [f"line {i}\nnext" if i % 5 == 0 else f"n{i}" for i in range(n)],
+            "v": list(range(n)),
+        }
     )
+
+
+def _protect_on_both(src, tmp_path, eng, n):
+    """Protect ``src`` with the local engine and with ``eng``; returns both reports and both outputs' bytes."""
     scan = TableScanReport(
         "t",
         (
             ColumnFinding("name", "PERSON", "column", 1, 1),
             ColumnFinding("zip", "US_ZIP", "column", 1, 1),
             ColumnFinding("phone", "PHONE", "column", 1, 1),
+            ColumnFinding("note", None, "none", 0, 0),
             ColumnFinding("v", None, "none", 0, 0),
         ),
         n,
@@ -78,11 +80,101 @@ def test_dask_output_byte_identical_to_local(tmp_path):
     ring = Keyring(tmp_path / "dk.json", LocalMasterKey(os.urandom(32), source="t"))
     policy = {"columns": {"phone": {"operator": "hash"}}, "batch_rows": 500}
     local = protect_file(src, tmp_path / "local.parquet", policy=policy, keyring=ring, scan=scan)
+    dist = protect_file(src, tmp_path / "dask.parquet", policy=policy, keyring=ring, scan=scan, engine=eng)
+    return local, dist, (tmp_path / "local.parquet").read_bytes(), (tmp_path / "dask.parquet").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def dask_engine():
     with get_engine("dask", n_workers=2, processes=False) as eng:
-        dist = protect_file(
-            src, tmp_path / "dask.parquet", policy=policy, keyring=ring, scan=scan, engine=eng
-        )
-    a = hashlib.sha256((tmp_path / "local.parquet").read_bytes()).hexdigest()
-    b = hashlib.sha256((tmp_path / "dask.parquet").read_bytes()).hexdigest()
+        yield eng
+
+
+def test_dask_output_byte_identical_to_local(tmp_path, dask_engine):
+    n = 3000
+    src = tmp_path / "raw.parquet"
+    pq.write_table(_people(n), src, row_group_size=700)
+    local, dist, a, b = _protect_on_both(src, tmp_path, dask_engine, n)
+    assert hashlib.sha256(a).hexdigest() == hashlib.sha256(b).hexdigest()
+    assert local.k_anonymity.to_dict() == dist.k_anonymity.to_dict() and dist.engine == "dask"
+
+
+@pytest.mark.parametrize("name", ["raw.csv", "raw.csv.gz"])
+def test_dask_csv_byte_identical_to_local(tmp_path, dask_engine, name):
+    n = 3000  # 6 batches of 500: more than the engine's in-flight window of 5
+    src = tmp_path / name
+    with pa.CompressedOutputStream(src, "gzip") if name.endswith(".gz") else pa.OSFile(str(src), "wb") as fh:
+        pacsv.write_csv(_people(n), fh)
+    local, dist, a, b = _protect_on_both(src, tmp_path, dask_engine, n)
     assert a == b
     assert local.k_anonymity.to_dict() == dist.k_anonymity.to_dict() and dist.engine == "dask"
+    out = pq.read_table(tmp_path / "dask.parquet")
+    assert out.num_rows == n and out.column("note")[0].as_py() == "line 0\nnext"
+    assert out.column("v").to_pylist() == list(range(n))
+
+
+def test_dask_csv_quoted_newlines_across_read_blocks(tmp_path, dask_engine):
+    # > 4 MiB, the CSV reader's block size: some quoted newline falls on a block boundary
+    n = 60_000
+    src = tmp_path / "big.csv"
+    pacsv.write_csv(pa.table({"v": list(range(n)), "note": [f"{'x' * 60}\n{i}" for i in range(n)]}), src)
+    assert src.stat().st_size > 1 << 22
+    progress: list[tuple[int, int]] = []
+    seen: list[int] = []
+    local = LocalEngine().map_batches(src, _identity, tmp_path / "local.parquet", batch_rows=7000)
+    dist = dask_engine.map_batches(
+        src,
+        _identity,
+        tmp_path / "dask.parquet",
+        batch_rows=7000,
+        on_result=seen.append,
+        progress=lambda done, total: progress.append((done, total)),
+    )
+    assert (tmp_path / "local.parquet").read_bytes() == (tmp_path / "dask.parquet").read_bytes()
+    assert local.rows == dist.rows == n and local.batches == dist.batches == 9
+    assert seen == [7000] * 8 + [4000]
+    assert progress[-1] == (n, 0)  # CSV row count is unknown: total 0, as the local engine reports
+
+
+def _mixed_after_first_block(path):
+    # the first block infers int64; a later one breaks it, after batches have gone to the workers
+    path.write_bytes(b"v\n" + b"1234567\n" * 700_000 + b"oops\n")
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"", "empty"),
+        (b"a,b\n", "no rows"),
+        (b"a,b\n1,2\n3\n", "not a readable CSV"),
+        (_mixed_after_first_block, "Reading .* failed"),
+    ],
+    ids=["zero-bytes", "header-only", "ragged", "mixed-types-mid-file"],
+)
+def test_dask_bad_csv_same_error_as_local(tmp_path, dask_engine, content, match):
+    src = tmp_path / "in.csv"
+    if callable(content):
+        content(src)
+    else:
+        src.write_bytes(content)
+    errors = []
+    for name, eng in (("local", LocalEngine()), ("dask", dask_engine)):
+        with pytest.raises(DataError, match=match) as info:
+            eng.map_batches(src, _identity, tmp_path / f"{name}.parquet", batch_rows=100_000)
+        errors.append(str(info.value))
+    assert errors[0] == errors[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]  # nothing half-written
+
+
+def _fail_on_third(batch):
+    if batch.column("v")[0].as_py() >= 200:
+        raise ValueError("boom in batch")
+    return batch, batch.num_rows
+
+
+def test_dask_csv_failing_batch_leaves_no_output(tmp_path, dask_engine):
+    src = tmp_path / "in.csv"
+    pacsv.write_csv(pa.table({"v": list(range(1000))}), src)
+    with pytest.raises(ValueError, match="boom in batch"):
+        dask_engine.map_batches(src, _fail_on_third, tmp_path / "out.parquet", batch_rows=100)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]

@@ -97,7 +97,12 @@ class TableSource:
 
     def _csv_reader(self) -> Any:
         try:
-            return pacsv.open_csv(self.path, read_options=pacsv.ReadOptions(block_size=1 << 22))
+            # newlines_in_values: a quoted field holding a newline may straddle a block boundary.
+            return pacsv.open_csv(
+                self.path,
+                read_options=pacsv.ReadOptions(block_size=1 << 22),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            )
         except (pa.ArrowException, OSError) as e:
             raise DataError(f"Input file {self.path} is not a readable CSV file ({e}).") from e
 

@@ -1,4 +1,4 @@
-"""The Dask engine: batches of a Parquet file run on a ``dask.distributed`` cluster.
+"""The Dask engine: batches of a Parquet or CSV file run on a ``dask.distributed`` cluster.
 
 A LocalCluster by default, or an existing scheduler by address. Results come back in input order and are
 written by the client with the same writer as the local engine, so deterministic output is byte-identical.
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import importlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from bastion.engine._io import ParquetSink, open_source
+from bastion.engine._io import ParquetSink, TableSource, open_source
 from bastion.engine.interface import DEFAULT_BATCH_ROWS, BatchFn, MapStats, ResultFn
 from bastion.errors import ConfigError, DataError
 
@@ -23,6 +23,10 @@ __all__ = ["DaskEngine"]
 
 def _run_range(path: str, start: int, stop: int, fn: BatchFn) -> tuple[pa.RecordBatch, Any]:
     batch = open_source(Path(path)).read_range(start, stop)
+    return fn(batch)
+
+
+def _run_batch(batch: pa.RecordBatch, fn: BatchFn) -> tuple[pa.RecordBatch, Any]:
     return fn(batch)
 
 
@@ -84,48 +88,66 @@ class DaskEngine:
         progress: Callable[[int, int], None] | None = None,
     ) -> MapStats:
         src = open_source(source)
-        if src.format != "parquet" or src.rows is None:
-            raise DataError(
-                f"The Dask engine reads Parquet; {source} is {src.format}. Convert it or use --engine local."
-            )
         if src.rows == 0:
             raise DataError(f"Input file {source} has no rows; nothing to do.")
-        total = src.rows
-        ranges = [(s, min(s + batch_rows, total)) for s in range(0, total, batch_rows)]
         out = ParquetSink(sink, metadata)
         fn_future = self._client.scatter(fn, broadcast=True, hash=False)
-        pending: deque[Any] = deque()
-        done = 0
+        # Each entry: (result future, scattered input or None); the input is held until its result is back.
+        pending: deque[tuple[Any, Any]] = deque()
+        done = batches = 0
+        total = src.rows or 0  # CSV: unknown, reported as 0 like the local engine
+        tasks = self._submit_all(source, src, fn_future, batch_rows)
         try:
-            it = iter(ranges)
-            for start, stop in it:
-                pending.append(
-                    self._client.submit(
-                        _run_range, str(Path(source).resolve()), start, stop, fn_future, pure=False
-                    )
-                )
+            for task in tasks:
+                pending.append(task)
+                batches += 1
                 if len(pending) >= self.window:
                     done = self._drain_one(pending, out, on_result, done, total, progress)
             while pending:
                 done = self._drain_one(pending, out, on_result, done, total, progress)
             size = out.close()
         except BaseException:
-            for f in pending:
-                f.cancel()
+            for result, data in pending:
+                result.cancel()
+                if data is not None:
+                    data.cancel()
             out.abort()
             raise
-        return MapStats(rows=done, batches=len(ranges), bytes_in=src.size, bytes_out=size, engine=self.name)
+        finally:
+            tasks.close()  # a failed run leaves the CSV reader mid-file
+        return MapStats(rows=done, batches=batches, bytes_in=src.size, bytes_out=size, engine=self.name)
+
+    def _submit_all(
+        self, source: Path, src: TableSource, fn_future: Any, batch_rows: int
+    ) -> Generator[tuple[Any, Any], None, None]:
+        """Submit one task per batch, lazily, so the caller's window bounds what is read and in flight.
+
+        Parquet: workers read their row range by path. CSV cannot be split by byte ranges (a quoted field
+        may hold a newline), so the client reads it with the local engine's reader and scatters each batch.
+        """
+        if src.format == "parquet" and src.rows is not None:
+            path = str(Path(source).resolve())
+            for start in range(0, src.rows, batch_rows):
+                stop = min(start + batch_rows, src.rows)
+                yield self._client.submit(_run_range, path, start, stop, fn_future, pure=False), None
+            return
+        for batch in src.batches(batch_rows):
+            data = self._client.scatter(batch, hash=False)
+            yield self._client.submit(_run_batch, data, fn_future, pure=False), data
 
     @staticmethod
     def _drain_one(
-        pending: deque[Any],
+        pending: deque[tuple[Any, Any]],
         out: ParquetSink,
         on_result: ResultFn | None,
         done: int,
         total: int,
         progress: Callable[[int, int], None] | None,
     ) -> int:
-        batch, partial = pending.popleft().result()
+        result, data = pending.popleft()
+        batch, partial = result.result()
+        if data is not None:
+            data.release()
         out.write(batch)
         if on_result is not None:
             on_result(partial)
