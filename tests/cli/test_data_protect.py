@@ -78,3 +78,76 @@ def test_reveal_wrong_passphrase_exits_2(project, raw, monkeypatch, capsys):
         main(["data", "reveal", "c.parquet", "--columns", "ssn", "--role", "auditor"])
     assert e.value.code == 2
     assert "Wrong passphrase" in capsys.readouterr().err
+
+
+def _exit_code(args):
+    try:
+        main(args)
+    except SystemExit as e:
+        return e.code
+    return 0
+
+
+_REVEAL_POLICY = """\
+version: 1
+reveal:
+  auditor:
+    actors: [alice]
+    columns: [ssn]
+  steward:
+    actors: ["*"]
+    columns: ["*"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("actor", "role", "columns", "allowed", "reason"),
+    [
+        ("alice", "auditor", "ssn", True, None),
+        ("bob", "auditor", "ssn", False, "'bob' may not act as 'auditor'"),
+        ("alice", "auditor", "ssn,patient_name", False, "may not reveal patient_name"),
+        ("alice", "admin", "ssn", False, "role 'admin' is not in the policy's reveal section"),
+        ("mallory", "steward", "ssn,patient_name", True, None),
+    ],
+)
+def test_reveal_follows_the_policy_reveal_section(
+    project, raw, project_dir, monkeypatch, capsys, actor, role, columns, allowed, reason
+):
+    """Roles, their actors and their columns come from bastion-policy.yaml; a refusal exits 1 before any
+    passphrase is asked for, reveals nothing and is audited as denied."""
+    path, df = raw
+    assert runner.invoke(app, ["data", "protect", str(path), "-o", "c.parquet", "--no-register"]).exit_code == 0
+    (project_dir / "bastion-policy.yaml").write_text(_REVEAL_POLICY)
+    monkeypatch.setenv("BASTION_USER", actor)
+    if not allowed:
+        monkeypatch.delenv("BASTION_KEY_PASSPHRASE")  # a refusal must come before the key is opened
+    out = project_dir / "revealed.parquet"
+    code = _exit_code(["data", "reveal", "c.parquet", "--columns", columns, "--role", role, "-o", str(out)])
+    err = capsys.readouterr().err
+    entries = project.audit.entries()
+    [attempt] = [en for en in entries if en.action.startswith("data.reveal")]
+    if allowed:
+        assert code == 0, err
+        assert pd.read_parquet(out)["ssn"].tolist() == df["ssn"].tolist()
+        assert attempt.action == "data.reveal" and attempt.actor == actor
+        return
+    assert code == 1
+    assert reason in err and "Reveal refused" in err
+    assert not out.exists()
+    denied = attempt
+    assert denied.action == "data.reveal.denied" and denied.actor == actor
+    assert reason in denied.details["reason"] and denied.details["role"] == role
+    assert "200-45-1000" not in json.dumps([en.to_dict() for en in entries])
+
+
+def test_without_a_reveal_section_any_role_reveals_and_a_bad_section_is_a_usage_error(
+    project, raw, project_dir, monkeypatch, capsys
+):
+    path, _ = raw
+    assert runner.invoke(app, ["data", "protect", str(path), "-o", "c.parquet", "--no-register"]).exit_code == 0
+    (project_dir / "bastion-policy.yaml").write_text("version: 1\n")
+    r = runner.invoke(app, ["data", "reveal", "c.parquet", "--columns", "ssn", "--role", "anyone", "--json"])
+    assert r.exit_code == 0, r.output
+    (project_dir / "bastion-policy.yaml").write_text("version: 1\nreveal:\n  auditor:\n    actors: []\n")
+    assert _exit_code(["data", "reveal", "c.parquet", "--columns", "ssn", "--role", "auditor"]) == 2
+    assert "reveal" in capsys.readouterr().err

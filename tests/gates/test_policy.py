@@ -48,6 +48,9 @@ def test_digest_ignores_comments_but_not_thresholds(tmp_path: Path) -> None:
     base = load_policy(write(tmp_path, GOOD)).digest
     assert load_policy(write(tmp_path, "# a comment\n" + GOOD)).digest == base
     assert load_policy(write(tmp_path, GOOD.replace("0.1", "0.2"))).digest != base
+    # who may reveal data is not part of what a gate ran with: recorded gate runs stay valid
+    reveal = "\nreveal:\n  auditor:\n    actors: [alice]\n    columns: [ssn]\n"
+    assert load_policy(write(tmp_path, GOOD + reveal)).digest == base
 
 
 @pytest.mark.parametrize(

@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
         path: Path = typer.Argument(..., help="Protected Parquet file."),
         columns: str = typer.Option(..., "--columns", "-c", help="Comma-separated columns to reveal."),
         role: str = typer.Option(
-            ..., "--role", help="The role you reveal data in (recorded in the audit log)."
+            ..., "--role", help="The role you reveal data in: audited, and checked against the policy's reveal section."
         ),
         output: Path = typer.Option(None, "--output", "-o", help="Write the revealed table here (Parquet)."),
         limit: int = typer.Option(20, "--limit", help="Rows to show when not writing a file."),
@@ -87,12 +87,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Detokenize/decrypt columns with the project's key; every reveal is audited."""
         from bastion.cli.keys_data import load_keyring
-        from bastion.data.protect import reveal_audited
+        from bastion.data.protect import check_reveal_allowed, reveal_audited
 
         p = project()
+        cols = [c.strip() for c in columns.split(",") if c.strip()]
+        check_reveal_allowed(p, path, cols, role)  # before the passphrase prompt
         keyring = load_keyring(p.settings)
         assert keyring is not None
-        cols = [c.strip() for c in columns.split(",") if c.strip()]
         result = reveal_audited(
             p, path, cols, keyring=keyring, role=role, output=output, limit=None if output else limit
         )

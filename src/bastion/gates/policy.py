@@ -160,6 +160,15 @@ class AliasRule(_Strict):
     policy: str | None = None
 
 
+class RevealRole(_Strict):
+    """Who may reveal (detokenize/decrypt) which columns in one role; ``"*"`` means any."""
+
+    # Actors (BASTION_USER / OS user names) who may act in this role.
+    actors: list[str] = Field(min_length=1)
+    # Protected columns this role may reveal.
+    columns: list[str] = Field(min_length=1)
+
+
 BUILTIN_SPECS: dict[str, type[CheckSpec]] = {
     "performance": PerformanceSpec,
     "fairness": FairnessSpec,
@@ -183,6 +192,8 @@ class Policy(_Strict):
     seed: int = 0
     checks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     aliases: dict[str, AliasRule] = Field(default_factory=dict)
+    # `bastion data reveal --role R`: when set, only the roles listed here, for their actors and columns.
+    reveal: dict[str, RevealRole] = Field(default_factory=dict)
 
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
     _source: str = PrivateAttr(default="<policy>")
@@ -226,7 +237,8 @@ class Policy(_Strict):
 
 def policy_digest(policy: Policy) -> str:
     """The digest recorded in gate attestations and compared at promotion time."""
-    doc = policy.model_dump(mode="json")
+    # `reveal` governs data access, not models: changing it must not invalidate recorded gate runs
+    doc = policy.model_dump(mode="json", exclude={"reveal"})
     raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 

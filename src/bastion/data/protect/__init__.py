@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from bastion.data.protect._plan import METADATA_KEY, ProtectionPlan
 from bastion.data.protect._project import (
+    check_reveal_allowed,
     init_project_keys,
     open_project_keyring,
     protect_into_project,
@@ -33,6 +34,7 @@ __all__ = [
     "ProtectionReport",
     "Rule",
     "build_plan",
+    "check_reveal_allowed",
     "file_digest",
     "init_project_keys",
     "k_anonymity",

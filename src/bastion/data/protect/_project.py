@@ -14,7 +14,13 @@ from bastion.data.protect._run import protect_file
 from bastion.data.protect.report import ProtectionReport
 from bastion.errors import DataError
 
-__all__ = ["init_project_keys", "open_project_keyring", "protect_into_project", "reveal_audited"]
+__all__ = [
+    "check_reveal_allowed",
+    "init_project_keys",
+    "open_project_keyring",
+    "protect_into_project",
+    "reveal_audited",
+]
 
 
 def init_project_keys(project: Any, *, passphrase: str | None) -> KeyProvider:
@@ -82,6 +88,38 @@ def protect_into_project(
     return report, dv
 
 
+def check_reveal_allowed(project: Any, source: Path | str, columns: Sequence[str], role: str) -> None:
+    """Refuse a reveal the project policy's ``reveal`` section does not allow (audited as denied).
+
+    Without a ``reveal`` section any role may reveal, and only the key gates it; with one, the role must be
+    listed, the actor must be one of its actors and every column one of its columns (``"*"``: any).
+    """
+    from bastion.errors import PolicyViolation
+    from bastion.gates.policy import find_project_policy, load_policy
+
+    if not role.strip():
+        raise DataError("Say in which role you reveal data (--role auditor, for example).")
+    path = find_project_policy(project)
+    if path is None:
+        return
+    rules = load_policy(path).reveal
+    if not rules:
+        return
+    actor = project.actor
+    rule = rules.get(role)
+    if rule is None:
+        reason = f"role '{role}' is not in the policy's reveal section (roles: {', '.join(sorted(rules))})"
+    elif "*" not in rule.actors and actor not in rule.actors:
+        reason = f"'{actor}' may not act as '{role}' (reveal.{role}.actors: {', '.join(rule.actors)})"
+    elif "*" not in rule.columns and (extra := [c for c in columns if c not in rule.columns]):
+        reason = f"role '{role}' may not reveal {', '.join(extra)} (reveal.{role}.columns: {', '.join(rule.columns)})"
+    else:
+        return
+    project.audited("data.reveal.denied", str(source),
+                    {"source": str(source), "columns": list(columns), "role": role, "reason": reason})
+    raise PolicyViolation(f"Reveal refused: {reason}. Change {path.name} to allow it.")
+
+
 def reveal_audited(
     project: Any,
     source: Path | str,
@@ -94,12 +132,12 @@ def reveal_audited(
 ) -> Any:
     """Reveal ``columns`` of a protected file and write an audit entry (who, role, what; never values).
 
-    A failed attempt (wrong key, corrupted data) is audited too, then re-raised.
+    The policy's ``reveal`` section, when present, decides which roles, actors and columns may (see
+    `check_reveal_allowed`). A failed attempt (wrong key, corrupted data) is audited too, then re-raised.
     """
     from bastion.data.reveal import reveal_file
 
-    if not role.strip():
-        raise DataError("Say in which role you reveal data (--role auditor, for example).")
+    check_reveal_allowed(project, source, columns, role)
     details: dict[str, Any] = {
         "source": str(source),
         "columns": list(columns),
