@@ -137,3 +137,20 @@ def test_xgboost_and_lightgbm_models_are_clean() -> None:
     assert len(report.files) == 8
     loud = [f for f in report.findings if f.severity > Severity.INFO]
     assert loud == [], [(f.file, f.rule_id, f.construct) for f in loud]
+
+
+def test_the_reported_critical_match_does_not_depend_on_the_hash_seed() -> None:
+    """`commands.check_call` hits both as written and normalized (subprocess); the report must name the same
+    entry in every process, whatever PYTHONHASHSEED is (reports are compared and diffed by users)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from bastion.scan import _policy; "
+            "print(_policy.critical_match('commands', 'check_call'), _policy.critical_match('posix', 'system'))")
+    seen = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
+        for seed in range(6)
+    }
+    assert len(seen) == 1 and "None" not in seen.pop()

@@ -93,7 +93,8 @@ def _prefix_hit(value: str, entries: frozenset[str]) -> str | None:
 def critical_match(module: str, name: str) -> str | None:
     """The critical-list entry (or dunder) that ``module.name`` hits, or None."""
     entries = _critical_entries()
-    for mod, nm in {(module, name), normalize(module, name)}:
+    # as written first, then normalized: an ordered pair, so the reported match never depends on hash seeds
+    for mod, nm in dict.fromkeys(((module, name), normalize(module, name))):
         hit = _prefix_hit(mod, entries) or _prefix_hit(f"{mod}.{nm}", entries)
         if hit is not None:
             return hit
