@@ -228,25 +228,12 @@ def test_fast_parser_knows_every_option_of_the_typer_command() -> None:
 
 
 def test_fast_path_imports_no_cli_framework(project_dir: Path) -> None:
-    import subprocess
-    import sys
+    from tests.scan.fresh import scan_in_fresh_interpreter
 
     evil, _ok, _medium = _files(project_dir)
-    code = (
-        "import json, sys\n"
-        "before = set(sys.modules)\n"
-        "from bastion.cli.main import main\n"
-        "try:\n"
-        "    main(['model', 'scan', sys.argv[1], '--json'])\n"
-        "except SystemExit as e:\n"
-        "    code = e.code\n"
-        "new = sorted(set(sys.modules) - before)\n"
-        "sys.stderr.write(json.dumps({'code': code, 'new': new}))\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code, str(evil)], capture_output=True, text=True, check=True)
-    out = json.loads(proc.stderr)
+    out, stdout = scan_in_fresh_interpreter(evil, cli=True)
     assert out["code"] == 1
-    assert json.loads(proc.stdout)["findings"][0]["rule_id"] == "pickle.dangerous-global"
+    assert json.loads(stdout)["findings"][0]["rule_id"] == "pickle.dangerous-global"
     forbidden = {"typer", "click", "rich", "pydantic", "pandas", "numpy", "sqlalchemy", "bastion.project", "typing",
                  "logging", "importlib.metadata"}
     assert sorted(forbidden & set(out["new"])) == []

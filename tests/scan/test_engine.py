@@ -227,9 +227,9 @@ SCAN_PATH_FORBIDDEN = [
 
 def test_scanning_imports_only_what_the_format_needs(tmp_path: Path) -> None:
     import json
-    import subprocess
-    import sys
     import zipfile
+
+    from .fresh import scan_in_fresh_interpreter
 
     ckpt = tmp_path / "model.pt"
     with zipfile.ZipFile(ckpt, "w") as zf:  # the layout torch.save writes
@@ -238,15 +238,6 @@ def test_scanning_imports_only_what_the_format_needs(tmp_path: Path) -> None:
         zf.writestr("archive/data/0", b"\0" * 64)
     (tmp_path / "model.pkl").write_bytes(pickle.dumps({"a": [1.0]}, protocol=4))
     (tmp_path / "notes.json").write_text(json.dumps({"about": "x" * 100}))
-    code = (
-        "import json, sys\n"
-        "before = set(sys.modules)\n"
-        "from bastion.scan import scan_path\n"
-        "report = scan_path(sys.argv[1], digest=False)\n"
-        "print(json.dumps({'new': sorted(set(sys.modules) - before), 'files': len(report.files),"
-        " 'findings': len(report.findings)}))\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
-    out = json.loads(proc.stdout)
-    assert out["files"] == 3 and out["findings"] == 0
+    out, _ = scan_in_fresh_interpreter(tmp_path)
+    assert out["files"] == 3 and out["rules"] == []
     assert sorted(set(SCAN_PATH_FORBIDDEN) & set(out["new"])) == []
