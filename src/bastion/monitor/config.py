@@ -12,6 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bastion.errors import ConfigError
+from bastion.monitor.sinks import SinkConfig, parse_sink_config
+from bastion.monitor.sinks.webhook import WebhookSinkConfig
 from bastion.policy_file import POLICY_FILE, PolicyDocument, read_policy_file, register_section
 
 __all__ = [
@@ -178,16 +180,32 @@ class AlertsConfig(_Strict):
             AlertRule(name="attack-pattern", when="attack", severity="critical"),
         ]
     )
-    webhook: WebhookConfig | None = None
+    webhook: WebhookConfig | None = None  # shorthand for one sink of type "webhook"
+    sinks: list[SinkConfig] = Field(default_factory=list)  # see bastion.monitor.sinks
     log: str | None = None  # default: <project home>/monitor/alerts.jsonl
     rollback: RollbackConfig = Field(default_factory=RollbackConfig)
+
+    @field_validator("sinks", mode="before")
+    @classmethod
+    def _sink_models(cls, v: Any) -> Any:
+        if not isinstance(v, list):
+            return v
+        return [parse_sink_config(item) for item in v]
 
     @model_validator(mode="after")
     def _unique_names(self) -> AlertsConfig:
         names = [r.name for r in self.rules]
         if len(names) != len(set(names)):
             raise ValueError(f"alert rule names must be unique; got {names}")
+        dests = [s.name or s.type for s in self.all_sinks()]
+        if len(dests) != len(set(dests)):
+            raise ValueError(f"alert sinks need distinct names (give each a 'name'); got {dests}")
         return self
+
+    def all_sinks(self) -> list[SinkConfig]:
+        """The configured sinks, the ``webhook:`` shorthand first."""
+        legacy = [] if self.webhook is None else [WebhookSinkConfig(name="webhook", **self.webhook.model_dump())]
+        return [*legacy, *self.sinks]
 
 
 class MonitoringConfig(_Strict):
