@@ -116,7 +116,7 @@ def test_missing_bucket_is_a_clear_error(s3_server: Any, tmp_path: Path, monkeyp
     for k, v in s3_server.env().items():
         monkeypatch.setenv(k, v)
     store = FsspecBlobStore("s3://no-such-bucket-here/p")
-    with pytest.raises(StoreError, match="bucket 'no-such-bucket-here' .* does not exist"):
+    with pytest.raises(StoreError, match=r"bucket 'no-such-bucket-here' .* does not exist"):
         store.check()
 
 
