@@ -33,7 +33,7 @@ from starlette.routing import Route
 
 from bastion.errors import AuthError, BastionError, ConfigError, StoreError
 from bastion.serve.audit_sink import AuditJournal, journal_dir
-from bastion.serve.auth import ApiKeyStore, Authenticator, Principal, api_keys_path
+from bastion.serve.auth import ApiKeyStore, Authenticator, Principal, api_keys_path, import_legacy_keyring
 from bastion.serve.config import ServeConfig
 from bastion.serve.limits import Limiter, RateLimited
 from bastion.serve.loader import LoadedModel, check_trust, load_trusted
@@ -198,7 +198,10 @@ class ServerState:
             from bastion.serve._jwt import JwtVerifier
 
             jwt = JwtVerifier(config.jwt)
-        self.auth = Authenticator(ApiKeyStore(api_keys_path(project)), jwt)
+        if api_keys_path(project).is_file():  # keys of an older Bastion: into the shared database, once
+            with project.transaction() as tx:
+                import_legacy_keyring(project, tx)
+        self.auth = Authenticator(ApiKeyStore(project.db), jwt)
         self.limiter = Limiter(config.limits.per_worker(config.workers))
         self.journal: AuditJournal | None = None
         self.sink: _PredictionSink | None = None
