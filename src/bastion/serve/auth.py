@@ -143,7 +143,7 @@ class ApiKeyStore:
         from bastion.store.schema import api_keys
 
         out = []
-        for r in conn.execute(select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)):
+        for r in conn.execute(select(api_keys).order_by(api_keys.c.seq)):
             try:
                 roles = json.loads(r.roles_json)
             except ValueError as e:
@@ -205,12 +205,20 @@ def import_legacy_keyring(project: Any, conn: Any) -> int:
     for rec in (ApiKeyRecord.from_dict(k) for k in doc["keys"]):
         if rec.id in have:
             continue
-        conn.execute(insert(api_keys).values(**_row(rec)))
+        conn.execute(insert(api_keys).values(**_row(rec), seq=_next_seq(conn)))
         n += 1
     os.replace(path, path.with_name(path.name + ".imported"))
     if n:
         project.record(conn, "keys.api.import", "api-keys", {"count": n, "from": path.name})
     return n
+
+
+def _next_seq(conn: Any) -> int:
+    from sqlalchemy import func, select
+
+    from bastion.store.schema import api_keys
+
+    return int(conn.execute(select(func.coalesce(func.max(api_keys.c.seq), 0))).scalar_one()) + 1
 
 
 def _row(rec: ApiKeyRecord) -> dict[str, Any]:
@@ -255,7 +263,7 @@ def create_api_key(project: Any, name: str, roles: Iterable[str]) -> CreatedKey:
         key = f"{KEY_PREFIX}{key_id}_{secret}"
         rec = ApiKeyRecord(id=key_id, name=name, roles=role_t, digest=_digest(key), created_at=_now(),
                            created_by=project.actor)
-        tx.execute(insert(api_keys).values(**_row(rec)))
+        tx.execute(insert(api_keys).values(**_row(rec), seq=_next_seq(tx)))
         project.record(tx, "keys.api.create", f"api-key:{key_id}", {"name": name, "roles": list(role_t)})
     log.info("API key %s created for %s (%s)", key_id, name, ",".join(role_t))
     return CreatedKey(rec, key)

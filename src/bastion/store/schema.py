@@ -135,6 +135,7 @@ api_keys = Table(
     "api_keys",
     metadata,
     Column("id", String(8), primary_key=True),
+    Column("seq", Integer, nullable=False),  # creation order (writers are serialized)
     Column("name", String(64), nullable=False),
     Column("roles_json", Text, nullable=False),
     Column("digest", String(71), nullable=False),

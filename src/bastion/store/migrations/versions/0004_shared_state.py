@@ -19,6 +19,7 @@ def upgrade() -> None:
     op.create_table(
         "api_keys",
         sa.Column("id", sa.String(8), primary_key=True),
+        sa.Column("seq", sa.Integer, nullable=False),
         sa.Column("name", sa.String(64), nullable=False),
         sa.Column("roles_json", sa.Text, nullable=False),
         sa.Column("digest", sa.String(71), nullable=False),
