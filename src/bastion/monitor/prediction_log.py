@@ -19,6 +19,7 @@ server's shipper appends Arrow tables (:meth:`PredictionLogWriter.append_table`)
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -59,6 +60,7 @@ __all__ = [
     "prediction_log_dir",
     "prediction_log_files",
     "read_prediction_log",
+    "ship_prediction_logs",
 ]
 
 log = logging.getLogger("bastion.monitor")
@@ -579,10 +581,111 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def prediction_log_files(home: str | Path | Any, model: str) -> list[Path]:
-    """The model's Parquet log files, oldest first."""
+def _local_parts(home: str | Path | Any, model: str) -> list[Path]:
     d = prediction_log_dir(home, model)
     return sorted(d.glob("part-*.parquet")) if d.is_dir() else []
+
+
+def _object_store(source: Any) -> tuple[Any, str, str] | None:
+    """``(fs, base path, URL)`` of the project's prediction logs in its object store, or None when the
+    project keeps artifacts on local disk (``source`` may also be a bare home path: then None)."""
+    settings = getattr(source, "settings", None)
+    url = str(getattr(settings, "artifacts", "") or "")
+    if "://" not in url or url.startswith("file://"):
+        return None
+    import fsspec
+
+    from bastion.store.blobs import s3_fs_kwargs
+
+    scheme = url.split("://", 1)[0]
+    kwargs = s3_fs_kwargs(dict(settings.storage_options)) if scheme in {"s3", "s3a"} else {}  # type: ignore[union-attr]
+    fs, base = fsspec.core.url_to_fs(url, **kwargs)
+    return fs, f"{base.rstrip('/')}/predictions", f"{url.rstrip('/')}/predictions"
+
+
+def _day_of(name: str) -> str:
+    m = re.fullmatch(r"part-(\d{4})(\d{2})(\d{2})T.*\.parquet", name)
+    if m is None:
+        raise DataError(f"Prediction log file {name!r} does not carry its date (part-YYYYMMDDT...).")
+    return f"{m.group(1)}-{m.group(2)}-{m.group(3)}"
+
+
+@contextlib.contextmanager
+def _remote_errors(what: str, url: str) -> Iterator[None]:
+    from bastion.errors import StoreError
+    from bastion.store.blobs import _is_network_error
+
+    try:
+        yield
+    except DataError:
+        raise
+    except Exception as e:
+        if not _is_network_error(e):
+            raise
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise StoreError(f"Cannot {what} prediction logs at {url}: {first}. Check the object store "
+                         "settings (artifacts_url, storage_options, AWS_* credentials).") from e
+
+
+def ship_prediction_logs(project: Any, model: str) -> list[str]:
+    """Move the model's finished local Parquet files (rolled from the write-ahead log) to the object store,
+    partitioned as ``<artifacts_url>/predictions/<model>/day=YYYY-MM-DD/<file>``; returns what was shipped.
+
+    A file is deleted locally only after the object store holds it with the same size. No-op for a project
+    whose artifacts are on local disk (the files already are where ``monitor run`` reads them).
+    """
+    store = _object_store(project)
+    if store is None:
+        return []
+    fs, base, url = store
+    shipped = []
+    with _remote_errors("ship", url):
+        for part in _local_parts(project, model):
+            key = f"{base}/{_check_name(model)}/day={_day_of(part.name)}/{part.name}"
+            size = part.stat().st_size
+            fs.put_file(str(part), key)
+            if int(fs.info(key)["size"]) != size:
+                raise DataError(f"The object store holds {key} with another size than {part}; kept the local file.")
+            part.unlink(missing_ok=True)
+            shipped.append(key)
+    if shipped:
+        log.info("prediction log: shipped %s file(s) of %s to %s", len(shipped), model, url)
+    return shipped
+
+
+def prediction_log_files(home: str | Path | Any, model: str) -> list[Path]:
+    """The model's Parquet log files, oldest first.
+
+    For a project with an object store, local files are shipped first, then every file of the model in the
+    object store (from any machine) is fetched into ``<home>/cache/predictions/<model>/`` (once; files never
+    change) and those local copies are returned, so readers and local Dask workers read plain files.
+    """
+    store = _object_store(home)
+    if store is None:
+        return _local_parts(home, model)
+    ship_prediction_logs(home, model)
+    fs, base, url = store
+    cache = prediction_log_dir(home, model).parent.parent / "cache" / "predictions" / _check_name(model)
+    out: list[Path] = []
+    with _remote_errors("read", url):
+        try:
+            found = fs.find(f"{base}/{model}", detail=True)
+        except FileNotFoundError:
+            found = {}
+        for key, info in sorted(found.items()):
+            rel = key[len(f"{base}/{model}/"):]
+            parts = rel.split("/")
+            if len(parts) != 2 or not re.fullmatch(r"day=\d{4}-\d{2}-\d{2}", parts[0]) or \
+                    not re.fullmatch(r"part-[A-Za-z0-9._-]+\.parquet", parts[1]):
+                continue  # not a file this writer made: never read it
+            local = cache / parts[0] / parts[1]
+            if not local.is_file() or local.stat().st_size != int(info.get("size", -1)):
+                local.parent.mkdir(parents=True, exist_ok=True)
+                tmp = local.with_name("." + local.name + ".tmp")
+                fs.get_file(key, str(tmp))
+                os.replace(tmp, local)
+            out.append(local)
+    return sorted(out, key=lambda p: p.name)
 
 
 def _dataset(files: Sequence[str | Path]) -> pads.Dataset:

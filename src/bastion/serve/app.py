@@ -233,11 +233,24 @@ class ServerState:
         self.ready = False
         if self.sink is not None:
             self.sink.close()
+            self.ship_logs()
         if self.journal is not None:
             seal = self.journal.close()
             self.project.audited("serve.stop", f"{self.current.name}@{self.current.alias}", seal)
             log.info("stopped; journal %s sealed at %s entries", seal["journal_id"], seal["entries"])
         self.project.close()
+
+    def ship_logs(self) -> None:
+        """Move rolled prediction-log files to the object store (teams), where `monitor run` reads them from
+        any machine; best effort: what is not shipped now stays on disk and goes next time."""
+        if not self.config.prediction_log:
+            return
+        from bastion.monitor.prediction_log import ship_prediction_logs
+
+        try:
+            ship_prediction_logs(self.project, self.current.name)
+        except BastionError as e:
+            log.error("prediction log not shipped yet: %s", e.message)
 
     # -- hot reload --------------------------------------------------------------------------
     def reload(self, *, force: bool = False, actor: str = "poll") -> dict[str, Any]:
@@ -294,6 +307,7 @@ class ServerState:
             await asyncio.sleep(self.config.poll_s)
             try:
                 await loop.run_in_executor(None, self.reload)
+                await loop.run_in_executor(None, self.ship_logs)
             except Exception:  # the poller must survive anything (a bad DB moment), and say so
                 log.exception("alias poll failed")
 
