@@ -70,7 +70,7 @@ def test_audit_head_compaction_from_many_threads(ui_app: Any) -> None:
         try:
             for _ in range(40):
                 p.audit._compact_head()
-        except BaseException as e:  # noqa: BLE001 - collected and asserted below
+        except BaseException as e:  # collected and asserted below
             errors.append(e)
 
     threads = [threading.Thread(target=compact) for _ in range(8)]
