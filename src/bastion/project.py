@@ -68,9 +68,17 @@ class Project:
         if entries:
             self.audit.write_head(entries[-1])
 
-    def record(self, conn: Connection, action: str, subject: str, details: dict[str, Any] | None = None) -> AuditEntry:
-        """Append an audit entry inside ``conn``'s transaction."""
-        entry = self.audit.append(conn, action=action, subject=subject, details=details)
+    def record(
+        self,
+        conn: Connection,
+        action: str,
+        subject: str,
+        details: dict[str, Any] | None = None,
+        *,
+        actor: str | None = None,
+    ) -> AuditEntry:
+        """Append an audit entry inside ``conn``'s transaction (``actor``: default the project's)."""
+        entry = self.audit.append(conn, action=action, subject=subject, details=details, actor=actor)
         conn.info.setdefault("bastion_audit", []).append(entry)
         return entry
 
