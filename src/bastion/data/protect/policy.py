@@ -121,6 +121,13 @@ DEFAULT_ENTITY_RULES: dict[str, Rule] = {
     "MEDICAL_RECORD_NUMBER": Rule("tokenize"),
     "ID_NUMBER": Rule("tokenize"),
     "URL": Rule("redact"),
+    **{
+        e: Rule("encrypt")
+        for e in (
+            "UK_NHS", "UK_NINO", "ES_NIF", "ES_NIE", "IT_FISCAL_CODE", "PL_PESEL", "NL_BSN", "FR_NIR",
+            "DE_TAX_ID", "BR_CPF", "IN_AADHAAR", "IN_PAN", "AU_TFN", "SG_NRIC",
+        )
+    },  # fmt: skip
 }
 #: column names taken as quasi-identifiers when the policy declares none (besides DOB and ZIP columns)
 DEFAULT_QUASI_IDENTIFIER_NAMES = ("age", "sex", "gender", "race", "ethnicity", "zip", "zipcode", "postcode")
