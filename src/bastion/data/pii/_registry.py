@@ -26,9 +26,9 @@ def builtin_recognizers() -> tuple[Recognizer, ...]:
     from bastion.data.pii.date_of_birth import DateOfBirthRecognizer
     from bastion.data.pii.email import EmailRecognizer
     from bastion.data.pii.iban import IbanRecognizer
-    from bastion.data.pii.national_ids import NATIONAL_ID_RECOGNIZERS
     from bastion.data.pii.identifiers import IdNumberRecognizer, MedicalRecordRecognizer
     from bastion.data.pii.ip_address import IpAddressRecognizer
+    from bastion.data.pii.national_ids import NATIONAL_ID_RECOGNIZERS
     from bastion.data.pii.person import PersonRecognizer
     from bastion.data.pii.phone import PhoneRecognizer
     from bastion.data.pii.ssn import SsnRecognizer

@@ -29,7 +29,6 @@ class NationalIdRecognizer(Recognizer):
 
     #: the shape of a cell (full match, separators included)
     cell_shape: ClassVar[str]
-    check: ClassVar[Callable[[str], bool]]
     #: True when a match in text must have a naming word before it (bare or phone-like digit runs)
     needs_context: ClassVar[bool] = False
     #: formatted shapes (with the national separators) stand on their own even when bare ones need context
@@ -37,7 +36,7 @@ class NationalIdRecognizer(Recognizer):
     priority = 80
     min_share = 0.8
     base_score = 0.9
-    text_flags = re.IGNORECASE
+    text_flags: ClassVar[int] = int(re.IGNORECASE)
 
     def _compact(self, value: str) -> str:
         return _SEPS.sub("", value).upper()
@@ -47,13 +46,13 @@ class NationalIdRecognizer(Recognizer):
         if mask.any():
             idx = np.flatnonzero(mask)
             ok = np.fromiter(
-                (type(self).check(self._compact(v)) for v in values.iloc[idx]), dtype=bool, count=len(idx)
+                (_CHECKS[self.entity](self._compact(v)) for v in values.iloc[idx]), dtype=bool, count=len(idx)
             )
             mask[idx[~ok]] = False
         return mask
 
     def score_span(self, match: str, before: str, after: str) -> float | None:
-        if not type(self).check(self._compact(match)):
+        if not _CHECKS[self.entity](self._compact(match)):
             return None
         context = self.has_context(before[-32:])
         if self.needs_context and not context:
@@ -73,7 +72,6 @@ class UkNhsRecognizer(NationalIdRecognizer):
     entity = "UK_NHS"
     name_hints = (r"\bnhs\b", r"nhs_?(?:no|num|number)")
     cell_shape = r"\d{3}[ -]?\d{3}[ -]?\d{4}"
-    check = staticmethod(nat.nhs_valid)
     needs_context = True  # 3-3-4 digits are a phone shape too
     text_pattern = _text(r"\d{3}[ -]?\d{3}[ -]?\d{4}")
     context_words = ("nhs",)
@@ -84,7 +82,6 @@ class UkNinoRecognizer(NationalIdRecognizer):
     entity = "UK_NINO"
     name_hints = (r"\bnino\b", r"national_?insurance", r"\bni_?(?:no|num|number)\b")
     cell_shape = r"[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]"
-    check = staticmethod(nat.nino_valid)
     text_pattern = _text(r"[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]")
     text_flags = 0
     context_words = ("national insurance", "nino", "ni number", "ni no")
@@ -94,7 +91,6 @@ class EsNifRecognizer(NationalIdRecognizer):
     entity = "ES_NIF"
     name_hints = (r"\bdni\b", r"\bnif\b", r"documento")
     cell_shape = r"\d{8}[ -]?[A-Z]"
-    check = staticmethod(nat.dni_valid)
     text_pattern = _text(r"\d{8}[ -]?[A-Z]")
     text_flags = 0
     context_words = ("dni", "nif", "documento")
@@ -104,7 +100,6 @@ class EsNieRecognizer(NationalIdRecognizer):
     entity = "ES_NIE"
     name_hints = (r"\bnie\b",)
     cell_shape = r"[XYZ][ -]?\d{7}[ -]?[A-Z]"
-    check = staticmethod(nat.nie_valid)
     text_pattern = _text(r"[XYZ][ -]?\d{7}[ -]?[A-Z]")
     text_flags = 0
     context_words = ("nie", "extranjero")
@@ -114,7 +109,6 @@ class ItFiscalCodeRecognizer(NationalIdRecognizer):
     entity = "IT_FISCAL_CODE"
     name_hints = (r"codice_?fiscale", r"\bcf\b", r"fiscal_?code", r"\bcod_?fisc")
     cell_shape = r"[A-Z]{6}[\dA-Z]{2}[A-Z][\dA-Z]{2}[A-Z][\dA-Z]{3}[A-Z]"
-    check = staticmethod(nat.fiscal_code_valid)
     text_pattern = _text(r"[A-Z]{6}[\dLMNPQRSTUV]{2}[ABCDEHLMPRST][\dLMNPQRSTUV]{2}[A-Z][\dLMNPQRSTUV]{3}[A-Z]")
     text_flags = 0
     context_words = ("codice fiscale", "c.f.", "cf")
@@ -124,7 +118,6 @@ class PlPeselRecognizer(NationalIdRecognizer):
     entity = "PL_PESEL"
     name_hints = (r"pesel",)
     cell_shape = r"\d{11}"
-    check = staticmethod(nat.pesel_valid)
     needs_context = True
     text_pattern = _text(r"\d{11}")
     context_words = ("pesel",)
@@ -134,7 +127,6 @@ class NlBsnRecognizer(NationalIdRecognizer):
     entity = "NL_BSN"
     name_hints = (r"\bbsn\b", r"burgerservice", r"sofi")
     cell_shape = r"\d{4}[ .]?\d{2}[ .]?\d{3}|\d{3}[ .]?\d{3}[ .]?\d{3}"
-    check = staticmethod(nat.bsn_valid)
     needs_context = True
     text_pattern = _text(r"\d{4}[ .]?\d{2}[ .]?\d{3}|\d{3}[ .]?\d{3}[ .]?\d{3}")
     context_words = ("bsn", "burgerservicenummer", "sofinummer")
@@ -145,7 +137,6 @@ class FrNirRecognizer(NationalIdRecognizer):
     entity = "FR_NIR"
     name_hints = (r"\bnir\b", r"insee", r"secu", r"s[ée]curit[ée]_?sociale", r"\bnss\b")
     cell_shape = r"[12378] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}"
-    check = staticmethod(nat.nir_valid)
     text_pattern = _text(r"[12378] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}")
     context_words = ("sécurité sociale", "securite sociale", "nir", "insee", "sécu")
 
@@ -154,7 +145,6 @@ class DeTaxIdRecognizer(NationalIdRecognizer):
     entity = "DE_TAX_ID"
     name_hints = (r"steuer_?id", r"steuer_?ident", r"\bidnr\b", r"tax_?id_?de", r"identifikationsnummer")
     cell_shape = r"\d{2} ?\d{3} ?\d{3} ?\d{3}"
-    check = staticmethod(nat.steuer_id_valid)
     needs_context = True
     text_pattern = _text(r"\d{2} ?\d{3} ?\d{3} ?\d{3}")
     context_words = ("steuer-id", "steuer id", "steuerid", "steueridentifikationsnummer", "idnr", "tax id")
@@ -164,7 +154,6 @@ class BrCpfRecognizer(NationalIdRecognizer):
     entity = "BR_CPF"
     name_hints = (r"\bcpf\b",)
     cell_shape = r"\d{3}\.?\d{3}\.?\d{3}-?\d{2}"
-    check = staticmethod(nat.cpf_valid)
     needs_context = True
     formatted = r"\d{3}\.\d{3}\.\d{3}-\d{2}"
     text_pattern = _text(r"\d{3}\.?\d{3}\.?\d{3}-?\d{2}")
@@ -175,7 +164,6 @@ class InAadhaarRecognizer(NationalIdRecognizer):
     entity = "IN_AADHAAR"
     name_hints = (r"aadhaa?r", r"\buid(?:ai)?\b")
     cell_shape = r"\d{4}[ -]?\d{4}[ -]?\d{4}"
-    check = staticmethod(nat.aadhaar_valid)
     needs_context = True
     formatted = r"\d{4}[ -]\d{4}[ -]\d{4}"
     text_pattern = _text(r"\d{4}[ -]?\d{4}[ -]?\d{4}")
@@ -186,7 +174,6 @@ class InPanRecognizer(NationalIdRecognizer):
     entity = "IN_PAN"
     name_hints = (r"\bpan\b", r"pan_?(?:no|num|number|card)")
     cell_shape = r"[A-Z]{5}\d{4}[A-Z]"
-    check = staticmethod(nat.pan_valid)
     text_pattern = _text(r"[A-Z]{3}[ABCFGHLJPTK][A-Z]\d{4}[A-Z]")
     text_flags = 0
     context_words = ("pan",)
@@ -196,7 +183,6 @@ class AuTfnRecognizer(NationalIdRecognizer):
     entity = "AU_TFN"
     name_hints = (r"\btfn\b", r"tax_?file")
     cell_shape = r"\d{3} ?\d{3} ?\d{2,3}"
-    check = staticmethod(nat.tfn_valid)
     needs_context = True
     text_pattern = _text(r"\d{3} ?\d{3} ?\d{3}")
     context_words = ("tfn", "tax file")
@@ -207,11 +193,27 @@ class SgNricRecognizer(NationalIdRecognizer):
     entity = "SG_NRIC"
     name_hints = (r"\bnric\b", r"\bfin\b")
     cell_shape = r"[STFGM]\d{7}[A-Z]"
-    check = staticmethod(nat.nric_valid)
     text_pattern = _text(r"[STFGM]\d{7}[A-Z]")
     text_flags = 0
     context_words = ("nric", "fin")
 
+
+_CHECKS: dict[str, Callable[[str], bool]] = {
+    "UK_NHS": nat.nhs_valid,
+    "UK_NINO": nat.nino_valid,
+    "ES_NIF": nat.dni_valid,
+    "ES_NIE": nat.nie_valid,
+    "IT_FISCAL_CODE": nat.fiscal_code_valid,
+    "PL_PESEL": nat.pesel_valid,
+    "NL_BSN": nat.bsn_valid,
+    "FR_NIR": nat.nir_valid,
+    "DE_TAX_ID": nat.steuer_id_valid,
+    "BR_CPF": nat.cpf_valid,
+    "IN_AADHAAR": nat.aadhaar_valid,
+    "IN_PAN": nat.pan_valid,
+    "AU_TFN": nat.tfn_valid,
+    "SG_NRIC": nat.nric_valid,
+}
 
 NATIONAL_ID_RECOGNIZERS: tuple[type[NationalIdRecognizer], ...] = (
     UkNhsRecognizer, UkNinoRecognizer, EsNifRecognizer, EsNieRecognizer, ItFiscalCodeRecognizer,
