@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
-from bastion.cli.main import app
+from bastion.cli.main import app, main
 from bastion.vulns import check_versions, import_advisories, stored_results
 from tests.vulns.conftest import installed, osv, write
 
@@ -84,10 +85,6 @@ def test_cli_check_exit_codes_and_names(served: Any, tmp_path: Path) -> None:
 
 def test_cli_bad_input_is_exit_two_without_traceback(served: Any, tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{", encoding="utf-8")
-    from bastion.cli.main import main
-
-    import pytest
-
     for argv in (["vulns", "import", str(tmp_path / "bad.json")], ["vulns", "import", str(tmp_path / "none.zip")],
                  ["vulns", "check", "nosuch@production"]):
         with pytest.raises(SystemExit) as e:

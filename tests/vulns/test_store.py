@@ -149,5 +149,5 @@ def test_zip_member_that_inflates_past_the_limit_is_refused(project: Any, tmp_pa
     with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         rec = osv("GHSA-big", versions=["1.0"], summary="x" * 5000)
         zf.writestr("big.json", json.dumps(rec))
-    with pytest.raises(DataError, match="larger than|inflates"):
+    with pytest.raises(DataError, match=r"larger than|inflates"):
         import_advisories(project, z)
