@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from bastion.audit.refusals import RefusalAggregator
 from bastion.store.db import Database
 from bastion.store.schema import audit_log
 
@@ -89,6 +90,7 @@ class AuditLog:
         self.db = db
         self.actor = actor
         self.head_path = head_path
+        self.refusals = RefusalAggregator()
 
     _HEAD_TAIL = 4096
     _HEAD_COMPACT = 256 * 1024

@@ -92,10 +92,9 @@ def register(app: typer.Typer) -> None:
         p = project()
         cols = [c.strip() for c in columns.split(",") if c.strip()]
         check_reveal_allowed(p, path, cols, role)  # before the passphrase prompt
-        keyring = load_keyring(p.settings)
-        assert keyring is not None
         result = reveal_audited(
-            p, path, cols, keyring=keyring, role=role, output=output, limit=None if output else limit
+            p, path, cols, keyring=lambda: load_keyring(p.settings), role=role, output=output,
+            limit=None if output else limit,
         )
         if json_out:
             doc = result.to_dict()

@@ -116,6 +116,7 @@ def _build_app() -> typer.Typer:
 _GROUPS: dict[str, tuple[str, str]] = {
     "init": ("bastion.cli.project_cmds", "register"),
     "gc": ("bastion.cli.project_cmds", "register"),
+    "doctor": ("bastion.cli.doctor", "register"),
     "data": ("bastion.cli.data", "app"),
     "model": ("bastion.cli.model", "app"),
     "gate": ("bastion.cli.gate", "app"),

@@ -188,7 +188,6 @@ def labels_add(
 
     proj = project()
     path, rows = add_labels(proj, name, file, id_column=id_column, label_column=label_column)
-    proj.audited("monitor.labels_add", name, {"rows": rows, "file": path.name})
     doc = {"model": name, "rows": rows, "stored": str(path)}
     if json_:
         print_json(doc)

@@ -21,7 +21,7 @@ from bastion.errors import AuthError, ConfigError, StoreError
 __all__ = ["ROLES", "User", "UserStore"]
 
 ROLES = ("viewer", "operator", "admin")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 _MIN_PASSWORD = 8
 _hasher = PasswordHasher()
 # Verifying against this keeps the time of a login for an unknown user close to that of a known one.
@@ -91,7 +91,7 @@ class UserStore:
 
     def add(self, name: str, password: str, *, role: str, replace: bool = False) -> User:
         """Create (or with ``replace``, reset) a user; audited as ``ui.user.add``."""
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise ConfigError(
                 f"A user name must be 1-64 letters, digits or '_.@-' starting with a letter or digit; got {name!r}."
             )

@@ -9,10 +9,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bastion.audit.refusals import record_refusal
 from bastion.crypto.keys import KeyProvider, Keyring, create_key_file, keyring_path, resolve_provider
 from bastion.data.protect._run import protect_file
 from bastion.data.protect.report import ProtectionReport
-from bastion.errors import DataError
+from bastion.errors import DataError, KeyManagementError
 
 __all__ = [
     "check_reveal_allowed",
@@ -115,8 +116,8 @@ def check_reveal_allowed(project: Any, source: Path | str, columns: Sequence[str
         reason = f"role '{role}' may not reveal {', '.join(extra)} (reveal.{role}.columns: {', '.join(rule.columns)})"
     else:
         return
-    project.audited("data.reveal.denied", str(source),
-                    {"source": str(source), "columns": list(columns), "role": role, "reason": reason})
+    record_refusal(project, "data.reveal.denied", str(source), reason,
+                   {"source": str(source), "columns": list(columns), "role": role})
     raise PolicyViolation(f"Reveal refused: {reason}. Change {path.name} to allow it.")
 
 
@@ -125,7 +126,7 @@ def reveal_audited(
     source: Path | str,
     columns: Sequence[str],
     *,
-    keyring: Keyring,
+    keyring: Keyring | Callable[[], Keyring | None],
     role: str,
     output: Path | str | None = None,
     limit: int | None = None,
@@ -145,9 +146,14 @@ def reveal_audited(
         "output": str(output) if output else None,
     }
     try:
-        result = reveal_file(source, columns, keyring=keyring, output=output, limit=limit)
+        # A callable opens the key only now, so a wrong passphrase is a denied (audited) reveal too.
+        ring = keyring() if callable(keyring) else keyring
+        if ring is None:
+            raise KeyManagementError("No data key ring: run `bastion keys init` first.")
+        result = reveal_file(source, columns, keyring=ring, output=output, limit=limit)
     except Exception as e:
-        project.audited("data.reveal.denied", str(source), {**details, "error": type(e).__name__})
+        record_refusal(project, "data.reveal.denied", str(source), f"reveal failed: {type(e).__name__}",
+                       {**details, "error": type(e).__name__})
         raise
     project.audited(
         "data.reveal", str(source), {**details, "rows": result.rows, "key_ids": list(result.key_ids)}

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bastion.crypto._batch import Packed
+from bastion.crypto._packed import Packed
 from bastion.crypto._util import b64e
 from bastion.crypto.aead import CellCipher
 from bastion.crypto.tokenize import KeyedHasher, Tokenizer

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bastion.errors import ConfigError
+from bastion.policy_file import PolicyDocument, read_policy_file, register_section
 
 __all__ = [
     "DEFAULT_ENTITY_RULES",
@@ -247,16 +246,15 @@ def load_policy(path: Path | str | None) -> Policy:
     if path is None:
         return Policy()
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"Cannot read the policy file {p}: {e}.") from e
-    except yaml.YAMLError as e:
-        raise ConfigError(f"The policy file {p} is not valid YAML: {e}") from e
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"The policy file {p} must hold a mapping at the top level.")
-    if "protection" not in data:
+    doc = read_policy_file(p)  # one reader: every section of the file is checked by its owner
+    if not doc.has("protection"):
         raise ConfigError(f"The policy file {p} has no 'protection:' section.")
-    return Policy.from_dict(data, source=str(p))
+    parsed = doc.parsed.get("protection")
+    return parsed if isinstance(parsed, Policy) else _protection_section(doc)
+
+
+def _protection_section(doc: PolicyDocument) -> Policy:
+    return Policy.from_dict({"protection": doc.get("protection")}, source=doc.source)
+
+
+register_section("protection", {"protection"}, _protection_section)
