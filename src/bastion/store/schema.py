@@ -169,6 +169,8 @@ vuln_results = Table(
     Column("count", Integer, nullable=False, default=0),
     Column("max_severity", String(16), nullable=True),
     Column("matches_json", Text, nullable=False, default="[]"),
+)
+
 # API keys of the model servers: only a SHA-256 digest of each key; revocation is a column, so every replica
 # sees it on its next refresh.
 api_keys = Table(
