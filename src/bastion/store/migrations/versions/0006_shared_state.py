@@ -1,7 +1,7 @@
 """Shared state of a team deployment in the database: API keys (hashed) with their revocations, and small
 shared documents (the public signing keyring), so servers and folders on other machines see them.
 
-Revision ID: 0005
+Revision ID: 0006
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
