@@ -205,6 +205,7 @@ login_throttle = Table(
     Column("window_start", Float, nullable=False),
     Column("failures", Integer, nullable=False),
     Index("ix_login_throttle_window", "window_start"),
+)
 
 # API keys of the model servers: only a SHA-256 digest of each key; revocation is a column, so every replica
 # sees it on its next refresh.
