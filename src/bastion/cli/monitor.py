@@ -161,8 +161,6 @@ def run(
                                     progress=bar)
             runs += 1
             worst = max(worst, result.exit_code)
-            if vulns_step is not None:
-                worst = max(worst, _vulns_pass(proj, model, vulns_step, cfg, json_))
             if output:
                 write_report(result, output)
             doc = result.to_dict()
@@ -170,6 +168,8 @@ def run(
                 print_json(doc)
             else:
                 _summary(doc, output)
+            if vulns_step is not None:  # advisories and re-scans of the served versions, when due
+                worst = max(worst, _vulns_pass(proj, model, vulns_step, cfg, json_))
             if once or (max_runs and runs >= max_runs):
                 break
             time.sleep(step.total_seconds())
