@@ -118,10 +118,10 @@ def test_advisory_lifecycle(project: Any, tmp_path: Path) -> None:
 def test_scheduled_pass_rechecks_and_rescans(project: Any, tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
+    from sklearn.dummy import DummyClassifier
+
     from bastion.vulns import import_advisories
     from bastion.vulns.monitor import is_due, monitor_vulnerabilities
-
-    from sklearn.dummy import DummyClassifier
 
     project.log_model(DummyClassifier().fit([[0], [1]], [0, 1]), name="income")
     project.promote("income:1", alias="production")
