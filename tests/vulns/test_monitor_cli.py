@@ -46,5 +46,11 @@ def test_monitor_run_includes_the_vulnerability_pass(project: Any, tmp_path: Pat
     r = runner.invoke(app, ["monitor", "run", "--model", "m@production", "--once", "--vulns-every", "1s"])
     assert r.exit_code == 1 and "Vulnerabilities:" in r.output
 
+    time.sleep(1.05)
+    r = runner.invoke(app, ["monitor", "run", "--model", "m@production", "--once", "--vulns-every", "1s", "--json"])
+    doc = json.loads(r.output)  # one JSON document per window, the vulnerability pass inside it
+    assert r.exit_code == 1 and doc["vulnerabilities"]["check"]["affected"] == ["m:1"]
+    assert doc["vulnerabilities"]["rescans"][0]["status"] == "clean" and "drift" in doc
+
     r = runner.invoke(app, ["monitor", "run", "--model", "m@production", "--once", "--vulns-every", "daily"])
     assert r.exit_code != 0 and "Duration" in str(r.exception or r.output)
