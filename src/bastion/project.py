@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from bastion.audit.checkpoints import after_commit, database_id
 from bastion.audit.log import AuditEntry, AuditLog
 from bastion.config import CONFIG_FILE, Settings, load_settings
 from bastion.errors import ConfigError, StoreError
@@ -43,7 +44,8 @@ class Project:
         self.settings = settings
         self.db = Database(settings.db_url)
         self.blobs: BlobStore = open_blob_store(settings.artifacts)
-        self.audit = AuditLog(self.db, settings.actor, head_path=settings.home_path / "audit-head.log")
+        self.audit = AuditLog(self.db, settings.actor, head_path=settings.home_path / "audit-head.log",
+                              database=database_id(settings))
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -67,6 +69,7 @@ class Project:
             entries: list[AuditEntry] = conn.info.pop("bastion_audit", [])
         if entries:
             self.audit.write_head(entries[-1])
+            after_commit(self, entries)
 
     def record(
         self,
@@ -201,7 +204,9 @@ class Project:
     # -- aliases ------------------------------------------------------------------------------
     def promote(self, ref: str, *, alias: str, force_reason: str | None = None) -> ModelVersion:
         """Point ``alias`` at a model version (after the promotion rules allow it)."""
-        return _aliases.promote(self, ref, alias=alias, force_reason=force_reason)
+        from bastion.trust import promote
+
+        return promote(self, ref, alias=alias, force_reason=force_reason)
 
     def rollback(self, name: str, *, alias: str, reason: str = "") -> ModelVersion:
         """Move ``alias`` back to the version it pointed at before its last promotion."""
@@ -236,7 +241,7 @@ def init_project(path: str | Path | None = None, *, database_url: str | None = N
             if database_url:
                 text += f'database_url = "{database_url}"\n'
             cfg.write_text(text, encoding="utf-8")
-        (root / ".bastion").mkdir(exist_ok=True)
+        (root / ".bastion").mkdir(mode=0o700, exist_ok=True)
     except OSError as e:
         raise StoreError(f"Cannot create a Bastion project in {root}: {e.strerror}.") from e
     project = Project(load_settings(root))

@@ -173,14 +173,12 @@ def alias_choices(project: Any, name: str) -> list[str]:
 
 
 def promotion_decision(project: Any, ref: str, alias: str) -> dict[str, Any]:
-    """Would the promotion rules allow ``ref`` to take ``alias`` now? (the same check promote runs)."""
-    mv = project.get_model(ref)
-    try:
-        from bastion.gates.promotion import check_promotion
-    except ImportError:
-        return {"allowed": True, "reasons": [], "evidence": {}}
-    d = check_promotion(project, mv, alias)
-    return {"allowed": d.allowed, "reasons": list(d.reasons), "evidence": d.evidence}
+    """Would the promotion rules allow ``ref`` to take ``alias`` now? (the trust evaluator promote runs)."""
+    from bastion.trust import evaluate
+
+    report = evaluate(project, ref, alias, purpose="promote")
+    return {"allowed": report.ok, "reasons": [e.detail for e in report.checks.values() if not e.ok],
+            "evidence": report.evidence()}
 
 
 def _line(name: str, x: list[Any], y: list[Any]) -> dict[str, Any]:

@@ -30,6 +30,9 @@ def init_project_keys(project: Any, *, passphrase: str | None) -> KeyProvider:
     path = project.settings.key_path
     provider = create_key_file(path, passphrase)
     Keyring(keyring_path(path), provider).save()
+    from bastion.audit.checkpoints import init_audit_key
+
+    init_audit_key(project)  # the audit key signs checkpoints of the chain; separate from every other key
     project.audited(
         "keys.init",
         provider.key_id,
