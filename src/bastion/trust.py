@@ -275,6 +275,28 @@ def _alias(project: ProjectHandle, mv: ModelVersion, alias: str) -> Evidence:
     return Evidence(True, f"set by audited {entry.action} (entry {entry.seq})", data)
 
 
+def _vulnerabilities(project: ProjectHandle, mv: ModelVersion, gate_policy: Policy | None) -> Evidence:
+    """Advisories land after the gate ran: the check is evaluated again, now, against today's advisories."""
+    from bastion.gates.checks.vulnerabilities import evaluate as check_vulns
+    from bastion.vulns.policy import VulnerabilitiesSpec
+
+    in_policy = gate_policy is not None and "vulnerabilities" in gate_policy.checks
+    spec = gate_policy.spec("vulnerabilities") if gate_policy is not None and in_policy else VulnerabilitiesSpec()
+    assert isinstance(spec, VulnerabilitiesSpec)
+    if in_policy and not spec.required:
+        return Evidence(True, "advisory check not required", {"required": False})
+    passed, measured, evidence = check_vulns(project, mv.ref, spec)
+    data = {**measured, "passed": passed, "violations": [m["id"] for m in evidence.get("violations") or []],
+            "ignored": evidence.get("ignored") or []}
+    if passed:
+        return Evidence(True, "no advisory above the policy's severity", data)
+    bad = evidence.get("violations") or []
+    named = ", ".join(f"{m['package']} {m['installed']} ({m['id']}, {m['severity']})" for m in bad[:5])
+    return Evidence(False, f"{mv.ref} is affected by advisories above '{spec.max_severity}': "
+                           f"{named or evidence.get('error')}; upgrade the package and register a new version, or "
+                           "ignore the advisory in the policy with a reason.", data)
+
+
 # ------------------------------------------------------------------------------------------ evaluate
 
 
@@ -337,6 +359,9 @@ def _evaluate(project: ProjectHandle, mv: ModelVersion, alias: str | None,
     if "gate" in need:
         checks["gate"] = _gate(project, mv, rules.gate_policy, must_be_signed=purpose == "serve" or "signature" in need,
                                anchored=purpose == "serve")
+    gate_vulns = "gate" in need and rules.gate_policy is not None and "vulnerabilities" in rules.gate_policy.checks
+    if "vulnerabilities" in need or gate_vulns:
+        checks["vulnerabilities"] = _vulnerabilities(project, mv, rules.gate_policy)
     if "alias" in need and alias is not None:
         checks["alias"] = _alias(project, mv, alias)
     return TrustReport(mv.ref, alias, mv.digest, purpose, checks, rules.source, rules.digest,

@@ -149,7 +149,8 @@ def audit_public_key(settings: Settings) -> Ed25519PublicKey | None:
 
 def checkpoint_store(settings: Settings) -> BlobStore:
     """The content-addressed store of checkpoints: ``<artifacts>/audit-checkpoints``."""
-    return open_blob_store(settings.artifacts.rstrip("/") + "/audit-checkpoints")
+    return open_blob_store(settings.artifacts.rstrip("/") + "/audit-checkpoints",
+                           storage_options=settings.storage_options)
 
 
 @dataclass(frozen=True)
@@ -393,7 +394,7 @@ def export_checkpoints(project: ProjectHandle, dest: str | Path) -> dict[str, An
     if "://" in text and not text.startswith("file://"):
         import fsspec
 
-        fs, base = fsspec.core.url_to_fs(text)
+        fs, base = fsspec.core.url_to_fs(text, **project.settings.storage_options)
         for name, data in files.items():
             with fs.open(f"{base.rstrip('/')}/{name}", "wb") as f:
                 f.write(data)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -125,12 +126,11 @@ class AuditLog:
         head = self.read_head()
         if not head or int(head.get("seq", -1)) < 0:
             return
-        tmp = self.head_path.with_name(self.head_path.name + f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, (json.dumps(head, separators=(",", ":")) + "\n").encode())
-        finally:
-            os.close(fd)
+        # A name unique per call: threads of one process (the dashboard's thread pool) compact concurrently,
+        # and a shared per-process name let one thread rename the other's file away (a 500).
+        fd, tmp = tempfile.mkstemp(dir=self.head_path.parent, prefix=self.head_path.name + ".", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:  # mkstemp makes 0600: the head log's mode
+            f.write(json.dumps(head, separators=(",", ":")) + "\n")
         os.replace(tmp, self.head_path)
 
     def read_head(self) -> dict[str, Any] | None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import pickle
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from bastion.registry.environment import capture_code, capture_environment
 from bastion.registry.flavors import detect_flavor, load_skops_bytes, save_estimator
 from bastion.registry.records import DatasetVersion, ModelVersion
 from bastion.registry.refs import check_name, parse_ref
+from bastion.scan.restricted import restricted_loads
 from bastion.store.schema import aliases, attachments, datasets, models
 
 if TYPE_CHECKING:
@@ -253,7 +253,8 @@ def materialize(project: Project, ref: str, dest: str | Path | None) -> Path:
 
 def load(project: Project, ref: str, *, trusted: list[str] | None) -> Any:
     """Load a model version without running code it carries: skops with a trusted-types check,
-    pickles only after a clean recorded scan."""
+    pickles and joblib files only after a clean recorded scan, and then only through the restricted
+    unpickler (``trusted`` names the extra globals an operator has audited)."""
     mv = get(project, ref)
     if mv.artifact_kind != "file":
         raise UnsafeArtifactError(f"{mv.ref} is a folder artifact; load it with its framework from model_path().")
@@ -286,7 +287,9 @@ def _load_uncached(project: Project, mv: ModelVersion, trusted: list[str] | None
                 f"Model {mv.ref} is a pickle whose recorded scan is '{mv.scan_status}'; Bastion unpickles only "
                 "artifacts scanned clean. Re-save it with skops, or run 'bastion model scan'."
             )
-        return pickle.loads(data)
+        # a clean scan is necessary, never sufficient: the restricted unpickler enforces the scanner's
+        # allowlist and argument signatures at load time, so a scanner miss is a refused load
+        return restricted_loads(data, allow=trusted or ())
     raise UnsafeArtifactError(
         f"Model {mv.ref} has flavor '{mv.flavor}', which Bastion does not load itself; use model_path() "
         "and your framework's safe loader."

@@ -6,8 +6,11 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -112,7 +115,8 @@ def create_ui_app(
     env.filters["fmt"] = _fmt
     env.globals["quote"] = lambda s: quote(str(s), safe="")
 
-    app = FastAPI(title="Bastion dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+    # No trailing-slash redirects: Starlette builds their absolute URL from the Host header (reflected).
+    app = FastAPI(title="Bastion dashboard", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.state.project = project
 
     def as_actor(user: User) -> Project:
@@ -270,7 +274,7 @@ def create_ui_app(
         ref = _ref(request)
         data = _views.version_page(project, ref, root_path=_root(request))
         return render(request, "version.html", sess, aliases=_views.alias_choices(project, data["mv"].name),
-                      msg=request.query_params.get("msg", ""), **data)
+                      msg=_flash(request, sess), **data)
 
     @app.get("/models/{name}/{version}/bom.json")
     @page
@@ -314,7 +318,7 @@ def create_ui_app(
         if form.get("confirm") != "yes":
             return PlainTextResponse("Promotion not confirmed.", status_code=400)
         mv = as_actor(sess["user"]).promote(ref, alias=alias)
-        url = _model_url(mv.name, mv.version, f"Promoted {mv.ref} to {alias}.")
+        url = _model_url(mv.name, mv.version, f"Promoted {mv.ref} to {alias}.", sess)
         return RedirectResponse(_root(request) + url, status_code=303)
 
     @app.get("/aliases/{name}/rollback")
@@ -338,7 +342,7 @@ def create_ui_app(
             return PlainTextResponse("Rollback not confirmed.", status_code=400)
         reason = form.get("reason", "")[:500] or "rolled back from the dashboard"
         mv = as_actor(sess["user"]).rollback(name, alias=alias, reason=reason)
-        url = _model_url(mv.name, mv.version, f"Rolled {alias} back to {mv.ref}.")
+        url = _model_url(mv.name, mv.version, f"Rolled {alias} back to {mv.ref}.", sess)
         return RedirectResponse(_root(request) + url, status_code=303)
 
     @app.get("/datasets")
@@ -360,7 +364,7 @@ def create_ui_app(
         before = q.get("before", "")
         filters = {k: q.get(k, "")[:200] for k in ("actor", "action", "subject")}
         data = _views.audit_page(project, actor=filters["actor"], action=filters["action"], subject=filters["subject"],
-                                 before=int(before) if before.isdigit() else None)
+                                 before=_int_param(before))
         count = project.audit.count()
         if verified.get("count") != count and (count <= 200_000 or q.get("verify") == "1"):
             verified.update(count=count, report=project.audit.verify(), at=time.strftime("%Y-%m-%d %H:%M:%S"))
@@ -413,13 +417,35 @@ async def _form(request: Request) -> dict[str, str]:
 
 def _ref(request: Request) -> str:
     name, version = request.path_params["name"], request.path_params["version"]
-    if not version.isdigit():
-        raise NotFoundError(f"A version number was expected in the address; got {version!r}.")
-    return f"{name}:{version}"
+    number = _int_param(version)
+    if number is None:
+        raise NotFoundError(f"A version number was expected in the address; got {version[:40]!r}.")
+    return f"{name}:{number}"
 
 
-def _model_url(name: str, version: int, msg: str) -> str:
-    return f"/models/{quote(name, safe='')}/{version}?" + urlencode({"msg": msg})
+_INT = re.compile(r"[0-9]{1,18}")  # ASCII digits only ('²'.isdigit() is True), and below 2**63 for the database
+
+
+def _int_param(value: str) -> int | None:
+    """A non-negative integer from the address, or None when it is not one the database can hold."""
+    return int(value) if _INT.fullmatch(value) else None
+
+
+def _flash_sig(sess: dict[str, Any], msg: str) -> str:
+    return hmac.new(sess["csrf"].encode(), b"flash\x00" + msg.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _model_url(name: str, version: int, msg: str, sess: dict[str, Any]) -> str:
+    """A version page that shows ``msg`` once, to this session only: the banner is signed with the session's
+    secret CSRF token, so a crafted link cannot make the dashboard state anything."""
+    return f"/models/{quote(name, safe='')}/{version}?" + urlencode({"msg": msg, "sig": _flash_sig(sess, msg)})
+
+
+def _flash(request: Request, sess: dict[str, Any]) -> str:
+    msg, sig = request.query_params.get("msg", ""), request.query_params.get("sig", "")
+    if not msg or not hmac.compare_digest(sig, _flash_sig(sess, msg)):
+        return ""
+    return msg
 
 
 def _safe_next(target: str | None, root: str = "") -> str:
