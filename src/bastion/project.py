@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
@@ -23,6 +23,9 @@ from bastion.registry import _aliases, _attachments, _datasets, _models
 from bastion.registry.records import DatasetVersion, ModelVersion
 from bastion.store.blobs import BlobStore, open_blob_store
 from bastion.store.db import Database
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = ["Project", "init_project", "open_project"]
 
@@ -271,3 +274,9 @@ def open_project(path: str | Path | None = None, *, create: bool = False) -> Pro
             f"No Bastion project at {settings.root}: run 'bastion init' there first (or set BASTION_PROJECT)."
         )
     return Project(settings)
+
+
+if TYPE_CHECKING:
+
+    def _conforms(p: Project) -> ProjectHandle:  # mypy proves Project satisfies the stages' Protocol
+        return p

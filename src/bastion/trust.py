@@ -47,6 +47,10 @@ class Evidence:
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "detail": self.detail, **self.data}
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """Mapping-style read of :meth:`to_dict` (the load report's checks used to be plain dicts)."""
+        return self.to_dict().get(key, default)
+
 
 @dataclass(frozen=True)
 class TrustReport:

@@ -86,11 +86,17 @@ def list_records(
     out: list[tuple[str, dict[str, Any]]] = []
     what = f"{kind} document of {name}:{version}"
     for digest, body in rows:
-        if body is None:
-            data = project.blobs.get_bytes(digest, what=what)
-        else:
-            data = body.encode()
-            if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
-                raise IntegrityError(f"The stored {what} was edited after it was written (digest mismatch).")
-        out.append((str(digest), json.loads(data)))
+        out.append((str(digest), load_verified(project, str(digest), body, what)))
     return out
+
+
+def load_verified(project: ProjectHandle, digest: str, body: str | None, what: str) -> dict[str, Any]:
+    """An attachment's document, checked against its digest (inline body, or the blob it names)."""
+    if body is None:
+        data = project.blobs.get_bytes(digest, what=what)
+    else:
+        data = body.encode()
+        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            raise IntegrityError(f"The stored {what} was edited after it was written (digest mismatch).")
+    doc: dict[str, Any] = json.loads(data)
+    return doc

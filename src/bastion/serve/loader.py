@@ -36,7 +36,7 @@ def check_trust(project: ProjectHandle, ref: str, alias: str) -> tuple[ModelVers
     return mv, evaluate(project, mv, alias, purpose="serve")
 
 
-def sensitive_fields(project: Any, dataset_ref: str) -> set[str]:
+def sensitive_fields(project: ProjectHandle, dataset_ref: str) -> set[str]:
     """Columns the dataset's protection report marks as protected (anything but ``keep``)."""
     out: set[str] = set()
     docs: list[dict[str, Any]] = []
@@ -192,7 +192,7 @@ def _input_features(model: Any, dv: Any, target: str | None) -> list[str]:
     return cols
 
 
-def _policy_target(project: Any) -> str | None:
+def _policy_target(project: ProjectHandle) -> str | None:
     from bastion.gates.policy import find_project_policy, load_policy
 
     path = find_project_policy(project)
@@ -205,7 +205,7 @@ def _policy_target(project: Any) -> str | None:
 
 
 def load_trusted(
-    project: Any,
+    project: ProjectHandle,
     ref: str,
     *,
     margin: float = 0.1,

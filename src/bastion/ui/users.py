@@ -11,12 +11,15 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from bastion.errors import AuthError, ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = ["ROLES", "User", "UserStore"]
 
@@ -48,7 +51,7 @@ class User:
 class UserStore:
     """Users of one project's dashboard."""
 
-    def __init__(self, project: Any) -> None:
+    def __init__(self, project: ProjectHandle) -> None:
         self.project = project
         self.path: Path = Path(project.home) / "ui" / "users.json"
 

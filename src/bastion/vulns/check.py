@@ -20,7 +20,7 @@ from bastion.vulns.matching import is_affected, parse_version
 from bastion.vulns.osv import normalize_name, severity_rank
 
 if TYPE_CHECKING:
-    from bastion.project import Project
+    from bastion.protocols import ProjectHandle
 
 __all__ = ["Match", "VersionVulns", "VulnReport", "check_versions", "stored_results"]
 
@@ -138,7 +138,7 @@ class VulnReport:
 
 
 def _targets(
-    project: Project, ref: str | None, name: str | None = None
+    project: ProjectHandle, ref: str | None, name: str | None = None
 ) -> list[tuple[str, int, tuple[str, ...], str | None]]:
     """``(name, version, aliases, environment digest)`` of ``ref``, or of every version under an alias
     (of model ``name`` only, when given)."""
@@ -161,7 +161,7 @@ def _targets(
     return [(n, v, tuple(a), env) for (n, v), (a, env) in out.items()]
 
 
-def _packages(project: Project, digest: str) -> dict[str, str]:
+def _packages(project: ProjectHandle, digest: str) -> dict[str, str]:
     hit = _env_cache.get(digest)
     if hit is None:
         doc = json.loads(project.blobs.get_bytes(digest, what="recorded environment"))
@@ -184,7 +184,7 @@ def _fixed_after(installed: str, ranges: list[list[list[str]]]) -> str | None:
     return best[1] if best else None
 
 
-def _advisories_for(project: Project, names: Iterable[str]) -> dict[str, list[tuple[dict[str, Any], Any]]]:
+def _advisories_for(project: ProjectHandle, names: Iterable[str]) -> dict[str, list[tuple[dict[str, Any], Any]]]:
     """Per normalised package name: (affected row, advisory row) of every non-withdrawn advisory."""
     names = sorted(set(names))
     out: dict[str, list[tuple[dict[str, Any], Any]]] = {}
@@ -214,7 +214,7 @@ def _advisories_for(project: Project, names: Iterable[str]) -> dict[str, list[tu
 
 
 def check_versions(
-    project: Project, ref: str | None = None, *, name: str | None = None, store: bool = True
+    project: ProjectHandle, ref: str | None = None, *, name: str | None = None, store: bool = True
 ) -> VulnReport:
     """Match stored advisories against ``ref``'s environment, or every version under an alias (of ``name``).
 
@@ -273,7 +273,7 @@ def check_versions(
     return VulnReport(tuple(results), count, at, time.perf_counter() - started, notes)
 
 
-def _store(project: Project, results: list[VersionVulns]) -> None:
+def _store(project: ProjectHandle, results: list[VersionVulns]) -> None:
     keys = [(r.name, r.version) for r in results]
     rows = [
         {"name": r.name, "version": r.version, "checked_at": r.checked_at, "count": len(r.matches),
@@ -294,7 +294,7 @@ def _store(project: Project, results: list[VersionVulns]) -> None:
 
 
 def stored_results(
-    project: Project, keys: Iterable[tuple[str, int]] | None = None
+    project: ProjectHandle, keys: Iterable[tuple[str, int]] | None = None
 ) -> dict[tuple[str, int], list[Match]]:
     """The last stored matches per ``(name, version)`` (only versions that were checked)."""
     keys = list(keys) if keys is not None else None
