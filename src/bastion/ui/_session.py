@@ -85,7 +85,9 @@ class LoginThrottle:
     ``window`` seconds; at the limit, every login from that address or for that account is refused (429)
     until the window that started with the first failure has passed."""
 
-    def __init__(self, project: ProjectHandle, *, addr_limit: int = 5, user_limit: int = 10, window: float = 300.0) -> None:
+    def __init__(
+        self, project: ProjectHandle, *, addr_limit: int = 5, user_limit: int = 10, window: float = 300.0
+    ) -> None:
         self.project = project
         self.addr_limit, self.user_limit, self.window = addr_limit, user_limit, window
 
