@@ -35,7 +35,7 @@ from bastion.errors import AuthError, BastionError, ConfigError, StoreError
 from bastion.serve.audit_sink import AuditJournal, journal_dir
 from bastion.serve.auth import ApiKeyStore, Authenticator, Principal, api_keys_path
 from bastion.serve.config import ServeConfig
-from bastion.serve.limits import Limiter, RateLimited
+from bastion.serve.limits import RateLimited, make_limiter
 from bastion.serve.loader import LoadedModel, check_trust, load_trusted
 from bastion.serve.metrics import CONTENT_TYPE, ServeMetrics
 from bastion.serve.validation import InvalidInput
@@ -202,7 +202,7 @@ class ServerState:
 
             jwt = JwtVerifier(config.jwt)
         self.auth = Authenticator(ApiKeyStore(api_keys_path(project)), jwt)
-        self.limiter = Limiter(config.limits.per_worker(config.workers))
+        self.limiter = make_limiter(config.limits, config.workers)
         self.journal: AuditJournal | None = None
         self.sink: _PredictionSink | None = None
         self.ready = False
