@@ -20,9 +20,12 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bastion.errors import AuthError, BastionError, KeyManagementError
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = [
     "KEY_PREFIX",
@@ -52,7 +55,7 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def api_keys_path(project: Any) -> Path:
+def api_keys_path(project: ProjectHandle) -> Path:
     """``<project home>/keys/api/keys.json``: where Bastion before 0.2 kept API keys (imported into the
     database on first use)."""
     return Path(project.settings.home_path) / "keys" / "api" / "keys.json"
@@ -184,7 +187,7 @@ class ApiKeyStore:
         return self._by_id.get(key_id)
 
 
-def import_legacy_keyring(project: Any, conn: Any) -> int:
+def import_legacy_keyring(project: ProjectHandle, conn: Any) -> int:
     """Move a ``keys/api/keys.json`` written by an older Bastion into the database (once); returns how many
     keys were imported. The file is renamed ``keys.json.imported`` afterwards."""
     from sqlalchemy import insert
@@ -237,7 +240,7 @@ def _check_roles(roles: Iterable[str]) -> tuple[str, ...]:
     return out
 
 
-def create_api_key(project: Any, name: str, roles: Iterable[str]) -> CreatedKey:
+def create_api_key(project: ProjectHandle, name: str, roles: Iterable[str]) -> CreatedKey:
     """Make a key with ``roles`` for client ``name``; returns it once (only its digest is kept); audited."""
     from sqlalchemy import insert
 
@@ -269,7 +272,7 @@ def create_api_key(project: Any, name: str, roles: Iterable[str]) -> CreatedKey:
     return CreatedKey(rec, key)
 
 
-def list_api_keys(project: Any) -> list[ApiKeyRecord]:
+def list_api_keys(project: ProjectHandle) -> list[ApiKeyRecord]:
     """Every API key of the deployment (active and revoked), oldest first."""
     if api_keys_path(project).is_file():
         with project.transaction() as tx:
@@ -277,7 +280,7 @@ def list_api_keys(project: Any) -> list[ApiKeyRecord]:
     return ApiKeyStore(project.db).records()
 
 
-def revoke_api_key(project: Any, ident: str, *, reason: str = "") -> ApiKeyRecord:
+def revoke_api_key(project: ProjectHandle, ident: str, *, reason: str = "") -> ApiKeyRecord:
     """Revoke the active key named ``ident`` (or with id / prefix ``ident``); every server using the same
     database refuses it within a second. Audited."""
     from sqlalchemy import update

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidTag
@@ -29,6 +29,9 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from bastion.crypto.signing.oms import check_ec_key
 from bastion.errors import KeyManagementError
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = [
     "KEY_ENV",
@@ -292,12 +295,12 @@ def _load_chain(path: str | os.PathLike[str]) -> tuple[x509.Certificate, ...]:
 # ------------------------------------------------------------------------------------------ keyring
 
 
-def project_keyring(project: Any) -> Keyring:
+def project_keyring(project: ProjectHandle) -> Keyring:
     """The keyring of ``project``: in its metadata database, private keys under :func:`signing_dir`."""
     return Keyring(signing_dir(project), getattr(project, "db", None), actor=str(getattr(project, "actor", "")))
 
 
-def signing_dir(project: Any) -> Path:
+def signing_dir(project: ProjectHandle) -> Path:
     """``<project home>/keys/signing``: encrypted private keys and ``keyring.json``."""
     return Path(project.settings.home_path) / "keys" / "signing"
 
@@ -392,13 +395,13 @@ class Keyring:
 
 
 @contextmanager
-def _locked(project: Any) -> Iterator[Any]:
+def _locked(project: ProjectHandle) -> Iterator[Any]:
     # The project transaction serializes writers, so two rotations cannot both read the old keyring.
     with project.transaction() as tx:
         yield tx
 
 
-def _audit(project: Any, tx: Any, action: str, subject: str, details: dict[str, Any]) -> None:
+def _audit(project: ProjectHandle, tx: Any, action: str, subject: str, details: dict[str, Any]) -> None:
     # Project.record also advances the audit head file; plain audit.append is the documented minimum.
     record = getattr(project, "record", None)
     if callable(record):
@@ -431,7 +434,7 @@ def _curve_of(key: ec.EllipticCurvePrivateKey) -> str:
 
 
 def init_signing_key(
-    project: Any,
+    project: ProjectHandle,
     name: str,
     *,
     passphrase: str,
@@ -453,7 +456,7 @@ def init_signing_key(
 
 
 def _add_key(
-    project: Any,
+    project: ProjectHandle,
     name: str,
     key: ec.EllipticCurvePrivateKey,
     passphrase: str,
@@ -495,12 +498,12 @@ def _add_key(
     return rec
 
 
-def list_signing_keys(project: Any) -> list[KeyRecord]:
+def list_signing_keys(project: ProjectHandle) -> list[KeyRecord]:
     """Every signing key of the project (active, rotated and revoked), oldest first."""
     return project_keyring(project).records()
 
 
-def rotate_signing_key(project: Any, name: str, *, passphrase: str, curve: str | None = None) -> KeyRecord:
+def rotate_signing_key(project: ProjectHandle, name: str, *, passphrase: str, curve: str | None = None) -> KeyRecord:
     """Replace the active key ``name`` with a new one; the old key stays valid for old signatures."""
     if not passphrase:
         raise KeyManagementError(f"A passphrase is required; set {PASSPHRASE_ENV} or answer the prompt.")
@@ -509,7 +512,7 @@ def rotate_signing_key(project: Any, name: str, *, passphrase: str, curve: str |
     return _add_key(project, name, key, passphrase, (), action="keys.signing.rotate", rotate_from=old)
 
 
-def revoke_signing_key(project: Any, name: str, *, reason: str, fingerprint: str | None = None) -> KeyRecord:
+def revoke_signing_key(project: ProjectHandle, name: str, *, reason: str, fingerprint: str | None = None) -> KeyRecord:
     """Revoke a key: signatures made with it stop verifying and its private key file is deleted.
 
     Without ``fingerprint`` the active key ``name`` is revoked; with it, that exact version.
@@ -541,7 +544,7 @@ def revoke_signing_key(project: Any, name: str, *, reason: str, fingerprint: str
 
 
 def load_signing_key(
-    project: Any | None = None,
+    project: ProjectHandle | None = None,
     name: str | None = None,
     *,
     passphrase: str | None = None,
