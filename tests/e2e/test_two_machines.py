@@ -113,8 +113,9 @@ def test_two_folders_one_postgres_one_bucket(tmp_path: Path, pg_url: str, s3_url
         _until(lambda: predict(k2).json().get("version") == 2, 10)
         a.rollback("sample", alias="production", reason="e2e")
         _until(lambda: predict(k2).json().get("version") == 1, 10)
-        served = sum(predict(k2).status_code == 200 for _ in range(40))
-        assert served == 40
+        answers = [predict(k2) for _ in range(40)]
+        assert all(r.status_code == 200 for r in answers)
+        request_ids = [r.headers["x-request-id"] for r in answers]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)  # graceful: the prediction log rolls and ships to S3
@@ -140,6 +141,17 @@ def test_two_folders_one_postgres_one_bucket(tmp_path: Path, pg_url: str, s3_url
         res = run_window(a, "sample:1", dispatch=False, store=False)
     assert res.drift.n_current >= 40
     assert res.to_dict()["model"].startswith("sample")
+
+    # delayed labels added in A are seen from B (shared object store)
+    import pandas as pd
+
+    from bastion.monitor.performance import add_labels, read_labels
+
+    add_labels(a, "sample", pd.DataFrame({"request_id": request_ids, "label": [1] * len(request_ids)}))
+    assert not list((a_root / ".bastion" / "labels").glob("*/labels-*.parquet"))  # shipped, not kept
+    b = open_project(b_root)
+    assert set(read_labels(b, "sample")["request_id"]) == set(request_ids)
+    b.close()
 
     # audit verify passes on both machines
     for root in (a_root, b_root):

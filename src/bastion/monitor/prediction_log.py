@@ -588,9 +588,9 @@ def _local_parts(home: str | Path | Any, model: str) -> list[Path]:
     return sorted(d.glob("part-*.parquet")) if d.is_dir() else []
 
 
-def _object_store(source: Any) -> tuple[Any, str, str] | None:
-    """``(fs, base path, URL)`` of the project's prediction logs in its object store, or None when the
-    project keeps artifacts on local disk (``source`` may also be a bare home path: then None)."""
+def _object_store(source: Any, folder: str = "predictions") -> tuple[Any, str, str] | None:
+    """``(fs, base path, URL)`` of the project's ``folder`` (prediction logs, labels) in its object store, or
+    None when the project keeps artifacts on local disk (``source`` may also be a bare home path: then None)."""
     settings = getattr(source, "settings", None)
     url = str(getattr(settings, "artifacts", "") or "")
     if "://" not in url or url.startswith("file://"):
@@ -602,7 +602,7 @@ def _object_store(source: Any) -> tuple[Any, str, str] | None:
     scheme = url.split("://", 1)[0]
     kwargs = s3_fs_kwargs(dict(settings.storage_options)) if scheme in {"s3", "s3a"} else {}  # type: ignore[union-attr]
     fs, base = fsspec.core.url_to_fs(url, **kwargs)
-    return fs, f"{base.rstrip('/')}/predictions", f"{url.rstrip('/')}/predictions"
+    return fs, f"{base.rstrip('/')}/{folder}", f"{url.rstrip('/')}/{folder}"
 
 
 def _day_of(name: str) -> str:
@@ -610,6 +610,61 @@ def _day_of(name: str) -> str:
     if m is None:
         raise DataError(f"Prediction log file {name!r} does not carry its date (part-YYYYMMDDT...).")
     return f"{m.group(1)}-{m.group(2)}-{m.group(3)}"
+
+
+def ship_files(project: Any, folder: str, model: str, files: Sequence[Path], *, day: bool = True) -> list[str]:
+    """Upload ``files`` to ``<artifacts_url>/<folder>/<model>/[day=YYYY-MM-DD/]<name>`` and delete each local
+    copy once the object store holds it with the same size. No-op (returns []) without an object store."""
+    store = _object_store(project, folder)
+    if store is None:
+        return []
+    fs, base, url = store
+    shipped = []
+    with _remote_errors("ship", url):
+        for part in files:
+            sub = f"day={_day_of(part.name)}/" if day else ""
+            key = f"{base}/{_check_name(model)}/{sub}{part.name}"
+            size = part.stat().st_size
+            fs.put_file(str(part), key)
+            if int(fs.info(key)["size"]) != size:
+                raise DataError(f"The object store holds {key} with another size than {part}; kept the local file.")
+            part.unlink(missing_ok=True)
+            shipped.append(key)
+    return shipped
+
+
+def fetch_files(project: Any, folder: str, model: str, name_re: str, *, day: bool = True) -> list[Path] | None:
+    """Every file of ``model`` under ``<artifacts_url>/<folder>/`` whose name matches ``name_re``, copied once
+    into ``<home>/cache/<folder>/<model>/`` (files never change); sorted by name. None without an object
+    store. Keys of any other shape are ignored, never read."""
+    store = _object_store(project, folder)
+    if store is None:
+        return None
+    fs, base, url = store
+    cache = prediction_log_dir(project, model).parent.parent / "cache" / folder / _check_name(model)
+    out: list[Path] = []
+    with _remote_errors("read", url):
+        try:
+            found = fs.find(f"{base}/{model}", detail=True)
+        except FileNotFoundError:
+            found = {}
+        for key, info in sorted(found.items()):
+            parts = key[len(f"{base}/{model}/"):].split("/")
+            if day:
+                if len(parts) != 2 or not re.fullmatch(r"day=\d{4}-\d{2}-\d{2}", parts[0]):
+                    continue
+            elif len(parts) != 1:
+                continue
+            if not re.fullmatch(name_re, parts[-1]):
+                continue
+            local = cache.joinpath(*parts)
+            if not local.is_file() or local.stat().st_size != int(info.get("size", -1)):
+                local.parent.mkdir(parents=True, exist_ok=True)
+                tmp = local.with_name("." + local.name + ".tmp")
+                fs.get_file(key, str(tmp))
+                os.replace(tmp, local)
+            out.append(local)
+    return sorted(out, key=lambda p: p.name)
 
 
 @contextlib.contextmanager
@@ -636,22 +691,9 @@ def ship_prediction_logs(project: Any, model: str) -> list[str]:
     A file is deleted locally only after the object store holds it with the same size. No-op for a project
     whose artifacts are on local disk (the files already are where ``monitor run`` reads them).
     """
-    store = _object_store(project)
-    if store is None:
-        return []
-    fs, base, url = store
-    shipped = []
-    with _remote_errors("ship", url):
-        for part in _local_parts(project, model):
-            key = f"{base}/{_check_name(model)}/day={_day_of(part.name)}/{part.name}"
-            size = part.stat().st_size
-            fs.put_file(str(part), key)
-            if int(fs.info(key)["size"]) != size:
-                raise DataError(f"The object store holds {key} with another size than {part}; kept the local file.")
-            part.unlink(missing_ok=True)
-            shipped.append(key)
+    shipped = ship_files(project, "predictions", model, _local_parts(project, model))
     if shipped:
-        log.info("prediction log: shipped %s file(s) of %s to %s", len(shipped), model, url)
+        log.info("prediction log: shipped %s file(s) of %s", len(shipped), model)
     return shipped
 
 
@@ -662,32 +704,10 @@ def prediction_log_files(home: str | Path | Any, model: str) -> list[Path]:
     object store (from any machine) is fetched into ``<home>/cache/predictions/<model>/`` (once; files never
     change) and those local copies are returned, so readers and local Dask workers read plain files.
     """
-    store = _object_store(home)
-    if store is None:
+    if _object_store(home) is None:
         return _local_parts(home, model)
     ship_prediction_logs(home, model)
-    fs, base, url = store
-    cache = prediction_log_dir(home, model).parent.parent / "cache" / "predictions" / _check_name(model)
-    out: list[Path] = []
-    with _remote_errors("read", url):
-        try:
-            found = fs.find(f"{base}/{model}", detail=True)
-        except FileNotFoundError:
-            found = {}
-        for key, info in sorted(found.items()):
-            rel = key[len(f"{base}/{model}/"):]
-            parts = rel.split("/")
-            if len(parts) != 2 or not re.fullmatch(r"day=\d{4}-\d{2}-\d{2}", parts[0]) or \
-                    not re.fullmatch(r"part-[A-Za-z0-9._-]+\.parquet", parts[1]):
-                continue  # not a file this writer made: never read it
-            local = cache / parts[0] / parts[1]
-            if not local.is_file() or local.stat().st_size != int(info.get("size", -1)):
-                local.parent.mkdir(parents=True, exist_ok=True)
-                tmp = local.with_name("." + local.name + ".tmp")
-                fs.get_file(key, str(tmp))
-                os.replace(tmp, local)
-            out.append(local)
-    return sorted(out, key=lambda p: p.name)
+    return fetch_files(home, "predictions", model, r"part-[A-Za-z0-9._-]+\.parquet") or []
 
 
 def _dataset(files: Sequence[str | Path]) -> pads.Dataset:
