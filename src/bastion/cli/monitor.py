@@ -161,18 +161,19 @@ def run(
                                     progress=bar)
             runs += 1
             worst = max(worst, result.exit_code)
-            vulns = _vulns_pass(proj, model, vulns_step, cfg, json_) if vulns_step is not None else None
-            if vulns is not None:
-                worst = max(worst, int(vulns["exit_code"]))
             if output:
                 write_report(result, output)
             doc = result.to_dict()
+            if not json_:
+                _summary(doc, output)
+            # advisories and re-scans of the served versions, when due (printed after the window's summary)
+            vulns = _vulns_pass(proj, model, vulns_step, cfg, json_) if vulns_step is not None else None
+            if vulns is not None:
+                worst = max(worst, int(vulns["exit_code"]))
             if json_:
                 if vulns is not None:  # one JSON document per window, the vulnerability pass inside it
                     doc["vulnerabilities"] = vulns
                 print_json(doc)
-            else:
-                _summary(doc, output)
             if once or (max_runs and runs >= max_runs):
                 break
             time.sleep(step.total_seconds())
