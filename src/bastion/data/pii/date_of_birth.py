@@ -88,7 +88,9 @@ class DateOfBirthRecognizer(Recognizer):
         return 0.0, (f"dates without birth context ({lo}–{hi}) are not reported as birth dates",)
 
     def score_span(self, match: str, before: str, after: str) -> float | None:
-        return 0.9 if self.has_context(before[-32:]) else None
+        # the birth word must be in the same sentence ("born on 3 May 1980. Seen on 4 June 2024" has one)
+        near = re.split(r"[.;!?] (?=\S)|\n", before[-32:])[-1]
+        return 0.9 if self.has_context(near) else None
 
     def mask(self, value: str) -> str:
         return re.sub(r"[^\W_]", "*", value)
