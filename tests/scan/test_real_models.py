@@ -29,6 +29,7 @@ def _models() -> list[tuple[Any, Any]]:
         discriminant_analysis,
         ensemble,
         feature_extraction,
+        feature_selection,
         impute,
         isotonic,
         kernel_ridge,
@@ -72,6 +73,12 @@ def _models() -> list[tuple[Any, Any]]:
         multiclass.OneVsRestClassifier(linear_model.LogisticRegression()),
         pipeline.make_pipeline(preprocessing.StandardScaler(), decomposition.PCA(3), linear_model.LogisticRegression()),
         model_selection.GridSearchCV(tree.DecisionTreeClassifier(), {"max_depth": [1, 2]}, cv=2),
+        # score functions and scorers are stored by reference (allowlists/sklearn-functions.txt)
+        model_selection.RandomizedSearchCV(tree.DecisionTreeClassifier(), {"max_depth": [1, 2, 3]}, n_iter=2, cv=2,
+                                           scoring=["roc_auc", "f1", "neg_log_loss"], refit="roc_auc", random_state=0),
+        pipeline.make_pipeline(feature_selection.SelectKBest(k=3), linear_model.LogisticRegression()),
+        pipeline.make_pipeline(feature_selection.SelectKBest(feature_selection.mutual_info_classif, k=3),
+                               naive_bayes.GaussianNB()),
     ]:
         out.append((est.fit(x, y), x))
     out.append((kernel_ridge.KernelRidge().fit(x, x[:, 0]), x))
@@ -107,7 +114,7 @@ def _predict(model: Any, x: Any) -> Any:
 
 
 def test_there_are_enough_estimator_types(models: list[tuple[Any, Any]]) -> None:
-    assert len({type(m).__name__ for m, _ in models}) >= 27
+    assert len({type(m).__name__ for m, _ in models}) >= 28
 
 
 def test_pickles_scan_clean_and_load_restricted(models: list[tuple[Any, Any]]) -> None:
