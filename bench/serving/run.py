@@ -31,8 +31,10 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WORK = HERE / "work"  # gitignored (bench/**/work/)
-BASTION_PY = REPO / ".venv" / "bin" / "python"
-MLFLOW_VENV = REPO / "bench" / ".venv-mlflow"
+# Bastion's interpreter: the repository's .venv, else the one running this script (with REPO/src first on
+# the path, so the working tree is what runs). MLflow's venv: BENCH_MLFLOW_VENV, else bench/.venv-mlflow.
+BASTION_PY = REPO / ".venv" / "bin" / "python" if (REPO / ".venv" / "bin" / "python").exists() else Path(sys.executable)
+MLFLOW_VENV = Path(os.environ.get("BENCH_MLFLOW_VENV", REPO / "bench" / ".venv-mlflow"))
 MLFLOW_PY = MLFLOW_VENV / "bin" / "python"
 N_FEATURES = 30
 LUA = """
@@ -97,6 +99,7 @@ def start(server: str, workers: int, prep: dict[str, Any]) -> tuple[subprocess.P
     """Start one server; returns (process, predict URL, API key or '')."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
+    env["PYTHONPATH"] = str(REPO / "src")
     log = open(WORK / f"{server}-{workers}.log", "wb")  # lives as long as the server
     if server.startswith("bastion"):
         cmd = [str(BASTION_PY), "-m", "bastion.cli", "serve", "sample@production", "--port", str(port), "--workers",
@@ -112,6 +115,7 @@ def start(server: str, workers: int, prep: dict[str, Any]) -> tuple[subprocess.P
         cmd = [str(MLFLOW_VENV / "bin" / "mlflow"), "models", "serve", "-m", str(prep["mlflow_model"]),
                "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)]
         env["PATH"] = f"{MLFLOW_VENV / 'bin'}:{env.get('PATH', '')}"
+        env.pop("PYTHONPATH", None)
         url, key = f"http://127.0.0.1:{port}/invocations", ""
     proc = subprocess.Popen(cmd, cwd=HERE, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     body = (WORK / f"body-{server.split('-')[0]}-1.json").read_bytes()
@@ -213,12 +217,14 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, took: float)
              f"{args.rounds} interleaved rounds of {args.duration:g} s each; wrk on 127.0.0.1). 1-minute load "
              f"average after each measurement: median {statistics.median(loads):.1f}, range {min(loads):.1f}-"
              f"{max(loads):.1f} (it includes the servers under test and wrk).", "",
+             f"Versions: {versions()}.", "",
              f"Model: scikit-learn LogisticRegression on {N_FEATURES} numeric features (skops), single-row "
              "requests unless the rows column says 100. Bastion runs with every layer on: API-key auth, "
              "generated validation (types, ranges, required, no unknown fields, depth/size limits), rate and "
-             "concurrency limit, group-committed audit journal (`write` durability unless marked fsync), "
-             "prediction log, Prometheus metrics, alias polling. The bare app parses with pydantic and calls "
-             "`predict`; MLflow is `mlflow models serve --env-manager local` (MLflow 3.17, its own venv).", "",
+             "concurrency limit (shared by the workers), group-committed audit journal (`write` durability unless "
+             "marked fsync), prediction log, Prometheus metrics, alias polling, and the connection guard "
+             "(header-read timeout, per-client and total connection caps). The bare app parses with pydantic and calls "
+             "`predict`; MLflow is `mlflow models serve --env-manager local` (its own venv).", "",
              "| workers | server | concurrency | rows | req/s | p50 ms | p99 ms | errors |",
              "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in sorted(results, key=lambda r: (r["workers"], r["rows"], r["concurrency"], r["server"])):
@@ -230,8 +236,9 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, took: float)
         return f"{statistics.median(rs):.2f} ({', '.join(f'{x:.2f}' for x in rs)})"
 
     lines += ["", "## Bars (concurrency 8, single row)", "",
-              "Each cell: the median of the per-round ratios, then the ratio in every round.", "",
-              "| workers | Bastion / MLflow req/s (bar >= 2.0) | Bastion / bare req/s (bar >= 0.80) | "
+              "Each cell: the median of the per-round ratios, then the ratio in every round. Bars: issue 6 "
+              "(>= 2x MLflow) and issue 15 (>= 1.0x the bare app with every layer on, p99 <= 1.25x).", "",
+              "| workers | Bastion / MLflow req/s (bar >= 2.0) | Bastion / bare req/s (bar >= 1.0) | "
               "Bastion p99 / bare p99 (bar <= 1.25) | fsync journal / bare req/s |", "|---:|---|---|---|---|"]
     for w in sorted({r["workers"] for r in results}):
         b, m, f = get("bastion", w, 8, 1), get("mlflow", w, 8, 1), get("bare", w, 8, 1)
@@ -241,6 +248,23 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, took: float)
         lines.append(f"| {w} | {ratio(b, m)} | {ratio(b, f)} | {ratio(b, f, 'runs_p99')} | "
                      f"{ratio(fs, f) if fs else '-'} |")
     return "\n".join(lines) + "\n"
+
+
+def versions() -> str:
+    """uvicorn and the frameworks as each server runs them (PEERS.md: never quote a ratio resting on
+    uvicorn 0.54.0's TCP_NODELAY bug)."""
+    code = ("import importlib.metadata as m\n"
+            "print(' '.join(f'{p} {m.version(p)}' for p in sys.argv[1:]))")
+    out = []
+    for who, py, pkgs in (("bastion/bare", BASTION_PY, ["uvicorn", "fastapi", "starlette", "pydantic"]),
+                          ("mlflow", MLFLOW_PY, ["mlflow", "uvicorn", "fastapi"])):
+        try:
+            text = subprocess.run([str(py), "-c", "import sys\n" + code, *pkgs], capture_output=True, text=True,
+                                  check=True, timeout=60).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            text = "unknown"
+        out.append(f"{who}: {text}")
+    return "; ".join(out)
 
 
 def main() -> None:
