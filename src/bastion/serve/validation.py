@@ -36,6 +36,7 @@ _CLOSERS = (93, 125)  # ] }
 
 
 _INT_MIN, _UINT_MAX = -(2**63), 2**64 - 1
+_ARRAY_ROWS = re.compile(rb'\A\s*\{\s*"instances"\s*:\s*\[\s*\[')  # {"instances": [[...
 _STRUCTURE = b'"[]{}'
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in _STRUCTURE)
 
@@ -235,6 +236,12 @@ class InputSchema:
         self.body_model: type[BaseModel] = create_model(
             f"{safe}_PredictRequest", __config__=ConfigDict(extra="forbid"), instances=(instances, ...)
         )
+        # The same body with each row as an array in the declared input order.
+        row_tuple: Any = tuple.__class_getitem__(tuple(_field_type(sp) for sp in self.specs))
+        arrays: Any = Annotated[list[row_tuple], Field(min_length=1, max_length=max_rows)]
+        self.array_body_model: type[BaseModel] = create_model(
+            f"{safe}_PredictArrayRequest", __config__=ConfigDict(extra="forbid"), instances=(arrays, ...)
+        )
         self._attrs = tuple(f"x{i}" for i in range(len(self.specs)))
         getter = operator.attrgetter(*self._attrs)  # one C call per row instead of one getattr per field
         self._row = getter if len(self._attrs) > 1 else (lambda r: (getter(r),))
@@ -250,7 +257,10 @@ class InputSchema:
         # Nesting cannot exceed the number of openers: most bodies skip the full scan.
         if body.count(b"[") + body.count(b"{") > self.max_depth and (depth := json_depth(body)) > self.max_depth:
             raise InvalidInput(400, f"The JSON body nests {depth} levels deep; at most {self.max_depth} are allowed.")
+        arrays = _ARRAY_ROWS.search(body) is not None
         try:
+            if arrays:  # rows as arrays in the declared input order: already tuples
+                return list(self.array_body_model.model_validate_json(body).instances)  # type: ignore[attr-defined]
             parsed = self.body_model.model_validate_json(body)
         except ValidationError as e:
             errs = e.errors(include_url=False, include_input=False, include_context=False)
@@ -259,8 +269,12 @@ class InputSchema:
             out = []
             for x in errs[:50]:
                 loc = [self._field_name(p) for p in x["loc"]]
+                if arrays and len(loc) >= 3 and isinstance(loc[2], int) and 0 <= loc[2] < len(self.features):
+                    loc[2] = self.features[loc[2]]  # an array position reads as the feature it stands for
                 out.append({"loc": loc, "type": x["type"], "msg": x["msg"]})
-            raise InvalidInput(422, f"{len(errs)} field error(s) in the request body.", out) from None
+            hint = f" Arrays must hold {len(self.features)} values in this order: {', '.join(self.features)}." \
+                if arrays else ""
+            raise InvalidInput(422, f"{len(errs)} field error(s) in the request body.{hint}", out) from None
         row = self._row
         return [row(r) for r in parsed.instances]  # type: ignore[attr-defined]
 
