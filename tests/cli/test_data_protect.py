@@ -151,3 +151,54 @@ def test_without_a_reveal_section_any_role_reveals_and_a_bad_section_is_a_usage_
     (project_dir / "bastion-policy.yaml").write_text("version: 1\nreveal:\n  auditor:\n    actors: []\n")
     assert _exit_code(["data", "reveal", "c.parquet", "--columns", "ssn", "--role", "auditor"]) == 2
     assert "reveal" in capsys.readouterr().err
+
+
+def test_residual_identifiers_stop_registration_unless_accepted_with_a_reason(project, raw, project_dir, capsys):
+    """The residual check re-scans the output: a kept SSN column exits 1, removes the output and registers
+    nothing (audited); --accept-residual needs --reason and is audited as unsafe."""
+    path, _ = raw
+    pol = project_dir / "keep-ssn.yaml"
+    pol.write_text("protection:\n  entities:\n    US_SSN: keep\n")
+    out = project_dir / "clean" / "r.parquet"
+    code = _exit_code(["data", "protect", str(path), "-o", str(out), "--policy", str(pol), "--name", "r"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "residual identifiers: 40" in err and "ssn: US_SSN x40" in err and "--accept-residual" in err
+    assert not out.exists() and project.list_datasets("r") == []
+    [refused] = [e for e in project.audit.entries() if e.action == "data.protect.refused"]
+    assert refused.details["residual_identifiers"] == 40
+    assert "200-45-1000" not in json.dumps(refused.to_dict())
+
+    assert _exit_code(["data", "protect", str(path), "-o", str(out), "--policy", str(pol), "--accept-residual"]) == 2
+    assert "needs a reason" in capsys.readouterr().err
+
+    code = _exit_code(["data", "protect", str(path), "-o", str(out), "--policy", str(pol), "--name", "r",
+                       "--accept-residual", "--reason", "SSNs are the join key in the enclave"])
+    text = capsys.readouterr().out
+    assert code == 0 and out.exists()
+    assert "residual identifiers: 40 (accepted: SSNs are the join key in the enclave)" in text
+    [entry] = [e for e in project.audit.entries() if e.action == "data.protect"]
+    assert entry.details["unsafe_accept_residual"] is True
+    assert entry.details["reason"] == "SSNs are the join key in the enclave"
+
+
+def test_protect_prints_residual_and_k_always(project, raw, capsys):
+    path, _ = raw
+    assert _exit_code(["data", "protect", str(path), "-o", "c.parquet", "--no-register"]) == 0
+    text = capsys.readouterr().out
+    assert "residual identifiers: 0" in text and "k-anonymity" in text
+
+
+def test_k_anonymity_below_min_k_exits_1_listing_classes(project, project_dir, capsys):
+    df = pd.DataFrame({"age": [30, 31, 32, 33, 71], "sex": ["F", "F", "F", "F", "M"], "x": range(5)})
+    df.to_parquet(project_dir / "small.parquet")
+    pol = project_dir / "k.yaml"
+    pol.write_text("protection:\n  quasi_identifiers: [age, sex]\n  k_anonymity: {min_k: 2, max_suppression: 0}\n")
+    code = _exit_code(["data", "protect", "small.parquet", "-o", "s.parquet", "--policy", str(pol)])
+    err = capsys.readouterr().err
+    assert code == 1 and "Classes below 2" in err and "sex=M" in err
+    assert not (project_dir / "s.parquet").exists()
+    pol.write_text("protection:\n  quasi_identifiers: [age, sex]\n  k_anonymity: {min_k: 2, max_suppression: 0.4}\n")
+    code = _exit_code(["data", "protect", "small.parquet", "-o", "s.parquet", "--policy", str(pol)])
+    text = capsys.readouterr().out
+    assert code == 0 and "min_k 2" in text and "1 rows suppressed" in text and "k = 4" in text

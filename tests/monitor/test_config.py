@@ -16,7 +16,6 @@ def test_defaults_and_full_file(tmp_path: Path) -> None:
     f = tmp_path / "bastion-policy.yaml"
     f.write_text(
         """
-gates: {}
 monitoring:
   drift:
     multiple_testing: bonferroni

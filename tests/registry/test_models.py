@@ -232,3 +232,51 @@ def test_small_attachments_are_stored_inline(project: Project, toy_model: Logist
     digest = project.attach(mv.ref, "gate", {"passed": True})
     assert not project.blobs.exists(digest)
     assert project.attachments(mv.ref, "gate") == [{"passed": True}]
+
+
+def test_a_scanner_miss_is_a_refused_load_not_code_execution(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even with a clean recorded scan, a pickle reaches Python only through the restricted unpickler."""
+    from bastion.registry import _scanning
+
+    canary = tmp_path / "PWNED"
+    cmd = f"touch {canary}".encode()
+    payload = b"\x80\x02cos\nsystem\n(X" + len(cmd).to_bytes(4, "little") + cmd + b"tR."
+    path = tmp_path / "model.pkl"
+    path.write_bytes(payload)
+    real = _scanning.scan_for_register
+
+    def missed(project: Project, path: Path, *, allow_findings: dict[str, str]) -> dict[str, object] | None:
+        doc = real(project, path, allow_findings={"pickle.dangerous-global": "simulating a scanner miss"})
+        assert doc is not None
+        doc.update(status="clean", clean=True)
+        return doc
+
+    monkeypatch.setattr(_scanning, "scan_for_register", missed)
+    # registration loads it as its flavor, through the restricted unpickler: refused there already
+    with pytest.raises(UnsafeArtifactError, match=r"Refusing to register model\.pkl.*imports os\.system"):
+        project.log_model(path, name="miss")
+    assert not canary.exists() and project.list_models() == []
+    # and should that check be missed too, loading the stored version is still a refusal
+    from bastion.flavors import FlavorInfo
+    from bastion.registry import _validate
+
+    monkeypatch.setattr(_validate, "validate_artifact", lambda *a, **k: (FlavorInfo("pickle", "unknown"), None))
+    mv = project.log_model(path, name="miss")
+    assert mv.scan_status == "clean"
+    with pytest.raises(UnsafeArtifactError, match=r"restricted loader: The pickle imports os\.system"):
+        project.load_model("miss:1")
+    assert not canary.exists()
+
+
+def test_pickled_models_load_through_the_restricted_unpickler(
+    project: Project, toy_model: LogisticRegression, tmp_path: Path
+) -> None:
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(toy_model))
+    mv = project.log_model(path, name="lr")
+    assert mv.scan_status == "clean"
+    loaded = project.load_model("lr:1")
+    assert isinstance(loaded, LogisticRegression)
+    assert (loaded.coef_ == toy_model.coef_).all()

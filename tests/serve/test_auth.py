@@ -204,3 +204,35 @@ def test_jwt_accepted_by_the_authenticator_and_jwks_reloaded(jwks: tuple[Path, A
     os.utime(local, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
     with pytest.raises(AuthError):
         auth.authenticate(f"Bearer {tok}")
+
+
+def _signed(key: Any, header: bytes, payload: bytes) -> str:
+    h, p = _b64(header), _b64(payload)
+    sig = key.sign(f"{h}.{p}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{h}.{p}.{_b64(sig)}"
+
+
+@pytest.mark.parametrize(("header", "exp", "accepted"), [
+    ('{"alg":"RS256","kid":"r1"}', "NOW", True),  # the control: same forging path, valid token
+    ('{"alg":"RS256","kid":"r1"}', "1e999", False),  # parses as infinity: "never expires"
+    ('{"alg":"RS256","kid":"r1"}', "-1e999", False),
+    ('{"alg":"RS256","kid":"r1"}', "true", False),  # a boolean is not a NumericDate
+    ('{"alg":"RS256","kid":"r1"}', "253402300800", False),  # after 9999-12-31
+    ('{"alg":"RS256","kid":"r1","crit":["exp"]}', "NOW", False),  # RFC 7515: unknown critical extensions
+    ('{"alg":"RS256","kid":"r1","crit":[]}', "NOW", False),
+    ('["RS256"]', "NOW", False),
+])
+def test_jwt_numeric_dates_and_crit_header(jwks: tuple[Path, Any, Any], header: str, exp: str, accepted: bool) -> None:
+    """Signed with the right key, so only the exp claim or the crit header can make the difference."""
+    from bastion.serve._jwt import JwtSettings, JwtVerifier
+
+    path, rk, _ = jwks
+    v = JwtVerifier(JwtSettings(jwks=str(path), issuer="https://idp.example", audience="bastion"))
+    exp_text = str(int(time.time()) + 60) if exp == "NOW" else exp
+    payload = json.dumps({**_claims(), "exp": "EXP"}).replace('"EXP"', exp_text).encode()
+    tok = _signed(rk, header.encode(), payload)
+    if accepted:
+        assert v.verify(tok).key_id == "jwt:svc-a"
+    else:
+        with pytest.raises(AuthError):
+            v.verify(tok)

@@ -4,6 +4,7 @@ roll back, be refused as a viewer, log out. Screenshots go to ``test-artifacts/u
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import threading
@@ -16,7 +17,19 @@ import pytest
 
 from .conftest import PASSWORDS
 
-CHROMIUM = "/usr/bin/chromium"
+
+def find_chromium() -> str:
+    """The system's Chromium (``CHROMIUM_BIN``, else the usual names on PATH); `make test` installs it."""
+    env = os.environ.get("CHROMIUM_BIN")
+    if env:
+        return env
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise RuntimeError("Chromium is missing: run `sudo apt-get install chromium` (make test does it when root).")
+
+
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
@@ -55,7 +68,7 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = pw.chromium.launch(executable_path=find_chromium(), args=ARGS)
         yield b
         b.close()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from bastion.audit.refusals import RefusalAggregator
 from bastion.store.db import Database
 from bastion.store.schema import audit_log
 
@@ -89,6 +91,7 @@ class AuditLog:
         self.db = db
         self.actor = actor
         self.head_path = head_path
+        self.refusals = RefusalAggregator()
 
     _HEAD_TAIL = 4096
     _HEAD_COMPACT = 256 * 1024
@@ -117,8 +120,12 @@ class AuditLog:
         head = self.read_head()
         if not head or int(head.get("seq", -1)) < 0:
             return
-        tmp = self.head_path.with_name(self.head_path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(head, separators=(",", ":")) + "\n", encoding="utf-8")
+        # A name unique per call: threads of one process (the dashboard's thread pool) compact concurrently,
+        # and a shared per-process name let one thread rename the other's file away (a 500).
+        fd, tmp = tempfile.mkstemp(dir=self.head_path.parent, prefix=self.head_path.name + ".", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(head, separators=(",", ":")) + "\n")
+        os.chmod(tmp, 0o644)  # the head log's mode (mkstemp makes 0600)
         os.replace(tmp, self.head_path)
 
     def read_head(self) -> dict[str, Any] | None:

@@ -11,8 +11,21 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-console = Console()
-err_console = Console(stderr=True)
+# In a terminal rich wraps to the window. Anywhere else (a pipe, a log file, CI) a line is never cut or
+# wrapped at 80 columns: the console is as wide as the longest line and tables take their natural width.
+_PIPE_WIDTH = 100_000
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A console for CLI output: terminal width in a terminal; unbounded (no wrap, no cut) otherwise."""
+    probe = Console(stderr=stderr)
+    if probe.is_terminal:
+        return probe
+    return Console(stderr=stderr, width=_PIPE_WIDTH, soft_wrap=True)
+
+
+console = make_console()
+err_console = make_console(stderr=True)
 
 
 def print_json(data: Any) -> None:

@@ -26,6 +26,10 @@ def register(app: typer.Typer) -> None:
             None, "--scheduler", help="Dask scheduler address (default: LocalCluster)."
         ),
         no_register: bool = typer.Option(False, "--no-register", help="Do not register the output."),
+        accept_residual: bool = typer.Option(
+            False, "--accept-residual", help="Register even when identifiers survive (needs --reason; audited)."
+        ),
+        reason: str = typer.Option(None, "--reason", help="Why residual identifiers are accepted (audited)."),
         json_out: bool = typer.Option(False, "--json"),
     ) -> None:
         """Protect PII per the policy (or the scan's defaults), write Parquet and register it with lineage."""
@@ -48,6 +52,8 @@ def register(app: typer.Typer) -> None:
                     engine=eng,
                     progress=bar,
                     register=not no_register,
+                    accept_residual=accept_residual,
+                    reason=reason,
                 )
         finally:
             eng.close()
@@ -66,9 +72,22 @@ def register(app: typer.Typer) -> None:
         console.print(table)
         if report.k_anonymity:
             k = report.k_anonymity
+            extra = f", min_k {k.min_k}" if k.min_k else ""
+            if k.suppressed_rows:
+                extra += f", {k.suppressed_rows:,} rows suppressed"
+            if k.levels:
+                extra += "; generalised: " + ", ".join(f"{q} to {lv}" for q, lv in k.levels.items())
             console.print(
-                f"k-anonymity over {', '.join(k.quasi_identifiers)}: k = {k.k} ({k.classes:,} classes)"
+                f"k-anonymity over {', '.join(k.quasi_identifiers)}: k = {k.k} ({k.classes:,} classes{extra})"
             )
+        else:
+            console.print("k-anonymity: no quasi-identifiers found (k not measured)")
+        if report.linked:
+            console.print(f"Row linkage protected {sum(report.linked.values()):,} more spans")
+        console.print(
+            f"residual identifiers: {report.residual_identifiers}"
+            + (" (accepted: " + (reason or "") + ")" if report.residual_identifiers else "")
+        )
         console.print(
             f"Wrote {output} and {report_path_for(output)}"
             + (f"; registered [bold]{dv.ref}[/]" if dv else "")
@@ -92,10 +111,9 @@ def register(app: typer.Typer) -> None:
         p = project()
         cols = [c.strip() for c in columns.split(",") if c.strip()]
         check_reveal_allowed(p, path, cols, role)  # before the passphrase prompt
-        keyring = load_keyring(p.settings)
-        assert keyring is not None
         result = reveal_audited(
-            p, path, cols, keyring=keyring, role=role, output=output, limit=None if output else limit
+            p, path, cols, keyring=lambda: load_keyring(p.settings), role=role, output=output,
+            limit=None if output else limit,
         )
         if json_out:
             doc = result.to_dict()

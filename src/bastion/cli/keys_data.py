@@ -18,7 +18,7 @@ from bastion.crypto.keys import (
     Keyring,
     keyring_path,
     resolve_provider,
-    rotate_master_key,
+    rotate_project_master_key,
 )
 from bastion.errors import KeyManagementError
 
@@ -118,10 +118,7 @@ def register(app: typer.Typer) -> None:
                 or os.environ.get(PASSPHRASE_ENV)
                 or str(typer.prompt("Passphrase for the new key", hide_input=True, confirmation_prompt=True))
             )
-        result = rotate_master_key(
-            p.settings.key_path, old, new_passphrase=new_passphrase, new_provider=new_provider
-        )
-        p.audited("keys.data.rotate", result.new_key_id, result.to_dict())
+        result = rotate_project_master_key(p, old, new_passphrase=new_passphrase, new_provider=new_provider)
         if json_out:
             print_json(result.to_dict())
         else:

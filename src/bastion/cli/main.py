@@ -21,6 +21,55 @@ if TYPE_CHECKING:
 _state: dict[str, Any] = {"debug": False}
 _root_app: typer.Typer | None = None
 
+ROOT_HELP = """Bastion: secure MLOps from raw data to monitored production.
+
+\b
+Concepts:
+  project     A folder with bastion.toml and .bastion/ (metadata database, artifacts, keys);
+              commands use the nearest one above the current folder (`bastion init` makes one).
+  reference   NAME:VERSION (income:3) or NAME@ALIAS (income@production), for datasets and models.
+  dataset     A versioned table (CSV, Parquet, JSONL) with its schema, statistics and lineage.
+  model       A versioned artifact, scanned before it is stored. Formats: scikit-learn via skops,
+              pickle/joblib (restricted unpickler), PyTorch, ONNX, Keras/HDF5, safetensors, NumPy,
+              GGUF and archives of these; anything else is refused.
+  gate        The checks of bastion-policy.yaml (performance, fairness, diversity, robustness,
+              privacy, supply chain) run on a version and holdout data; a pass is recorded as a
+              signed attestation. An alias's rules (e.g. production: gate, signature, scan)
+              decide what `model promote` and `serve` accept.
+  audit log   Every change is an entry in one hash-chained log (`bastion audit verify`).
+
+\b
+Exit codes: 0 ok, 1 checks failed (findings, gate failed, drift alert), 2 usage or input error,
+3 internal error (--debug shows the traceback). Every listing takes --json.
+"""
+
+
+def _help_width() -> dict[str, Any]:
+    """Help text keeps its lines whole when it goes to a pipe or a file (no wrapping at 80 columns)."""
+    if sys.stdout.isatty():
+        return {}
+    return {"max_content_width": 10_000, "terminal_width": 10_000}
+
+
+def _version_text() -> str:
+    from importlib import metadata
+
+    import bastion
+
+    try:
+        v = metadata.version("bastion-mlops")
+    except metadata.PackageNotFoundError:
+        v = bastion.__version__
+    return f"bastion {v} (Python {sys.version.split()[0]})"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        import typer
+
+        sys.stdout.write(_version_text() + "\n")
+        raise typer.Exit(0)
+
 
 def _build_app() -> typer.Typer:
     """The root Typer app with its global options (built once, on first use)."""
@@ -28,19 +77,26 @@ def _build_app() -> typer.Typer:
     if _root_app is not None:
         return _root_app
     import typer
+    import typer.core
 
+    # Plain (click) help: explains every option in words, wraps only to a real terminal's width and is
+    # never cut in a pipe; rich's help boxes truncate at 80 columns and print `<bool>` for flags.
+    typer.core.HAS_RICH = False
     app = typer.Typer(
         name="bastion",
-        help="Bastion: secure MLOps from raw data to monitored production.",
+        help=ROOT_HELP,
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         add_completion=False,
+        context_settings=_help_width(),
     )
 
     @app.callback()
     def _root(
         debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress to stderr."),
+        version: bool = typer.Option(False, "--version", is_eager=True, help="Print the version and exit.",
+                                     callback=_print_version),
     ) -> None:
         import logging
 
@@ -60,12 +116,14 @@ def _build_app() -> typer.Typer:
 _GROUPS: dict[str, tuple[str, str]] = {
     "init": ("bastion.cli.project_cmds", "register"),
     "gc": ("bastion.cli.project_cmds", "register"),
+    "doctor": ("bastion.cli.doctor", "register"),
     "data": ("bastion.cli.data", "app"),
     "model": ("bastion.cli.model", "app"),
     "gate": ("bastion.cli.gate", "app"),
     "keys": ("bastion.cli.keys", "app"),
     "audit": ("bastion.cli.audit", "app"),
     "monitor": ("bastion.cli.monitor", "app"),
+    "vulns": ("bastion.cli.vulns", "app"),
     "serve": ("bastion.cli.serve", "register"),
     "ui": ("bastion.cli.ui", "register"),
     "users": ("bastion.cli.users", "app"),
@@ -118,6 +176,9 @@ def main(argv: list[str] | None = None) -> None:
     from bastion.cli._scan_command import fast_path
 
     args = sys.argv[1:] if argv is None else argv
+    if args == ["--version"]:  # answered without building the command tree
+        sys.stdout.write(_version_text() + "\n")
+        return
     _state["debug"] = False  # the root callback sets it when Typer parses the command line
     run = fast_path(args)  # `model scan PATH ...`: the same command, without Typer's start-up
     if run is None:

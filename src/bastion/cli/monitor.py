@@ -138,12 +138,17 @@ def run(
     scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler address (with --engine dask)."),
     max_runs: int = typer.Option(0, "--max-runs", help="Stop after this many windows (0: run until stopped)."),
     json_: bool = typer.Option(False, "--json", help="Print each result as JSON."),
+    vulns_every: str = typer.Option(
+        "1d", "--vulns-every",
+        help="How often to re-check advisories and re-scan the served versions (e.g. 6h, 1d; 'off' to disable).",
+    ),
 ) -> None:
     """Monitor a served model continuously: every --every, the last --window of its prediction log."""
     from bastion.monitor.report import write_report
     from bastion.monitor.runner import parse_duration, run_window
 
     win, step = parse_duration(window), parse_duration(every)
+    vulns_step = None if vulns_every.strip().lower() == "off" else parse_duration(vulns_every)
     proj = project()
     cfg = _config(config, proj)
     eng = _engine(engine, scheduler)
@@ -159,10 +164,16 @@ def run(
             if output:
                 write_report(result, output)
             doc = result.to_dict()
-            if json_:
-                print_json(doc)
-            else:
+            if not json_:
                 _summary(doc, output)
+            # advisories and re-scans of the served versions, when due (printed after the window's summary)
+            vulns = _vulns_pass(proj, model, vulns_step, cfg, json_) if vulns_step is not None else None
+            if vulns is not None:
+                worst = max(worst, int(vulns["exit_code"]))
+            if json_:
+                if vulns is not None:  # one JSON document per window, the vulnerability pass inside it
+                    doc["vulnerabilities"] = vulns
+                print_json(doc)
             if once or (max_runs and runs >= max_runs):
                 break
             time.sleep(step.total_seconds())
@@ -173,6 +184,39 @@ def run(
             eng.close()
     if worst:
         raise typer.Exit(worst)
+
+
+def _vulns_pass(proj: Any, model: str, every: Any, cfg: Any, json_: bool) -> dict[str, Any] | None:
+    """The scheduled vulnerability pass (advisories + re-scans of the served versions) when it is due.
+
+    Returns its document (None when not due); prints a summary unless ``json_`` (the caller embeds it).
+    """
+    from rich.markup import escape
+
+    from bastion.registry.refs import parse_ref
+    from bastion.vulns.monitor import is_due, monitor_vulnerabilities
+
+    name = parse_ref(model).name
+    if not is_due(proj, name, every):
+        return None
+    doc: dict[str, Any] = monitor_vulnerabilities(proj, name, config=cfg)
+    if json_:
+        return doc
+    check = doc["check"]
+    console.print(f"Vulnerabilities: {len(check['versions'])} served version(s) of {name} checked against "
+                  f"{check['advisories']:,} advisories, {len(check['affected'])} affected; "
+                  f"{len(doc['rescans'])} re-scanned.", soft_wrap=True)
+    for a in doc["alerts"]:
+        tag = escape(f"[{a['severity']}] {a['rule']}: {a['message']}")
+        console.print(f"[bold red]ALERT[/] {tag}", soft_wrap=True)
+    for r in doc["rollbacks"]:
+        if r.get("rolled_back"):
+            console.print(f"[bold red]Rolled back[/] {r['model']}@{r['alias']} -> version {r['to_version']}")
+        else:
+            console.print(f"Not rolled back {r['model']}@{r['alias']}: {r['reason']}", soft_wrap=True)
+    for e in doc["errors"]:
+        console.print(f"[bold red]re-scan refused[/] {e}", soft_wrap=True)
+    return doc
 
 
 @labels_app.command("add")
@@ -188,7 +232,6 @@ def labels_add(
 
     proj = project()
     path, rows = add_labels(proj, name, file, id_column=id_column, label_column=label_column)
-    proj.audited("monitor.labels_add", name, {"rows": rows, "file": path.name})
     doc = {"model": name, "rows": rows, "stored": str(path)}
     if json_:
         print_json(doc)

@@ -11,13 +11,22 @@ def register(app: typer.Typer) -> None:
     @app.command("init")
     def init(
         path: str = typer.Argument(".", help="Folder of the project."),
-        database_url: str = typer.Option(None, "--database-url", help="Metadata DB URL (default: SQLite)."),
+        database_url: str = typer.Option(
+            None, "--database-url", help="Metadata DB URL, e.g. postgresql://user@host/db (default: SQLite)."
+        ),
+        artifacts_url: str = typer.Option(
+            None, "--artifacts-url", help="Artifact store, e.g. s3://bucket/prefix (default: .bastion/artifacts)."
+        ),
     ) -> None:
-        """Create bastion.toml and .bastion/ (SQLite database and artifact folder)."""
+        """Create bastion.toml and .bastion/ (by default a SQLite database and a local artifact folder).
+
+        A team points every project folder at the same --database-url and the same --artifacts-url.
+        """
         from bastion.project import init_project
 
-        p = init_project(path, database_url=database_url)
-        console.print(f"Initialized Bastion project in [bold]{p.root}[/] (database: {p.db.dialect}).")
+        p = init_project(path, database_url=database_url, artifacts_url=artifacts_url)
+        console.print(f"Initialized Bastion project in [bold]{p.root}[/] (database: {p.db.dialect}, "
+                      f"artifacts: {p.blobs.describe()}).")
 
     @app.command("gc")
     def gc(

@@ -35,12 +35,22 @@ def register(app: typer.Typer) -> None:
         jwks: str = typer.Option(None, "--jwks", help="JWKS file or URL: also accept JWT bearer tokens."),
         jwt_issuer: str = typer.Option(None, "--jwt-issuer", help="Required 'iss' of JWTs."),
         jwt_audience: str = typer.Option(None, "--jwt-audience", help="Required 'aud' of JWTs."),
+        forwarded_allow_ips: str = typer.Option(
+            "", "--forwarded-allow-ips",
+            help="Comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed (default: none)."),
+        header_timeout: float = typer.Option(10.0, "--header-timeout", help="Seconds a request head may take."),
+        keep_alive: float = typer.Option(5.0, "--keep-alive", help="Seconds an idle keep-alive connection stays."),
+        max_connections: int = typer.Option(4096, "--max-connections",
+                                            help="Open connections per worker (idle ones are closed first)."),
+        max_per_client: int = typer.Option(256, "--max-connections-per-client",
+                                           help="Open connections per client address and worker."),
         project_dir: str = typer.Option(None, "--project", help="Project folder (default: nearest above cwd)."),
     ) -> None:
         """Serve a model by alias after verifying digest, signature, scan and gate; exit 1 if refused."""
         from bastion.config import load_settings
         from bastion.errors import ConfigError
         from bastion.serve import LimitSettings, ServeConfig, run_server
+        from bastion.serve._conn import ConnectionLimits
         from bastion.serve._jwt import JwtSettings
 
         jwt = None
@@ -54,5 +64,8 @@ def register(app: typer.Typer) -> None:
             limits=LimitSettings(rate=rate, burst=burst, concurrency=concurrency, timeout_s=timeout,
                                  max_rows=max_rows, max_body_bytes=max_body),
             audit_durability=audit_durability, prediction_log=not no_prediction_log, jwt=jwt, ui=ui,
+            connections=ConnectionLimits(header_timeout_s=header_timeout, keep_alive_s=keep_alive,
+                                         max_connections=max_connections, max_per_client=max_per_client),
+            forwarded_allow_ips=tuple(forwarded_allow_ips.split(",")) if forwarded_allow_ips else (),
         )
         run_server(config)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from bastion.crypto._batch import GcmBatch, Packed
+from bastion.crypto._packed import Packed, b64url_packed
 from bastion.crypto._util import derive_key
 from bastion.errors import KeyManagementError
 
@@ -38,15 +38,13 @@ class CellCipher:
         Public id of the data key, used in error messages and the associated data.
     """
 
-    __slots__ = ("_aead", "_batch", "_key", "key_id")
+    __slots__ = ("_aead", "key_id")
 
     def __init__(self, data_key: bytes, *, key_id: str) -> None:
         if len(data_key) != 32:
             raise KeyManagementError(f"A data key must be 32 bytes; got {len(data_key)}.")
         key = derive_key(data_key, "bastion/encrypt/aes-256-gcm/v1")
         self._aead = AESGCM(key)
-        self._key = key
-        self._batch: GcmBatch | None = None  # built on first batch use (its GHASH tables cost ~1 ms)
         self.key_id = key_id
 
     def __repr__(self) -> str:
@@ -58,24 +56,23 @@ class CellCipher:
         return nonce + self._aead.encrypt(nonce, plaintext, associated_data(self.key_id, column))
 
     def encrypt_many(self, values: Sequence[bytes], *, column: str) -> list[bytes]:
-        """Encrypt many values together, with one nonce draw from the OS for all of them."""
-        nonces = os.urandom(NONCE_SIZE * len(values))
+        """Encrypt many values (one ``AESGCM`` call each), each under its own random nonce.
+
+        The nonces come from one OS draw for all values, cut into 12-byte pieces (never reused).
+        """
+        pool = os.urandom(NONCE_SIZE * len(values))
+        nonces = [pool[i : i + NONCE_SIZE] for i in range(0, len(pool), NONCE_SIZE)]
         ad = associated_data(self.key_id, column)
-        return self._batcher().encrypt(nonces, Packed.from_list(values), ad).to_list()
+        enc = self._aead.encrypt
+        return [n + enc(n, v, ad) for n, v in zip(nonces, values, strict=True)]
 
     def encrypt_b64(self, values: Packed, *, column: str) -> Packed:
         """Encrypt a whole packed column; each output is unpadded base64url text of ``nonce || ciphertext || tag``.
 
-        Vectorized over the batch (a few AES calls and a table-driven GHASH for all values); the bytes are
-        what :meth:`encrypt` gives for the same nonce, so :meth:`decrypt` reads them.
+        One ``cryptography`` AES-GCM call per value (what :meth:`encrypt` gives, so :meth:`decrypt` reads it);
+        throughput comes from running batches in parallel processes, never from a hand-written mode.
         """
-        nonces = os.urandom(NONCE_SIZE * len(values))
-        return self._batcher().encrypt_b64(nonces, values, associated_data(self.key_id, column))
-
-    def _batcher(self) -> GcmBatch:
-        if self._batch is None:
-            self._batch = GcmBatch(self._key)
-        return self._batch
+        return b64url_packed(self.encrypt_many(values.to_list(), column=column))
 
     def decrypt(self, blob: bytes, *, column: str) -> bytes:
         """Decrypt one value; a wrong key, column or a corrupted value is a ``KeyManagementError``."""

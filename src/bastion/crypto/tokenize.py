@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
-from bastion.crypto._batch import Packed, SivBatch
+from bastion.crypto._packed import Packed, b64url_packed
 from bastion.crypto._util import derive_key
 from bastion.errors import KeyManagementError
 
@@ -36,7 +36,7 @@ class Tokenizer:
         Values tokenized in the same domain can be joined; different domains give unrelated tokens.
     """
 
-    __slots__ = ("_ad", "_batch", "_key", "_siv", "domain", "key_id")
+    __slots__ = ("_ad", "_key", "_siv", "domain", "key_id")
 
     def __init__(self, root_key: bytes, *, key_id: str, domain: str = "default") -> None:
         if len(root_key) != 32:
@@ -44,17 +44,11 @@ class Tokenizer:
         self._key = derive_key(root_key, f"bastion/tokenize/aes-256-siv/v1/{domain}", length=64)
         self._siv = AESSIV(self._key)
         self._ad = _domain_ad(domain)
-        self._batch: SivBatch | None = None  # built on first batch use (per-value users never pay for it)
         self.key_id = key_id
         self.domain = domain
 
     def __repr__(self) -> str:
         return f"Tokenizer(key_id={self.key_id!r}, domain={self.domain!r})"
-
-    @property
-    def siv_key(self) -> bytes:
-        """The derived 64-byte SIV key (for the vectorized encoder; never log it)."""
-        return self._key
 
     @property
     def associated_data(self) -> bytes:
@@ -66,21 +60,17 @@ class Tokenizer:
         return self._siv.encrypt(value, [self._ad])
 
     def tokenize_many(self, values: Sequence[bytes]) -> list[bytes]:
-        """Tokens of many values, computed together (callers pass distinct values: equal values give equal tokens)."""
-        return self._batcher().encrypt(Packed.from_list(values)).to_list()
+        """Tokens of many values (one ``AESSIV`` call each; equal values give equal tokens)."""
+        enc, ad = self._siv.encrypt, [self._ad]
+        return [enc(v, ad) for v in values]
 
     def tokenize_b64(self, values: Packed) -> Packed:
         """Tokens of a whole packed column as unpadded base64url text (each what ``b64e(tokenize(v))`` gives).
 
-        Vectorized over the batch: a few AES calls in total rather than one per value; same bytes as
-        :meth:`tokenize`.
+        One ``cryptography`` AES-SIV call per value; throughput comes from running batches in parallel
+        processes (see :class:`bastion.engine.LocalEngine`), never from a hand-written mode.
         """
-        return self._batcher().encrypt_b64(values)
-
-    def _batcher(self) -> SivBatch:
-        if self._batch is None:
-            self._batch = SivBatch(self._key, [self._ad])
-        return self._batch
+        return b64url_packed(self.tokenize_many(values.to_list()))
 
     def detokenize(self, token: bytes) -> bytes:
         """The original value of one token."""

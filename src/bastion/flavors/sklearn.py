@@ -4,7 +4,6 @@ through the scanner's restricted unpickler, with an offer to convert them to sko
 from __future__ import annotations
 
 import io
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
@@ -73,27 +72,19 @@ def load_skops_bytes(data: bytes, *, trusted: list[str] | None = None, what: str
 
 
 def restricted_unpickle(data: bytes, *, what: str, trusted: list[str] | None = None) -> Any:
-    """Unpickle (pickle or joblib) through the scanner's restricted unpickler: only allowlisted globals."""
+    """Unpickle (pickle or joblib) through the scanner's restricted unpickler: only allowlisted globals, each
+    call checked against its signature; a scanner miss is a refused load, never code execution."""
+    from bastion.scan.restricted import restricted_loads
+
     try:
-        from bastion.scan.restricted import restricted_load  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as e:
+        return restricted_loads(data, allow=tuple(trusted or ()))
+    except UnsafeArtifactError as e:
         raise UnsafeArtifactError(
-            f"{what} is a pickle; Bastion unpickles only through its restricted unpickler, which this build does "
-            "not have. Save the model with skops (skops.io.dump) and register that file."
+            f"{what} was refused by the restricted unpickler: {e} Nothing was executed. Save the model with "
+            "skops, or review the types and pass them as trusted."
         ) from e
-    with tempfile.TemporaryDirectory(prefix="bastion-unpickle-") as tmp:
-        path = Path(tmp) / "model.pkl"
-        path.write_bytes(data)
-        path.chmod(0o600)
-        try:
-            return restricted_load(path, allow=tuple(trusted or ()))
-        except UnsafeArtifactError as e:
-            raise UnsafeArtifactError(
-                f"{what} was refused by the restricted unpickler: {e}. Nothing was executed. Save the model with "
-                "skops, or register it with --convert skops after reviewing it."
-            ) from e
-        except Exception as e:
-            raise DataError(f"{what} could not be unpickled: {type(e).__name__}: {str(e)[:300]}") from e
+    except Exception as e:
+        raise DataError(f"{what} could not be unpickled: {type(e).__name__}: {str(e)[:300]}") from e
 
 
 class SkopsFlavor(Flavor):

@@ -10,10 +10,17 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from bastion.errors import ConfigError
+from bastion.policy_file import (
+    POLICY_FILE,
+    PolicyDocument,
+    document_from_mapping,
+    parse_text,
+    read_policy_file,
+    register_section,
+)
 
 __all__ = [
     "POLICY_FILE",
@@ -32,8 +39,6 @@ __all__ = [
     "load_policy",
     "policy_digest",
 ]
-
-POLICY_FILE = "bastion-policy.yaml"
 
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 NonNeg = Annotated[float, Field(ge=0.0)]
@@ -153,7 +158,10 @@ class SupplyChainSpec(CheckSpec):
 class AliasRule(_Strict):
     """What a version needs before it may take an alias."""
 
-    requires: list[Literal["gate", "signature", "scan"]] = Field(default_factory=list)
+    requires: list[Literal["gate", "signature", "scan", "vulnerabilities"]] = Field(default_factory=list)
+    # Roll the alias back to the newest clean, unaffected version it held, on a matching advisory
+    # (above the `checks: vulnerabilities:` threshold) or a new finding of `bastion model rescan`.
+    rollback_on: list[Literal["vulnerability", "rescan_finding"]] = Field(default_factory=list)
     # Actors (BASTION_USER / OS user names) allowed to override a refusal with --force --reason.
     force_allowed: list[str] = Field(default_factory=list)
     # Path (relative to the project root) of the policy the gate must have run with; default: this file.
@@ -238,22 +246,10 @@ class Policy(_Strict):
 def policy_digest(policy: Policy) -> str:
     """The digest recorded in gate attestations and compared at promotion time."""
     # `reveal` governs data access, not models: changing it must not invalidate recorded gate runs
-    doc = policy.model_dump(mode="json", exclude={"reveal"})
+    # `aliases.*.rollback_on` says what monitoring does after promotion: it does not change what a gate measured
+    doc = policy.model_dump(mode="json", exclude={"reveal": True, "aliases": {"__all__": {"rollback_on"}}})
     raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
     return "sha256:" + hashlib.sha256(raw).hexdigest()
-
-
-def _line_map(node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = k.value if isinstance(k, yaml.ScalarNode) else str(k)
-            out[(*path, key)] = k.start_mark.line + 1
-            _line_map(v, (*path, key), out)
-            out[(*path, key)] = k.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _line_map(item, (*path, i), out)
 
 
 def _nearest_line(lines: dict[tuple[str | int, ...], int], loc: tuple[str | int, ...]) -> int | None:
@@ -281,55 +277,68 @@ def _fmt_errors(
     return "\n".join(parts)
 
 
+_GATE_KEYS = frozenset(set(Policy.model_fields) - {"reveal"})
+_REVEAL_KEYS = frozenset({"reveal"})
+
+
+def _gate_section(doc: PolicyDocument) -> Policy:
+    """Validate the gate's top-level keys of a policy document (``reveal`` rides along, owned by reveal)."""
+    data = doc.subset(_GATE_KEYS | _REVEAL_KEYS)
+    lines = dict(doc.lines)
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_fmt_errors(e, lines, doc.source)) from e
+    policy._lines = lines
+    policy._source = doc.source
+    _check_semantics(policy, data)
+    return policy
+
+
+def _reveal_section(doc: PolicyDocument) -> dict[str, RevealRole]:
+    """Validate the ``reveal:`` section (who may reveal which protected columns)."""
+    raw = doc.get("reveal")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{doc.source}: 'reveal' must be a mapping of role to {{actors, columns}}.")
+    out: dict[str, RevealRole] = {}
+    for role, rule in raw.items():
+        try:
+            out[str(role)] = RevealRole.model_validate(rule)
+        except ValidationError as e:
+            raise ConfigError(_fmt_errors(e, dict(doc.lines), doc.source, ("reveal", str(role)))) from e
+    return out
+
+
+register_section("gates", _GATE_KEYS, _gate_section)
+register_section("reveal", _REVEAL_KEYS, _reveal_section)
+
+
 def load_policy(source: str | Path | dict[str, Any] | Policy) -> Policy:
     """Parse and validate a policy from a YAML file, YAML text, a dict or an existing ``Policy``.
+
+    The file is read through :mod:`bastion.policy_file` (one reader for every section); this returns the
+    gate's part. Other stages' sections (``protection``, ``monitoring`` …) are validated by their owners.
 
     Raises
     ------
     ConfigError
-        The file is missing, not YAML, or a field is unknown, mistyped or out of range
-        (the message names the line and the field).
+        The file is missing, not YAML, has an unknown section, or a field is unknown, mistyped or out of
+        range (the message names the line and the field).
     """
     if isinstance(source, Policy):
         return source
-    lines: dict[tuple[str | int, ...], int] = {}
-    name = "<policy>"
     if isinstance(source, dict):
-        data: Any = source
+        doc = document_from_mapping(source)
+    elif isinstance(source, Path) or (isinstance(source, str) and "\n" not in source):
+        doc = read_policy_file(source)
     else:
-        text: str
-        if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source):
-            path = Path(source)
-            if not path.is_file():
-                raise ConfigError(f"Policy file {path} does not exist. Create it (see docs/gates.md) or pass --policy.")
-            name = str(path)
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as e:
-                raise ConfigError(f"Policy file {path} cannot be read as UTF-8 text: {e}.") from e
-        else:
-            text = str(source)
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f"line {mark.line + 1}: " if mark is not None else ""
-            raise ConfigError(f"{name}: {where}not valid YAML ({getattr(e, 'problem', e)}).") from e
-        if node is not None:
-            _line_map(node, (), lines)
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{name}: a policy must be a YAML mapping with at least 'version'; got {type(data).__name__}."
-        )
-    try:
-        policy = Policy.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(_fmt_errors(e, lines, name)) from e
-    policy._lines = lines
-    policy._source = name
-    _check_semantics(policy, data)
-    return policy
+        doc = parse_text(str(source))
+    parsed = doc.parsed.get("gates")
+    if isinstance(parsed, Policy):
+        return parsed
+    return _gate_section(doc)  # no gate keys at all: report what is missing ('version')
 
 
 def _check_semantics(policy: Policy, data: dict[str, Any]) -> None:

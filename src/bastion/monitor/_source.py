@@ -33,6 +33,29 @@ _OBJECT_TYPES: dict[str, pa.DataType] = {
 }
 
 
+_TEXT_SUFFIXES = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".ndjson")
+
+
+def _read_text_tables(paths: list[str]) -> pa.Table:
+    """CSV or JSON-lines files as one Arrow table (read whole: text files have no column index)."""
+    import pyarrow.csv as pacsv
+    import pyarrow.json as pajson
+
+    tables = []
+    for p in paths:
+        try:
+            if ".csv" in p.lower():
+                tables.append(pacsv.read_csv(p))
+            else:
+                tables.append(pajson.read_json(p))
+        except (pa.ArrowInvalid, OSError) as e:
+            raise DataError(f"Cannot read {p}: {e}. Check that it is valid CSV/JSON lines.") from e
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise DataError(f"The files {paths} do not share one schema: {e}.") from e
+
+
 def expand_paths(spec: str | Path | Sequence[str | Path]) -> list[str]:
     """Expand a path, a glob or a list of them into existing Parquet files (sorted, de-duplicated)."""
     items = [spec] if isinstance(spec, str | Path) else list(spec)
@@ -46,7 +69,7 @@ def expand_paths(spec: str | Path | Sequence[str | Path]) -> list[str]:
         elif os.path.exists(s):
             out.append(s)
         else:
-            raise DataError(f"Input {s!r} does not exist. Give a Parquet file, a folder or a glob.")
+            raise DataError(f"Input {s!r} does not exist. Give a Parquet or CSV file, a folder or a glob.")
     seen: set[str] = set()
     files = [f for f in out if not (f in seen or seen.add(f))]  # type: ignore[func-returns-value]
     if not files:
@@ -108,7 +131,8 @@ class TableSource:
                 self.schema = ds.schema
                 self.num_rows = int(ds.count_rows(filter=filter) if filter is not None else ds.count_rows())
             except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
-                raise DataError(f"Cannot read Parquet input {paths}: {e}. Check the files.") from e
+                raise DataError(f"Cannot read Parquet input {paths}: {e}. Give Parquet files, or CSV/JSONL files "
+                                "named .csv/.jsonl.") from e
         if rename:
             # Expose stored columns under other names (e.g. the log's "in.age" as "age").
             fields = []
@@ -135,7 +159,13 @@ class TableSource:
         if isinstance(obj, pa.Table):
             return cls(table=obj)
         if isinstance(obj, str | Path) or (isinstance(obj, list | tuple) and obj and isinstance(obj[0], str | Path)):
-            return cls(paths=expand_paths(obj))
+            paths = expand_paths(obj)
+            text = [p for p in paths if p.lower().endswith(_TEXT_SUFFIXES)]
+            if text and len(text) != len(paths):
+                raise DataError(f"Give either CSV/JSONL files or Parquet files, not both; got {paths}.")
+            if text:
+                return cls(table=_read_text_tables(text))
+            return cls(paths=paths)
         raise DataError(
             f"Expected a pandas DataFrame, a pyarrow Table or Parquet path(s); got {type(obj).__name__}."
         )

@@ -1,18 +1,14 @@
 """Alerts from monitoring results: rules from the ``monitoring.alerts`` config; delivery to a local
-JSON-lines log (always, first) and a webhook (JSON POST, HMAC-signed, retried with backoff);
-optional automatic rollback of the model alias, audited.
+JSON-lines log (always, first) and then to every configured sink (``bastion.monitor.sinks``: file,
+signed webhook, Slack, e-mail, Alertmanager, plugins), each retried with backoff; optional automatic
+rollback of the model alias, audited.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
-import os
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,11 +19,16 @@ from typing import Any
 from bastion.errors import BastionError
 from bastion.monitor.config import AlertsConfig, RollbackConfig, WebhookConfig
 from bastion.monitor.drift.interface import _jsonable_dict
+from bastion.monitor.sinks import AlertSink, SinkResult, build_sink, with_retries
+from bastion.monitor.sinks._http import post
+from bastion.monitor.sinks.file import append_jsonl
+from bastion.monitor.sinks.webhook import SIGNATURE_HEADER, sign_body
 
 __all__ = [
     "SIGNATURE_HEADER",
     "Alert",
     "Delivery",
+    "configured_sinks",
     "deliver",
     "evaluate_alerts",
     "maybe_rollback",
@@ -38,7 +39,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("bastion.monitor")
-SIGNATURE_HEADER = "X-Bastion-Signature"
 _SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}
 
 
@@ -134,48 +134,21 @@ def evaluate_alerts(result: dict[str, Any], config: AlertsConfig, *, model: str)
     return alerts
 
 
-def sign_body(body: bytes, secret: bytes) -> str:
-    """``sha256=<hex HMAC-SHA256 of the body>``, the value of the ``X-Bastion-Signature`` header."""
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
-
-
 def post_webhook(
     body: bytes, cfg: WebhookConfig, secret: bytes, *, sleep: Callable[[float], None] = time.sleep, alert_id: str = ""
 ) -> tuple[bool, int, str]:
-    """POST ``body`` with retries and exponential backoff; returns ``(ok, attempts, last_error)``."""
-    headers = {
-        "Content-Type": "application/json",
-        SIGNATURE_HEADER: sign_body(body, secret),
-        "X-Bastion-Alert-Id": alert_id,
-        "User-Agent": "bastion-monitor/1",
-    }
-    err = ""
-    attempts = 0
-    for attempt in range(cfg.retries + 1):
-        attempts = attempt + 1
-        req = urllib.request.Request(cfg.url, data=body, headers=headers, method="POST")  # noqa: S310 - http(s) checked in config
-        try:
-            with urllib.request.urlopen(req, timeout=cfg.timeout) as resp:  # noqa: S310
-                if 200 <= resp.status < 300:
-                    return True, attempts, ""
-                err = f"HTTP {resp.status}"
-        except urllib.error.HTTPError as e:
-            err = f"HTTP {e.code}"
-            if 400 <= e.code < 500 and e.code not in (408, 429):
-                return False, attempts, err  # the receiver refuses it; retrying will not help
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
-            err = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
-        if attempt < cfg.retries:
-            sleep(cfg.backoff * (2**attempt))
-    return False, attempts, err
+    """POST ``body`` signed with ``secret``, with retries and backoff; returns ``(ok, attempts, last_error)``.
+
+    Kept for callers of the pre-sink API; new code configures a ``webhook`` sink.
+    """
+    headers = {SIGNATURE_HEADER: sign_body(body, secret), "X-Bastion-Alert-Id": alert_id}
+    r = with_retries(lambda: post(cfg.url, body, headers, timeout=cfg.timeout), retries=cfg.retries,
+                     backoff=cfg.backoff, sleep=sleep)
+    return r.ok, r.attempts, r.error
 
 
 def _append_jsonl(path: Path, doc: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(doc, sort_keys=True, default=str) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    append_jsonl(path, doc)
 
 
 def read_alert_log(path: str | Path) -> list[dict[str, Any]]:
@@ -196,10 +169,17 @@ def read_alert_log(path: str | Path) -> list[dict[str, Any]]:
 
 
 def pending_alerts(path: str | Path) -> list[dict[str, Any]]:
-    """Alerts in the log with no successful webhook delivery yet (for redelivery)."""
+    """Alerts in the log that some sink has not taken yet (a failed delivery and no later success)."""
     recs = read_alert_log(path)
-    delivered = {r["alert_id"] for r in recs if r.get("kind") == "delivery" and r.get("ok")}
-    return [r for r in recs if r.get("kind") == "alert" and r["id"] not in delivered]
+    delivered = {(r["alert_id"], r.get("destination")) for r in recs if r.get("kind") == "delivery" and r.get("ok")}
+    failed = {(r["alert_id"], r.get("destination")) for r in recs if r.get("kind") == "delivery" and not r.get("ok")}
+    waiting = {aid for aid, dest in failed - delivered}
+    return [r for r in recs if r.get("kind") == "alert" and r["id"] in waiting]
+
+
+def configured_sinks(config: AlertsConfig, *, root: str | Path | None = None) -> list[AlertSink]:
+    """The sink instances ``config`` names (the ``webhook:`` shorthand first), ready to send."""
+    return [build_sink(c, root=root) for c in config.all_sinks()]
 
 
 def deliver(
@@ -208,33 +188,35 @@ def deliver(
     *,
     log_path: str | Path,
     sleep: Callable[[float], None] = time.sleep,
+    root: str | Path | None = None,
+    sinks: list[AlertSink] | None = None,
 ) -> list[Delivery]:
-    """Write each alert to the local log (fsynced) and, when configured, POST it to the webhook.
+    """Write each alert to the local log (fsynced), then hand it to every configured sink.
 
+    This is the one function to call to raise alerts (monitoring, vulnerability checks, re-scans).
     The local record is written before any network call, so a receiver that is down loses nothing;
-    each webhook attempt's outcome is appended to the same log.
+    each sink's outcome (after its retries) is appended to the same log as a ``delivery`` record.
+    ``root`` resolves relative file-sink paths (the project root); ``sinks`` overrides the config's.
     """
     path = Path(log_path)
+    targets = configured_sinks(config, root=root) if sinks is None else sinks
     out = []
     for a in alerts:
         doc = a.to_dict()
         _append_jsonl(path, doc)
         out.append(Delivery(a.id, "log", True, 1))
-        if config.webhook is None:
-            continue
-        secret = os.environ.get(config.webhook.secret_env, "")
-        if not secret:
-            d = Delivery(a.id, "webhook", False, 0,
-                         f"secret variable {config.webhook.secret_env} is not set; refusing to send unsigned")
-        else:
-            body = json.dumps(doc, sort_keys=True).encode()
-            ok, attempts, err = post_webhook(body, config.webhook, secret.encode(), sleep=sleep, alert_id=a.id)
-            d = Delivery(a.id, "webhook", ok, attempts, err)
-        if not d.ok:
-            log.warning("alert %s not delivered to the webhook: %s (kept in %s)", a.id, d.error, path)
-        _append_jsonl(path, {"schema_version": 1, "kind": "delivery", "created": datetime.now(UTC).isoformat(),
-                             **d.to_dict()})
-        out.append(d)
+        for sink in targets:
+            try:
+                r = sink.send(doc, sleep=sleep)
+            except Exception as e:  # a faulty plugin must not lose the other sinks' deliveries
+                r = SinkResult(False, 1, f"sink raised {type(e).__name__}")
+                log.warning("alert sink %s raised %s", sink.destination, type(e).__name__)
+            d = Delivery(a.id, sink.destination, r.ok, r.attempts, r.error)
+            if not d.ok:
+                log.warning("alert %s not delivered to %s: %s (kept in %s)", a.id, d.destination, d.error, path)
+            _append_jsonl(path, {"schema_version": 1, "kind": "delivery", "created": datetime.now(UTC).isoformat(),
+                                 **d.to_dict()})
+            out.append(d)
     return out
 
 

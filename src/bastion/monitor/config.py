@@ -9,10 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bastion.errors import ConfigError
+from bastion.monitor.sinks import SinkConfig, parse_sink_config
+from bastion.monitor.sinks.webhook import WebhookSinkConfig
+from bastion.policy_file import POLICY_FILE, PolicyDocument, read_policy_file, register_section
 
 __all__ = [
     "POLICY_FILE",
@@ -32,8 +34,6 @@ __all__ = [
     "load_monitoring_config",
     "parse_monitoring_config",
 ]
-
-POLICY_FILE = "bastion-policy.yaml"
 
 Signal = Literal["data_drift", "prediction_drift", "performance", "anomaly", "attack"]
 _TESTS = {"ks", "wasserstein", "psi", "chi2", "js"}
@@ -180,16 +180,32 @@ class AlertsConfig(_Strict):
             AlertRule(name="attack-pattern", when="attack", severity="critical"),
         ]
     )
-    webhook: WebhookConfig | None = None
+    webhook: WebhookConfig | None = None  # shorthand for one sink of type "webhook"
+    sinks: list[SinkConfig] = Field(default_factory=list)  # see bastion.monitor.sinks
     log: str | None = None  # default: <project home>/monitor/alerts.jsonl
     rollback: RollbackConfig = Field(default_factory=RollbackConfig)
+
+    @field_validator("sinks", mode="before")
+    @classmethod
+    def _sink_models(cls, v: Any) -> Any:
+        if not isinstance(v, list):
+            return v
+        return [parse_sink_config(item) for item in v]
 
     @model_validator(mode="after")
     def _unique_names(self) -> AlertsConfig:
         names = [r.name for r in self.rules]
         if len(names) != len(set(names)):
             raise ValueError(f"alert rule names must be unique; got {names}")
+        dests = [s.name or s.type for s in self.all_sinks()]
+        if len(dests) != len(set(dests)):
+            raise ValueError(f"alert sinks need distinct names (give each a 'name'); got {dests}")
         return self
+
+    def all_sinks(self) -> list[SinkConfig]:
+        """The configured sinks, the ``webhook:`` shorthand first."""
+        legacy = [] if self.webhook is None else [WebhookSinkConfig(name="webhook", **self.webhook.model_dump())]
+        return [*legacy, *self.sinks]
 
 
 class MonitoringConfig(_Strict):
@@ -218,13 +234,16 @@ def load_monitoring_config(path: str | Path | None) -> MonitoringConfig:
     p = Path(path)
     if not p.exists():
         return MonitoringConfig()
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p} is not valid YAML: {e}. Fix the file and retry.") from e
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{p} must hold a mapping at the top level; got {type(doc).__name__}.")
+    doc = read_policy_file(p)  # one reader: every section of the file is checked by its owner
+    parsed = doc.parsed.get("monitoring")
+    return parsed if isinstance(parsed, MonitoringConfig) else MonitoringConfig()
+
+
+def _monitoring_section(doc: PolicyDocument) -> MonitoringConfig:
     section = doc.get("monitoring")
     if section is not None and not isinstance(section, dict):
-        raise ConfigError(f"'monitoring' in {p} must be a mapping; got {type(section).__name__}.")
-    return parse_monitoring_config(section, source=str(p))
+        raise ConfigError(f"'monitoring' in {doc.source} must be a mapping; got {type(section).__name__}.")
+    return parse_monitoring_config(section, source=doc.source)
+
+
+register_section("monitoring", {"monitoring"}, _monitoring_section)

@@ -5,6 +5,7 @@ per window and per sensitive group; without labels, an estimate from calibrated 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,11 +115,15 @@ def add_labels(
         }
     )
     d = labels_dir(home, model)
-    d.mkdir(parents=True, exist_ok=True)
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = d / f"labels-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.parquet"
     tmp = path.with_name("." + path.name + ".tmp")
     pq.write_table(pa.Table.from_pandas(out, preserve_index=False), tmp)
+    os.chmod(tmp, 0o600)
     tmp.replace(path)
+    audited = getattr(home, "audited", None)
+    if callable(audited):  # a project: the library audits label arrival, whichever door called it
+        audited("monitor.labels_add", model, {"rows": len(out), "file": path.name})
     return path, len(out)
 
 

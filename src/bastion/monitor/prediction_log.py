@@ -81,7 +81,7 @@ BASE_SCHEMA = pa.schema(
     ]
 )
 BASE_COLUMNS: tuple[str, ...] = tuple(BASE_SCHEMA.names)
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _META_KEY = b"bastion.prediction_log.schema_version"
 
 
@@ -134,7 +134,7 @@ def _plain(v: Any) -> Any:
 
 
 def _check_name(model: str) -> str:
-    if not _NAME_RE.match(model):
+    if not _NAME_RE.fullmatch(model):
         raise DataError(f"Model name {model!r} is not a valid log folder name (letters, digits, . _ -).")
     return model
 

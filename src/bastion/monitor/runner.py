@@ -372,7 +372,8 @@ def run_window(
     deliveries: list[Delivery] = []
     rollback = None
     if dispatch and alerts:
-        deliveries = deliver(alerts, cfg.alerts, log_path=alert_log_path(project, cfg), sleep=sleep)
+        deliveries = deliver(alerts, cfg.alerts, log_path=alert_log_path(project, cfg), sleep=sleep,
+                             root=project.settings.root)
         rollback = maybe_rollback(project, mv.name, alerts, cfg.alerts.rollback, monitored_version=mv.version)
     result = _replace(result, alerts=tuple(alerts), deliveries=tuple(deliveries), rollback=rollback)
     history: list[dict[str, Any]] = []

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, select
 
+from bastion.audit.refusals import record_refusal
 from bastion.errors import NotFoundError, PolicyViolation, RegistryError
 from bastion.registry._common import now_iso, resolve_version
 from bastion.registry.records import ModelVersion
@@ -52,6 +53,8 @@ def promote(project: Project, ref: str, *, alias: str, force_reason: str | None)
     forced = False
     if decision is not None and not decision.allowed:
         if not force_reason or not force_reason.strip():
+            record_refusal(project, "model.promote.refused", mv.ref, "; ".join(decision.reasons),
+                           {"alias": alias, "version": mv.version, "digest": mv.digest})
             raise PolicyViolation(
                 f"Promotion of {mv.ref} to '{alias}' refused: "
                 + "; ".join(decision.reasons)
@@ -59,6 +62,10 @@ def promote(project: Project, ref: str, *, alias: str, force_reason: str | None)
             )
         allowed_actors = list((decision.evidence or {}).get("force_allowed") or [])
         if project.actor not in allowed_actors:
+            record_refusal(project, "model.promote.force_refused", mv.ref,
+                           f"'{project.actor}' is not in aliases.{alias}.force_allowed",
+                           {"alias": alias, "version": mv.version, "digest": mv.digest,
+                            "force_reason": force_reason, "refused_because": list(decision.reasons)})
             raise PolicyViolation(
                 f"Promotion of {mv.ref} to '{alias}' refused, and '{project.actor}' may not force it: the policy's "
                 f"aliases.{alias}.force_allowed lists who may ({', '.join(allowed_actors) or 'nobody'}). "

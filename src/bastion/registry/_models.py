@@ -296,7 +296,8 @@ def materialize(project: Project, ref: str, dest: str | Path | None) -> Path:
 
 def load(project: Project, ref: str, *, trusted: list[str] | None) -> Any:
     """Load a model version without running code it carries: skops with a trusted-types check,
-    pickles only after a clean recorded scan."""
+    pickles and joblib files only after a clean recorded scan, and then only through the restricted
+    unpickler (``trusted`` names the extra globals an operator has audited)."""
     mv = get(project, ref)
     if mv.artifact_kind != "file":
         raise UnsafeArtifactError(f"{mv.ref} is a folder artifact; load it with its framework from model_path().")

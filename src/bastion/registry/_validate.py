@@ -106,13 +106,6 @@ def validate_artifact(
         raise UnsafeArtifactError(f"{what} is not loaded: its scan is '{scan_status}'.")
     try:
         model = fl.load(path.read_bytes(), what=what, trusted=trusted)
-    except UnsafeArtifactError as e:
-        if flavor in ("pickle", "joblib") and "does not have" in str(e) and not convert:
-            # no restricted unpickler in this build: keep it, unloadable, with the way out
-            return FlavorInfo(flavor=flavor, framework=fl.framework(), notes=(
-                "not loaded at registration (no restricted unpickler); it cannot be gated or served until it is "
-                "saved with skops",)), None
-        raise UnsafeArtifactError(f"Refusing to register {path.name}: {e}") from e
     except BastionError as e:
         raise type(e)(f"Refusing to register {path.name}: {e}") from e
     notes: list[str] = []

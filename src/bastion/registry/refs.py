@@ -10,13 +10,13 @@ from bastion.errors import RegistryError
 
 __all__ = ["ALIAS_RE", "NAME_RE", "Ref", "check_alias", "check_name", "parse_ref"]
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+ALIAS_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
 
 def check_name(name: str, what: str = "name") -> str:
     """Return ``name`` if it uses the safe charset, else raise with what is allowed."""
-    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or ".." in name:
         raise RegistryError(
             f"Invalid {what} {name!r}: use 1-128 characters from letters, digits, '.', '_' and '-', "
             "starting with a letter or digit."
@@ -25,7 +25,7 @@ def check_name(name: str, what: str = "name") -> str:
 
 
 def check_alias(alias: str) -> str:
-    if not isinstance(alias, str) or not ALIAS_RE.match(alias):
+    if not isinstance(alias, str) or not ALIAS_RE.fullmatch(alias):
         raise RegistryError(
             f"Invalid alias {alias!r}: use 1-64 characters from letters, digits, '_' and '-', starting with a letter."
         )
@@ -59,7 +59,9 @@ def parse_ref(ref: str) -> Ref:
 def _parse_ref(ref: str) -> Ref:
     if not ref.strip():
         raise RegistryError("A reference is required: NAME:VERSION, NAME@ALIAS or NAME.")
-    ref = ref.strip()
+    if ref != ref.strip():
+        # never trimmed: "churn@production\n" must not quietly become "churn@production"
+        raise RegistryError(f"Invalid reference {ref!r}: remove the leading or trailing whitespace.")
     if "@" in ref:
         name, _, alias = ref.partition("@")
         return Ref(check_name(name), alias=check_alias(alias))

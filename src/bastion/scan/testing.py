@@ -24,7 +24,7 @@ from bastion.scan.interface import (
 __all__ = ["check_scanner"]
 
 _TOLERATED: tuple[type[BaseException], ...] = (LimitExceeded, *CONTENT_ERRORS)
-_RULE_ID = re.compile(r"^[a-z0-9]+(?:[.-][a-z0-9]+)+$")
+_RULE_ID = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)+")
 
 
 def _context(findings: list[Finding], size: int) -> ScanContext:
@@ -75,6 +75,6 @@ def check_scanner(scanner: FormatScanner, samples: Iterable[bytes] = (), *, fuzz
         except Exception as exc:  # the contract: never raise for content
             raise AssertionError(f"{scanner.name}.scan raised {type(exc).__name__}: {exc} on {data[:32]!r}") from exc
         for f in findings:
-            assert _RULE_ID.match(f.rule_id), f"rule id {f.rule_id!r} must be dotted lower-case words"
+            assert _RULE_ID.fullmatch(f.rule_id), f"rule id {f.rule_id!r} must be dotted lower-case words"
             assert isinstance(f.severity, Severity), f"{f.rule_id}: severity must be a Severity"
             assert f.message and f.remediation, f"{f.rule_id}: message and remediation are required"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -140,8 +141,12 @@ class JwtVerifier:
             raise AuthError("invalid credentials")
         h64, p64, s64 = token.split(".")
         header = json.loads(b64url_decode(h64))
+        if not isinstance(header, dict):
+            raise AuthError("invalid credentials")
         alg = header.get("alg")
         if alg not in _ALGS:
+            raise AuthError("invalid credentials")
+        if "crit" in header:  # RFC 7515 4.1.11: extensions we do not implement must make the token invalid
             raise AuthError("invalid credentials")
         kid = str(header.get("kid", ""))
         with self._lock:
@@ -170,12 +175,13 @@ class JwtVerifier:
         if not isinstance(claims, dict):
             raise AuthError("invalid credentials")
         now, leeway = time.time(), self.settings.leeway_s
-        exp = claims.get("exp")
-        if not isinstance(exp, int | float) or now > exp + leeway:
+        exp = _numeric_date(claims.get("exp"))
+        if exp is None or now > exp + leeway:
             raise AuthError("invalid credentials (token expired or without 'exp')")
-        nbf = claims.get("nbf")
-        if nbf is not None and (not isinstance(nbf, int | float) or now + leeway < nbf):
-            raise AuthError("invalid credentials")
+        if "nbf" in claims:
+            nbf = _numeric_date(claims["nbf"])
+            if nbf is None or now + leeway < nbf:
+                raise AuthError("invalid credentials")
         if claims.get("iss") != self.settings.issuer:
             raise AuthError("invalid credentials")
         aud = claims.get("aud")
@@ -190,3 +196,13 @@ class JwtVerifier:
         if not sub or not roles:
             raise AuthError("invalid credentials")
         return Principal(key_id=f"jwt:{sub}", name=sub, roles=roles, kind="jwt")
+
+
+_MAX_DATE = 253402300799  # 9999-12-31T23:59:59Z: later "dates" (1e999 parses as infinity) are not dates
+
+
+def _numeric_date(v: Any) -> float | None:
+    """An RFC 7519 NumericDate (finite, non-negative seconds; booleans are not numbers), else None."""
+    if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= _MAX_DATE:
+        return float(v)
+    return None

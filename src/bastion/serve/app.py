@@ -44,7 +44,7 @@ __all__ = ["PUBLIC_PATHS", "ServerState", "app_from_env", "create_app"]
 
 log = logging.getLogger("bastion.serve")
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/ui"})
 _JSON = "application/json"
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _INLINE_ROWS = 128  # batches up to this size predict on the event loop; bigger ones in a thread with a timeout
@@ -349,6 +349,13 @@ class _Deadlines:
         self.inflight[task] = time.monotonic() + self.timeout_s
         return task
 
+    def check(self, task: asyncio.Task[Any]) -> None:
+        """Raise TimeoutError when ``task`` is past its deadline: synchronous steps (parsing, validation)
+        cannot be cancelled mid-way, so the handler asks between them."""
+        deadline = self.inflight.get(task)
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError
+
     def leave(self, task: asyncio.Task[Any]) -> None:
         self.inflight.pop(task, None)
 
@@ -404,8 +411,9 @@ def create_app(config: ServeConfig, *, project: Any = None, preloaded: LoadedMod
             sys.setswitchinterval(switch_interval)
             state.stop()
 
+    # No trailing-slash redirects: Starlette builds their absolute URL from the Host header (reflected).
     app = FastAPI(title="Bastion model server", version="1", docs_url=None, redoc_url=None, openapi_url=None,
-                  lifespan=lifespan)
+                  lifespan=lifespan, redirect_slashes=False)
     app.state.bastion = state
     roles: dict[tuple[str, str], str] = {}
     app.state.route_roles = roles
@@ -442,6 +450,7 @@ def create_app(config: ServeConfig, *, project: Any = None, preloaded: LoadedMod
                 body = await _read_body(request, limits.max_body_bytes)
                 rows = m.schema.parse(body)
                 x = m.matrix(rows)
+                deadlines.check(task)  # --timeout covers reading, parsing and validation too
                 if len(rows) <= _INLINE_ROWS:
                     result = fn(m, x)  # synchronous: no await, so nothing else runs meanwhile
                 else:
@@ -622,6 +631,10 @@ def create_app(config: ServeConfig, *, project: Any = None, preloaded: LoadedMod
     if config.ui:
         from bastion.ui import create_ui_app
 
+        async def ui_home(request: Request) -> Response:  # a relative Location: never built from Host
+            return Response(status_code=308, headers={"Location": "/ui/"})
+
+        app.router.routes.append(Route("/ui", ui_home, methods=["GET", "HEAD"], include_in_schema=False))
         app.mount("/ui", create_ui_app(config.project_root))
     return app
 

@@ -44,8 +44,8 @@ log = logging.getLogger("bastion.serve")
 ROLES: tuple[str, ...] = ("predict", "explain", "admin")
 KEY_PREFIX = "bst_"
 # bst_<8 hex id>_<43 chars base64url of 32 random bytes>
-_KEY_RE = re.compile(r"^bst_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_KEY_RE = re.compile(r"bst_([0-9a-f]{8})_([A-Za-z0-9_-]{43})")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def _now() -> str:
@@ -218,7 +218,7 @@ def _check_roles(roles: Iterable[str]) -> tuple[str, ...]:
 
 def create_api_key(project: Any, name: str, roles: Iterable[str]) -> CreatedKey:
     """Make a key with ``roles`` for client ``name``; returns it once (only its digest is kept); audited."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise KeyManagementError(
             f"Invalid API key name {name!r}: use 1-64 letters, digits, '.', '_' or '-' (letter or digit first)."
         )
@@ -306,7 +306,7 @@ class Authenticator:
         if scheme.lower() != "bearer" or not cred:
             raise AuthError("unsupported authorization scheme; use 'Authorization: Bearer <API key or token>'")
         cred = cred.strip()
-        m = _KEY_RE.match(cred)
+        m = _KEY_RE.fullmatch(cred)
         if m is not None:
             return self._api_key(m.group(1), cred)
         if self.jwt is not None and cred.count(".") == 2:

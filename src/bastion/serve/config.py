@@ -5,6 +5,7 @@ Nothing secret goes in here: keys live in the project's keyring, TLS keys in fil
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from dataclasses import asdict, dataclass, field, replace
@@ -12,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from bastion.errors import ConfigError
+from bastion.serve._conn import ConnectionLimits
 from bastion.serve._jwt import JwtSettings
 from bastion.serve.limits import LimitSettings
 
-__all__ = ["ENV_VAR", "ServeConfig"]
+__all__ = ["ENV_VAR", "ServeConfig", "check_forwarded_allow_ips"]
 
 ENV_VAR = "BASTION_SERVE_CONFIG"
 
@@ -38,6 +40,11 @@ class ServeConfig:
         ``"write"`` (kernel-durable group commit, default) or ``"fsync"`` (disk-durable group commit).
     prediction_log
         Write inputs/outputs (sensitive fields dropped) to the monitoring prediction log.
+    connections
+        Header-read and keep-alive timeouts, total and per-client connection caps (:mod:`bastion.serve._conn`).
+    forwarded_allow_ips
+        Proxy addresses (IPs or CIDRs) whose ``X-Forwarded-For``/``-Proto`` are believed; empty (the
+        default): nobody's, the TCP peer is the client.
     """
 
     ref: str
@@ -57,6 +64,8 @@ class ServeConfig:
     access_log: bool = False
     # mount the dashboard at /ui (it does its own login; the API's keys never apply to it)
     ui: bool = False
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    forwarded_allow_ips: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 1 <= self.workers <= 64:
@@ -72,6 +81,7 @@ class ServeConfig:
             raise ConfigError(f"The alias poll interval must be >= 0 seconds; got {self.poll_s}.")
         if self.audit_durability not in ("write", "fsync"):
             raise ConfigError(f"Audit durability must be 'write' or 'fsync'; got {self.audit_durability!r}.")
+        object.__setattr__(self, "forwarded_allow_ips", check_forwarded_allow_ips(self.forwarded_allow_ips))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -82,6 +92,8 @@ class ServeConfig:
             d: dict[str, Any] = json.loads(text)
             d["limits"] = LimitSettings(**d.get("limits") or {})
             d["jwt"] = JwtSettings(**d["jwt"]) if d.get("jwt") else None
+            d["connections"] = ConnectionLimits(**d.get("connections") or {})
+            d["forwarded_allow_ips"] = tuple(d.get("forwarded_allow_ips") or ())
             return ServeConfig(**d)
         except (ValueError, TypeError) as e:
             raise ConfigError(f"Malformed server configuration: {e}.") from e
@@ -95,3 +107,26 @@ class ServeConfig:
 
     def with_(self, **changes: Any) -> ServeConfig:
         return replace(self, **changes)
+
+
+def check_forwarded_allow_ips(values: Any) -> tuple[str, ...]:
+    """Proxy addresses as given (each an IP address or CIDR network); raises ConfigError on anything else.
+
+    ``*`` (trust every peer) is refused on purpose: a forged ``X-Forwarded-For`` would then choose the
+    address that login throttling, the audit log and the request journal record.
+    """
+    if isinstance(values, str):
+        values = [v for v in values.split(",")]
+    out: list[str] = []
+    for raw in values:
+        v = str(raw).strip()
+        if not v:
+            continue
+        try:
+            ipaddress.ip_network(v, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"--forwarded-allow-ips takes IP addresses or CIDR networks of your proxies; got {v!r}."
+            ) from None
+        out.append(v)
+    return tuple(out)

@@ -12,7 +12,7 @@ from typing import Any
 
 from bastion.serve.config import ENV_VAR, ServeConfig
 
-__all__ = ["preflight", "run_server", "uvicorn_options"]
+__all__ = ["forwarded_options", "preflight", "run_server", "uvicorn_options"]
 
 log = logging.getLogger("bastion.serve")
 
@@ -33,14 +33,27 @@ def preflight(config: ServeConfig) -> Any:
 
 
 def uvicorn_options(config: ServeConfig) -> dict[str, Any]:
+    """uvicorn settings: connection guard (see :mod:`bastion.serve._conn`), forwarded headers only from the
+    configured proxies (none by default), no server header."""
+    from bastion.serve._conn import uvicorn_connection_options
+
     opts: dict[str, Any] = {
         "host": config.host, "port": config.port, "log_config": None, "access_log": False,
-        "server_header": False, "timeout_graceful_shutdown": 15, "limit_concurrency": 2048,
-        "timeout_keep_alive": 15,
+        "server_header": False, "timeout_graceful_shutdown": 15,
+        **forwarded_options(config.forwarded_allow_ips),
+        **uvicorn_connection_options(config.connections),
     }
     if config.tls_cert:
         opts.update(ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key)
     return opts
+
+
+def forwarded_options(allow_ips: tuple[str, ...]) -> dict[str, Any]:
+    """uvicorn's proxy-header settings: off unless proxies are named (uvicorn would otherwise trust
+    127.0.0.1, or whatever ``FORWARDED_ALLOW_IPS`` says, and let any local forwarder choose the client address)."""
+    if not allow_ips:
+        return {"proxy_headers": False, "forwarded_allow_ips": ""}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(allow_ips)}
 
 
 def run_server(config: ServeConfig) -> None:

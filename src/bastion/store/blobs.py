@@ -18,11 +18,22 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from bastion.errors import DataError, IntegrityError, StoreError
+from bastion.errors import BastionError, ConfigError, DataError, IntegrityError, StoreError
 
-__all__ = ["CHUNK", "BlobStore", "LocalBlobStore", "open_blob_store", "sha256_file", "validate_member_path"]
+__all__ = [
+    "CHUNK",
+    "BlobStore",
+    "FsspecBlobStore",
+    "LocalBlobStore",
+    "open_blob_store",
+    "s3_fs_kwargs",
+    "sha256_file",
+    "validate_member_path",
+]
 
 CHUNK = 8 * 1024 * 1024
+_SHARE_HINT = (" Every project folder sharing a database must use the same artifact store"
+               " (artifacts_url and storage_options).")
 MANIFEST_KIND = "bastion.dir-manifest"
 
 
@@ -80,6 +91,13 @@ class BlobStore:
     def iter_digests(self) -> Iterator[str]:
         raise NotImplementedError
 
+    def check(self) -> None:
+        """Raise :class:`StoreError` when the store cannot be reached."""
+
+    def describe(self) -> str:
+        """Where the store is, for messages (never credentials)."""
+        return type(self).__name__
+
     # -- shared logic ------------------------------------------------------------------------
     def put(self, path: str | Path, progress: Callable[[int, int], None] | None = None) -> tuple[str, str]:
         """Store a file or a directory; returns ``(digest, kind)`` with kind ``file`` or ``dir``."""
@@ -134,6 +152,13 @@ class BlobStore:
 class LocalBlobStore(BlobStore):
     """Blobs in a local folder: ``<root>/sha256/<2 hex>/<62 hex>``."""
 
+    def describe(self) -> str:
+        return str(self.root)
+
+    def check(self) -> None:
+        if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
+            raise StoreError(f"The artifact folder {self.root} is missing or not writable.")
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         try:
@@ -159,7 +184,7 @@ class LocalBlobStore(BlobStore):
                     return None
         except FileNotFoundError as e:
             raise IntegrityError(
-                f"The stored blob {digest} of {what or 'an artifact'} is missing from {self.root}."
+                f"The stored blob {digest} of {what or 'an artifact'} is missing from {self.root}.{_SHARE_HINT}"
             ) from e
         return super().read_manifest(digest, what=what)
 
@@ -217,7 +242,9 @@ class LocalBlobStore(BlobStore):
         """Open a blob after checking its hash (one streaming pass)."""
         p = self.path_of(digest)
         if not p.is_file():
-            raise IntegrityError(f"The stored blob {digest} of {what or 'an artifact'} is missing from {self.root}.")
+            raise IntegrityError(
+                f"The stored blob {digest} of {what or 'an artifact'} is missing from {self.root}.{_SHARE_HINT}"
+            )
         actual = sha256_file(p)
         if actual != digest:
             raise IntegrityError(
@@ -233,7 +260,7 @@ class LocalBlobStore(BlobStore):
             data = p.read_bytes()
         except FileNotFoundError as e:
             raise IntegrityError(
-                f"The stored blob {digest} of {what or 'an artifact'} is missing from {self.root}."
+                f"The stored blob {digest} of {what or 'an artifact'} is missing from {self.root}.{_SHARE_HINT}"
             ) from e
         actual = "sha256:" + hashlib.sha256(data).hexdigest()
         if actual != digest:
@@ -263,7 +290,9 @@ class LocalBlobStore(BlobStore):
     def _copy_verified(self, digest: str, target: Path, *, what: str) -> None:
         src = self.path_of(digest)
         if not src.is_file():
-            raise IntegrityError(f"The stored blob {digest} of {what or 'an artifact'} is missing from {self.root}.")
+            raise IntegrityError(
+                f"The stored blob {digest} of {what or 'an artifact'} is missing from {self.root}.{_SHARE_HINT}"
+            )
         tmp = target.with_name(target.name + ".bastion-tmp")
         try:
             with open(src, "rb") as fin, open(tmp, "wb", buffering=0) as fout:
@@ -359,39 +388,144 @@ def _copy_hashing(
     return "sha256:" + h.hexdigest()
 
 
-class FsspecBlobStore(BlobStore):
-    """Blobs on any fsspec filesystem (S3-compatible object storage for teams)."""
+_NETWORK_ERROR_MODULES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "urllib3", "requests", "gcsfs", "adlfs")
 
-    def __init__(self, url: str) -> None:
+
+def _is_network_error(e: BaseException) -> bool:
+    if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
+        return True
+    return any(c.__module__.split(".")[0] in _NETWORK_ERROR_MODULES for c in type(e).__mro__)
+
+
+def s3_fs_kwargs(storage_options: dict[str, Any]) -> dict[str, Any]:
+    """fsspec/s3fs keyword arguments from Bastion's ``storage_options`` (endpoint, region, timeouts).
+
+    Short connect timeouts and few retries, so that an unreachable endpoint fails in seconds; no listings
+    cache, so that blobs written by another machine are seen at once.
+    """
+    opts = dict(storage_options)
+    kwargs: dict[str, Any] = {"use_listings_cache": False, "skip_instance_cache": True}
+    if "endpoint_url" in opts:
+        kwargs["endpoint_url"] = opts["endpoint_url"]
+    if "region" in opts:
+        kwargs["client_kwargs"] = {"region_name": opts["region"]}
+    if "profile" in opts:
+        kwargs["profile"] = opts["profile"]
+    kwargs["config_kwargs"] = {
+        "connect_timeout": float(opts.get("connect_timeout", 3.0)),
+        "read_timeout": float(opts.get("read_timeout", 60.0)),
+        "retries": {"max_attempts": int(opts.get("max_attempts", 2)), "mode": "standard"},
+    }
+    return kwargs
+
+
+class FsspecBlobStore(BlobStore):
+    """Blobs on any fsspec filesystem (S3-compatible object storage for teams).
+
+    Network failures become one-line :class:`StoreError` (exit 2) naming the endpoint; a missing blob is
+    an :class:`IntegrityError`; every read is verified against its digest.
+    """
+
+    def __init__(self, url: str, *, storage_options: dict[str, Any] | None = None) -> None:
         import fsspec
 
-        self.fs, self.base = fsspec.core.url_to_fs(url)
         self.url = url
+        self.scheme = url.split("://", 1)[0]
+        opts = dict(storage_options or {})
+        kwargs = s3_fs_kwargs(opts) if self.scheme in {"s3", "s3a"} else {}
+        self.endpoint = str(opts.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL_S3")
+                            or os.environ.get("AWS_ENDPOINT_URL") or "")
+        try:
+            self.fs, self.base = fsspec.core.url_to_fs(url, **kwargs)
+            if self.scheme in {"s3", "s3a"}:
+                # s3fs retries each call 5 times on top of botocore's attempts; keep the whole of it short
+                self.fs.retries = int(opts.get("max_attempts", 2))
+        except ImportError as e:
+            raise StoreError(
+                f"The artifact store {url} needs the fsspec driver for '{self.scheme}://' "
+                f"({e.name or e}); for S3 install s3fs (`pip install s3fs`)."
+            ) from e
+        except ValueError as e:
+            raise ConfigError(f"The artifact store URL {url!r} is not usable: {e}.") from e
+
+    def describe(self) -> str:
+        """The store for messages: URL and endpoint (never credentials)."""
+        if self.endpoint:
+            return f"{self.url} at {self.endpoint}"
+        return f"{self.url} (default {self.scheme} endpoint)" if self.scheme in {"s3", "s3a"} else self.url
+
+    @contextmanager
+    def _net(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except BastionError:
+            raise
+        except FileNotFoundError:
+            raise
+        except Exception as e:
+            if not _is_network_error(e):
+                raise
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise StoreError(
+                f"Cannot {doing} the object store {self.describe()}: {first}. Check the endpoint "
+                "(storage_options.endpoint_url or AWS_ENDPOINT_URL), the network and the credentials "
+                "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)."
+            ) from e
 
     def _key(self, digest: str) -> str:
         h = _hex(digest)
         return f"{self.base.rstrip('/')}/sha256/{h[:2]}/{h[2:]}"
 
+    def check(self) -> None:
+        """Reach the store: list its root (raises :class:`StoreError` when unreachable or the bucket is missing)."""
+        bucket = self.base.split("/", 1)[0]
+        with self._net("reach"):
+            try:
+                found = bool(self.fs.exists(bucket))
+            except FileNotFoundError:
+                found = False
+        if not found:
+            raise StoreError(f"The bucket {bucket!r} of the object store {self.describe()} does not exist; "
+                             "create it first.")
+
     def exists(self, digest: str) -> bool:
-        return bool(self.fs.exists(self._key(digest)))
+        with self._net("read from"):
+            return bool(self.fs.exists(self._key(digest)))
+
+    def _put_missing_bucket(self, e: FileNotFoundError) -> StoreError:
+        bucket = self.base.split("/", 1)[0]
+        return StoreError(f"Cannot write to the object store {self.describe()}: bucket {bucket!r} does not exist "
+                          f"({e}). Create it first.")
 
     def put_bytes(self, data: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if not self.exists(digest):
-            self.fs.pipe_file(self._key(digest), data)
+            with self._net("write to"):
+                try:
+                    self.fs.pipe_file(self._key(digest), data)
+                except FileNotFoundError as e:
+                    raise self._put_missing_bucket(e) from e
         return digest
 
     def put_file(self, path: str | Path, progress: Callable[[int, int], None] | None = None) -> str:
         digest = sha256_file(path)
         if not self.exists(digest):
-            self.fs.put_file(str(path), self._key(digest))
+            with self._net("write to"):
+                try:
+                    self.fs.put_file(str(path), self._key(digest))
+                except FileNotFoundError as e:
+                    raise self._put_missing_bucket(e) from e
         return digest
 
     def get_bytes(self, digest: str, *, what: str = "") -> bytes:
-        try:
-            data = bytes(self.fs.cat_file(self._key(digest)))
-        except FileNotFoundError as e:
-            raise IntegrityError(f"The stored blob {digest} of {what or 'an artifact'} is missing.") from e
+        with self._net("read from"):
+            try:
+                data = bytes(self.fs.cat_file(self._key(digest)))
+            except FileNotFoundError as e:
+                raise IntegrityError(
+                    f"The stored blob {digest} of {what or 'an artifact'} is missing from {self.describe()}."
+                    + _SHARE_HINT
+                ) from e
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
             raise IntegrityError(f"The stored blob of {what or 'an artifact'} is corrupted or was swapped ({digest}).")
         return data
@@ -410,16 +544,19 @@ class FsspecBlobStore(BlobStore):
 
     def delete(self, digest: str) -> None:
         if self.exists(digest):
-            self.fs.rm_file(self._key(digest))
+            with self._net("delete from"):
+                self.fs.rm_file(self._key(digest))
 
     def iter_digests(self) -> Iterator[str]:
-        for key in self.fs.find(f"{self.base.rstrip('/')}/sha256"):
+        with self._net("list"):
+            keys = list(self.fs.find(f"{self.base.rstrip('/')}/sha256"))
+        for key in keys:
             parts = key.rstrip("/").split("/")
             yield "sha256:" + parts[-2] + parts[-1]
 
 
-def open_blob_store(url: str) -> BlobStore:
-    """A blob store for a local path or an fsspec URL."""
+def open_blob_store(url: str, *, storage_options: dict[str, Any] | None = None) -> BlobStore:
+    """A blob store for a local path or an fsspec URL (``storage_options``: endpoint, region, timeouts)."""
     if "://" in url and not url.startswith("file://"):
-        return FsspecBlobStore(url)
+        return FsspecBlobStore(url, storage_options=storage_options)
     return LocalBlobStore(url.removeprefix("file://"))

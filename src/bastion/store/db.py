@@ -23,7 +23,7 @@ __all__ = ["HEAD_REVISION", "Database"]
 
 log = logging.getLogger("bastion.store")
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0005"
 _WRITE_LOCK_KEY = 0x6261_7374  # "bast": PostgreSQL advisory lock serializing Bastion writers
 
 
@@ -79,7 +79,8 @@ class Database:
             return engine
         if self.dialect == "postgresql" and parsed_driver(url) is None:
             url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-        return create_engine(url, pool_pre_ping=True)
+        # A short connect timeout: an unreachable server is a one-line error in seconds, not a hang.
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
 
     # -- transactions -------------------------------------------------------------------------
     @contextmanager

@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -127,4 +128,81 @@ audit_log = Table(
     Index("ix_audit_log_actor", "actor", "seq"),
     Index("ix_audit_log_action", "action", "seq"),
     Index("ix_audit_log_subject", "subject", "seq"),
+)
+
+# Vulnerability advisories (OSV, PyPI ecosystem) and what they match in each model version's environment.
+vuln_advisories = Table(
+    "vuln_advisories",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("modified", String(40), nullable=False),
+    Column("published", String(40), nullable=True),
+    Column("withdrawn", String(40), nullable=True),
+    Column("aliases_json", Text, nullable=False, default="[]"),
+    Column("summary", Text, nullable=False, default=""),
+    Column("severity", String(16), nullable=False, default="unknown"),
+    Column("score", Float, nullable=True),
+    Column("vector", Text, nullable=True),
+    Column("record_digest", String(80), nullable=False),
+    Column("import_digest", String(80), nullable=False),
+    Column("imported_at", String(40), nullable=False),
+)
+
+vuln_affected = Table(
+    "vuln_affected",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("advisory_id", String(200), nullable=False),
+    Column("package", String(200), nullable=False),  # PEP 503 normalised
+    Column("ranges_json", Text, nullable=False, default="[]"),
+    Column("versions_json", Text, nullable=False, default="[]"),
+    Index("ix_vuln_affected_package", "package"),
+    Index("ix_vuln_affected_advisory", "advisory_id"),
+)
+
+vuln_results = Table(
+    "vuln_results",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("checked_at", String(40), nullable=False),
+    Column("count", Integer, nullable=False, default=0),
+    Column("max_severity", String(16), nullable=True),
+    Column("matches_json", Text, nullable=False, default="[]"),
+)
+
+# Dashboard users, their server-side sessions and the login throttle (issue 15): shared by every worker
+# and every dashboard process of the project, and surviving restarts.
+ui_users = Table(
+    "ui_users",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("pw_hash", Text, nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("changed_at", String(40), nullable=False),
+)
+
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),  # SHA-256 of the cookie value; the value is never stored
+    Column("user_name", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_ui_sessions_user", "user_name"),
+    Index("ix_ui_sessions_expires", "expires_at"),
+)
+
+login_throttle = Table(
+    "login_throttle",
+    metadata,
+    Column("scope", String(8), primary_key=True),  # "addr" or "user"
+    Column("key", String(200), primary_key=True),
+    Column("window_start", Float, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Index("ix_login_throttle_window", "window_start"),
 )

@@ -50,6 +50,6 @@ def test_bad_policies(doc, message):
 
 def test_policy_file_without_section(tmp_path):
     p = tmp_path / "p.yaml"
-    p.write_text("gates: {}\n")
+    p.write_text("monitoring: {}\n")
     with pytest.raises(ConfigError, match="no 'protection:'"):
         load_policy(p)

@@ -4,6 +4,7 @@ import hashlib
 import json
 import logging
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from bastion.data.protect import Policy, k_anonymity, protect, protect_file
 from bastion.data.reveal import reveal_file, reveal_table
-from bastion.errors import ConfigError, DataError, KeyManagementError
+from bastion.errors import ConfigError, DataError, KeyManagementError, PolicyViolation
 
 from .conftest import PEOPLE_SCAN, fake_detector, fake_scan
 
@@ -73,14 +74,72 @@ def test_k_anonymity_hand_computed(keyring):
     )
     _, rep = protect(
         df,
-        {"quasi_identifiers": ["zip", "sex"], "k_anonymity": {"min_k": 2}},
+        {"quasi_identifiers": ["zip", "sex"]},
         keyring=keyring,
         scan=fake_scan({"zip": None, "sex": None, "x": None}),
     )
     k = rep.k_anonymity
-    # classes: (021,F)=2 (021,M)=1 (941,M)=2 (100,F)=1
-    assert (k.k, k.classes, k.rows, k.rows_below_min_k, k.satisfied) == (1, 4, 6, 2, False)
+    # classes: (021,F)=2 (021,M)=1 (941,M)=2 (100,F)=1; measured only (no min_k)
+    assert (k.k, k.classes, k.rows, k.rows_below_min_k, k.satisfied) == (1, 4, 6, 0, None)
     assert k_anonymity({("a",): 3, ("b",): 5}, ("q",), min_k=3).satisfied is True
+
+
+KANON_DF = pd.DataFrame({"zip": ["021", "021", "021", "941", "941", "100"], "sex": list("FFMMMF"), "x": range(6)})
+
+
+def test_k_anonymity_enforced_fails_and_lists_classes(keyring):
+    # sex has no hierarchy and ZIP prefixes never merge these classes: no way to k=2 without suppression
+    with pytest.raises(PolicyViolation) as e:
+        protect(
+            KANON_DF,
+            {"quasi_identifiers": ["zip", "sex"], "k_anonymity": {"min_k": 2, "max_suppression": 0}},
+            keyring=keyring,
+            scan=fake_scan({"zip": None, "sex": None, "x": None}),
+        )
+    msg = str(e.value)
+    assert e.value.exit_code == 1
+    # listed at the coarsest level tried (ZIP1)
+    assert "zip=0, sex=M (1 rows)" in msg and "zip=1, sex=F (1 rows)" in msg and "Nothing was written" in msg
+
+
+def test_k_anonymity_enforced_by_suppression_says_how_many(keyring):
+    out, rep = protect(
+        KANON_DF,
+        {"quasi_identifiers": ["zip", "sex"], "k_anonymity": {"min_k": 2, "max_suppression": 0.4}},
+        keyring=keyring,
+        scan=fake_scan({"zip": None, "sex": None, "x": None}),
+    )
+    k = rep.k_anonymity
+    assert (k.k, k.rows, k.suppressed_rows, k.satisfied) == (2, 4, 2, True)
+    assert sorted(out["x"].tolist()) == [0, 1, 3, 4]
+
+
+def test_k_anonymity_enforced_by_generalising_along_hierarchies(keyring):
+    rng = np.random.default_rng(3)
+    n = 2000
+    age = rng.integers(18, 90, n)
+    prefix = np.array(["021", "100", "606", "941"])[rng.integers(0, 4, n)]
+    df = pd.DataFrame(
+        {
+            "age": age,
+            "zip": [f"{p}{z:02d}" for p, z in zip(prefix, rng.integers(0, 99, n), strict=True)],
+            "dob": [f"{2000 - a}-{m:02d}-{d:02d}" for a, m, d in zip(age, rng.integers(1, 13, n),
+                                                                   rng.integers(1, 29, n), strict=True)],
+            "x": range(n),
+        }
+    )
+    scan = fake_scan({"age": None, "zip": "US_ZIP", "dob": "DATE_OF_BIRTH", "x": None})
+    _, before = protect(df, {"quasi_identifiers": ["age", "zip", "dob"]}, keyring=keyring, scan=scan)
+    assert before.k_anonymity.k < 5
+    out, rep = protect(
+        df, {"quasi_identifiers": ["age", "zip", "dob"], "k_anonymity": {"min_k": 5}}, keyring=keyring, scan=scan
+    )
+    k = rep.k_anonymity
+    assert k.k >= 5 and k.satisfied and k.suppressed_rows <= 0.02 * n and k.rows == n - k.suppressed_rows
+    # every quasi-identifier moved up its hierarchy from the default operator's level
+    assert set(k.levels) == {"age", "zip", "dob"} and k.levels != {"age": "raw", "zip": "zip3", "dob": "year"}
+    sizes = out.groupby(["age", "zip", "dob"]).size()
+    assert sizes.min() >= 5
 
 
 def test_file_protect_streams_and_never_touches_input(tmp_path, people, keyring):

@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bastion.crypto.keys._local import MASTER_KEY_SIZE, LocalMasterKey
 from bastion.crypto.keys.env import ENV_VAR, EnvKeyProvider
@@ -18,6 +19,9 @@ from bastion.crypto.keys.interface import KeyProvider
 from bastion.crypto.keys.keyring import DataKey, DataKeyInfo, Keyring
 from bastion.crypto.keys.kms import KmsClient, KmsKeyProvider, LocalKms
 from bastion.errors import KeyManagementError
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = [
     "ENV_VAR",
@@ -37,6 +41,7 @@ __all__ = [
     "keyring_path",
     "resolve_provider",
     "rotate_master_key",
+    "rotate_project_master_key",
 ]
 
 PASSPHRASE_ENV = "BASTION_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
@@ -95,3 +100,14 @@ def rotate_master_key(
         write_key_file(key_path, new_key, new_passphrase, overwrite=True)
     ring.drop_other_wraps(new_provider.key_id)
     return RotationResult(old.key_id, new_provider.key_id, count)
+
+
+def rotate_project_master_key(
+    project: ProjectHandle, old: KeyProvider, *, new_passphrase: str | None, new_provider: KeyProvider | None = None
+) -> RotationResult:
+    """:func:`rotate_master_key` for a project's key file, audited (``keys.data.rotate``) by the library."""
+    result = rotate_master_key(
+        project.settings.key_path, old, new_passphrase=new_passphrase, new_provider=new_provider
+    )
+    project.audited("keys.data.rotate", result.new_key_id, result.to_dict())
+    return result

@@ -63,7 +63,7 @@ _SCRYPT_R = 8
 _SCRYPT_P = 1
 _CURVES: dict[str, ec.EllipticCurve] = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1()}
 _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384"}
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 Status = Literal["active", "rotated", "revoked"]
 
@@ -376,7 +376,7 @@ def _write_key_file(directory: Path, name: str, key: ec.EllipticCurvePrivateKey,
 
 
 def _check_name(name: str) -> None:
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise KeyManagementError(
             f"Key name must be 1-64 letters, digits, '.', '_' or '-' (starting with a letter or digit); "
             f"got {name!r}."

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,10 @@ class ProtectionPlan:
     token_key: tuple[str, bytes] | None = field(default=None, repr=False)
     encrypt_key: tuple[str, bytes] | None = field(default=None, repr=False)
     detector: Any = None
+    linker: Any = None
+    kanon: Any = None
+    #: re-scan the output for identifiers that survived (the residual check)
+    residual_check: bool = True
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -111,34 +116,115 @@ class ProtectionPlan:
 
     # the batch function ----------------------------------------------
     def __call__(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[str, Any]]:
+        import time
+
+        t0 = time.perf_counter()
+        linked = self.linker.spans(batch) if self.linker else {}
+        t_link = time.perf_counter() - t0
         names: list[str] = []
         arrays: list[pa.Array] = []
         spans: dict[str, dict[str, int]] = {}
+        link_counts: dict[str, int] = {}
         unreadable: dict[str, int] = {}
+        touched: dict[str, list[int]] = {}
         for name in batch.schema.names:
             arr = batch.column(name)
             action = self.actions.get(name)
+            extra = linked.get(name)
+            if extra is not None:
+                link_counts[name] = sum(len(x) for x in extra)
             if action is None or (action.rule.operator == "keep" and action.scope == "cell"):
+                if extra is not None and link_counts[name]:
+                    ops.check_cell_sizes(arr, name, self.policy.max_cell_bytes)
+                    arr = ops.protect_text_array(
+                        arr, name, detect=_no_spans, rule_for=lambda e: self.policy.text_rule(e, None),
+                        tokenizers=self._tokenizer, hashers=self._hasher,
+                        counts=spans.setdefault(name, {}), extra=extra,
+                    )  # fmt: skip
                 names.append(name)
                 arrays.append(arr)
                 continue
             if action.rule.operator == "drop" and action.scope == "cell":
                 continue
             ops.check_cell_sizes(arr, name, self.policy.max_cell_bytes)
-            out = self._apply(action, arr, spans)
+            out = self._apply(action, arr, spans, extra, touched.setdefault(name, []))
             if action.rule.operator == "generalize":
                 unreadable[name] = out.null_count - arr.null_count
             names.append(name)
             arrays.append(out)
+        suppressed = 0
+        if self.kanon is not None:
+            general = self.kanon.generalised(batch)
+            for q, values in general.items():
+                if q in names and self.kanon.levels[q] != "raw":
+                    arrays[names.index(q)] = pa.array(values.tolist(), pa.string())
+            keep = self.kanon.keep_mask(general)
+            if keep is not None and not keep.all():
+                suppressed = int((~keep).sum())
+                mask = pa.array(keep)
+                arrays = [a.filter(mask) for a in arrays]
+                batch = batch.filter(mask)
+                touched = {c: _reindex(rows, keep) for c, rows in touched.items()}
         result = pa.RecordBatch.from_arrays(arrays, names=names)
+        residual = self._residual(batch, result, touched) if self.residual_check else {}
         return result, {
-            "rows": batch.num_rows,
+            "rows": result.num_rows,
             "classes": self._classes(result),
             "spans": spans,
+            "linked": link_counts,
             "unreadable": unreadable,
+            "suppressed": suppressed,
+            "residual": residual,
+            "seconds_linkage": t_link,
+            "seconds_total": time.perf_counter() - t0,
         }
 
-    def _apply(self, action: ColumnAction, arr: pa.Array, spans: dict[str, dict[str, int]]) -> pa.Array:
+    def _residual(
+        self, raw: pa.RecordBatch, result: pa.RecordBatch, touched: dict[str, list[int]]
+    ) -> dict[str, dict[str, int]]:
+        """Identifiers left in the output: kept entity columns, and spans any detector or the row
+        linkage still finds in text (placeholders and tokens excluded)."""
+        out: dict[str, dict[str, int]] = {}
+        for name, a in self.actions.items():
+            if (
+                a.scope == "cell"
+                and a.entity
+                and a.rule.operator == "keep"
+                and name in result.schema.names
+                and (self.kanon is None or name not in self.kanon.levels)
+            ):
+                n = len(result.column(name)) - result.column(name).null_count
+                if n:
+                    out.setdefault(name, {})[a.entity] = n
+        text_cols = [n for n, a in self.actions.items() if a.scope == "spans" and n in result.schema.names]
+        if text_cols:
+            detect = self.detector
+            if detect is None:
+                detect = importlib.import_module("bastion.data.pii").detect_spans_batch
+            for name in text_cols:
+                cells = result.column(name).to_pylist()
+                rows = [i for i in touched.get(name, []) if cells[i]]
+                found = detect([cells[i] for i in rows]) if rows else []
+                for i, sp in zip(rows, found, strict=True):
+                    _count_residual(out, name, cells[i], sp)
+        if self.linker:
+            targets = {c: result.column(c) for c in self.linker.targets if c in result.schema.names}
+            again = self.linker.spans(raw, columns=targets) if targets else {}
+            for name, per_row in again.items():
+                cells = targets[name].to_pylist() if name in targets else []
+                for i, sp in enumerate(per_row):
+                    if sp:
+                        _count_residual(out, name, cells[i] or "", sp)
+        return out
+
+    def _apply(
+        self,
+        action: ColumnAction,
+        arr: pa.Array,
+        spans: dict[str, dict[str, int]],
+        extra: list[list[Any]] | None = None,
+        touched: list[int] | None = None,
+    ) -> pa.Array:
         name, rule = action.column, action.rule
         opts = rule.options
         if action.scope == "spans":
@@ -155,6 +241,8 @@ class ProtectionPlan:
                 tokenizers=self._tokenizer,
                 hashers=self._hasher,
                 counts=counts,
+                extra=extra,
+                touched=touched,
             )
         op = rule.operator
         if op == "redact":
@@ -181,6 +269,29 @@ class ProtectionPlan:
         )
         keys = zip(*(grouped.column(q).to_pylist() for q in self.quasi_identifiers), strict=True)
         return dict(zip(keys, grouped.column("count_all").to_pylist(), strict=True))
+
+
+def _no_spans(texts: list[str]) -> list[list[Any]]:
+    return [[] for _ in texts]
+
+
+def _reindex(rows: list[int], keep: Any) -> list[int]:
+    import numpy as np
+
+    new = np.cumsum(keep) - 1
+    return [int(new[i]) for i in rows if keep[i]]
+
+
+_PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*(?:[:#][A-Za-z0-9_-]*)?>")
+
+
+def _count_residual(out: dict[str, dict[str, int]], column: str, cell: str, spans: Any) -> None:
+    holes = [m.span() for m in _PLACEHOLDER.finditer(cell)] if "<" in cell else []
+    for sp in spans:
+        if any(sp.start < e and sp.end > s for s, e in holes):
+            continue
+        col = out.setdefault(column, {})
+        col[sp.entity] = col.get(sp.entity, 0) + 1
 
 
 def _generalize_target(action: ColumnAction, arr: pa.Array) -> str:
@@ -210,3 +321,13 @@ def merge_partial(total: dict[str, Any], partial: Mapping[str, Any]) -> None:
     unreadable: dict[str, int] = total.setdefault("unreadable", {})
     for col, n in partial["unreadable"].items():
         unreadable[col] = unreadable.get(col, 0) + n
+    linked: dict[str, int] = total.setdefault("linked", {})
+    for col, n in partial.get("linked", {}).items():
+        linked[col] = linked.get(col, 0) + n
+    residual: dict[str, dict[str, int]] = total.setdefault("residual", {})
+    for col, counts in partial.get("residual", {}).items():
+        dst = residual.setdefault(col, {})
+        for e, n in counts.items():
+            dst[e] = dst.get(e, 0) + n
+    for key in ("suppressed", "seconds_linkage", "seconds_total"):
+        total[key] = total.get(key, 0) + partial.get(key, 0)

@@ -9,10 +9,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bastion.audit.refusals import record_refusal
 from bastion.crypto.keys import KeyProvider, Keyring, create_key_file, keyring_path, resolve_provider
 from bastion.data.protect._run import protect_file
 from bastion.data.protect.report import ProtectionReport
-from bastion.errors import DataError
+from bastion.errors import DataError, KeyManagementError, PolicyViolation
 
 __all__ = [
     "check_reveal_allowed",
@@ -54,25 +55,51 @@ def protect_into_project(
     engine: Any = None,
     progress: Callable[[int, int], None] | None = None,
     register: bool = True,
+    accept_residual: bool = False,
+    reason: str | None = None,
 ) -> tuple[ProtectionReport, Any]:
     """Protect ``source`` into ``output``, register it as a dataset version and attach the report.
 
-    Returns the report and the new ``DatasetVersion`` (None with ``register=False``).
+    The residual check re-scans the output: when identifiers survive, the protected file is removed, nothing
+    is registered and `PolicyViolation` is raised (audited), unless ``accept_residual`` with a ``reason``
+    (audited as unsafe). Returns the report and the new ``DatasetVersion`` (None with ``register=False``).
     """
     src, out = Path(source), Path(output)
+    if accept_residual and not (reason or "").strip():
+        raise DataError("Accepting residual identifiers needs a reason (--reason '...'); it is audited.")
     dataset = name or src.name.split(".")[0]
-    report = protect_file(
-        src, out, policy=policy, keyring=keyring, dataset=dataset, engine=engine, progress=progress
-    )
+    try:
+        report = protect_file(
+            src, out, policy=policy, keyring=keyring, dataset=dataset, engine=engine, progress=progress
+        )
+    except PolicyViolation as e:
+        project.audited("data.protect.refused", str(src), {"source": str(src), "error": str(e)[:2000]})
+        raise
     doc = report.to_dict()
-    summary = {
+    summary: dict[str, Any] = {
         "source": str(src),
         "source_digest": report.source_digest,
         "output": str(out),
         "rows": report.rows,
         "operators": doc["operators"],
         "key_ids": doc["key_ids"],
+        "residual_identifiers": report.residual_identifiers,
     }
+    if report.residual_identifiers:
+        where = ", ".join(
+            f"{c}: " + ", ".join(f"{e} x{n}" for e, n in sorted(v.items())) for c, v in sorted(report.residual.items())
+        )
+        if not accept_residual:
+            out.unlink(missing_ok=True)
+            project.audited("data.protect.refused", str(src), {**summary, "residual": doc["residual"]})
+            raise PolicyViolation(
+                f"residual identifiers: {report.residual_identifiers} ({where}) survive protection of {src.name}; "
+                f"the output was removed and nothing was registered. Protect those columns or entities in the "
+                "policy, or accept them with --accept-residual --reason '...' (audited)."
+            )
+        summary["unsafe_accept_residual"] = True
+        summary["reason"] = reason
+        summary["residual"] = doc["residual"]
     if not register:
         project.audited("data.protect", str(out), summary)
         return report, None
@@ -115,8 +142,8 @@ def check_reveal_allowed(project: Any, source: Path | str, columns: Sequence[str
         reason = f"role '{role}' may not reveal {', '.join(extra)} (reveal.{role}.columns: {', '.join(rule.columns)})"
     else:
         return
-    project.audited("data.reveal.denied", str(source),
-                    {"source": str(source), "columns": list(columns), "role": role, "reason": reason})
+    record_refusal(project, "data.reveal.denied", str(source), reason,
+                   {"source": str(source), "columns": list(columns), "role": role})
     raise PolicyViolation(f"Reveal refused: {reason}. Change {path.name} to allow it.")
 
 
@@ -125,7 +152,7 @@ def reveal_audited(
     source: Path | str,
     columns: Sequence[str],
     *,
-    keyring: Keyring,
+    keyring: Keyring | Callable[[], Keyring | None],
     role: str,
     output: Path | str | None = None,
     limit: int | None = None,
@@ -145,9 +172,14 @@ def reveal_audited(
         "output": str(output) if output else None,
     }
     try:
-        result = reveal_file(source, columns, keyring=keyring, output=output, limit=limit)
+        # A callable opens the key only now, so a wrong passphrase is a denied (audited) reveal too.
+        ring = keyring() if callable(keyring) else keyring
+        if ring is None:
+            raise KeyManagementError("No data key ring: run `bastion keys init` first.")
+        result = reveal_file(source, columns, keyring=ring, output=output, limit=limit)
     except Exception as e:
-        project.audited("data.reveal.denied", str(source), {**details, "error": type(e).__name__})
+        record_refusal(project, "data.reveal.denied", str(source), f"reveal failed: {type(e).__name__}",
+                       {**details, "error": type(e).__name__})
         raise
     project.audited(
         "data.reveal", str(source), {**details, "rows": result.rows, "key_ids": list(result.key_ids)}

@@ -18,10 +18,13 @@ import pandas as pd
 import pyarrow as pa
 
 from bastion.crypto.keys import Keyring, keyring_path, resolve_provider
+from bastion.data.protect import operators as ops
+from bastion.data.protect._kanon import KAnonPlan, plan_k_anonymity, qi_kind
+from bastion.data.protect._linkage import RowLinker, name_dictionary
 from bastion.data.protect._plan import ColumnAction, ProtectionPlan, merge_partial
 from bastion.data.protect.policy import DEFAULT_QUASI_IDENTIFIER_NAMES, Policy, Rule, load_policy
 from bastion.data.protect.report import ColumnProtection, ProtectionReport, k_anonymity
-from bastion.errors import ConfigError, DataError
+from bastion.errors import ConfigError, DataError, PolicyViolation
 
 __all__ = ["build_plan", "file_digest", "project_keyring", "protect", "protect_file", "report_path_for"]
 
@@ -46,6 +49,26 @@ def project_keyring(root: str | Path | None = None, *, passphrase: str | None = 
     settings = load_settings(root)
     provider = resolve_provider(settings.key_path, passphrase=passphrase)
     return Keyring(keyring_path(settings.key_path), provider)
+
+
+def read_columns(path: Path, columns: list[str]) -> pa.Table:
+    """Whole columns of a Parquet or CSV file (only those columns are decoded)."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from bastion.engine import open_source
+
+    src = open_source(path)
+    try:
+        if src.format == "parquet":
+            return pq.read_table(path, columns=columns)
+        return pacsv.read_csv(
+            path,
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(include_columns=columns),
+        )
+    except (pa.ArrowException, OSError) as e:
+        raise DataError(f"Reading columns {columns} of {path} failed ({e}).") from e
 
 
 def file_digest(path: Path) -> str:
@@ -81,8 +104,13 @@ def build_plan(
     keyring: Keyring | None,
     dataset: str,
     detector: Callable[[list[str]], list[list[Any]]] | None = None,
+    read_columns: Callable[[list[str]], pa.Table] | None = None,
 ) -> ProtectionPlan:
-    """Decide each column's operator (policy column rule, else the scan's entity default) and load keys."""
+    """Decide each column's operator (policy column rule, else the scan's entity default) and load keys.
+
+    ``read_columns`` reads whole columns of the input: the names for the table-wide dictionary of the row
+    linkage, and the quasi-identifiers when the policy asks for k-anonymity (``min_k``).
+    """
     names = list(schema.names)
     missing = [c for c in policy.columns if c not in names]
     if missing:
@@ -121,6 +149,11 @@ def build_plan(
     plan = ProtectionPlan(actions=actions, policy=policy, quasi_identifiers=qis)
     if detector is not None:
         plan.detector = detector
+    plan.linker = _linker(schema, actions, qis, read_columns)
+    if policy.min_k and qis:
+        if read_columns is None:
+            raise DataError("k-anonymity needs the quasi-identifier columns of the whole table.")
+        plan.kanon = _kanon_plan(schema, actions, qis, policy, read_columns(list(qis)))
     ops_used = {a.rule.operator for a in actions.values() if a.scope == "cell"}
     span_ops = {
         policy.text_rule(e, a.rule if a.rule.operator != "keep" else None).operator
@@ -138,6 +171,95 @@ def build_plan(
         if "encrypt" in ops_used:
             k = keyring.get_or_create("encrypt", dataset)
             plan.encrypt_key = (k.key_id, k.material)
+    return plan
+
+
+def _linker(
+    schema: pa.Schema,
+    actions: dict[str, ColumnAction],
+    qis: tuple[str, ...],
+    read_columns: Callable[[list[str]], pa.Table] | None,
+) -> RowLinker | None:
+    sources = {
+        n: a.entity
+        for n, a in actions.items()
+        if a.entity and a.scope == "cell" and not (a.rule.operator == "keep" and n in qis)
+    }
+    texts = [n for n, a in actions.items() if a.scope == "spans"]
+    cells = [
+        n
+        for n, a in actions.items()
+        if a.scope == "cell"
+        and a.rule.operator == "keep"
+        and not a.entity
+        and n not in qis
+        and (pa.types.is_string(schema.field(n).type) or pa.types.is_large_string(schema.field(n).type))
+    ]
+    if not texts and not cells:
+        return None
+    person = [n for n, e in sources.items() if e == "PERSON"]
+    dictionary = None
+    if person and texts and read_columns is not None:
+        names_table = read_columns(person)
+        dictionary = name_dictionary(v for c in person for v in names_table.column(c).to_pylist()) or None
+    linker = RowLinker(sources, [*texts, *cells], dictionary, cell_targets=frozenset(cells))
+    return linker if linker else None
+
+
+def _kanon_plan(
+    schema: pa.Schema,
+    actions: dict[str, ColumnAction],
+    qis: tuple[str, ...],
+    policy: Policy,
+    table: pa.Table,
+) -> KAnonPlan:
+    kinds: dict[str, str] = {}
+    start: dict[str, str] = {}
+    for q in qis:
+        a = actions[q]
+        kind = qi_kind(q, schema.field(q).type, a.entity)
+        op = a.rule.operator if a.scope == "cell" else "keep"
+        if op == "generalize":
+            to = str(a.rule.options.get("to") or "")
+            if not to:
+                to = "year" if kind == "date" else "zip3" if kind == "zip" else "band"
+            if to == "band":
+                kind, to = "category", "raw"  # the operator's bands are the start; labels are categories
+        elif op == "keep":
+            to = "raw"
+        else:  # tokenized, encrypted ...: left as the operator made them
+            kind, to = "category", "raw"
+        kinds[q] = kind
+        start[q] = to
+    if any(start[q] == "raw" and kinds[q] == "category" and actions[q].rule.operator == "generalize" for q in qis):
+        # banded columns: count classes over the bands the operator writes
+        for q in qis:
+            if actions[q].rule.operator == "generalize" and kinds[q] == "category":
+                a = actions[q]
+                banded = ops.generalize_array(
+                    table.column(q).combine_chunks(), q, to="band", bands=a.rule.options.get("bands")
+                )
+                table = table.set_column(table.schema.get_field_index(q), q, banded)
+    plan = plan_k_anonymity(
+        table,
+        kinds,
+        start,
+        min_k=int(policy.min_k or 1),
+        max_suppression=policy.max_suppression,
+        hierarchies={q: h for q, h in policy.hierarchies.items() if q in kinds},
+    )
+    if not plan.ok:
+        listed = "; ".join(
+            ", ".join(f"{q}={v}" for q, v in c["values"].items()) + f" ({c['rows']} rows)"
+            for c in plan.classes_below
+        )
+        raise PolicyViolation(
+            f"k-anonymity with min_k {policy.min_k} cannot be met over {', '.join(qis)} by generalising "
+            f"along the hierarchies ({', '.join(f'{q} up to {plan.levels[q]}' for q in qis)}) and suppressing "
+            f"at most {policy.max_suppression:.0%} of rows. Classes below {policy.min_k}: {listed}. Declare "
+            "coarser hierarchies (protection.k_anonymity.hierarchies), allow more suppression, or drop a "
+            "quasi-identifier. Nothing was written."
+        )
     return plan
 
 
@@ -179,13 +301,20 @@ def _report(plan: ProtectionPlan, totals: dict[str, Any], *, source: str, **extr
                 options=dict(a.rule.options),
                 key_id=plan.key_id_for(a),
                 spans=totals.get("spans", {}).get(a.column, {}),
+                linked=totals.get("linked", {}).get(a.column, 0),
                 masked_examples=a.masked_examples,
                 unreadable_cells=totals.get("unreadable", {}).get(a.column, 0),
                 reason=a.reason,
             )
         )
     kan = (
-        k_anonymity(totals.get("classes", {}), plan.quasi_identifiers, min_k=plan.policy.min_k)
+        k_anonymity(
+            totals.get("classes", {}),
+            plan.quasi_identifiers,
+            min_k=plan.policy.min_k,
+            suppressed_rows=int(totals.get("suppressed", 0)),
+            levels=dict(plan.kanon.levels) if plan.kanon is not None else {},
+        )
         if plan.quasi_identifiers
         else None
     )
@@ -202,8 +331,17 @@ def _report(plan: ProtectionPlan, totals: dict[str, Any], *, source: str, **extr
         key_ids=key_ids,
         policy_source=plan.policy.source,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
+        residual={c: dict(v) for c, v in totals.get("residual", {}).items() if sum(v.values())},
+        linked={c: n for c, n in totals.get("linked", {}).items() if n},
         **extra,
     )
+
+
+def _timing(totals: Mapping[str, Any]) -> dict[str, float]:
+    return {
+        "seconds_linkage": round(float(totals.get("seconds_linkage", 0.0)), 3),
+        "seconds_batches": round(float(totals.get("seconds_total", 0.0)), 3),
+    }
 
 
 def _to_table(data: pd.DataFrame | pa.Table) -> pa.Table:
@@ -253,7 +391,13 @@ def protect(
     if scan is None:
         scan = _scan(data if isinstance(data, pd.DataFrame) else table.to_pandas(), pol)
     plan = build_plan(
-        table.schema, policy=pol, scan=scan, keyring=keyring, dataset=dataset, detector=detector
+        table.schema,
+        policy=pol,
+        scan=scan,
+        keyring=keyring,
+        dataset=dataset,
+        detector=detector,
+        read_columns=table.select,
     )
     totals: dict[str, Any] = {}
     out_batches = []
@@ -262,13 +406,14 @@ def protect(
         result, partial = plan(batch)
         out_batches.append(result)
         merge_partial(totals, partial)
-    out = pa.Table.from_batches(out_batches).replace_schema_metadata(plan.metadata(table.schema))
+    out = pa.Table.from_batches(out_batches, schema=out_batches[0].schema if out_batches else None)
+    out = out.replace_schema_metadata(plan.metadata(table.schema))
     report = _report(
         plan,
         totals,
         source="<memory>",
         engine="memory",
-        stats={"seconds": round(time.perf_counter() - start, 3)},
+        stats={"seconds": round(time.perf_counter() - start, 3), **_timing(totals)},
     )
     log.info(
         "protected %d rows in memory (%d columns changed)",
@@ -317,7 +462,13 @@ def protect_file(
         scan = _scan(str(src), pol)
     name = dataset or src.name.split(".")[0]
     plan = build_plan(
-        table_source.schema, policy=pol, scan=scan, keyring=keyring, dataset=name, detector=detector
+        table_source.schema,
+        policy=pol,
+        scan=scan,
+        keyring=keyring,
+        dataset=name,
+        detector=detector,
+        read_columns=lambda cols: read_columns(src, cols),
     )
     totals: dict[str, Any] = {}
     eng = engine or get_engine("local")
@@ -347,6 +498,7 @@ def protect_file(
             **stats.to_dict(),
             "seconds": round(seconds, 3),
             "mb_per_s": round(stats.bytes_in / 1e6 / seconds, 2) if seconds else None,
+            **_timing(totals),
         },
     )
     if write_report:

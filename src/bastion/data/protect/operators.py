@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bastion.crypto._batch import Packed
+from bastion.crypto._packed import Packed
 from bastion.crypto._util import b64e
 from bastion.crypto.aead import CellCipher
 from bastion.crypto.tokenize import KeyedHasher, Tokenizer
@@ -263,11 +263,17 @@ def protect_text_array(
     tokenizers: Callable[[str], Tokenizer],
     hashers: Callable[[str], KeyedHasher],
     counts: dict[str, int],
+    extra: Sequence[Sequence[Any]] | None = None,
+    touched: list[int] | None = None,
 ) -> pa.Array:
     """Replace each detected span in free text by its entity's operator; other text is kept.
 
     ``rule_for(entity)`` gives the span's ``Rule``; ``counts`` gets the spans handled per entity.
+    ``extra`` holds more spans per row (row linkage), merged with the detected ones (overlaps become
+    their union); ``touched`` gets the rows that had any span.
     """
+    from bastion.data.protect._linkage import merge_spans
+
     text = as_text(arr, column, "redact")
     cells = text.to_pylist()
     idx = [i for i, c in enumerate(cells) if c]
@@ -276,8 +282,15 @@ def protect_text_array(
     found = detect([cells[i] for i in idx])
     out: list[str | None] = list(cells)
     for i, spans in zip(idx, found, strict=True):
+        more = extra[i] if extra is not None else ()
+        if more:
+            spans = merge_spans([*spans, *more])
+        elif spans:
+            spans = merge_spans(spans)
         if spans:
             out[i] = _rewrite(cells[i] or "", spans, rule_for, tokenizers, hashers, counts)
+            if touched is not None:
+                touched.append(i)
     return pa.array(out, pa.string())
 
 

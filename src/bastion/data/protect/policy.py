@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bastion.errors import ConfigError
+from bastion.policy_file import PolicyDocument, read_policy_file, register_section
 
 __all__ = [
     "DEFAULT_ENTITY_RULES",
@@ -22,8 +21,14 @@ __all__ = [
     "Policy",
     "Rule",
     "load_policy",
+    "validate_protection_section",
 ]
 
+#: national identifiers (bastion.data.pii.national_ids): encrypted like SSNs by default
+NATIONAL_ID_ENTITIES = (
+    "UK_NHS", "UK_NINO", "ES_NIF", "ES_NIE", "IT_FISCAL_CODE", "PL_PESEL", "NL_BSN", "FR_NIR", "DE_TAX_ID",
+    "BR_CPF", "IN_AADHAAR", "IN_PAN", "AU_TFN", "SG_NRIC",
+)  # fmt: skip
 OPERATORS = ("keep", "drop", "redact", "mask", "hash", "tokenize", "encrypt", "generalize")
 TEXT_OPERATORS = ("keep", "drop", "redact", "mask", "hash", "tokenize")
 _OPTIONS: dict[str, set[str]] = {
@@ -121,6 +126,7 @@ DEFAULT_ENTITY_RULES: dict[str, Rule] = {
     "MEDICAL_RECORD_NUMBER": Rule("tokenize"),
     "ID_NUMBER": Rule("tokenize"),
     "URL": Rule("redact"),
+    **{e: Rule("encrypt") for e in NATIONAL_ID_ENTITIES},
 }
 #: column names taken as quasi-identifiers when the policy declares none (besides DOB and ZIP columns)
 DEFAULT_QUASI_IDENTIFIER_NAMES = ("age", "sex", "gender", "race", "ethnicity", "zip", "zipcode", "postcode")
@@ -147,6 +153,8 @@ class Policy:
     default: Rule = field(default_factory=lambda: Rule("keep"))
     quasi_identifiers: tuple[str, ...] | None = None
     min_k: int | None = None
+    max_suppression: float = 0.02
+    hierarchies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     sample_rows: int = 1000
     max_cell_bytes: int = 1 << 20
     batch_rows: int = 65_536
@@ -171,7 +179,13 @@ class Policy:
             "text": {k: v.to_dict() for k, v in self.text.items()},
             "default": self.default.to_dict(),
             "quasi_identifiers": list(self.quasi_identifiers) if self.quasi_identifiers is not None else None,
-            "k_anonymity": {"min_k": self.min_k} if self.min_k else None,
+            "k_anonymity": {
+                "min_k": self.min_k,
+                "max_suppression": self.max_suppression,
+                "hierarchies": {k: list(v) for k, v in self.hierarchies.items()},
+            }
+            if self.min_k
+            else None,
             "source": self.source,
         }
 
@@ -214,12 +228,7 @@ class Policy:
         qis = data.get("quasi_identifiers")
         if qis is not None and (not isinstance(qis, list) or not all(isinstance(q, str) for q in qis)):
             raise ConfigError(f"{source}: protection.quasi_identifiers must be a list of column names.")
-        kan = data.get("k_anonymity") or {}
-        min_k = kan.get("min_k") if isinstance(kan, Mapping) else None
-        if min_k is not None and (not isinstance(min_k, int) or isinstance(min_k, bool) or min_k < 1):
-            raise ConfigError(
-                f"{source}: protection.k_anonymity.min_k must be a whole number >= 1; got {min_k!r}."
-            )
+        min_k, max_supp, hierarchies = _parse_k_anonymity(data.get("k_anonymity"), source)
         ints = {}
         for key, default_value in (
             ("sample_rows", 1000),
@@ -237,9 +246,60 @@ class Policy:
             default=default,
             quasi_identifiers=tuple(qis) if qis is not None else None,
             min_k=min_k,
+            max_suppression=max_supp,
+            hierarchies=hierarchies,
             source=source,
             **ints,
         )
+
+
+def _parse_k_anonymity(
+    kan: Any, source: str
+) -> tuple[int | None, float, dict[str, tuple[str, ...]]]:
+    from bastion.data.protect._kanon import LEVELS
+
+    if kan is None:
+        return None, 0.02, {}
+    if not isinstance(kan, Mapping):
+        raise ConfigError(f"{source}: protection.k_anonymity must be a mapping like {{min_k: 5}}; got {kan!r}.")
+    unknown = set(kan) - {"min_k", "max_suppression", "hierarchies"}
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key(s) {sorted(unknown)} in protection.k_anonymity; allowed: "
+            "hierarchies, max_suppression, min_k."
+        )
+    min_k = kan.get("min_k")
+    if min_k is not None and (not isinstance(min_k, int) or isinstance(min_k, bool) or min_k < 1):
+        raise ConfigError(
+            f"{source}: protection.k_anonymity.min_k must be a whole number >= 1; got {min_k!r}."
+        )
+    supp = kan.get("max_suppression", 0.02)
+    if not isinstance(supp, int | float) or isinstance(supp, bool) or not 0 <= supp <= 0.5:
+        raise ConfigError(
+            f"{source}: protection.k_anonymity.max_suppression must be a share of rows in [0, 0.5]; got {supp!r}."
+        )
+    raw = kan.get("hierarchies") or {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: protection.k_anonymity.hierarchies must map a column to a list of levels.")
+    hierarchies: dict[str, tuple[str, ...]] = {}
+    for col, levels in raw.items():
+        if (
+            not isinstance(levels, list)
+            or not levels
+            or not all(isinstance(lv, str) and lv in LEVELS for lv in levels)
+            or len(set(levels)) != len(levels)
+        ):
+            raise ConfigError(
+                f"{source}: protection.k_anonymity.hierarchies.{col} must be a list of distinct levels from "
+                f"{', '.join(sorted(LEVELS))}, finest first; got {levels!r}."
+            )
+        hierarchies[str(col)] = tuple(levels)
+    return min_k, float(supp), hierarchies
+
+
+def validate_protection_section(data: Mapping[str, Any] | None, *, source: str = "bastion-policy.yaml") -> Policy:
+    """Validate the ``protection:`` section of the policy file (the hook the policy owner registers)."""
+    return Policy.from_dict({"protection": data}, source=source)
 
 
 def load_policy(path: Path | str | None) -> Policy:
@@ -247,16 +307,15 @@ def load_policy(path: Path | str | None) -> Policy:
     if path is None:
         return Policy()
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"Cannot read the policy file {p}: {e}.") from e
-    except yaml.YAMLError as e:
-        raise ConfigError(f"The policy file {p} is not valid YAML: {e}") from e
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"The policy file {p} must hold a mapping at the top level.")
-    if "protection" not in data:
+    doc = read_policy_file(p)  # one reader: every section of the file is checked by its owner
+    if not doc.has("protection"):
         raise ConfigError(f"The policy file {p} has no 'protection:' section.")
-    return Policy.from_dict(data, source=str(p))
+    parsed = doc.parsed.get("protection")
+    return parsed if isinstance(parsed, Policy) else _protection_section(doc)
+
+
+def _protection_section(doc: PolicyDocument) -> Policy:
+    return Policy.from_dict({"protection": doc.get("protection")}, source=doc.source)
+
+
+register_section("protection", {"protection"}, _protection_section)

@@ -26,6 +26,7 @@ class ColumnProtection:
     options: Mapping[str, Any] = field(default_factory=dict)
     key_id: str | None = None
     spans: Mapping[str, int] = field(default_factory=dict)
+    linked: int = 0
     masked_examples: tuple[str, ...] = ()
     unreadable_cells: int = 0
     reason: str = ""
@@ -40,6 +41,7 @@ class ColumnProtection:
             "options": dict(self.options),
             "key_id": self.key_id,
             "spans": dict(sorted(self.spans.items())),
+            "linked_spans": self.linked,
             "masked_examples": list(self.masked_examples),
             "unreadable_cells": self.unreadable_cells,
             "reason": self.reason,
@@ -59,6 +61,8 @@ class KAnonymity:
     rows: int
     rows_below_min_k: int = 0
     min_k: int | None = None
+    suppressed_rows: int = 0
+    levels: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def satisfied(self) -> bool | None:
@@ -77,16 +81,32 @@ class KAnonymity:
             "min_k": self.min_k,
             "rows_below_min_k": self.rows_below_min_k,
             "satisfied": self.satisfied,
+            "suppressed_rows": self.suppressed_rows,
+            "levels": dict(self.levels),
         }
 
 
 def k_anonymity(
-    counts: Mapping[Any, int], quasi_identifiers: tuple[str, ...], *, min_k: int | None = None
+    counts: Mapping[Any, int],
+    quasi_identifiers: tuple[str, ...],
+    *,
+    min_k: int | None = None,
+    suppressed_rows: int = 0,
+    levels: Mapping[str, str] | None = None,
 ) -> KAnonymity:
     """k-anonymity from equivalence-class sizes (class key -> rows)."""
     sizes = list(counts.values())
     below = sum(s for s in sizes if min_k is not None and s < min_k)
-    return KAnonymity(quasi_identifiers, min(sizes) if sizes else None, len(sizes), sum(sizes), below, min_k)
+    return KAnonymity(
+        quasi_identifiers,
+        min(sizes) if sizes else None,
+        len(sizes),
+        sum(sizes),
+        below,
+        min_k,
+        suppressed_rows,
+        dict(levels or {}),
+    )
 
 
 @dataclass(frozen=True)
@@ -104,6 +124,15 @@ class ProtectionReport:
     policy_source: str = "defaults"
     stats: Mapping[str, Any] = field(default_factory=dict)
     created: str = ""
+    #: identifiers the residual check still found in the output, per column and entity
+    residual: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    #: spans the row linkage protected, per column
+    linked: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def residual_identifiers(self) -> int:
+        """How many identifiers survived protection (0 is the goal; see ``residual``)."""
+        return sum(sum(v.values()) for v in self.residual.values())
 
     def column(self, name: str) -> ColumnProtection:
         """The entry of one column (KeyError if absent)."""
@@ -127,5 +156,8 @@ class ProtectionReport:
             "columns": [c.to_dict() for c in self.columns],
             "operators": {c.column: c.operator for c in self.columns},
             "k_anonymity": self.k_anonymity.to_dict() if self.k_anonymity else None,
+            "residual_identifiers": self.residual_identifiers,
+            "residual": {c: dict(sorted(v.items())) for c, v in sorted(self.residual.items())},
+            "linked_spans": dict(sorted(self.linked.items())),
             "stats": dict(self.stats),
         }

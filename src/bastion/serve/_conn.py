@@ -1,0 +1,261 @@
+"""Connection hygiene for the model server and the dashboard: a thin guard on uvicorn's HTTP protocol.
+
+uvicorn closes idle keep-alive connections, but a connection that never sends a complete request head
+is never timed out, and its only cap (``limit_concurrency``) answers 503 to *everyone* once idle
+sockets fill it. This guard, applied to every accepted connection:
+
+- closes a connection whose request head has not fully arrived ``header_timeout_s`` after it was
+  opened (or after its previous response): idle floods and slowloris heads end in seconds;
+- caps connections per client address and in total by **evicting the least recently active idle
+  connection** (one with no request in flight) rather than refusing the newcomer, so a flood of idle
+  sockets cannot keep ``/healthz`` or a keyed request out; a newcomer is refused only when every
+  connection above the cap is busy with a request;
+- raises the process's open-file soft limit towards the hard limit, so the caps, not the descriptor
+  table, decide.
+
+Settings reach uvicorn's worker processes through the ``BASTION_CONN_LIMITS`` environment variable
+(uvicorn builds the protocol by import string, so there is nothing else to pass).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import os
+import resource
+import weakref
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bastion.errors import ConfigError
+
+__all__ = ["ENV_VAR", "ConnectionLimits", "guarded_http", "raise_fd_limit", "uvicorn_connection_options"]
+
+log = logging.getLogger("bastion.serve")
+
+ENV_VAR = "BASTION_CONN_LIMITS"
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """How long a request head may take, how long an idle keep-alive connection stays, and the caps."""
+
+    header_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0
+    max_connections: int = 4096
+    max_per_client: int = 256
+
+    def __post_init__(self) -> None:
+        bad = [k for k, ok in {
+            "header_timeout_s": 0 < self.header_timeout_s <= 3600,
+            "keep_alive_s": 0 < self.keep_alive_s <= 3600,
+            "max_connections": self.max_connections >= 2,
+            "max_per_client": 1 <= self.max_per_client,
+        }.items() if not ok]
+        if bad:
+            raise ConfigError(f"Invalid connection limits {bad}: timeouts in (0, 3600] seconds, "
+                              "max_connections >= 2, max_per_client >= 1.")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @staticmethod
+    def from_env() -> ConnectionLimits:
+        text = os.environ.get(ENV_VAR)
+        if not text:
+            return ConnectionLimits()
+        try:
+            return ConnectionLimits(**json.loads(text))
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"Malformed {ENV_VAR}: {e}.") from e
+
+
+def raise_fd_limit(wanted: int) -> int:
+    """Raise the soft open-file limit to ``wanted`` (at most the hard limit); returns the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):  # pragma: no cover - a container may forbid it; the caps still apply
+            pass
+    return int(soft)
+
+
+def guarded_http() -> str:
+    """The import string of the guarded protocol for uvicorn's ``http=`` option."""
+    try:
+        import httptools  # noqa: F401
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
+        return "bastion.serve._conn:GuardedH11Protocol"
+    return "bastion.serve._conn:GuardedHttpToolsProtocol"
+
+
+def uvicorn_connection_options(limits: ConnectionLimits) -> dict[str, Any]:
+    """uvicorn options for the guard: the protocol, keep-alive, and no ``limit_concurrency`` (the guard caps
+    connections by eviction; uvicorn's cap would answer 503 to everyone instead). Sets ``BASTION_CONN_LIMITS``
+    so worker processes use the same limits, and raises the descriptor limit above the total cap."""
+    os.environ[ENV_VAR] = limits.to_json()
+    soft = raise_fd_limit(limits.max_connections + 512)
+    if soft < limits.max_connections + 64:
+        log.warning("open-file limit %s is below the connection cap %s; new connections may be reset",
+                    soft, limits.max_connections)
+    return {"http": guarded_http(), "timeout_keep_alive": limits.keep_alive_s, "limit_concurrency": None}
+
+
+class _Registry:
+    """Live connections of one server, least recently active first (overall and per client address)."""
+
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self.limits = limits
+        self.all: collections.OrderedDict[Any, None] = collections.OrderedDict()
+        self.by_client: dict[str, collections.OrderedDict[Any, None]] = {}
+        self.evicted = 0
+        self.refused = 0
+        self.timed_out = 0
+
+    def add(self, conn: Any, client: str) -> bool:
+        """Register ``conn``; evict idle ones over the caps. False: ``conn`` itself must be refused."""
+        mine = self.by_client.setdefault(client, collections.OrderedDict())
+        if len(mine) >= self.limits.max_per_client and not self._evict(mine):
+            self.refused += 1
+            return False
+        if len(self.all) >= self.limits.max_connections and not self._evict(self.all):
+            self.refused += 1
+            return False
+        mine[conn] = None
+        self.all[conn] = None
+        return True
+
+    def _evict(self, pool: collections.OrderedDict[Any, None]) -> bool:
+        for conn in pool:
+            if conn._bastion_idle():
+                self.evicted += 1
+                conn._bastion_close()  # removes it from the pools
+                return True
+        return False
+
+    def touch(self, conn: Any, client: str) -> None:
+        if conn in self.all:
+            self.all.move_to_end(conn)
+        mine = self.by_client.get(client)
+        if mine is not None and conn in mine:
+            mine.move_to_end(conn)
+
+    def remove(self, conn: Any, client: str) -> None:
+        self.all.pop(conn, None)
+        mine = self.by_client.get(client)
+        if mine is not None:
+            mine.pop(conn, None)
+            if not mine:
+                del self.by_client[client]
+
+
+_registries: weakref.WeakKeyDictionary[Any, _Registry] = weakref.WeakKeyDictionary()
+
+
+def registry_for(server_state: Any) -> _Registry:
+    """The registry of the server owning ``server_state`` (created with the limits from the environment)."""
+    reg = _registries.get(server_state)
+    if reg is None:
+        reg = _registries[server_state] = _Registry(ConnectionLimits.from_env())
+    return reg
+
+
+class _GuardMixin:
+    """Mixed in front of a uvicorn HTTP protocol class (which provides the attributes used here)."""
+
+    transport: asyncio.Transport
+    cycle: Any
+    loop: asyncio.AbstractEventLoop
+    server_state: Any
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        peer = transport.get_extra_info("peername")
+        self._bastion_client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        self._bastion_reg = registry_for(self.server_state)
+        self._bastion_timer: asyncio.TimerHandle | None = None
+        self._bastion_seen: Any = None
+        self._bastion_registered = False
+        if not self._bastion_reg.add(self, self._bastion_client):
+            transport.abort()
+            return
+        self._bastion_registered = True
+        self._bastion_arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._bastion_disarm()
+        if getattr(self, "_bastion_registered", False):
+            self._bastion_registered = False
+            self._bastion_reg.remove(self, self._bastion_client)
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)  # type: ignore[misc]
+        cycle = self.cycle
+        if cycle is not None and cycle is not self._bastion_seen:  # a request head completed
+            self._bastion_seen = cycle
+            self._bastion_disarm()
+            if self._bastion_registered:
+                self._bastion_reg.touch(self, self._bastion_client)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        if not self.transport.is_closing() and self._bastion_registered:
+            self._bastion_reg.touch(self, self._bastion_client)
+            self._bastion_arm()  # the next request head must arrive in time as well
+
+    # -- guard internals --------------------------------------------------------------------------
+    def _bastion_idle(self) -> bool:
+        cycle = self.cycle
+        return (cycle is None or bool(cycle.response_complete)) and not getattr(self, "pipeline", None)
+
+    def _bastion_close(self) -> None:
+        self._bastion_disarm()
+        if self._bastion_registered:
+            self._bastion_registered = False
+            self._bastion_reg.remove(self, self._bastion_client)
+        self.transport.close()
+
+    def _bastion_arm(self) -> None:
+        self._bastion_disarm()
+        self._bastion_timer = self.loop.call_later(self._bastion_reg.limits.header_timeout_s, self._bastion_expire,
+                                                   self.cycle)
+
+    def _bastion_disarm(self) -> None:
+        timer = getattr(self, "_bastion_timer", None)
+        if timer is not None:
+            timer.cancel()
+            self._bastion_timer = None
+
+    def _bastion_expire(self, armed_with: Any) -> None:
+        self._bastion_timer = None
+        if self.cycle is armed_with and self._bastion_idle():  # still no complete request head
+            self._bastion_reg.timed_out += 1
+            self._bastion_close()
+
+
+def _protocols() -> tuple[type, type]:
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class _H11(_GuardMixin, H11Protocol):  # type: ignore[misc]
+        pass
+
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # pragma: no cover
+        return _H11, _H11
+
+    class _HttpTools(_GuardMixin, HttpToolsProtocol):  # type: ignore[misc]
+        pass
+
+    return _H11, _HttpTools
+
+
+GuardedH11Protocol, GuardedHttpToolsProtocol = _protocols()
+GuardedH11Protocol.__name__ = GuardedH11Protocol.__qualname__ = "GuardedH11Protocol"
+GuardedHttpToolsProtocol.__name__ = GuardedHttpToolsProtocol.__qualname__ = "GuardedHttpToolsProtocol"

@@ -1,0 +1,71 @@
+"""`bastion doctor`: one line per check; exit 0 healthy, 1 when a check fails, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from bastion.cli.main import app
+
+
+def _doctor(*args: str) -> Any:
+    return CliRunner().invoke(app, ["doctor", *args])
+
+
+def test_healthy_local_project(project: Any) -> None:
+    res = _doctor()
+    assert res.exit_code == 0, res.output
+    lines = res.output.strip().splitlines()
+    names = [ln.split()[1] for ln in lines]
+    assert names == ["settings", "extras", "database", "artifacts", "consistency", "keys"]
+    assert all(ln.split()[0] in {"ok", "warn"} for ln in lines)
+    doc = json.loads(_doctor("--json").output)
+    assert {c["name"]: c["status"] for c in doc}["database"] == "ok"
+
+
+def test_no_project_is_one_failed_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    res = _doctor()
+    assert res.exit_code == 1
+    assert res.output.strip().splitlines() == [f"fail settings     no Bastion project at {tmp_path}: run `bastion "
+                                               "init` there"]
+
+
+def test_unreachable_database_fails_its_line_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ..conftest import free_port
+
+    port = free_port()
+    (tmp_path / "bastion.toml").write_text(f'[bastion]\ndatabase_url = "postgresql://u:hunter2@127.0.0.1:{port}/x"\n')
+    monkeypatch.chdir(tmp_path)
+    res = _doctor()
+    assert res.exit_code == 1
+    by = {ln.split()[1]: ln for ln in res.output.strip().splitlines()}
+    assert by["database"].startswith("fail")
+    assert f"127.0.0.1:{port}" in by["database"]
+    assert "hunter2" not in res.output  # never the password
+    assert by["artifacts"].startswith("ok")
+    assert "Traceback" not in res.output
+
+
+def test_folder_not_sharing_the_artifact_store_is_caught(tmp_path: Path, pg_url: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from bastion.project import init_project
+
+    monkeypatch.setenv("BASTION_SCAN_ON_REGISTER", "false")
+    a = init_project(tmp_path / "a", database_url=pg_url)
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"weights")
+    a.log_model(weights, name="m")
+    a.close()
+    init_project(tmp_path / "b", database_url=pg_url).close()  # same database, its own artifact folder
+    monkeypatch.chdir(tmp_path / "b")
+    res = _doctor()
+    assert res.exit_code == 1
+    line = next(ln for ln in res.output.splitlines() if ln.split()[1] == "consistency")
+    assert line.startswith("fail") and "m:1" in line and "share the artifact store" in line
+    monkeypatch.chdir(tmp_path / "a")
+    assert _doctor().exit_code == 0

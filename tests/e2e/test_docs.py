@@ -1,0 +1,164 @@
+"""Every code block of README.md and docs/**/*.md runs as written, page by page, in a scratch project.
+
+The convention is in tests/e2e/docs_blocks.py and docs/dev/conventions.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.docs_blocks import (
+    DATA,
+    KNOWN,
+    RUN_PYTHON,
+    RUN_SHELL,
+    Block,
+    PageRunner,
+    doc_pages,
+    parse_blocks,
+    scratch_env,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = [p.relative_to(ROOT).as_posix() for p in doc_pages(ROOT)]
+
+
+def _run_page(page: str, tmp_path: Path) -> list[str]:
+    blocks = parse_blocks((ROOT / page).read_text(encoding="utf-8"), page)
+    problems = [f"{b.where}: fence without a known language ({b.lang or 'none'}); use bash, python, text, "
+                f"yaml, ... (docs/dev/conventions.md)" for b in blocks if b.lang not in KNOWN]
+    if problems:
+        return problems
+    runner = PageRunner(tmp_path, scratch_env(tmp_path, ROOT / "src"))
+    try:
+        for b in blocks:
+            if "file" in b.options:
+                target = runner.cwd / b.options["file"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(b.code, encoding="utf-8")
+                continue
+            if b.lang in RUN_SHELL:
+                rc, out = runner.run_shell(b)
+            elif b.lang in RUN_PYTHON:
+                rc, out = runner.run_python(b)
+            else:
+                continue
+            want = int(b.options.get("exit", "0"))
+            if rc is None and "bounded" in b.options:
+                continue
+            if rc != want:
+                return [f"{b.where}: {b.lang} block exited {rc}, expected {want}\n--- block ---\n{b.code}"
+                        f"--- output (last 3000 chars) ---\n{out[-3000:]}"]
+    finally:
+        runner.close()
+    return []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", PAGES)
+def test_every_block_of_the_page_runs(page: str, tmp_path: Path) -> None:
+    problems = _run_page(page, tmp_path)
+    assert not problems, "\n".join(problems)
+
+
+def test_every_page_is_found() -> None:
+    assert "README.md" in PAGES and "docs/monitoring.md" in PAGES and "docs/dev/conventions.md" in PAGES
+
+
+# ---------------------------------------------------------------------------- the runner itself
+
+_SAMPLE = """intro
+<!-- docs-test: hidden
+```bash
+echo hidden > made.txt
+```
+-->
+
+```bash
+export GREETING=hi
+mkdir sub && cd sub
+```
+
+<!-- docs-test: file=conf.yaml -->
+```yaml
+a: 1
+```
+
+```python
+import os
+x = os.environ["GREETING"] + open("../made.txt").read().strip()
+```
+
+<!-- docs-test: exit=1 -->
+Some words.
+
+```python
+assert x == "hihidden", x
+```
+
+```text
+not run
+```
+"""
+
+
+def test_parser_reads_languages_directives_and_hidden_blocks() -> None:
+    blocks = parse_blocks(_SAMPLE, "p.md")
+    assert [(b.lang, b.hidden, b.options) for b in blocks] == [
+        ("bash", True, {}), ("bash", False, {}), ("yaml", False, {"file": "conf.yaml"}), ("python", False, {}),
+        ("python", False, {}),  # the exit=1 directive is separated from the block by words: it does not apply
+        ("text", False, {}),
+    ]
+    assert blocks[1].line == 8 and blocks[0].code == "echo hidden > made.txt\n"
+
+
+def _runner(tmp_path: Path) -> PageRunner:
+    return PageRunner(tmp_path, scratch_env(tmp_path, ROOT / "src"))
+
+
+def test_shell_and_python_state_carry_over_in_order(tmp_path: Path) -> None:
+    runner = _runner(tmp_path)
+    try:
+        blocks = parse_blocks(_SAMPLE, "p.md")
+        assert runner.run_shell(blocks[0])[0] == 0 and runner.run_shell(blocks[1])[0] == 0
+        assert runner.cwd.name == "sub"
+        assert runner.run_python(blocks[3])[0] == 0
+        assert runner.run_python(blocks[4])[0] == 0  # sees x from the block before
+        rc, out = runner.run_python(Block("p.md", 1, "python", "assert x == 'other'\n"))
+        assert rc == 1 and "AssertionError" in out
+    finally:
+        runner.close()
+
+
+@pytest.mark.parametrize(
+    ("code", "options", "expected"),
+    [
+        ("true\n", {}, 0),
+        ("false\necho never\n", {}, 1),  # set -e: the first failing command ends the block
+        ("false | true\n", {}, 1),  # pipefail
+        ("exit 3\n", {}, 3),
+        ("sleep 30\n", {"bounded": "0.5"}, None),  # still running when the bound ends: stopped, passes
+        ("exit 2\n", {"bounded": "5"}, 2),  # a bounded command that fails fast still fails
+    ],
+)
+def test_shell_exit_codes(code: str, options: dict[str, str], expected: int | None, tmp_path: Path) -> None:
+    runner = _runner(tmp_path)
+    assert runner.run_shell(Block("p.md", 1, "bash", code, options))[0] == expected
+
+
+def test_a_fence_without_a_language_fails_the_page(tmp_path: Path) -> None:
+    page = tmp_path / "bad.md"
+    page.write_text("```\nbastion init\n```\n")
+    blocks = parse_blocks(page.read_text(), "bad.md")
+    assert [b.lang for b in blocks] == [""] and "" not in KNOWN and "yaml" in DATA
+
+
+def test_scratch_env_drops_the_callers_bastion_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BASTION_PROJECT", "/somewhere/else")
+    env = scratch_env(tmp_path, ROOT / "src")
+    assert "BASTION_PROJECT" not in env and env["HOME"].startswith(str(tmp_path))
+    runner = PageRunner(tmp_path, env)
+    rc, out = runner.run_shell(Block("p.md", 1, "bash", "bastion --help > help.txt && cat help.txt\n"))
+    assert rc == 0 and "Usage" in out
