@@ -194,7 +194,7 @@ def test_roll_back_then_monitor_a_window(world: dict[str, Any], flavor: str) -> 
     assert code in (0, 1), err  # 1 = an alert (a window this small may drift); never a usage or internal error
     result = json.loads(out)
     assert result["model"] == f"{name}:1"
-    assert {f["column"] for f in result["drift"]["features"]} == set(b.FEATURES)  # every input was monitored
+    assert set(b.FEATURES) <= {f["column"] for f in result["drift"]["features"]}  # every input was monitored
 
 
 def _wait_version(world: dict[str, Any], name: str, version: int) -> None:
