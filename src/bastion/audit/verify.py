@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from bastion.audit.checkpoints import CHECKPOINT_ACTION, CheckpointCheck, read_witness, verify_checkpoints
+from bastion.audit.checkpoints import (
+    CHECKPOINT_ACTION,
+    CheckpointCheck,
+    read_witness,
+    verify_checkpoints,
+    write_checkpoint,
+)
 from bastion.audit.log import AuditEntry, ChainReport
 from bastion.store.schema import aliases, attachments, datasets, models
 
@@ -147,9 +153,13 @@ def _cross_check(project: ProjectHandle, idx: CacheIndex) -> list[str]:
     return out
 
 
-def verify_project(project: ProjectHandle, *, witness: str | Path | None = None) -> AuditReport:
+def verify_project(project: ProjectHandle, *, witness: str | Path | None = None, seal: bool = False) -> AuditReport:
     """Verify the chain against its signed checkpoints (and an exported ``witness`` folder), then
-    cross-check the alias table, attachments and version rows against it."""
+    cross-check the alias table, attachments and version rows against it.
+
+    ``seal``: when everything holds, sign the verified head with a checkpoint, so that deleting any of
+    these entries later is found (entries after the newest checkpoint are otherwise unsealed).
+    """
     idx = CacheIndex()
     # Checkpoint numbers recorded in the chain are known only after the walk; signatures first.
     cps = verify_checkpoints(project.settings)
@@ -170,4 +180,7 @@ def verify_project(project: ProjectHandle, *, witness: str | Path | None = None)
     chain = project.audit.verify(expected=expected, visit=idx.visit)
     cps = verify_checkpoints(project.settings, recorded=idx.checkpoints)
     mismatches = _cross_check(project, idx) if chain.ok else []
-    return AuditReport(chain, cps, tuple(mismatches), tuple(witness_problems))
+    report = AuditReport(chain, cps, tuple(mismatches), tuple(witness_problems))
+    if seal and report.ok:
+        write_checkpoint(project)
+    return report
