@@ -11,7 +11,7 @@ from sqlalchemy import select
 from bastion.store.schema import aliases, models, vuln_results
 
 if TYPE_CHECKING:
-    from bastion.project import Project
+    from bastion.protocols import ProjectHandle
 
 __all__ = ["alias_statuses", "version_status"]
 
@@ -26,9 +26,8 @@ def _status(scan_status: str, checked: bool, matches: list[Any]) -> str:
     return "clean" if checked else "unchecked"
 
 
-def version_status(project: Project, name: str, version: int) -> dict[str, Any]:
+def version_status(project: ProjectHandle, name: str, version: int) -> dict[str, Any]:
     """Status, advisories and check time of one version (from the last stored check)."""
-
     from bastion.vulns.check import stored_results
 
     with project.db.read() as conn:
@@ -51,7 +50,7 @@ def _brief(item: Any) -> dict[str, Any]:
     return dict(zip(("id", "package", "installed", "severity", "fixed"), item, strict=False))
 
 
-def alias_statuses(project: Project) -> list[dict[str, Any]]:
+def alias_statuses(project: ProjectHandle) -> list[dict[str, Any]]:
     """One row per model alias: the version it serves, its status and advisory ids."""
     import json
 
