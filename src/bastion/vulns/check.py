@@ -7,6 +7,7 @@ environment document keep a check of a thousand versions well under a second.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -206,6 +207,40 @@ def _advisories_for(project: ProjectHandle, names: Iterable[str]) -> dict[str, l
     return out
 
 
+_Row = tuple[tuple[int, str, str], "Match", str]
+_cache_lock = threading.Lock()
+# Compiled advisories per package and the matches per (package, installed version), kept between checks in
+# one process (``monitor run``) until the advisory store changes (its generation: count and newest import).
+_cache: dict[str, Any] = {"key": None, "entries": {}, "rows": {}}
+
+
+def _cached_advisories(
+    project: ProjectHandle, names: set[str]
+) -> tuple[dict[str, list[tuple[CompiledEntry, Any]]], dict[tuple[str, str], list[_Row]]]:
+    from sqlalchemy import func
+
+    with project.db.read() as conn:
+        count, newest = conn.execute(
+            select(func.count(), func.max(vuln_advisories.c.imported_at)).select_from(vuln_advisories)).one()
+    key = (project.db.url, int(count or 0), newest)
+    with _cache_lock:
+        if _cache["key"] != key:
+            _cache.update(key=key, entries={}, rows={})
+        entries: dict[str, list[tuple[CompiledEntry, Any]]] = _cache["entries"]
+        rows: dict[tuple[str, str], list[_Row]] = _cache["rows"]
+        missing = names - entries.keys()
+    if missing:
+        fetched = _advisories_for(project, missing)
+        with _cache_lock:
+            if _cache["key"] == key:
+                for n in missing:
+                    entries[n] = fetched.get(n, [])
+            else:  # the store changed meanwhile: use what was just read, uncached
+                entries = {**entries, **{n: fetched.get(n, []) for n in missing}}
+                rows = {}
+    return {n: e for n, e in entries.items() if e}, rows
+
+
 def check_versions(
     project: ProjectHandle, ref: str | None = None, *, name: str | None = None, store: bool = True
 ) -> VulnReport:
@@ -228,22 +263,20 @@ def check_versions(
             envs[(name, version)] = _packages(project, digest)
         except (BastionError, ValueError) as e:
             errors[(name, version)] = f"the recorded environment cannot be read: {e}"
-    by_package = _advisories_for(project, {p for pk in envs.values() for p in pk})
+    by_package, memo_rows = _cached_advisories(project, {p for pk in envs.values() for p in pk})
     aliases_of: dict[str, tuple[str, ...]] = {}
     at = now_iso()
     previous = _stored_json(project, [(n, v) for n, v, _, _ in targets])
     results: list[VersionVulns] = []
     encoded: list[str] = []
     by_env: dict[str, tuple[list[Match], str]] = {}  # versions logged from one environment share its result
-    # per (package, installed version): [(sort key, match, stored JSON)], computed once for every version
-    memo_rows: dict[tuple[str, str], list[tuple[tuple[int, str, str], Match, str]]] = {}
     for name, version, als, digest in targets:
         key = (name, version)
         hit = by_env.get(digest or "") if key not in errors else None
         if hit is not None:
             _finish(results, encoded, previous, key, als, hit[0], hit[1], at, errors)
             continue
-        rows: list[tuple[tuple[int, str, str], Match, str]] = []
+        rows: list[_Row] = []
         env = envs.get(key) or {}
         for package in env.keys() & by_package.keys():
             installed = env[package]
