@@ -6,6 +6,7 @@ import typer
 from rich.table import Table
 
 from bastion.cli._common import console, print_json, project
+from bastion.cli._render import short
 from bastion.errors import EXIT_CHECKS_FAILED
 
 app = typer.Typer(help="Read and verify the tamper-evident audit log.", no_args_is_help=True)
@@ -29,7 +30,7 @@ def log(
         t.add_column(col)
     for e in entries:
         details = ", ".join(f"{k}={v}" for k, v in sorted(e.details.items()))
-        t.add_row(str(e.seq), e.ts[:19], e.actor, e.action, e.subject, details[:80])
+        t.add_row(str(e.seq), e.ts[:19], e.actor, e.action, e.subject, short(details, 80))
     console.print(t)
 
 
@@ -46,7 +47,8 @@ def verify(json_out: bool = typer.Option(False, "--json")) -> None:
         print_json({**report.to_dict(), "journals": [j.to_dict() for j in journals]})
     else:
         if report.ok:
-            console.print(f"[green]Audit chain intact[/]: {report.entries} entries, head {report.head_hash[:16]}….")
+            head = short(report.head_hash, 16)
+            console.print(f"[green]Audit chain intact[/]: {report.entries} entries, head {head}.")
         else:
             console.print(f"[bold red]Audit chain broken[/] at entry {report.first_bad_seq}: {report.problem}")
         if journals:

@@ -7,6 +7,7 @@ import typer
 
 from bastion.cli import _render, model_card, model_scan, model_sign
 from bastion.cli._common import console, print_json, progress_bar, project
+from bastion.cli._render import short
 from bastion.errors import RegistryError
 
 app = typer.Typer(help="Version, inspect, promote and roll back models.", no_args_is_help=True)
@@ -69,7 +70,7 @@ def register(
     if json_out:
         print_json(mv.to_dict())
     else:
-        console.print(f"Registered [bold]{mv.ref}[/] ({mv.digest[:19]}…, scan: {mv.scan_status}).")
+        console.print(f"Registered [bold]{mv.ref}[/] ({short(mv.digest, 19)}, scan: {mv.scan_status}).")
 
 
 @app.command("list")
