@@ -64,7 +64,7 @@ TECHNIQUES = [
     ("binpersid", P2 + b"K\x01Q.", "pickle.persistent-id", Severity.HIGH),
     ("build-on-class", P2 + b"ccollections\nOrderedDict\n}b.", "pickle.mutate-global", Severity.HIGH),
     ("setitem-on-class", P2 + b"ccollections\nOrderedDict\nK\x01K\x02s.", "pickle.mutate-global", Severity.HIGH),
-    ("unknown-reference", P2 + b"cmymod\nThing\n.", "pickle.unknown-global", Severity.MEDIUM),
+    ("unknown-reference", P2 + b"cmymod\nThing\n.", "pickle.unknown-global", Severity.HIGH),
     ("attrgetter", P4 + sg("operator", "attrgetter") + sbu("x") + b"\x85R.", "pickle.dangerous-global",
      Severity.CRITICAL),
     ("partial-of-system", P4 + sg("functools", "partial") + sg("os", "system") + sbu("id") + b"\x86R.",

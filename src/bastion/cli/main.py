@@ -123,6 +123,7 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "keys": ("bastion.cli.keys", "app"),
     "audit": ("bastion.cli.audit", "app"),
     "monitor": ("bastion.cli.monitor", "app"),
+    "vulns": ("bastion.cli.vulns", "app"),
     "serve": ("bastion.cli.serve", "register"),
     "ui": ("bastion.cli.ui", "register"),
     "users": ("bastion.cli.users", "app"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from bastion.cli import _render, model_card, model_scan, model_sign
+from bastion.cli import _render, model_card, model_rescan, model_scan, model_sign
 from bastion.cli._common import console, print_json, progress_bar, project
 from bastion.cli._render import short
 from bastion.errors import RegistryError
@@ -96,10 +96,19 @@ def show(
     mv = p.get_model(ref, include_deleted=True)
     scans = p.attachments(mv.ref, "scan")
     scan = scans[-1] if scans else None
+    from bastion.vulns.status import version_status
+
+    vulns = version_status(p, mv.name, mv.version)
     if json_out:
-        print_json({**mv.to_dict(), "scan": scan})
+        print_json({**mv.to_dict(), "scan": scan, "vulnerabilities": vulns})
     else:
         console.print(_render.model_detail(mv, scan))
+        when = f" (checked {vulns['checked_at']})" if vulns["checked_at"] else " (run `bastion vulns check`)"
+        console.print(f"vulnerabilities: {vulns['status']}{when}", soft_wrap=True, highlight=False)
+        for a in vulns["advisories"]:
+            fixed = f", fixed in {a['fixed']}" if a["fixed"] else ""
+            console.print(f"  {a['id']} ({', '.join(a['aliases']) or 'no aliases'}): {a['package']} {a['installed']}, "
+                          f"severity {a['severity']}{fixed}", soft_wrap=True, highlight=False)
 
 
 @app.command("diff")
@@ -180,3 +189,4 @@ def delete(
 model_scan.register(app)
 model_sign.register(app)
 model_card.register(app)
+model_rescan.register(app)

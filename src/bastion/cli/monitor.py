@@ -138,12 +138,17 @@ def run(
     scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler address (with --engine dask)."),
     max_runs: int = typer.Option(0, "--max-runs", help="Stop after this many windows (0: run until stopped)."),
     json_: bool = typer.Option(False, "--json", help="Print each result as JSON."),
+    vulns_every: str = typer.Option(
+        "1d", "--vulns-every",
+        help="How often to re-check advisories and re-scan the served versions (e.g. 6h, 1d; 'off' to disable).",
+    ),
 ) -> None:
     """Monitor a served model continuously: every --every, the last --window of its prediction log."""
     from bastion.monitor.report import write_report
     from bastion.monitor.runner import parse_duration, run_window
 
     win, step = parse_duration(window), parse_duration(every)
+    vulns_step = None if vulns_every.strip().lower() == "off" else parse_duration(vulns_every)
     proj = project()
     cfg = _config(config, proj)
     eng = _engine(engine, scheduler)
@@ -156,6 +161,8 @@ def run(
                                     progress=bar)
             runs += 1
             worst = max(worst, result.exit_code)
+            if vulns_step is not None:
+                worst = max(worst, _vulns_pass(proj, model, vulns_step, cfg, json_))
             if output:
                 write_report(result, output)
             doc = result.to_dict()
@@ -173,6 +180,37 @@ def run(
             eng.close()
     if worst:
         raise typer.Exit(worst)
+
+
+def _vulns_pass(proj: Any, model: str, every: Any, cfg: Any, json_: bool) -> int:
+    """The scheduled vulnerability pass (advisories + re-scans of the served versions) when it is due."""
+    from rich.markup import escape
+
+    from bastion.registry.refs import parse_ref
+    from bastion.vulns.monitor import is_due, monitor_vulnerabilities
+
+    name = parse_ref(model).name
+    if not is_due(proj, name, every):
+        return 0
+    doc = monitor_vulnerabilities(proj, name, config=cfg)
+    if json_:
+        print_json(doc)
+        return int(doc["exit_code"])
+    check = doc["check"]
+    console.print(f"Vulnerabilities: {len(check['versions'])} served version(s) of {name} checked against "
+                  f"{check['advisories']:,} advisories, {len(check['affected'])} affected; "
+                  f"{len(doc['rescans'])} re-scanned.", soft_wrap=True)
+    for a in doc["alerts"]:
+        tag = escape(f"[{a['severity']}] {a['rule']}: {a['message']}")
+        console.print(f"[bold red]ALERT[/] {tag}", soft_wrap=True)
+    for r in doc["rollbacks"]:
+        if r.get("rolled_back"):
+            console.print(f"[bold red]Rolled back[/] {r['model']}@{r['alias']} -> version {r['to_version']}")
+        else:
+            console.print(f"Not rolled back {r['model']}@{r['alias']}: {r['reason']}", soft_wrap=True)
+    for e in doc["errors"]:
+        console.print(f"[bold red]re-scan refused[/] {e}", soft_wrap=True)
+    return int(doc["exit_code"])
 
 
 @labels_app.command("add")

@@ -207,10 +207,12 @@ def cyclonedx_bom(project: Any, ref: str, *, validate: bool = True) -> dict[str,
         deps.append(comp)
     packages = d["environment"].get("packages") or {}
     items = packages.items() if isinstance(packages, dict) else ((p.get("name"), p.get("version")) for p in packages)
+    purls: dict[str, str] = {}
     for name, version in sorted(items, key=lambda kv: str(kv[0]).lower()):
         if not name:
             continue
         purl = PackageURL(type="pypi", name=str(name).lower(), version=str(version) if version else None)
+        purls[_pep503(str(name))] = str(purl)
         comp = Component(type=ComponentType.LIBRARY, name=str(name), version=str(version) if version else None,
                          purl=purl, bom_ref=str(purl))
         bom.components.add(comp)
@@ -218,9 +220,53 @@ def cyclonedx_bom(project: Any, ref: str, *, validate: bool = True) -> dict[str,
     bom.register_dependency(model, deps)
     doc: dict[str, Any] = json.loads(JsonV1Dot6(bom).output_as_string())
     doc["metadata"]["component"]["modelCard"] = _model_card(d)
+    vulns = _vulnerabilities(project, m["name"], int(m["version"]), purls)
+    if vulns:
+        doc["vulnerabilities"] = vulns
     if validate:
         validate_bom(doc)
     return doc
+
+
+def _pep503(name: str) -> str:
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+_CDX_METHOD = {"CVSS:3.0": "CVSSv3", "CVSS:3.1": "CVSSv31", "CVSS:4.0": "CVSSv4"}
+
+
+def _vulnerabilities(project: Any, name: str, version: int, purls: dict[str, str]) -> list[dict[str, Any]]:
+    """CycloneDX ``vulnerabilities`` from the version's last stored advisory check (``bastion vulns check``)."""
+    try:
+        from bastion.vulns.check import stored_results
+    except ImportError:
+        return []
+    matches = stored_results(project, [(name, version)]).get((name, version)) or []
+    out: list[dict[str, Any]] = []
+    for i, mt in enumerate(matches):
+        rating: dict[str, Any] = {"severity": mt.severity, "source": {"name": "OSV"}}
+        if mt.score is not None:
+            rating["score"] = mt.score
+        if mt.vector:
+            rating["vector"] = mt.vector
+            rating["method"] = _CDX_METHOD.get(mt.vector.split("/", 1)[0], "other")
+        entry: dict[str, Any] = {
+            "bom-ref": f"vulnerability:{i}:{mt.id}",
+            "id": mt.id,
+            "source": {"name": "OSV", "url": f"https://osv.dev/vulnerability/{mt.id}"},
+            "ratings": [rating],
+            "affects": [{"ref": purls.get(mt.package, f"pkg:pypi/{mt.package}@{mt.installed}")}],
+        }
+        if mt.aliases:
+            entry["references"] = [{"id": a, "source": {"name": "OSV"}} for a in mt.aliases]
+        if mt.summary:
+            entry["description"] = mt.summary
+        if mt.fixed:
+            entry["recommendation"] = f"Upgrade {mt.package} to {mt.fixed} or later and register a new version."
+        out.append(entry)
+    return out
 
 
 def validate_bom(doc: dict[str, Any]) -> None:

@@ -158,7 +158,10 @@ class SupplyChainSpec(CheckSpec):
 class AliasRule(_Strict):
     """What a version needs before it may take an alias."""
 
-    requires: list[Literal["gate", "signature", "scan"]] = Field(default_factory=list)
+    requires: list[Literal["gate", "signature", "scan", "vulnerabilities"]] = Field(default_factory=list)
+    # Roll the alias back to the newest clean, unaffected version it held, on a matching advisory
+    # (above the `checks: vulnerabilities:` threshold) or a new finding of `bastion model rescan`.
+    rollback_on: list[Literal["vulnerability", "rescan_finding"]] = Field(default_factory=list)
     # Actors (BASTION_USER / OS user names) allowed to override a refusal with --force --reason.
     force_allowed: list[str] = Field(default_factory=list)
     # Path (relative to the project root) of the policy the gate must have run with; default: this file.
@@ -243,7 +246,8 @@ class Policy(_Strict):
 def policy_digest(policy: Policy) -> str:
     """The digest recorded in gate attestations and compared at promotion time."""
     # `reveal` governs data access, not models: changing it must not invalidate recorded gate runs
-    doc = policy.model_dump(mode="json", exclude={"reveal"})
+    # `aliases.*.rollback_on` says what monitoring does after promotion: it does not change what a gate measured
+    doc = policy.model_dump(mode="json", exclude={"reveal": True, "aliases": {"__all__": {"rollback_on"}}})
     raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 

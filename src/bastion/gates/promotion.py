@@ -96,6 +96,26 @@ def _signature_evidence(project: Any, ref: str, reasons: list[str]) -> dict[str,
     return ev
 
 
+def _vulnerability_evidence(project: Any, ref: str, policy: Policy, reasons: list[str]) -> dict[str, Any]:
+    from bastion.gates.checks.vulnerabilities import evaluate
+    from bastion.vulns.policy import VulnerabilitiesSpec
+
+    spec = policy.spec("vulnerabilities") if "vulnerabilities" in policy.checks else VulnerabilitiesSpec()
+    assert isinstance(spec, VulnerabilitiesSpec)
+    if not spec.required and "vulnerabilities" in policy.checks:
+        return {"required": False}
+    passed, measured, evidence = evaluate(project, ref, spec)
+    if not passed:
+        bad = evidence.get("violations") or []
+        named = ", ".join(f"{m['package']} {m['installed']} ({m['id']}, {m['severity']})" for m in bad[:5])
+        reasons.append(
+            f"{ref} is affected by advisories above '{spec.max_severity}': {named or evidence.get('error')}; "
+            "upgrade the package and register a new version, or ignore the advisory in the policy with a reason."
+        )
+    return {**measured, "passed": passed, "violations": [m["id"] for m in evidence.get("violations") or []],
+            "ignored": evidence.get("ignored") or []}
+
+
 def check_promotion(project: Any, model_version: Any, alias: str) -> PromotionDecision:
     """Decide whether ``model_version`` may take ``alias`` under the project's policy.
 
@@ -130,6 +150,10 @@ def check_promotion(project: Any, model_version: Any, alias: str) -> PromotionDe
         evidence["gate"] = _gate_evidence(project, ref, digest, gate_policy, reasons)
     if "scan" in rule.requires:
         evidence["scan"] = _scan_evidence(project, ref, model_version, reasons)
+    gate_vulns = "gate" in rule.requires and "vulnerabilities" in gate_policy.checks
+    if "vulnerabilities" in rule.requires or gate_vulns:
+        # advisories land after the gate ran: the check is evaluated again, now, against today's advisories
+        evidence["vulnerabilities"] = _vulnerability_evidence(project, ref, gate_policy, reasons)
     if "signature" in rule.requires:
         evidence["signature"] = _signature_evidence(project, ref, reasons)
         gate_ev = evidence.get("gate") or {}

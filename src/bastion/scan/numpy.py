@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 
 from bastion.scan.interface import FormatScanner, Severity
@@ -21,39 +22,58 @@ __all__ = ["NumpyScanner", "descr_itemsize"]
 _REM = "Re-save the array with numpy.save from a trusted environment (never with allow_pickle)."
 
 
+# Type codes numpy.lib.format writes for plain (non-object) dtypes, and their item sizes. Any other
+# spelling ('O', 'object', 'object_', 'O8', unknown names) is treated as holding objects: numpy.load
+# decides by ``dtype.hasobject`` after ``numpy.dtype(descr)``, which accepts many spellings.
+_ONE_CHAR = {"?": 1, "b": 1, "B": 1, "h": 2, "H": 2, "i": 4, "I": 4, "l": 8, "L": 8, "q": 8, "Q": 8,
+             "p": 8, "P": 8, "e": 2, "f": 4, "d": 8, "g": 16, "F": 8, "D": 16, "G": 32}
+_PLAIN = re.compile(r"[<>|=]?(?:(?P<one>[?bBhHiIlLqQpPefdgFDG])|(?P<kind>[biufcSUVa])(?P<n>[0-9]{1,12})"
+                    r"|(?P<dt>[mM])8(?:\[[0-9]{0,6}(?:Y|M|W|D|h|m|s|ms|us|ns|ps|fs|as|generic)\])?)")
+
+
 def descr_itemsize(descr: Any) -> tuple[int | None, bool]:
-    """(itemsize or None when not computed, has_object) for an ``.npy`` ``descr``."""
+    """(itemsize or None when not computed, has_object) for an ``.npy`` ``descr``.
+
+    Fails closed: a descr this function cannot prove to be plain data counts as holding objects.
+    """
     if isinstance(descr, str):
-        code = descr.lstrip("<>|=")
-        if not code:
-            return None, False
-        kind, digits = code[0], code[1:]
-        if kind == "O":
+        m = _PLAIN.fullmatch(descr)
+        if m is None:
             return None, True
-        if "[" in digits:  # datetime units: M8[ns]
-            digits = digits.split("[", 1)[0]
-        if not digits.isdigit():
-            return None, False
-        size = int(digits)
-        return (size * 4 if kind == "U" else size), False
+        if m.group("one"):
+            return _ONE_CHAR[m.group("one")], False
+        if m.group("dt"):
+            return 8, False
+        size = int(m.group("n"))
+        return (size * 4 if m.group("kind") == "U" else size), False
+    if isinstance(descr, tuple):
+        # a sub-array: (base descr, shape); numpy.dtype((base, shape)) has objects when its base does
+        if len(descr) != 2:
+            return None, True
+        base, shape = descr
+        base_size, obj = descr_itemsize(base)
+        dims = (shape,) if isinstance(shape, int) else shape
+        if not isinstance(dims, tuple) or not all(isinstance(d, int) and d >= 0 for d in dims):
+            return None, True
+        count = 1
+        for d in dims:
+            count *= d
+        return (base_size * count if base_size is not None else None), obj
     if isinstance(descr, list):
         total = 0
         has_object = False
         for field in descr:
-            if not isinstance(field, tuple) or len(field) < 2:
-                return None, has_object
-            fsize, obj = descr_itemsize(field[1])
+            if not isinstance(field, tuple) or len(field) not in (2, 3):
+                return None, True
+            fdescr = field[1] if len(field) == 2 else (field[1], field[2])
+            fsize, obj = descr_itemsize(fdescr)
             has_object = has_object or obj
             if fsize is None:
                 total = -1
             elif total >= 0:
-                count = 1
-                if len(field) >= 3 and isinstance(field[2], tuple):
-                    for d in field[2]:
-                        count *= d if isinstance(d, int) else 1
-                total += fsize * count
+                total += fsize
         return (total if total >= 0 else None), has_object
-    return None, False
+    return None, True
 
 
 class NumpyScanner(FormatScanner):

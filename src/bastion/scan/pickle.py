@@ -14,7 +14,7 @@ import struct
 import sys
 from dataclasses import dataclass, field
 
-from bastion.scan import _policy
+from bastion.scan import _policy, _signatures
 from bastion.scan import joblib as joblib_scan
 from bastion.scan.interface import FormatScanner, LimitExceeded, Severity
 
@@ -123,14 +123,53 @@ class _Global:
 
 
 class _Obj:
-    """Result of a call (REDUCE, NEWOBJ, INST, OBJ); ``state`` is what BUILD gave it."""
+    """Result of a call (REDUCE, NEWOBJ, INST, OBJ); ``state`` is what BUILD gave it; ``planted`` the
+    method names BUILD wrote into its instance dict (APPENDS/SETITEMS/BUILD would call them)."""
 
-    __slots__ = ("args", "func", "state")
+    __slots__ = ("args", "func", "planted", "state")
 
     def __init__(self, func: Any, args: Any) -> None:
         self.func = func
         self.args = args
         self.state: Any = None
+        self.planted: frozenset[str] | None = None
+
+
+#: Instance attributes the unpickler looks up and calls (APPEND(S), SETITEM(S), ADDITEMS, BUILD).
+_PLANTABLE = frozenset({"append", "extend", "add", "__setstate__"})
+
+
+def _reachable(value: Any, limit: int = 4096) -> list[Any]:
+    """Values inside ``value`` (tuples, lists, dict keys and values), breadth first, bounded."""
+    out = [value]
+    i = 0
+    while i < len(out) and len(out) < limit:
+        v = out[i]
+        i += 1
+        if isinstance(v, tuple | list):
+            out.extend(v[: limit - len(out)])
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                out.append(k)
+                out.append(item)
+                if len(out) >= limit:
+                    break
+    return out
+
+
+def _constructed_wrapper(obj: _Obj) -> bool:
+    """joblib decides by isinstance: a wrapper built by NEWOBJ, ``copyreg.__newobj__`` or
+    ``copyreg._reconstructor`` is as much a wrapper as one built by calling the class."""
+    func = obj.func
+    if not isinstance(func, _Global):
+        return False
+    key = (func.module, func.name)
+    if key in joblib_scan.WRAPPERS:
+        return True
+    if _policy.normalize(*key) in _CONSTRUCTORS and isinstance(obj.args, tuple) and obj.args:
+        first = obj.args[0]
+        return isinstance(first, _Global) and (first.module, first.name) in joblib_scan.WRAPPERS
+    return False
 
 
 def _py2str(value: Any) -> Any:
@@ -165,6 +204,7 @@ class _GlobalUse:
     called_at: int | None = None
     calls: int = 0
     method_lookups: int = 0  # calls that were getattr(<allowed class>, "<allowed method>")
+    pushes: int = 0  # times the global was put on the stack (the opcode, memo gets, DUP): exemptions are per use
 
 
 @dataclass
@@ -210,6 +250,7 @@ class _Machine:
         self.res = result
         self.allow_persid = _PERSID_OK in ctx.flags
         self.op_offset = base
+        self.frame_end: int | None = None
 
     # -- low-level reads -------------------------------------------------------------------
     def _need(self, n: int) -> bytes:
@@ -281,8 +322,10 @@ class _Machine:
             self.res.dangerous_seen = True
             return _Global("<unresolved>", "<unresolved>", self.op_offset)
         key = (module, name)
-        if key not in self.res.uses:
-            self.res.uses[key] = _GlobalUse(module, name, self.op_offset, how)
+        use = self.res.uses.get(key)
+        if use is None:
+            use = self.res.uses[key] = _GlobalUse(module, name, self.op_offset, how)
+        use.pushes += 1
         if _is_identifier_path(module) and _is_identifier_path(name):
             self.res.dangerous_seen = True
         return _Global(module, name, self.op_offset)
@@ -311,6 +354,7 @@ class _Machine:
                 if use is not None:
                     use.method_lookups += 1
                 return method
+            self._check_arguments(func, args, how)
             constructor = (func.module, func.name) in _CONSTRUCTORS or func.name == "newObj" or \
                 func.name.startswith("__pyx_unpickle")
             if constructor and isinstance(args, tuple) and args:
@@ -331,6 +375,64 @@ class _Machine:
             )
         return _Obj(func, args)
 
+    def _check_arguments(self, func: _Global, args: Any, how: str) -> None:
+        """Argument signatures: a global (or a callable built at load time) reaching an argument is a call.
+
+        Positions that legitimately take a class (``copyreg._reconstructor``'s first argument, numpy's
+        and pandas' reconstruct helpers, ...) are listed in ``_signatures``; anywhere else a global is a
+        call gadget: allowlisted callables that call or build their arguments would run it.
+        """
+        full = ".".join(_policy.normalize(func.module, func.name))
+        allowed_callee = _policy.is_allowed(func.module, func.name)
+        if not isinstance(args, tuple):
+            return
+        if full == "builtins.getattr":
+            return  # per-use method lookups are judged by _method_lookup; anything else is critical
+        permitted = _signatures.class_positions(full)
+        for index, arg in enumerate(args):
+            for value in _reachable(arg):
+                if isinstance(value, _Global):
+                    inner = ".".join(_policy.normalize(value.module, value.name))
+                    top = value is arg
+                    if top and index in permitted and _signatures.fits(full, index, inner):
+                        continue
+                    use = self.res.uses.get((value.module, value.name))
+                    if use is not None and use.called_at is None:
+                        use.called_at = self.op_offset  # a reference that reaches a call site is a call
+                    if allowed_callee and _policy.is_allowed(value.module, value.name):
+                        self._gadget(full, inner, how)
+                elif isinstance(value, _Obj) and _signatures.makes_callable(value.func):
+                    self._gadget(full, f"a callable built at load time ({_describe(value)})", how)
+        if allowed_callee:
+            self._resource_check(full, args)
+        if full in _signatures.TORCH_REBUILD_FROM_TYPE and len(args) >= 3 and isinstance(args[0], _Global) \
+                and isinstance(args[2], tuple):
+            self._check_arguments(args[0], args[2], how)  # _rebuild_from_type_v2 calls args[0](*args[2])
+
+    def _gadget(self, callee: str, what: str, how: str) -> None:
+        self.ctx.add(
+            "pickle.call-gadget",
+            Severity.HIGH,
+            f"{callee}({what})",
+            f"{how} passes {what} to {callee}, which calls or builds what it is given; allowlisted callables "
+            "take only data in that position, so this chains a call the allowlist never approved.",
+            _REMEDIATE_GLOBAL,
+            offset=self.op_offset,
+        )
+        self.res.dangerous_seen = True
+
+    def _resource_check(self, full: str, args: tuple[Any, ...]) -> None:
+        problem = _signatures.oversized(full, args)
+        if problem is not None:
+            self.ctx.add(
+                "limit.allocation",
+                Severity.HIGH,
+                full,
+                f"The pickle calls {full} with {problem}; loading would exhaust memory or CPU.",
+                _REMEDIATE_MALFORMED,
+                offset=self.op_offset,
+            )
+
     def _method_lookup(self, func: _Global, args: Any) -> _Global | None:
         """``getattr(<allowed class>, "<name>")`` where ``class.name`` is itself allowed.
 
@@ -349,6 +451,30 @@ class _Machine:
             return None
         return self._global(owner.module, qualname, "getattr")
 
+    def _frame_done(self, pos: int) -> None:
+        if pos > self.frame_end:  # type: ignore[operator]
+            self._frame_anomaly("An opcode straddles the end of its FRAME")
+        self.frame_end = None
+
+    def _frame_anomaly(self, what: str) -> None:
+        # CPython's C unpickler reads straight through frame boundaries; the pure-Python one (which
+        # joblib uses) stops with an error: the two loaders run different opcodes
+        self.ctx.add(
+            "pickle.frame-mismatch",
+            Severity.HIGH,
+            "FRAME boundary",
+            f"{what}. pickle.load and joblib.load disagree on where such a pickle stops, a way to show "
+            "scanners and loaders different code.",
+            _REMEDIATE_MALFORMED,
+            offset=self.op_offset,
+        )
+        self.frame_end = None
+
+    def _repush(self, value: _Global) -> None:
+        use = self.res.uses.get((value.module, value.name))
+        if use is not None:
+            use.pushes += 1
+
     def _mutate_check(self, target: Any, how: str) -> None:
         if isinstance(target, _Global):
             self.ctx.add(
@@ -363,6 +489,12 @@ class _Machine:
 
     # -- joblib inline arrays ----------------------------------------------------------------
     def _joblib_array(self, obj: _Obj, state: Any) -> None:
+        if self.frame_end is not None:
+            if self.pos < self.frame_end:
+                # joblib reads array bytes from the raw file, after the buffered frame, while the
+                # unpickler keeps reading opcodes from inside the frame
+                self._frame_anomaly("A joblib array starts inside a FRAME")
+            self.frame_end = None
         if not isinstance(state, dict):
             raise Malformed("A joblib NumpyArrayWrapper has no state dictionary.", self.op_offset)
         shape = state.get("shape")
@@ -436,6 +568,8 @@ class _Machine:
         try:
             while True:
                 self.op_offset = pos = self.pos
+                if self.frame_end is not None and pos >= self.frame_end:
+                    self._frame_done(pos)
                 b = read(1)
                 if not b:
                     raise Malformed("The pickle ends without a STOP opcode (truncated).", pos)
@@ -475,8 +609,12 @@ class _Machine:
                     memo[self._need(1)[0]] = stack[-1]
                 elif op == 0x68:  # BINGET
                     stack.append(self._get(self._need(1)[0]))
+                    if type(stack[-1]) is _Global:
+                        self._repush(stack[-1])
                 elif op == 0x6A:  # LONG_BINGET
                     stack.append(self._get(struct.unpack("<I", self._need(4))[0]))
+                    if type(stack[-1]) is _Global:
+                        self._repush(stack[-1])
                 elif op == 0x72:  # LONG_BINPUT
                     self.memo[struct.unpack("<I", self._need(4))[0]] = self._top()
                 elif op == 0x28:  # MARK
@@ -546,23 +684,21 @@ class _Machine:
                     cls = self._pop()
                     stack.append(self._call(cls, args, "NEWOBJ"))
                 elif op == 0x92:  # NEWOBJ_EX
-                    self._pop()
+                    kwargs = self._pop()
                     args = self._pop()
                     cls = self._pop()
-                    stack.append(self._call(cls, args, "NEWOBJ_EX"))
+                    # keyword arguments reach cls.__new__ like positional ones: judge them as one more argument
+                    call_args = (*args, kwargs) if isinstance(args, tuple) and kwargs != {} else args
+                    stack.append(self._call(cls, call_args, "NEWOBJ_EX"))
                 elif op == 0x62:  # BUILD
                     state = self._pop()
                     target = self._top()
                     self._mutate_check(target, "BUILD")
                     if isinstance(target, _Obj):
+                        self._build_check(target, state)
                         if target.state is None:
                             target.state = state
-                        func = target.func
-                        if (
-                            self.joblib_arrays
-                            and isinstance(func, _Global)
-                            and (func.module, func.name) in joblib_scan.WRAPPERS
-                        ):
+                        if self.joblib_arrays and _constructed_wrapper(target):
                             self._joblib_array(target, state)
                 elif op == 0x2E:  # STOP
                     value = self._pop()
@@ -578,6 +714,9 @@ class _Machine:
                     size = struct.unpack("<Q", self._need(8))[0]
                     if size > sys.maxsize:
                         raise Malformed(f"FRAME length {size} is too large.", self.op_offset)
+                    if self.frame_end is not None and self.op_offset < self.frame_end:
+                        self._frame_anomaly("A FRAME starts before the current frame ends")
+                    self.frame_end = self.pos + size
                 elif op == 0x47:  # BINFLOAT
                     stack.append(struct.unpack(">d", self._need(8))[0])
                 elif op == 0x58:  # BINUNICODE
@@ -628,6 +767,8 @@ class _Machine:
                     self._pop_mark()
                 elif op == 0x32:  # DUP
                     stack.append(self._top())
+                    if type(stack[-1]) is _Global:
+                        self._repush(stack[-1])
                 elif op == 0x6C:  # LIST
                     items = self._pop_mark()
                     self.stack.append(list(items))
@@ -665,6 +806,8 @@ class _Machine:
                         raise Malformed("UNICODE holds an invalid escape.", self.op_offset) from None
                 elif op == 0x67:  # GET
                     stack.append(self._get(self._parse_int(self._line(), "GET")))
+                    if type(stack[-1]) is _Global:
+                        self._repush(stack[-1])
                 elif op == 0x70:  # PUT
                     idx = self._parse_int(self._line(), "PUT")
                     if idx < 0:
@@ -758,8 +901,42 @@ class _Machine:
         except KeyError:
             raise Malformed(f"Memo get of index {idx}, which was never stored.", self.op_offset) from None
 
+    def _build_check(self, target: _Obj, state: Any) -> None:
+        """BUILD calls ``__setstate__`` (found on the instance first) or writes ``__dict__``/slots."""
+        if target.planted is not None and "__setstate__" in target.planted:
+            self._implicit(f"BUILD calls a __setstate__ that an earlier BUILD planted on {_describe(target)}")
+        parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+        for part in parts:
+            if not isinstance(part, dict):
+                continue
+            for key in part:
+                if not isinstance(key, str):
+                    continue
+                if key.startswith("__") and key.endswith("__"):
+                    self._implicit(f"BUILD sets the attribute {key!r} on {_describe(target)}")
+                if key in _PLANTABLE or key == "__setstate__":
+                    target.planted = (target.planted or frozenset()) | {key}
+
+    def _implicit(self, what: str) -> None:
+        self.ctx.add(
+            "pickle.implicit-call",
+            Severity.HIGH,
+            what,
+            f"{what}; the unpickler calls such attributes by itself, so this turns object state into a call.",
+            _REMEDIATE_GLOBAL,
+            offset=self.op_offset,
+        )
+        self.res.dangerous_seen = True
+
+    def _container_target(self, target: Any, method: str, how: str) -> None:
+        if isinstance(target, _Obj) and target.planted is not None and method in target.planted:
+            self._implicit(f"{how} calls {method!r}, planted as an instance attribute on {_describe(target)}")
+
     def _append(self, target: Any, items: list[Any], how: str) -> None:
         self._mutate_check(target, how)
+        self._container_target(target, "extend" if how == "APPENDS" else "append", how)
+        if how == "APPENDS":
+            self._container_target(target, "append", how)
         if isinstance(target, list) and len(target) < _KEEP_ITEMS:
             target.extend(items)
 
@@ -767,6 +944,7 @@ class _Machine:
         if len(items) % 2:
             raise Malformed(f"{how} has an odd number of items.", self.op_offset)
         self._mutate_check(target, how)
+        self._container_target(target, "__setitem__", how)
         if isinstance(target, dict) and len(target) < _KEEP_ITEMS:
             for i in range(0, len(items), 2):
                 key = items[i]
@@ -811,8 +989,8 @@ def emit_global_findings(ctx: ScanContext, result: PickleResult) -> None:
             continue
         offset = use.called_at if use.called_at is not None else use.offset
         hit = _policy.critical_match(use.module, use.name)
-        if hit is not None and use.calls and use.calls == use.method_lookups:
-            continue  # only ever used to look up allowed methods of allowed classes
+        if hit is not None and use.calls and use.calls == use.method_lookups == use.pushes:
+            continue  # every single use looked up an allowed method of an allowed class (exempt per use)
         if hit is not None:
             verb = "calls" if use.called_at is not None else "references"
             ctx.add(
@@ -839,19 +1017,30 @@ def emit_global_findings(ctx: ScanContext, result: PickleResult) -> None:
                 full,
                 f"The pickle {'calls' if use.called_at is not None else 'walks the attribute chain'} {full}, "
                 "which is not on the allowlist of callables that model libraries need at load time.",
-                _REMEDIATE_UNKNOWN,
+                _remediate_unknown(full),
                 offset=offset,
             )
         else:
+            # A reference reaches call sites: an argument or state that loading code calls, a
+            # defaultdict factory, model code after loading. It counts as a call.
             ctx.add(
                 "pickle.unknown-global",
-                Severity.MEDIUM,
+                Severity.HIGH,
                 full,
-                f"The pickle references {full} without calling it; it is not on the allowlist, and "
-                "model code may call it after loading.",
-                _REMEDIATE_UNKNOWN,
+                f"The pickle references {full}, which is not on the allowlist; a reference reaches call sites "
+                "(arguments, object state, model code after loading), so it counts as a call.",
+                _remediate_unknown(full),
                 offset=offset,
             )
+
+
+def _remediate_unknown(full: str) -> str:
+    if full.startswith("__main__."):
+        return (f"{full} is a class defined in the training script, so only that script can load the file. "
+                "Move it into an importable package, or, after auditing it, register the model with "
+                f"--allow-finding 'pickle.unknown-global:{full}' --reason TEXT (the decision is audited).")
+    return _REMEDIATE_UNKNOWN + (" After auditing it, allow it per model with --allow-finding RULE:" + full +
+                                 " --reason TEXT (audited).")
 
 
 def analyze_pickle_stream(

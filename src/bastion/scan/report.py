@@ -29,6 +29,9 @@ _INFO_URI = "https://github.com/bastion-mlops/bastion/blob/main/docs/scanner.md"
 RULES: dict[str, str] = {
     "pickle.dangerous-global": "Pickle references a callable that gives code execution or system access",
     "pickle.unknown-callable": "Pickle calls a callable that is not on the allowlist",
+    "pickle.call-gadget": "A global or built callable reaches an argument of an allowlisted callable",
+    "pickle.implicit-call": "BUILD/APPEND/SETITEM would call an attribute planted on the object",
+    "pickle.frame-mismatch": "FRAME boundaries that pickle.load and joblib.load read differently",
     "pickle.unknown-global": "Pickle references a global that is not on the allowlist",
     "pickle.noteworthy-global": "Pickle uses an allowed global worth a reviewer's glance",
     "pickle.unresolved-global": "Pickle imports a name built from non-constant values",
@@ -42,6 +45,7 @@ RULES: dict[str, str] = {
     "pickle.multiple-pickles": "File holds more than one pickle",
     "pickle.joblib-array-opcodes": "joblib array bytes parse as pickle opcodes (loader differential)",
     "limit.opcodes": "Opcode limit reached; the rest was not analysed",
+    "limit.allocation": "An allowlisted call is given an attacker-sized operand (memory or CPU exhaustion)",
     "limit.time": "Per-file time limit reached; the rest was not analysed",
     "limit.size": "Expanded-size limit reached (decompression bomb?)",
     "limit.ratio": "Compression-ratio limit reached (decompression bomb?)",

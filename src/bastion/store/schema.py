@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -127,4 +128,45 @@ audit_log = Table(
     Index("ix_audit_log_actor", "actor", "seq"),
     Index("ix_audit_log_action", "action", "seq"),
     Index("ix_audit_log_subject", "subject", "seq"),
+)
+
+# Vulnerability advisories (OSV, PyPI ecosystem) and what they match in each model version's environment.
+vuln_advisories = Table(
+    "vuln_advisories",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("modified", String(40), nullable=False),
+    Column("published", String(40), nullable=True),
+    Column("withdrawn", String(40), nullable=True),
+    Column("aliases_json", Text, nullable=False, default="[]"),
+    Column("summary", Text, nullable=False, default=""),
+    Column("severity", String(16), nullable=False, default="unknown"),
+    Column("score", Float, nullable=True),
+    Column("vector", Text, nullable=True),
+    Column("record_digest", String(80), nullable=False),
+    Column("import_digest", String(80), nullable=False),
+    Column("imported_at", String(40), nullable=False),
+)
+
+vuln_affected = Table(
+    "vuln_affected",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("advisory_id", String(200), nullable=False),
+    Column("package", String(200), nullable=False),  # PEP 503 normalised
+    Column("ranges_json", Text, nullable=False, default="[]"),
+    Column("versions_json", Text, nullable=False, default="[]"),
+    Index("ix_vuln_affected_package", "package"),
+    Index("ix_vuln_affected_advisory", "advisory_id"),
+)
+
+vuln_results = Table(
+    "vuln_results",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("checked_at", String(40), nullable=False),
+    Column("count", Integer, nullable=False, default=0),
+    Column("max_severity", String(16), nullable=True),
+    Column("matches_json", Text, nullable=False, default="[]"),
 )

@@ -67,6 +67,7 @@ def inventory(project: Any) -> list[dict[str, Any]]:
     docs = latest_documents(project, serving, ("gate", "signature"))
     windows = latest_documents_by_model(project, "monitor_window")
     scans = scan_statuses(project, serving)
+    vulns = _alias_vulns(project)
     rows = []
     for s, (name, version) in zip(summaries, serving, strict=True):
         gate = docs.get((name, version, "gate"))
@@ -88,8 +89,19 @@ def inventory(project: Any) -> list[dict[str, Any]]:
             "last_alert": alerts[-1] if alerts else None,
             "window_end": (window or {}).get("window_end"),
             "window_version": window_version,
+            "vulns": vulns.get(name, []),
         })
     return rows
+
+
+def _alias_vulns(project: Any) -> dict[str, list[dict[str, Any]]]:
+    """Per model: each alias's vulnerability status (clean / affected / rescan-finding / unchecked)."""
+    from bastion.vulns.status import alias_statuses
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in alias_statuses(project):
+        out.setdefault(row["name"], []).append(row)
+    return out
 
 
 def _fairness(gate: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -153,7 +165,14 @@ def version_page(project: Any, ref: str, *, root_path: str = "") -> dict[str, An
         "attestations": attestations,
         "card": card,
         "has_monitoring": bool(project.attachments(mv.ref, "monitor_window")),
+        "vulnerabilities": _version_vulns(project, mv.name, mv.version),
     }
+
+
+def _version_vulns(project: Any, name: str, version: int) -> dict[str, Any]:
+    from bastion.vulns.status import version_status
+
+    return version_status(project, name, version)
 
 
 def alias_choices(project: Any, name: str) -> list[str]:

@@ -22,9 +22,11 @@ def _builtins() -> dict[str, type[Check]]:
     from bastion.gates.checks.privacy import PrivacyCheck
     from bastion.gates.checks.robustness import RobustnessCheck
     from bastion.gates.checks.supply_chain import SupplyChainCheck
+    from bastion.gates.checks.vulnerabilities import VulnerabilitiesCheck
 
     classes: list[type[Check]] = [
         PerformanceCheck, FairnessCheck, DiversityCheck, RobustnessCheck, PrivacyCheck, SupplyChainCheck,
+        VulnerabilitiesCheck,
     ]
     return {c.name: c for c in classes}
 

@@ -1,0 +1,313 @@
+"""Advisories matched against each model version's recorded environment; results stored per version.
+
+One query per chunk of package names (indexed on the normalised name) and one parse per distinct
+environment document keep a check of a thousand versions well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, select, tuple_
+
+from bastion.audit.log import now_iso
+from bastion.errors import BastionError
+from bastion.store.schema import aliases, models, vuln_advisories, vuln_affected, vuln_results
+from bastion.vulns.matching import is_affected, parse_version
+from bastion.vulns.osv import normalize_name, severity_rank
+
+if TYPE_CHECKING:
+    from bastion.project import Project
+
+__all__ = ["Match", "VersionVulns", "VulnReport", "check_versions", "stored_results"]
+
+_CHUNK = 500
+_env_cache: dict[str, dict[str, str]] = {}  # environment documents are content-addressed: safe to keep
+
+
+@dataclass(frozen=True)
+class Match:
+    """One advisory matching one installed package of a version."""
+
+    id: str
+    package: str
+    installed: str
+    severity: str
+    aliases: tuple[str, ...] = ()
+    score: float | None = None
+    vector: str | None = None
+    fixed: str | None = None
+    summary: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "aliases": list(self.aliases),
+            "package": self.package,
+            "installed": self.installed,
+            "severity": self.severity,
+            "score": self.score,
+            "vector": self.vector,
+            "fixed": self.fixed,
+            "summary": self.summary,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Match:
+        return cls(
+            id=str(d["id"]), package=str(d["package"]), installed=str(d["installed"]), severity=str(d["severity"]),
+            aliases=tuple(d.get("aliases") or ()), score=d.get("score"), vector=d.get("vector"),
+            fixed=d.get("fixed"), summary=str(d.get("summary") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class VersionVulns:
+    """The advisories matching one model version, the aliases it serves, and what is new since last time."""
+
+    name: str
+    version: int
+    aliases: tuple[str, ...]
+    matches: tuple[Match, ...]
+    new: tuple[Match, ...] = ()
+    checked_at: str = ""
+    error: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def affected(self) -> bool:
+        return bool(self.matches)
+
+    @property
+    def max_severity(self) -> str | None:
+        if not self.matches:
+            return None
+        return max((m.severity for m in self.matches), key=lambda s: severity_rank(s))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.ref,
+            "name": self.name,
+            "version": self.version,
+            "aliases": list(self.aliases),
+            "affected": self.affected,
+            "max_severity": self.max_severity,
+            "matches": [m.to_dict() for m in self.matches],
+            "new": [m.id for m in self.new],
+            "checked_at": self.checked_at,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class VulnReport:
+    """The outcome of one check over a set of versions."""
+
+    versions: tuple[VersionVulns, ...]
+    advisories: int
+    checked_at: str
+    duration_s: float = 0.0
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def affected(self) -> tuple[VersionVulns, ...]:
+        return tuple(v for v in self.versions if v.affected)
+
+    @property
+    def exit_code(self) -> int:
+        """1 when a version is affected (or could not be checked: fail closed), else 0."""
+        return 1 if any(v.affected or v.error for v in self.versions) else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": 1,
+            "kind": "vulnerability_check",
+            "checked_at": self.checked_at,
+            "advisories": self.advisories,
+            "duration_s": round(self.duration_s, 4),
+            "versions": [v.to_dict() for v in self.versions],
+            "affected": [v.ref for v in self.affected],
+            "notes": list(self.notes),
+        }
+
+
+def _targets(
+    project: Project, ref: str | None, name: str | None = None
+) -> list[tuple[str, int, tuple[str, ...], str | None]]:
+    """``(name, version, aliases, environment digest)`` of ``ref``, or of every version under an alias
+    (of model ``name`` only, when given)."""
+    if ref is not None:
+        mv = project.get_model(ref)
+        return [(mv.name, mv.version, tuple(mv.aliases), mv.environment_digest)]
+    query = (
+        select(aliases.c.name, aliases.c.alias, models.c.version, models.c.environment_digest)
+        .join(models, (models.c.name == aliases.c.name) & (models.c.version == aliases.c.version))
+        .where(aliases.c.kind == "model", models.c.deleted_at.is_(None))
+        .order_by(aliases.c.name, models.c.version, aliases.c.alias)
+    )
+    if name is not None:
+        query = query.where(aliases.c.name == name)
+    with project.db.read() as conn:
+        rows = conn.execute(query).all()
+    out: dict[tuple[str, int], tuple[list[str], str | None]] = {}
+    for r in rows:
+        out.setdefault((r.name, int(r.version)), ([], r.environment_digest))[0].append(r.alias)
+    return [(n, v, tuple(a), env) for (n, v), (a, env) in out.items()]
+
+
+def _packages(project: Project, digest: str) -> dict[str, str]:
+    hit = _env_cache.get(digest)
+    if hit is None:
+        doc = json.loads(project.blobs.get_bytes(digest, what="recorded environment"))
+        raw = doc.get("packages") if isinstance(doc, dict) else None
+        if not isinstance(raw, dict):
+            raise BastionError(f"The recorded environment {digest[:19]}… has no 'packages' mapping.")
+        hit = {normalize_name(str(k)): str(v) for k, v in raw.items()}
+        _env_cache[digest] = hit
+    return hit
+
+
+def _fixed_after(installed: str, ranges: list[list[list[str]]]) -> str | None:
+    v = parse_version(installed)
+    best: tuple[Any, str] | None = None
+    for events in ranges:
+        for kind, text in events:
+            fv = parse_version(text) if kind == "fixed" else None
+            if fv is not None and (v is None or fv > v) and (best is None or fv < best[0]):
+                best = (fv, text)
+    return best[1] if best else None
+
+
+def _advisories_for(project: Project, names: Iterable[str]) -> dict[str, list[tuple[dict[str, Any], Any]]]:
+    """Per normalised package name: (affected row, advisory row) of every non-withdrawn advisory."""
+    names = sorted(set(names))
+    out: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+    heads: dict[str, Any] = {}
+    with project.db.read() as conn:
+        for i in range(0, len(names), _CHUNK):
+            chunk = names[i : i + _CHUNK]
+            rows = conn.execute(
+                select(vuln_affected.c.advisory_id, vuln_affected.c.package, vuln_affected.c.ranges_json,
+                       vuln_affected.c.versions_json).where(vuln_affected.c.package.in_(chunk))
+            ).all()
+            ids = sorted({r.advisory_id for r in rows} - set(heads))
+            for j in range(0, len(ids), _CHUNK):
+                for h in conn.execute(
+                    select(vuln_advisories.c.id, vuln_advisories.c.aliases_json, vuln_advisories.c.severity,
+                           vuln_advisories.c.score, vuln_advisories.c.vector, vuln_advisories.c.summary,
+                           vuln_advisories.c.withdrawn).where(vuln_advisories.c.id.in_(ids[j : j + _CHUNK]))
+                ):
+                    heads[h.id] = h
+            for r in rows:
+                head = heads.get(r.advisory_id)
+                if head is None or head.withdrawn:
+                    continue
+                entry = {"ranges": json.loads(r.ranges_json), "versions": json.loads(r.versions_json)}
+                out.setdefault(r.package, []).append((entry, head))
+    return out
+
+
+def check_versions(
+    project: Project, ref: str | None = None, *, name: str | None = None, store: bool = True
+) -> VulnReport:
+    """Match stored advisories against ``ref``'s environment, or every version under an alias (of ``name``).
+
+    Results are stored per version (``stored_results``) and each version's ``new`` lists the
+    advisories that were not matched by its previous stored result.
+    """
+    import time
+
+    started = time.perf_counter()
+    targets = _targets(project, ref, name)
+    envs: dict[tuple[str, int], dict[str, str]] = {}
+    errors: dict[tuple[str, int], str] = {}
+    for name, version, _, digest in targets:
+        if not digest:
+            errors[(name, version)] = "no recorded environment"
+            continue
+        try:
+            envs[(name, version)] = _packages(project, digest)
+        except (BastionError, ValueError) as e:
+            errors[(name, version)] = f"the recorded environment cannot be read: {e}"
+    by_package = _advisories_for(project, {p for pk in envs.values() for p in pk})
+    memo: dict[tuple[str, str], list[Match]] = {}
+    at = now_iso()
+    previous = stored_results(project, [(n, v) for n, v, _, _ in targets])
+    results: list[VersionVulns] = []
+    for name, version, als, _ in targets:
+        key = (name, version)
+        matches: list[Match] = []
+        for package, installed in (envs.get(key) or {}).items():
+            entries = by_package.get(package)
+            if not entries:
+                continue
+            found = memo.get((package, installed))
+            if found is None:
+                found = []
+                for entry, head in entries:
+                    if is_affected(installed, entry["ranges"], entry["versions"]):
+                        found.append(Match(
+                            id=head.id, package=package, installed=installed, severity=head.severity,
+                            aliases=tuple(json.loads(head.aliases_json)), score=head.score, vector=head.vector,
+                            fixed=_fixed_after(installed, entry["ranges"]), summary=head.summary,
+                        ))
+                memo[(package, installed)] = found
+            matches.extend(found)
+        matches.sort(key=lambda m: (-severity_rank(m.severity), m.package, m.id))
+        before = {(m.id, m.package) for m in (previous.get(key) or ())}
+        new = tuple(m for m in matches if (m.id, m.package) not in before)
+        results.append(VersionVulns(name, version, als, tuple(matches), new, at, errors.get(key)))
+    if store and results:
+        _store(project, results)
+    with project.db.read() as conn:
+        from sqlalchemy import func
+
+        count = int(conn.execute(select(func.count()).select_from(vuln_advisories)).scalar() or 0)
+    notes = () if count else ("no advisories imported yet: run `bastion vulns import OSV-EXPORT` first",)
+    return VulnReport(tuple(results), count, at, time.perf_counter() - started, notes)
+
+
+def _store(project: Project, results: list[VersionVulns]) -> None:
+    keys = [(r.name, r.version) for r in results]
+    rows = [
+        {"name": r.name, "version": r.version, "checked_at": r.checked_at, "count": len(r.matches),
+         "max_severity": r.max_severity, "matches_json": json.dumps([m.to_dict() for m in r.matches])}
+        for r in results
+    ]
+    affected = [r.ref for r in results if r.affected]
+    with project.transaction() as conn:
+        for i in range(0, len(keys), _CHUNK):
+            conn.execute(delete(vuln_results).where(
+                tuple_(vuln_results.c.name, vuln_results.c.version).in_(keys[i : i + _CHUNK])))
+        for i in range(0, len(rows), 2000):
+            conn.execute(vuln_results.insert(), rows[i : i + 2000])
+        project.record(conn, "vulns.check", results[0].ref if len(results) == 1 else "vulnerabilities", {
+            "versions": len(results), "affected": affected[:100], "affected_count": len(affected),
+            "new": sorted({f"{r.ref} {m.id}" for r in results for m in r.new})[:100],
+        })
+
+
+def stored_results(
+    project: Project, keys: Iterable[tuple[str, int]] | None = None
+) -> dict[tuple[str, int], list[Match]]:
+    """The last stored matches per ``(name, version)`` (only versions that were checked)."""
+    keys = list(keys) if keys is not None else None
+    out: dict[tuple[str, int], list[Match]] = {}
+    with project.db.read() as conn:
+        if keys is None:
+            rows = list(conn.execute(select(vuln_results)))
+        else:
+            rows = []
+            for i in range(0, len(keys), _CHUNK):
+                rows += conn.execute(select(vuln_results).where(
+                    tuple_(vuln_results.c.name, vuln_results.c.version).in_(keys[i : i + _CHUNK]))).all()
+    for r in rows:
+        out[(r.name, int(r.version))] = [Match.from_dict(d) for d in json.loads(r.matches_json)]
+    return out
+

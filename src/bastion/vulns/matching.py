@@ -1,0 +1,80 @@
+"""Is an installed version inside an OSV affected entry? ECOSYSTEM range events and explicit versions,
+compared with ``packaging`` (PEP 440) as the OSV specification's algorithm describes.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from packaging.version import InvalidVersion, Version
+
+__all__ = ["is_affected", "parse_version", "range_affects"]
+
+
+@lru_cache(maxsize=65536)
+def parse_version(text: str) -> Version | None:
+    """A PEP 440 version, or None when ``text`` is not one (such versions match explicit lists only)."""
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+_ZERO = Version("0")
+
+
+def range_affects(version: Version, events: tuple[tuple[str, str], ...]) -> bool | None:
+    """OSV ``IsAffected`` for one ECOSYSTEM range; None when an event's version cannot be parsed.
+
+    Events are sorted by version (``introduced: 0`` first); walking them, ``introduced <= v`` sets
+    affected, ``fixed <= v`` clears it, ``last_affected < v`` clears it.
+    """
+    # (is not "introduced: 0", version, tie order, kind): "introduced: 0" sorts before every version
+    parsed: list[tuple[int, Version, int, str]] = []
+    order = {"introduced": 0, "last_affected": 1, "fixed": 2}
+    for kind, text in events:
+        if kind == "introduced" and text == "0":
+            parsed.append((0, _ZERO, 0, kind))
+            continue
+        v = parse_version(text)
+        if v is None:
+            return None
+        parsed.append((1, v, order[kind], kind))
+    parsed.sort()
+    affected = False
+    for rank, v, _, kind in parsed:
+        if kind == "introduced":
+            if rank == 0 or version >= v:
+                affected = True
+        elif kind == "fixed":
+            if version >= v:
+                affected = False
+        elif version > v:  # last_affected
+            affected = False
+    return affected
+
+
+def is_affected(
+    installed: str,
+    ranges: tuple[tuple[tuple[str, str], ...], ...] | list[list[list[str]]],
+    versions: tuple[str, ...] | list[str],
+) -> bool:
+    """True when ``installed`` is listed explicitly or falls inside one of the ECOSYSTEM ranges.
+
+    A range whose events cannot be parsed as PEP 440 versions is not guessed at: the explicit list
+    (which OSV exports enumerate for PyPI) still decides.
+    """
+    if installed in versions:
+        return True
+    v = parse_version(installed)
+    if v is None:
+        return False
+    for listed in versions:
+        lv = parse_version(listed)
+        if lv is not None and lv == v:
+            return True
+    for events in ranges:
+        hit = range_affects(v, tuple((str(k), str(t)) for k, t in events))
+        if hit:
+            return True
+    return False
