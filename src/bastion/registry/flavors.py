@@ -43,8 +43,20 @@ def save_estimator(model: Any, dest: Path) -> tuple[Path, str, str]:
         sio.dump(model, path)
     except Exception as e:
         raise DataError(f"skops could not save the {type(model).__name__}: {e}") from e
-    framework = f"scikit-learn=={_version('scikit-learn')}" if mod == "sklearn" else f"{mod}=={_version(mod)}"
-    return path, framework, "skops"
+    return path, _framework_of(model, mod), "skops"
+
+
+_DISTRIBUTIONS = {"sklearn": "scikit-learn", "bastion": "bastion-mlops"}
+
+
+def _framework_of(model: Any, mod: str) -> str:
+    """``dist==version`` of the estimator's package (the distribution, not the import name); a Bastion
+    wrapper (a fairness-mitigated model) also names the scikit-learn it wraps."""
+    dist = _DISTRIBUTIONS.get(mod, mod)
+    framework = f"{dist}=={_version(dist)}"
+    if mod == "bastion":
+        framework += f" ({type(model).__name__} over scikit-learn=={_version('scikit-learn')})"
+    return framework
 
 
 def detect_flavor(path: Path) -> tuple[str, str]:
