@@ -264,7 +264,7 @@ def test_argparse_namespace_checkpoints_pass() -> None:
     ],
 )
 def test_gguf_templates_are_judged_through_jinja2s_parser(template: str, bad: bool) -> None:
-    from bastion.scan.gguf import template_danger
+    from bastion.scan.templates import template_danger
 
     assert (template_danger(template) is not None) is bad
     ast.parse("0")  # keep the import used when jinja2 would refuse the template

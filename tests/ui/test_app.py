@@ -210,15 +210,10 @@ def test_logout_invalidates_the_session(client: Any) -> None:
 def test_forged_session_cookie_is_ignored(client: Any) -> None:
     login(client, "viewer")
     value = client.cookies.get("bastion_session")
-    body, sig = value.split(".")
-    import base64
-    import json
-
-    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    payload["r"] = "admin"
-    forged = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode() + "." + sig
-    client.cookies.set("bastion_session", forged)
-    assert client.get("/", follow_redirects=False).status_code == 303
+    for forged in (value[:-2] + ("AA" if not value.endswith("AA") else "BB"), "x" * 43, "", "a" * 5000,
+                   value + "."):
+        client.cookies.set("bastion_session", forged)
+        assert client.get("/", follow_redirects=False).status_code == 303
 
 
 @pytest.mark.parametrize("path", ["/login", *PAGES, "/static/app.css", "/static/nope.css"])

@@ -1,4 +1,4 @@
-"""Dashboard users: argon2 hashes, roles, atomic 0600 file, audit entries; and the `bastion users` CLI."""
+"""Dashboard users: argon2 hashes and roles in the database, audit entries; and the `bastion users` CLI."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ import pytest
 from bastion.errors import AuthError, ConfigError
 
 
-def test_add_authenticate_and_file(project: Any) -> None:
+def test_add_authenticate_and_database_row(project: Any) -> None:
+    from sqlalchemy import select
+
+    from bastion.store.schema import ui_users
     from bastion.ui.users import UserStore
 
     store = UserStore(project)
@@ -20,15 +23,30 @@ def test_add_authenticate_and_file(project: Any) -> None:
     user = store.authenticate("alice", "correct horse")
     assert (user.name, user.role, user.can("viewer"), user.can("operator"), user.can("admin")) == (
         "alice", "operator", True, True, False)
-    path = Path(project.home) / "ui" / "users.json"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    doc = json.loads(path.read_text())
-    assert doc["schema_version"] == 1
-    assert doc["users"]["alice"]["hash"].startswith("$argon2id$")
-    assert "correct horse" not in path.read_text()
+    with project.db.read() as conn:
+        row = conn.execute(select(ui_users).where(ui_users.c.name == "alice")).mappings().one()
+    assert row["pw_hash"].startswith("$argon2id$") and "correct horse" not in str(dict(row))
+    assert not (Path(project.home) / "ui" / "users.json").exists()
     entry = project.audit.entries(action="ui.user.add", limit=1)[0]
     assert entry.subject == "user:alice" and entry.details == {"role": "operator", "replaced": False}
-    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_legacy_user_file_is_imported_once(project: Any) -> None:
+    from argon2 import PasswordHasher
+
+    from bastion.ui.users import UserStore
+
+    path = Path(project.home) / "ui" / "users.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"schema_version": 1, "users": {"dora": {
+        "role": "viewer", "hash": PasswordHasher().hash("dora-password"), "created_at": "2026-01-01T00:00:00Z",
+        "created_by": "ops"}}}))
+    path.chmod(0o600)
+    store = UserStore(project)
+    assert store.authenticate("dora", "dora-password").role == "viewer"
+    assert not path.exists() and stat.S_IMODE(path.with_name("users.json.imported").stat().st_mode) == 0o600
+    assert project.audit.entries(action="ui.user.import", limit=1)[0].details["users"] == ["dora"]
+    assert [u.name for u in UserStore(project).list()] == ["dora"]
 
 
 @pytest.mark.parametrize(
@@ -72,33 +90,6 @@ def test_corrupt_user_file_fails_closed(project: Any) -> None:
     path.write_text('{"users": []}')
     with pytest.raises(ConfigError, match="schema_version 1"):
         UserStore(project).authenticate("x", "y")
-
-
-def test_secret_file_is_private(project: Any) -> None:
-    from bastion.ui._session import load_secret
-
-    secret = load_secret(Path(project.home))
-    path = Path(project.home) / "ui" / "secret"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert load_secret(Path(project.home)) == secret
-    path.chmod(0o644)
-    with pytest.raises(ConfigError, match="chmod 600"):
-        load_secret(Path(project.home))
-
-
-def test_session_codec_rejects_tampering_and_expiry() -> None:
-    from bastion.ui._session import SessionCodec
-
-    codec = SessionCodec(b"k" * 32, max_age=60)
-    cookie, sess = codec.new("alice", "viewer")
-    assert codec.decode(cookie) == sess
-    assert SessionCodec(b"x" * 32).decode(cookie) is None
-    body, sig = cookie.split(".")
-    assert codec.decode(body + "." + sig[:-2] + "AA") is None
-    assert codec.decode(None) is None and codec.decode("garbage") is None
-    expired = SessionCodec(b"k" * 32, max_age=-1)
-    old, _ = expired.new("alice", "viewer")
-    assert codec.decode(old) is None
 
 
 def test_users_cli(project: Any, monkeypatch: pytest.MonkeyPatch) -> None:

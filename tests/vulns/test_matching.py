@@ -103,3 +103,24 @@ def test_introduced_zero_precedes_dev_releases_of_zero() -> None:
 
 def test_unparsable_installed_version_only_matches_explicitly() -> None:
     assert is_affected("not-pep440", _r(("introduced", "0")), ()) is False
+
+
+_event = st.tuples(st.sampled_from(["introduced", "fixed", "last_affected"]), st.one_of(versions, st.just("0")))
+
+
+@settings(max_examples=150, deadline=None)
+@given(v=versions, ranges=st.lists(st.lists(_event, min_size=1, max_size=4), max_size=3),
+       listed=st.lists(versions, max_size=3))
+def test_compiled_entry_answers_like_the_reference_algorithm(v: str, ranges: list[list[tuple[str, str]]],
+                                                              listed: list[str]) -> None:
+    from bastion.vulns.matching import CompiledEntry
+
+    as_json = [[list(e) for e in r] for r in ranges]
+    assert CompiledEntry(as_json, listed).affects(v) == is_affected(v, as_json, listed)
+
+
+def test_fixed_after_names_the_lowest_fix_above_the_installed_version() -> None:
+    from bastion.vulns.matching import CompiledEntry
+
+    entry = CompiledEntry([[["introduced", "0"], ["fixed", "1.2"]], [["introduced", "2.0"], ["fixed", "2.3.1"]]], [])
+    assert (entry.fixed_after("1.0"), entry.fixed_after("2.1"), entry.fixed_after("3.0")) == ("1.2", "2.3.1", None)

@@ -161,15 +161,19 @@ def run(
                                     progress=bar)
             runs += 1
             worst = max(worst, result.exit_code)
-            if vulns_step is not None:
-                worst = max(worst, _vulns_pass(proj, model, vulns_step, cfg, json_))
             if output:
                 write_report(result, output)
             doc = result.to_dict()
-            if json_:
-                print_json(doc)
-            else:
+            if not json_:
                 _summary(doc, output)
+            # advisories and re-scans of the served versions, when due (printed after the window's summary)
+            vulns = _vulns_pass(proj, model, vulns_step, cfg, json_) if vulns_step is not None else None
+            if vulns is not None:
+                worst = max(worst, int(vulns["exit_code"]))
+            if json_:
+                if vulns is not None:  # one JSON document per window, the vulnerability pass inside it
+                    doc["vulnerabilities"] = vulns
+                print_json(doc)
             if once or (max_runs and runs >= max_runs):
                 break
             time.sleep(step.total_seconds())
@@ -182,8 +186,11 @@ def run(
         raise typer.Exit(worst)
 
 
-def _vulns_pass(proj: Any, model: str, every: Any, cfg: Any, json_: bool) -> int:
-    """The scheduled vulnerability pass (advisories + re-scans of the served versions) when it is due."""
+def _vulns_pass(proj: Any, model: str, every: Any, cfg: Any, json_: bool) -> dict[str, Any] | None:
+    """The scheduled vulnerability pass (advisories + re-scans of the served versions) when it is due.
+
+    Returns its document (None when not due); prints a summary unless ``json_`` (the caller embeds it).
+    """
     from rich.markup import escape
 
     from bastion.registry.refs import parse_ref
@@ -191,11 +198,10 @@ def _vulns_pass(proj: Any, model: str, every: Any, cfg: Any, json_: bool) -> int
 
     name = parse_ref(model).name
     if not is_due(proj, name, every):
-        return 0
-    doc = monitor_vulnerabilities(proj, name, config=cfg)
+        return None
+    doc: dict[str, Any] = monitor_vulnerabilities(proj, name, config=cfg)
     if json_:
-        print_json(doc)
-        return int(doc["exit_code"])
+        return doc
     check = doc["check"]
     console.print(f"Vulnerabilities: {len(check['versions'])} served version(s) of {name} checked against "
                   f"{check['advisories']:,} advisories, {len(check['affected'])} affected; "
@@ -210,7 +216,7 @@ def _vulns_pass(proj: Any, model: str, every: Any, cfg: Any, json_: bool) -> int
             console.print(f"Not rolled back {r['model']}@{r['alias']}: {r['reason']}", soft_wrap=True)
     for e in doc["errors"]:
         console.print(f"[bold red]re-scan refused[/] {e}", soft_wrap=True)
-    return int(doc["exit_code"])
+    return doc
 
 
 @labels_app.command("add")

@@ -185,10 +185,17 @@ def _dispatch(stream: IO[bytes], ctx: ScanContext) -> str:
         elif fmt == "unknown":
             from bastion.scan.pickle import analyze_pickle_stream, looks_like_pickle
 
+            result = None
             if looks_like_pickle(head):
                 result = analyze_pickle_stream(stream, ctx, tentative=True)
                 if result is not None:
                     ctx.label = "pickle"
+            if result is None and head and b"\0" not in head and (ctx.size or 0) <= 1 << 20 \
+                    and is_real_file(stream):
+                from bastion.scan.templates import scan_text_templates
+
+                if scan_text_templates(stream, ctx):
+                    ctx.label = "template"
         if fmt != "zip" and is_real_file(stream) and _has_zip_directory(stream):
             # zipfile (Keras, numpy.load of .npz via zipfile, plain unzip) finds a zip by its end record,
             # so a file that starts as something else can still load as a zip (a polyglot).

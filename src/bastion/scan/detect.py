@@ -123,7 +123,8 @@ def detect_format(head: bytes) -> str:
         return "bz2"
     if len(head) >= 262 and head[257:262] == b"ustar":
         return "tar"
-    if head[0] == 0x80 and len(head) >= 2 and head[1] <= 5:
+    # 0x00 is no pickle opcode: a safetensors header of 128-133 bytes starts 0x80 0x0N 0x00
+    if head[0] == 0x80 and len(head) >= 2 and head[1] <= 5 and not (head[2:3] == b"\x00" and head[8:9] == b"{"):
         return "pickle"
     if len(head) >= 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] >= 2:
         return "safetensors"

@@ -148,6 +148,8 @@ class GgufScanner(FormatScanner):
         # Judge the template as jinja2 reads it: its own lexer and parser decode escapes (\x5f\x5f),
         # fold nothing away, and expose every attribute, subscript, filter and call; the regex over the
         # raw text stays as a cross-check for templates jinja2 cannot parse.
+        from bastion.scan.templates import template_danger
+
         tree_hit = template_danger(template)
         hit = _TEMPLATE_DANGER.search(template)
         if tree_hit is not None:
@@ -165,58 +167,3 @@ class GgufScanner(FormatScanner):
                           "The model carries a Jinja chat template; render it only in a sandboxed environment.",
                           "No action needed if the server sandboxes templates.", offset=offset)
 
-
-# Attributes jinja2's sandbox refuses on any object besides ``_``-prefixed ones (its UNSAFE_* sets and
-# str.format, which reaches attributes through its format spec).
-_UNSAFE_ATTRS = frozenset({
-    "format", "format_map", "mro", "func_globals", "func_code", "func_closure", "gi_frame", "gi_code",
-    "cr_frame", "cr_code", "ag_frame", "ag_code", "tb_frame", "f_globals", "f_builtins", "f_locals",
-    "im_class", "im_func", "im_self", "co_code", "globals", "builtins", "popen", "system", "import_module",
-})
-
-
-def template_danger(template: str) -> str | None:
-    """What makes ``template`` unsafe, read through jinja2's own parser, or None."""
-    try:
-        from jinja2 import Environment, nodes
-        from jinja2.exceptions import TemplateSyntaxError
-    except ImportError:  # pragma: no cover - jinja2 is a dependency
-        return None
-    try:
-        # parsed only, never rendered: autoescape has no bearing
-        env = Environment(extensions=["jinja2.ext.loopcontrols", "jinja2.ext.do"])  # noqa: S701
-        tree = env.parse(template)
-    except TemplateSyntaxError:
-        return None  # jinja2 would not render it either; the raw-text check still runs
-    except (RecursionError, MemoryError):
-        return "is too deeply nested for jinja2's parser"
-
-    def bad_name(name: object) -> bool:
-        return isinstance(name, str) and (name.startswith("_") or name in _UNSAFE_ATTRS)
-
-    def builds_text(expr: nodes.Node) -> bool:
-        # a computed subscript is a dynamic attribute name when it assembles text (``'_' ~ ...``,
-        # ``'_' * 2``, filters, calls); index arithmetic such as ``loop.index0 + 1`` is not
-        if isinstance(expr, nodes.Concat | nodes.Filter | nodes.Call):
-            return True
-        return any(isinstance(c, nodes.Const) and isinstance(c.value, str) for c in expr.find_all(nodes.Const)) \
-            or any(True for _ in expr.find_all((nodes.Concat, nodes.Filter, nodes.Call)))
-
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Const, nodes.Name, nodes.Call)):
-        if isinstance(node, nodes.Getattr) and bad_name(node.attr):
-            return f"reads the attribute {node.attr!r}"
-        if isinstance(node, nodes.Getitem):
-            arg = node.arg
-            if isinstance(arg, nodes.Const) and bad_name(arg.value):
-                return f"reads the item {arg.value!r} (a subscript falls back to attribute access)"
-            if not isinstance(arg, nodes.Const) and builds_text(arg):
-                return "builds an attribute name at render time (a computed subscript)"
-        if isinstance(node, nodes.Filter) and node.name == "attr":
-            arg0 = node.args[0] if node.args else None
-            if not (isinstance(arg0, nodes.Const) and isinstance(arg0.value, str) and not bad_name(arg0.value)):
-                return "uses the attr filter with a private or computed name"
-        if isinstance(node, nodes.Const) and isinstance(node.value, str) and "__" in node.value:
-            return f"holds the string {node.value[:40]!r}, which names Python internals"
-        if isinstance(node, nodes.Name) and node.name in ("self", "__builtins__"):
-            return f"uses {node.name!r}, which reaches the template's internals"
-    return None

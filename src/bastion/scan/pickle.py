@@ -135,6 +135,14 @@ class _Obj:
         self.planted: frozenset[str] | None = None
 
 
+#: How a pickle header (PROTO 2-5) starts in base64 and in hex: text that may carry a nested pickle.
+_NESTED_TEXT = frozenset({b"gAI", b"gAJ", b"gAK", b"gAL", b"gAM", b"gAN", b"gAO", b"gAP", b"gAQ", b"gAR", b"gAS",
+                          b"gAT", b"gAU", b"gAV", b"gAW", b"gAX", b"800"})
+
+_SHARED = (list, tuple, dict)
+_SHARED_CHECK = 8
+_EXPANSION_LIMIT = 10_000_000
+
 #: Instance attributes the unpickler looks up and calls (APPEND(S), SETITEM(S), ADDITEMS, BUILD).
 _PLANTABLE = frozenset({"append", "extend", "add", "__setstate__"})
 
@@ -251,6 +259,8 @@ class _Machine:
         self.allow_persid = _PERSID_OK in ctx.flags
         self.op_offset = base
         self.frame_end: int | None = None
+        self.depth = 0
+        self.shared = 0  # containers pushed again by DUP or a memo get (the shape of "billion laughs")
 
     # -- low-level reads -------------------------------------------------------------------
     def _need(self, n: int) -> bytes:
@@ -285,9 +295,56 @@ class _Machine:
         if n < 0 or n > sys.maxsize:
             raise Malformed(f"{kind} has an invalid length {n}.", self.op_offset)
         if n <= keep:
-            return self._need(n)
+            data = self._need(n)
+            if data[:1] == b"\x80" and n > 3 and kind == "bytes":
+                self._nested(data, "bytes")
+            return data
         self._skip(n, kind)
         return _Opaque(kind, n)
+
+    def _nested(self, data: bytes, how: str) -> None:
+        """A pickle carried as data (raw bytes, base64 or hex text): what it would import if a loader
+        or model code unpickled it. Reported only when it names globals off the allowlist."""
+        if how == "text":
+            import base64
+            import binascii
+
+            try:
+                text = data.decode("ascii")
+                raw = bytes.fromhex(text) if text[:2] == "80" else base64.b64decode(text, validate=True)
+            except (ValueError, binascii.Error, UnicodeDecodeError):
+                return
+        else:
+            raw = data
+        if len(raw) < 4 or raw[0] != 0x80 or not 2 <= raw[1] <= 5 or self.depth >= 3:
+            return
+        probe = dataclasses.replace(self.ctx, findings=[], flags=frozenset())
+        result = PickleResult()
+        machine = _Machine(io.BufferedReader(io.BytesIO(raw)), probe, base=self.op_offset, joblib_arrays=False,
+                           budget=[0], result=result)
+        machine.depth = self.depth + 1
+        try:
+            machine.run()
+        except (Malformed, LimitExceeded):
+            pass
+        bad = [f"{u.module}.{u.name}" for u in result.uses.values()
+               if _policy.critical_match(u.module, u.name) is not None or not _policy.is_allowed(u.module, u.name)]
+        deeper = [f for f in probe.findings if f.rule_id == "pickle.nested-pickle"]
+        if not bad and not deeper:
+            return
+        self.ctx.findings.extend(deeper)
+        self.ctx.add(
+            "pickle.nested-pickle",
+            Severity.HIGH,
+            f"nested pickle ({'base64/hex text' if how == 'text' else how})",
+            f"The pickle carries another pickle as data that imports "
+            f"{', '.join(sorted(bad)[:5]) or 'a further nested pickle'}; any code that "
+            "unpickles it (a nested loads, a model's own loader) runs it.",
+            _REMEDIATE_GLOBAL,
+            offset=self.op_offset,
+        )
+        self.res.dangerous_seen = True
+        emit_global_findings(self.ctx, result)
 
     # -- stack helpers -----------------------------------------------------------------------
     def _pop(self) -> Any:
@@ -470,6 +527,46 @@ class _Machine:
         )
         self.frame_end = None
 
+    def _expansion(self, root: Any) -> None:
+        """The size of the object graph read as a tree: what a traversal (repr, JSON export, equality,
+        a naive copy) touches. Shared containers make it exponential in the file size."""
+        sizes: dict[int, int] = {}
+        limit = _EXPANSION_LIMIT
+        on_path: set[int] = set()
+
+        def size(v: Any, depth: int) -> int:
+            if type(v) not in _SHARED:
+                return 1
+            key = id(v)
+            hit = sizes.get(key)
+            if hit is not None:
+                return hit
+            if key in on_path or depth > 200:
+                return limit  # a cycle or absurd nesting: a traversal never ends
+            on_path.add(key)
+            total = 1
+            items = v.values() if isinstance(v, dict) else v
+            for item in items:
+                total += size(item, depth + 1)
+                if total >= limit:
+                    break
+            on_path.discard(key)
+            sizes[key] = total
+            return total
+
+        n = size(root, 0)
+        if n >= limit:
+            self.ctx.add(
+                "limit.expansion",
+                Severity.HIGH,
+                "shared containers",
+                f"The pickle reuses containers (DUP/memo) so that its object graph, read as a tree, holds more "
+                f"than {limit:,} items from {self.pos:,} bytes: printing, exporting or comparing it exhausts "
+                "memory or CPU (a 'billion laughs').",
+                _REMEDIATE_MALFORMED,
+                offset=self.op_offset,
+            )
+
     def _repush(self, value: _Global) -> None:
         use = self.res.uses.get((value.module, value.name))
         if use is not None:
@@ -597,6 +694,8 @@ class _Machine:
                         data = read(raw[0])
                         if len(data) == raw[0]:
                             self.pos += 1 + raw[0]
+                            if data[:3] in _NESTED_TEXT:
+                                self._nested(data, "text")
                             try:
                                 stack.append(data.decode("utf-8", "surrogatepass"))
                             except UnicodeDecodeError:
@@ -611,10 +710,14 @@ class _Machine:
                     stack.append(self._get(self._need(1)[0]))
                     if type(stack[-1]) is _Global:
                         self._repush(stack[-1])
+                    elif type(stack[-1]) in _SHARED:
+                        self.shared += 1
                 elif op == 0x6A:  # LONG_BINGET
                     stack.append(self._get(struct.unpack("<I", self._need(4))[0]))
                     if type(stack[-1]) is _Global:
                         self._repush(stack[-1])
+                    elif type(stack[-1]) in _SHARED:
+                        self.shared += 1
                 elif op == 0x72:  # LONG_BINPUT
                     self.memo[struct.unpack("<I", self._need(4))[0]] = self._top()
                 elif op == 0x28:  # MARK
@@ -704,6 +807,8 @@ class _Machine:
                     value = self._pop()
                     res.first_value = value if res.first_value is None else res.first_value
                     res.complete = True
+                    if self.shared >= _SHARED_CHECK:
+                        self._expansion(value)
                     return
                 elif op == 0x80:  # PROTO
                     proto = self._need(1)[0]
@@ -769,6 +874,8 @@ class _Machine:
                     stack.append(self._top())
                     if type(stack[-1]) is _Global:
                         self._repush(stack[-1])
+                    elif type(stack[-1]) in _SHARED:
+                        self.shared += 1
                 elif op == 0x6C:  # LIST
                     items = self._pop_mark()
                     self.stack.append(list(items))
@@ -808,6 +915,8 @@ class _Machine:
                     stack.append(self._get(self._parse_int(self._line(), "GET")))
                     if type(stack[-1]) is _Global:
                         self._repush(stack[-1])
+                    elif type(stack[-1]) in _SHARED:
+                        self.shared += 1
                 elif op == 0x70:  # PUT
                     idx = self._parse_int(self._line(), "PUT")
                     if idx < 0:
@@ -871,7 +980,10 @@ class _Machine:
     def _text_blob(self, n: int) -> Any:
         if n > _KEEP_STR:
             return self._blob(n, "str", 0)
-        return self._text(self._need(n))
+        raw = self._need(n)
+        if raw[:3] in _NESTED_TEXT:
+            self._nested(raw, "text")
+        return self._text(raw)
 
     def _line_text(self, what: str) -> str:
         raw = self._line()

@@ -29,6 +29,8 @@ _INFO_URI = "https://github.com/bastion-mlops/bastion/blob/main/docs/scanner.md"
 RULES: dict[str, str] = {
     "pickle.dangerous-global": "Pickle references a callable that gives code execution or system access",
     "pickle.unknown-callable": "Pickle calls a callable that is not on the allowlist",
+    "format.template-injection": "A Jinja template in a text file (tokenizer config, .jinja) escapes the sandbox",
+    "pickle.nested-pickle": "A pickle carried as data (bytes, base64, hex) imports globals off the allowlist",
     "pickle.call-gadget": "A global or built callable reaches an argument of an allowlisted callable",
     "pickle.implicit-call": "BUILD/APPEND/SETITEM would call an attribute planted on the object",
     "pickle.frame-mismatch": "FRAME boundaries that pickle.load and joblib.load read differently",
@@ -45,6 +47,7 @@ RULES: dict[str, str] = {
     "pickle.multiple-pickles": "File holds more than one pickle",
     "pickle.joblib-array-opcodes": "joblib array bytes parse as pickle opcodes (loader differential)",
     "limit.opcodes": "Opcode limit reached; the rest was not analysed",
+    "limit.expansion": "Shared containers (DUP/memo) make the object graph exponentially large (billion laughs)",
     "limit.allocation": "An allowlisted call is given an attacker-sized operand (memory or CPU exhaustion)",
     "limit.time": "Per-file time limit reached; the rest was not analysed",
     "limit.size": "Expanded-size limit reached (decompression bomb?)",

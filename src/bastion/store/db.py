@@ -23,7 +23,7 @@ __all__ = ["HEAD_REVISION", "Database"]
 
 log = logging.getLogger("bastion.store")
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 _WRITE_LOCK_KEY = 0x6261_7374  # "bast": PostgreSQL advisory lock serializing Bastion writers
 
 

@@ -170,3 +170,39 @@ vuln_results = Table(
     Column("max_severity", String(16), nullable=True),
     Column("matches_json", Text, nullable=False, default="[]"),
 )
+
+# Dashboard users, their server-side sessions and the login throttle (issue 15): shared by every worker
+# and every dashboard process of the project, and surviving restarts.
+ui_users = Table(
+    "ui_users",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("pw_hash", Text, nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("changed_at", String(40), nullable=False),
+)
+
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),  # SHA-256 of the cookie value; the value is never stored
+    Column("user_name", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_ui_sessions_user", "user_name"),
+    Index("ix_ui_sessions_expires", "expires_at"),
+)
+
+login_throttle = Table(
+    "login_throttle",
+    metadata,
+    Column("scope", String(8), primary_key=True),  # "addr" or "user"
+    Column("key", String(200), primary_key=True),
+    Column("window_start", Float, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Index("ix_login_throttle_window", "window_start"),
+)

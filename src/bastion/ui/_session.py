@@ -1,92 +1,124 @@
-"""Signed session cookies (HMAC-SHA256 over a JSON payload) and per-session CSRF tokens.
+"""Server-side dashboard sessions and the login throttle, both in the project's metadata database.
 
-The signing secret lives in ``<project home>/ui/secret`` (created with mode 0600 on first use).
+A session cookie is 32 random bytes; the database keeps only its SHA-256, with the user, role, CSRF token
+and expiry. So sessions are shared by every worker and dashboard process, survive restarts, and end for
+good on logout, password or role change and user removal (rows deleted). The throttle counts failed logins
+per client address and per existing account in a window; both are shared the same way.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
-import json
-import os
 import secrets
 import time
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from bastion.errors import ConfigError
+from sqlalchemy import delete, insert, select, update
 
-__all__ = ["SessionCodec", "load_secret"]
+from bastion.store.schema import login_throttle, ui_sessions, ui_users
+
+__all__ = ["COOKIE", "LoginThrottle", "SessionStore"]
 
 COOKIE = "bastion_session"
+_MAX_COOKIE = 128
 
 
-def load_secret(home: Path) -> bytes:
-    """The dashboard's cookie-signing secret; created (32 random bytes, mode 0600) when missing."""
-    path = Path(home) / "ui" / "secret"
-    if path.is_file():
-        mode = path.stat().st_mode & 0o077
-        if mode:
-            raise ConfigError(f"The dashboard secret {path} is readable by others (mode {oct(mode)}); chmod 600 it.")
-        data = path.read_bytes().strip()
-        if len(data) < 32:
-            raise ConfigError(f"The dashboard secret {path} is shorter than 32 bytes; delete it to make a new one.")
-        return data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = secrets.token_hex(32).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    return data
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _b64(b: bytes) -> str:
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+class SessionStore:
+    """Create, look up and end sessions (rows of ``ui_sessions``)."""
 
-
-def _unb64(s: str) -> bytes:
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-
-
-class SessionCodec:
-    """Encode and check session cookies: ``payload.signature``, payload = user, role, csrf, expiry."""
-
-    def __init__(self, secret: bytes, *, max_age: int = 8 * 3600) -> None:
-        self._key = hashlib.sha256(b"bastion-ui-session\x00" + secret).digest()
+    def __init__(self, project: Any, *, max_age: int = 8 * 3600) -> None:
+        self.project = project
         self.max_age = max_age
 
-    def _sign(self, payload: bytes) -> str:
-        return _b64(hmac.new(self._key, payload, hashlib.sha256).digest())
-
     def new(self, user: str, role: str) -> tuple[str, dict[str, Any]]:
-        """A fresh session (new CSRF token) and its cookie value."""
-        sess = {"u": user, "r": role, "csrf": secrets.token_urlsafe(32), "exp": int(time.time()) + self.max_age}
-        return self.encode(sess), sess
+        """A fresh session (new CSRF token); returns the cookie value and the session. Purges expired rows."""
+        token, now = secrets.token_urlsafe(32), time.time()
+        sess = {"u": user, "r": role, "csrf": secrets.token_urlsafe(32), "exp": now + self.max_age}
+        with self.project.transaction() as conn:
+            conn.execute(delete(ui_sessions).where(ui_sessions.c.expires_at < now))
+            conn.execute(insert(ui_sessions).values(token_hash=_digest(token), user_name=user, role=role,
+                                                    csrf=sess["csrf"], created_at=now, expires_at=sess["exp"]))
+        return token, sess
 
-    def encode(self, sess: dict[str, Any]) -> str:
-        payload = json.dumps(sess, separators=(",", ":"), sort_keys=True).encode()
-        return f"{_b64(payload)}.{self._sign(payload)}"
+    def get(self, cookie: str | None) -> dict[str, Any] | None:
+        """The live session of a cookie (its user still exists with the same role), else None."""
+        if not cookie or len(cookie) > _MAX_COOKIE:
+            return None
+        q = (select(ui_sessions.c.user_name, ui_sessions.c.role, ui_sessions.c.csrf, ui_sessions.c.expires_at,
+                    ui_users.c.role.label("user_role"))
+             .join(ui_users, ui_users.c.name == ui_sessions.c.user_name)
+             .where(ui_sessions.c.token_hash == _digest(cookie)))
+        with self.project.db.quick_read() as conn:
+            row = conn.execute(q).first()
+        if row is None or row.expires_at < time.time() or row.role != row.user_role:
+            return None
+        return {"u": row.user_name, "r": row.role, "csrf": row.csrf, "exp": row.expires_at}
 
-    def decode(self, cookie: str | None) -> dict[str, Any] | None:
-        """The session in a cookie, or None when it is missing, forged, malformed or expired."""
-        if not cookie or cookie.count(".") != 1 or len(cookie) > 4096:
-            return None
-        body, sig = cookie.split(".")
-        try:
-            payload = _unb64(body)
-        except ValueError:
-            return None
-        if not hmac.compare_digest(sig, self._sign(payload)):
-            return None
-        try:
-            sess = json.loads(payload)
-        except ValueError:
-            return None
-        if not isinstance(sess, dict) or not isinstance(sess.get("exp"), int) or sess["exp"] < time.time():
-            return None
-        if not all(isinstance(sess.get(k), str) for k in ("u", "r", "csrf")):
-            return None
-        return sess
+    def end(self, cookie: str) -> bool:
+        """End one session (logout); True when it existed."""
+        with self.project.transaction() as conn:
+            return bool(conn.execute(delete(ui_sessions).where(ui_sessions.c.token_hash == _digest(cookie))).rowcount)
+
+    def count(self, user: str) -> int:
+        with self.project.db.read() as conn:
+            return len(conn.execute(select(ui_sessions.c.token_hash).where(ui_sessions.c.user_name == user)).all())
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a login may be tried: ``scope`` names what is blocked ("address" or "account") or is None."""
+
+    scope: str | None
+    retry_after: int = 0
+
+
+class LoginThrottle:
+    """Failed logins per client address (``addr_limit``) and per existing account (``user_limit``) within
+    ``window`` seconds; at the limit, every login from that address or for that account is refused (429)
+    until the window that started with the first failure has passed."""
+
+    def __init__(self, project: Any, *, addr_limit: int = 5, user_limit: int = 10, window: float = 300.0) -> None:
+        self.project = project
+        self.addr_limit, self.user_limit, self.window = addr_limit, user_limit, window
+
+    def check(self, addr: str, user: str) -> Verdict:
+        """A read: is this address or account blocked now?"""
+        now = time.time()
+        keys = [("addr", addr[:200]), ("user", user[:200])]
+        with self.project.db.quick_read() as conn:
+            rows = conn.execute(select(login_throttle).where(
+                login_throttle.c.window_start > now - self.window,
+                ((login_throttle.c.scope == "addr") & (login_throttle.c.key == keys[0][1]))
+                | ((login_throttle.c.scope == "user") & (login_throttle.c.key == keys[1][1])))).all()
+        for r in rows:
+            limit = self.addr_limit if r.scope == "addr" else self.user_limit
+            if r.failures >= limit:
+                return Verdict("address" if r.scope == "addr" else "account",
+                               max(1, int(r.window_start + self.window - now) + 1))
+        return Verdict(None)
+
+    def failed(self, addr: str, user: str | None) -> None:
+        """Count a failure for the address and (when it exists) the account; one write transaction."""
+        now = time.time()
+        with self.project.transaction() as conn:
+            conn.execute(delete(login_throttle).where(login_throttle.c.window_start <= now - self.window))
+            for scope, key in (("addr", addr[:200]), ("user", (user or "")[:200])):
+                if scope == "user" and not user:
+                    continue
+                found = conn.execute(update(login_throttle).where(
+                    login_throttle.c.scope == scope, login_throttle.c.key == key)
+                    .values(failures=login_throttle.c.failures + 1)).rowcount
+                if not found:
+                    conn.execute(insert(login_throttle).values(scope=scope, key=key, window_start=now, failures=1))
+
+    def succeeded(self, addr: str, user: str) -> None:
+        """A successful login clears the address's and the account's failures."""
+        with self.project.transaction() as conn:
+            conn.execute(delete(login_throttle).where(
+                ((login_throttle.c.scope == "addr") & (login_throttle.c.key == addr[:200]))
+                | ((login_throttle.c.scope == "user") & (login_throttle.c.key == user[:200]))))

@@ -24,10 +24,11 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTex
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
+from bastion.audit.refusals import record_refusal
 from bastion.errors import AuthError, BastionError, NotFoundError, PolicyViolation
 from bastion.project import Project, open_project
 from bastion.ui import _views
-from bastion.ui._session import COOKIE, SessionCodec, load_secret
+from bastion.ui._session import COOKIE, LoginThrottle, SessionStore
 from bastion.ui.users import User, UserStore
 
 __all__ = ["SECURITY_HEADERS", "create_ui_app"]
@@ -55,32 +56,6 @@ SECURITY_HEADERS = {
 }
 
 
-class _LoginLimiter:
-    """Failed logins per client address in a sliding window; over the limit, logins are refused."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit, self.window = limit, window
-        self._fails: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
-
-    def blocked(self, ip: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            recent = [t for t in self._fails.get(ip, []) if now - t < self.window]
-            self._fails[ip] = recent
-            return len(recent) >= self.limit
-
-    def fail(self, ip: str) -> None:
-        with self._lock:
-            self._fails.setdefault(ip, []).append(time.monotonic())
-            if len(self._fails) > 10_000:  # bound memory under an address-spraying attack
-                self._fails.pop(next(iter(self._fails)))
-
-    def clear(self, ip: str) -> None:
-        with self._lock:
-            self._fails.pop(ip, None)
-
-
 class _Denied(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -92,6 +67,7 @@ def create_ui_app(
     *,
     secure_cookies: bool | None = None,
     login_limit: int = 5,
+    account_login_limit: int = 10,
     login_window: float = 300.0,
     session_max_age: int = 8 * 3600,
 ) -> FastAPI:
@@ -101,14 +77,14 @@ def create_ui_app(
     ----------
     secure_cookies
         Mark cookies ``Secure``; default: only when the request came over HTTPS.
-    login_limit, login_window
-        Failed logins allowed per client address within ``login_window`` seconds.
+    login_limit, account_login_limit, login_window
+        Failed logins allowed per client address and per account within ``login_window`` seconds (counted
+        in the project database, so shared by every worker and dashboard process).
     """
     project = open_project(project_root)
     users = UserStore(project)
-    codec = SessionCodec(load_secret(project.home), max_age=session_max_age)
-    limiter = _LoginLimiter(login_limit, login_window)
-    revoked: dict[str, float] = {}  # csrf token of a logged-out session -> its expiry
+    sessions = SessionStore(project, max_age=session_max_age)
+    throttle = LoginThrottle(project, addr_limit=login_limit, user_limit=account_login_limit, window=login_window)
     actors: dict[str, Project] = {}
     actors_lock = threading.Lock()
     env = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=select_autoescape(["html"]))
@@ -131,13 +107,13 @@ def create_ui_app(
         return secure_cookies if secure_cookies is not None else request.url.scheme == "https"
 
     def session(request: Request) -> dict[str, Any] | None:
-        sess = codec.decode(request.cookies.get(COOKIE))
-        if sess is None or sess["csrf"] in revoked:
+        """The request's server-side session (a DB read), with its user; None when absent or ended."""
+        cookie = request.cookies.get(COOKIE)
+        sess = sessions.get(cookie)
+        if sess is None:
             return None
-        user = users.get(sess["u"])
-        if user is None or user.role != sess["r"]:  # removed, or role changed: log in again
-            return None
-        sess["user"] = user
+        sess["user"] = User(sess["u"], sess["r"])
+        sess["cookie"] = cookie
         return sess
 
     def render(request: Request, template: str, sess: dict[str, Any] | None, code: int = 200, **ctx: Any) -> Response:
@@ -152,7 +128,7 @@ def create_ui_app(
         """A GET page: needs a session, else redirects to the login page."""
 
         async def wrapper(request: Request) -> Response:
-            sess = session(request)
+            sess = await run_in_threadpool(session, request)
             if sess is None:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(_root(request) + "/login?" + urlencode({"next": target}), status_code=303)
@@ -171,7 +147,7 @@ def create_ui_app(
             async def wrapper(request: Request) -> Response:
                 try:
                     form = await _form(request)
-                    sess = session(request)
+                    sess = await run_in_threadpool(session, request)
                     if sess is None:
                         raise _Denied(401, "Not logged in.")
                     if not secrets.compare_digest(form.get("csrf", ""), sess["csrf"]):
@@ -224,40 +200,44 @@ def create_ui_app(
         cookie = request.cookies.get(_LOGIN_COOKIE, "")
         if not cookie or not secrets.compare_digest(form.get("csrf", ""), cookie):
             return PlainTextResponse("The login form's CSRF token is missing or wrong; reload it.", status_code=403)
-        if limiter.blocked(ip):
-            who = {"user": form.get("username", "")[:64]}
-            await run_in_threadpool(project.audited, "ui.login.blocked", f"ip:{ip}", who)
-            return PlainTextResponse("Too many failed logins from this address; wait and retry.", status_code=429)
-        name = form.get("username", "")
+        raw_name = form.get("username", "")
+        name = raw_name[:64]  # for the throttle and the audit log; no user name is longer
+        verdict = await run_in_threadpool(throttle.check, ip, name)
+        if verdict.scope is not None:
+            # aggregated: the first blocked try of a minute is written at once, the rest as one count
+            subject = f"ip:{ip}" if verdict.scope == "address" else f"user:{name}"
+            await run_in_threadpool(record_refusal, project, "ui.login.blocked", subject,
+                                    f"too many failed logins for this {verdict.scope}",
+                                    {"user": name, "ip": ip, "scope": verdict.scope})
+            return PlainTextResponse(f"Too many failed logins for this {verdict.scope}; wait and retry.",
+                                     status_code=429, headers={"Retry-After": str(verdict.retry_after)})
         try:
-            user = await run_in_threadpool(users.authenticate, name, form.get("password", ""))
+            user = await run_in_threadpool(users.authenticate, raw_name, form.get("password", ""))
         except AuthError as e:
-            limiter.fail(ip)
-            await run_in_threadpool(project.audited, "ui.login.failed", f"user:{name[:64]}", {"ip": ip})
+            exists = await run_in_threadpool(users.exists, raw_name)
+            await run_in_threadpool(throttle.failed, ip, name if exists else None)
+            await run_in_threadpool(record_refusal, project, "ui.login.failed", f"user:{name}",
+                                    "unknown user or wrong password", {"ip": ip})
             token = secrets.token_urlsafe(32)
             resp = render(request, "login.html", None, code=401, error=e.message, login_csrf=token,
                           next=_safe_next(form.get("next"), _root(request)))
             resp.set_cookie(_LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=secure(request),
                             path=_root(request) + "/login")
             return resp
-        limiter.clear(ip)
+        await run_in_threadpool(throttle.succeeded, ip, user.name)
         await run_in_threadpool(as_actor(user).audited, "ui.login", f"user:{user.name}", {"ip": ip, "role": user.role})
-        value, _ = codec.new(user.name, user.role)
+        value, _ = await run_in_threadpool(sessions.new, user.name, user.role)
         root = _root(request)
         resp = RedirectResponse(_safe_next(form.get("next"), root), status_code=303)
         resp.set_cookie(COOKIE, value, httponly=True, samesite="strict", secure=secure(request),
-                        max_age=codec.max_age, path=root or "/")
+                        max_age=sessions.max_age, path=root or "/")
         resp.delete_cookie(_LOGIN_COOKIE, path=root + "/login")
         return resp
 
     @app.post("/logout")
     @action("viewer")
     def logout(request: Request, sess: dict[str, Any], form: dict[str, str]) -> Response:
-        now = time.time()
-        for token, exp in list(revoked.items()):
-            if exp < now:
-                del revoked[token]
-        revoked[sess["csrf"]] = float(sess["exp"])
+        sessions.end(sess["cookie"])  # the row is gone: the cookie is dead in every worker, and after restarts
         as_actor(sess["user"]).audited("ui.logout", f"user:{sess['u']}", {})
         resp = RedirectResponse(_root(request) + "/login", status_code=303)
         resp.delete_cookie(COOKIE, path=_root(request) or "/")

@@ -1,6 +1,8 @@
-"""Dashboard users: names, roles and argon2 password hashes in ``<project home>/ui/users.json``.
+"""Dashboard users: names, roles and argon2 password hashes in the project's metadata database.
 
-Writes are atomic (temp file + rename, mode 0600) and every change is written to the audit log.
+Every change is one transaction with its audit entry, and a password or role change or a removal ends the
+user's sessions in the same transaction. A ``<project home>/ui/users.json`` from older versions is imported
+once (then renamed ``users.json.imported``).
 """
 
 from __future__ import annotations
@@ -8,15 +10,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import delete, insert, select, update
 
 from bastion.errors import AuthError, ConfigError, StoreError
+from bastion.store.schema import ui_sessions, ui_users
 
 __all__ = ["ROLES", "User", "UserStore"]
 
@@ -46,52 +49,70 @@ class User:
 
 
 class UserStore:
-    """Users of one project's dashboard."""
+    """Users of one project's dashboard (rows of ``ui_users``)."""
 
     def __init__(self, project: Any) -> None:
         self.project = project
-        self.path: Path = Path(project.home) / "ui" / "users.json"
+        self.legacy_path: Path = Path(project.home) / "ui" / "users.json"
+        self._imported = False
 
-    def _load(self) -> dict[str, dict[str, Any]]:
-        if not self.path.is_file():
-            return {}
+    def _import_legacy(self) -> None:
+        """Move users of a ``users.json`` (schema_version 1) into the database, once; fails closed on a bad file."""
+        if self._imported:
+            return
+        if not self.legacy_path.is_file():
+            self._imported = True
+            return
         try:
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
+            doc = json.loads(self.legacy_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise ConfigError(
-                f"The dashboard user file {self.path} cannot be read ({e}); restore it from a backup."
+                f"The dashboard user file {self.legacy_path} cannot be read ({e}); restore it from a backup."
             ) from e
         if not isinstance(doc, dict) or doc.get("schema_version") != 1 or not isinstance(doc.get("users"), dict):
-            raise ConfigError(f"The dashboard user file {self.path} is not a schema_version 1 user list.")
-        users: dict[str, dict[str, Any]] = doc["users"]
-        return users
+            raise ConfigError(f"The dashboard user file {self.legacy_path} is not a schema_version 1 user list.")
+        from bastion.audit.log import now_iso
 
-    def _save(self, users: dict[str, dict[str, Any]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps({"schema_version": 1, "users": users}, indent=2, sort_keys=True).encode()
+        imported = []
+        with self.project.transaction() as conn:
+            have = set(conn.execute(select(ui_users.c.name)).scalars())
+            for name, u in sorted(doc["users"].items()):
+                if name in have or not isinstance(u, dict):
+                    continue
+                _user(name, u)  # validates the role
+                conn.execute(insert(ui_users).values(
+                    name=name, role=u["role"], pw_hash=str(u["hash"]), created_at=str(u.get("created_at", "")),
+                    created_by=str(u.get("created_by", "")), changed_at=now_iso()))
+                imported.append(name)
+            if imported:
+                self.project.record(conn, "ui.user.import", "ui:users", {"users": imported,
+                                                                         "from": str(self.legacy_path)})
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".users.", suffix=".tmp")
-            try:
-                os.fchmod(fd, 0o600)
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
+            os.replace(self.legacy_path, self.legacy_path.with_name("users.json.imported"))
         except OSError as e:
-            raise StoreError(f"Cannot write the dashboard user file {self.path}: {e.strerror}.") from e
+            raise StoreError(f"Imported {self.legacy_path} but cannot rename it: {e.strerror}.") from e
+        self._imported = True
 
     def list(self) -> list[User]:
         """Every user, sorted by name."""
-        return [_user(n, u) for n, u in sorted(self._load().items())]
+        self._import_legacy()
+        with self.project.db.read() as conn:
+            rows = conn.execute(select(ui_users).order_by(ui_users.c.name)).mappings().all()
+        return [_user(r["name"], r) for r in rows]
 
     def get(self, name: str) -> User | None:
-        u = self._load().get(name)
-        return _user(name, u) if u else None
+        self._import_legacy()
+        row = self._row(name)
+        return _user(name, row) if row else None
+
+    def _row(self, name: str) -> dict[str, Any] | None:
+        with self.project.db.read() as conn:
+            row = conn.execute(select(ui_users).where(ui_users.c.name == name)).mappings().first()
+        return dict(row) if row else None
 
     def add(self, name: str, password: str, *, role: str, replace: bool = False) -> User:
-        """Create (or with ``replace``, reset) a user; audited as ``ui.user.add``."""
-        if not _NAME.fullmatch(name):
+        """Create (or with ``replace``, reset) a user; audited as ``ui.user.add``. A reset ends the user's sessions."""
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ConfigError(
                 f"A user name must be 1-64 letters, digits or '_.@-' starting with a letter or digit; got {name!r}."
             )
@@ -99,35 +120,43 @@ class UserStore:
             raise ConfigError(f"The role must be one of {', '.join(ROLES)}; got {role!r}.")
         if len(password) < _MIN_PASSWORD:
             raise ConfigError(f"The password must have at least {_MIN_PASSWORD} characters; got {len(password)}.")
-        users = self._load()
-        existed = name in users
-        if existed and not replace:
-            raise ConfigError(f"User {name!r} exists already; remove it first or pass replace=True.")
+        self._import_legacy()
         from bastion.audit.log import now_iso
 
-        users[name] = {
-            "role": role,
-            "hash": _hasher.hash(password),
-            "created_at": now_iso(),
-            "created_by": self.project.actor,
-        }
-        self._save(users)
-        self.project.audited("ui.user.add", f"user:{name}", {"role": role, "replaced": existed})
-        return _user(name, users[name])
+        pw_hash = _hasher.hash(password)  # outside the write transaction: argon2 takes tens of milliseconds
+        now = now_iso()
+        with self.project.transaction() as conn:
+            existed = conn.execute(select(ui_users.c.name).where(ui_users.c.name == name)).first() is not None
+            if existed and not replace:
+                raise ConfigError(f"User {name!r} exists already; remove it first or pass replace=True.")
+            values = {"role": role, "pw_hash": pw_hash, "created_at": now, "created_by": self.project.actor,
+                      "changed_at": now}
+            if existed:
+                conn.execute(update(ui_users).where(ui_users.c.name == name).values(**values))
+                ended = conn.execute(delete(ui_sessions).where(ui_sessions.c.user_name == name)).rowcount
+            else:
+                conn.execute(insert(ui_users).values(name=name, **values))
+                ended = 0
+            self.project.record(conn, "ui.user.add", f"user:{name}", {"role": role, "replaced": existed,
+                                                                      **({"sessions_ended": ended} if ended else {})})
+        return User(name, role, now, self.project.actor)
 
     def remove(self, name: str) -> None:
-        """Delete a user; audited as ``ui.user.remove``."""
-        users = self._load()
-        if name not in users:
-            raise ConfigError(f"No dashboard user {name!r}; known: {', '.join(sorted(users)) or 'none'}.")
-        del users[name]
-        self._save(users)
-        self.project.audited("ui.user.remove", f"user:{name}", {})
+        """Delete a user and end their sessions; audited as ``ui.user.remove``."""
+        self._import_legacy()
+        with self.project.transaction() as conn:
+            gone = conn.execute(delete(ui_users).where(ui_users.c.name == name)).rowcount
+            if not gone:
+                known = sorted(conn.execute(select(ui_users.c.name)).scalars())
+                raise ConfigError(f"No dashboard user {name!r}; known: {', '.join(known) or 'none'}.")
+            ended = conn.execute(delete(ui_sessions).where(ui_sessions.c.user_name == name)).rowcount
+            self.project.record(conn, "ui.user.remove", f"user:{name}", {"sessions_ended": ended} if ended else {})
 
     def authenticate(self, name: str, password: str) -> User:
         """The user when ``password`` matches; raises AuthError otherwise (same message either way)."""
-        u = self._load().get(name)
-        stored = u["hash"] if u else _DUMMY_HASH
+        self._import_legacy()
+        u = self._row(name) if isinstance(name, str) and _NAME.fullmatch(name) else None
+        stored = u["pw_hash"] if u else _DUMMY_HASH
         try:
             _hasher.verify(stored, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
@@ -135,16 +164,20 @@ class UserStore:
         if u is None:
             raise AuthError("Unknown user or wrong password.")
         if _hasher.check_needs_rehash(stored):
-            users = self._load()
-            users[name]["hash"] = _hasher.hash(password)
-            self._save(users)
+            fresh = _hasher.hash(password)
+            with self.project.transaction() as conn:  # same password, new parameters: sessions stay
+                conn.execute(update(ui_users).where(ui_users.c.name == name, ui_users.c.pw_hash == stored)
+                             .values(pw_hash=fresh))
         return _user(name, u)
 
+    def exists(self, name: str) -> bool:
+        return bool(isinstance(name, str) and _NAME.fullmatch(name) and self._row(name) is not None)
 
-def _user(name: str, u: dict[str, Any]) -> User:
+
+def _user(name: str, u: Any) -> User:
     role = u.get("role")
     if role not in ROLES:
-        raise ConfigError(f"User {name!r} in the dashboard user file has an unknown role {role!r}.")
+        raise ConfigError(f"Dashboard user {name!r} has an unknown role {role!r}.")
     return User(
         name=name, role=str(role), created_at=str(u.get("created_at", "")), created_by=str(u.get("created_by", ""))
     )

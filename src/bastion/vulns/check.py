@@ -11,12 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, select, tuple_, update
 
 from bastion.audit.log import now_iso
 from bastion.errors import BastionError
 from bastion.store.schema import aliases, models, vuln_advisories, vuln_affected, vuln_results
-from bastion.vulns.matching import is_affected, parse_version
+from bastion.vulns.matching import CompiledEntry
 from bastion.vulns.osv import normalize_name, severity_rank
 
 if TYPE_CHECKING:
@@ -173,21 +173,10 @@ def _packages(project: Project, digest: str) -> dict[str, str]:
     return hit
 
 
-def _fixed_after(installed: str, ranges: list[list[list[str]]]) -> str | None:
-    v = parse_version(installed)
-    best: tuple[Any, str] | None = None
-    for events in ranges:
-        for kind, text in events:
-            fv = parse_version(text) if kind == "fixed" else None
-            if fv is not None and (v is None or fv > v) and (best is None or fv < best[0]):
-                best = (fv, text)
-    return best[1] if best else None
-
-
-def _advisories_for(project: Project, names: Iterable[str]) -> dict[str, list[tuple[dict[str, Any], Any]]]:
-    """Per normalised package name: (affected row, advisory row) of every non-withdrawn advisory."""
+def _advisories_for(project: Project, names: Iterable[str]) -> dict[str, list[tuple[CompiledEntry, Any]]]:
+    """Per normalised package name: (compiled affected entry, advisory row) of every non-withdrawn advisory."""
     names = sorted(set(names))
-    out: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+    out: dict[str, list[tuple[CompiledEntry, Any]]] = {}
     heads: dict[str, Any] = {}
     with project.db.read() as conn:
         for i in range(0, len(names), _CHUNK):
@@ -208,7 +197,7 @@ def _advisories_for(project: Project, names: Iterable[str]) -> dict[str, list[tu
                 head = heads.get(r.advisory_id)
                 if head is None or head.withdrawn:
                     continue
-                entry = {"ranges": json.loads(r.ranges_json), "versions": json.loads(r.versions_json)}
+                entry = CompiledEntry(json.loads(r.ranges_json), json.loads(r.versions_json))
                 out.setdefault(r.package, []).append((entry, head))
     return out
 
@@ -237,34 +226,46 @@ def check_versions(
             errors[(name, version)] = f"the recorded environment cannot be read: {e}"
     by_package = _advisories_for(project, {p for pk in envs.values() for p in pk})
     memo: dict[tuple[str, str], list[Match]] = {}
+    aliases_of: dict[str, tuple[str, ...]] = {}
     at = now_iso()
-    previous = stored_results(project, [(n, v) for n, v, _, _ in targets])
+    previous = _stored_json(project, [(n, v) for n, v, _, _ in targets])
+    fragments: dict[int, str] = {}  # id(match) -> its JSON: each shared match is encoded once
     results: list[VersionVulns] = []
-    for name, version, als, _ in targets:
+    encoded: list[str] = []
+    by_env: dict[str, tuple[list[Match], str]] = {}  # versions logged from one environment share its result
+    for name, version, als, digest in targets:
         key = (name, version)
-        matches: list[Match] = []
-        for package, installed in (envs.get(key) or {}).items():
-            entries = by_package.get(package)
-            if not entries:
-                continue
+        hit = by_env.get(digest or "") if key not in errors else None
+        if hit is not None:
+            matches, text = hit
+            _finish(results, encoded, previous, key, als, matches, text, at, errors)
+            continue
+        matches = []
+        env = envs.get(key) or {}
+        for package in env.keys() & by_package.keys():
+            entries = by_package[package]
+            installed = env[package]
             found = memo.get((package, installed))
             if found is None:
                 found = []
                 for entry, head in entries:
-                    if is_affected(installed, entry["ranges"], entry["versions"]):
-                        found.append(Match(
-                            id=head.id, package=package, installed=installed, severity=head.severity,
-                            aliases=tuple(json.loads(head.aliases_json)), score=head.score, vector=head.vector,
-                            fixed=_fixed_after(installed, entry["ranges"]), summary=head.summary,
-                        ))
+                    if entry.affects(installed):
+                        if head.id not in aliases_of:
+                            aliases_of[head.id] = tuple(json.loads(head.aliases_json))
+                        m = Match(id=head.id, package=package, installed=installed, severity=head.severity,
+                                  aliases=aliases_of[head.id], score=head.score, vector=head.vector,
+                                  fixed=entry.fixed_after(installed), summary=head.summary)
+                        fragments[id(m)] = json.dumps(m.to_dict(), sort_keys=True)
+                        found.append(m)
                 memo[(package, installed)] = found
             matches.extend(found)
         matches.sort(key=lambda m: (-severity_rank(m.severity), m.package, m.id))
-        before = {(m.id, m.package) for m in (previous.get(key) or ())}
-        new = tuple(m for m in matches if (m.id, m.package) not in before)
-        results.append(VersionVulns(name, version, als, tuple(matches), new, at, errors.get(key)))
+        text = "[" + ",".join(fragments[id(m)] for m in matches) + "]"
+        if digest and key not in errors:
+            by_env[digest] = (matches, text)
+        _finish(results, encoded, previous, key, als, matches, text, at, errors)
     if store and results:
-        _store(project, results)
+        _store(project, results, encoded, previous)
     with project.db.read() as conn:
         from sqlalchemy import func
 
@@ -273,24 +274,57 @@ def check_versions(
     return VulnReport(tuple(results), count, at, time.perf_counter() - started, notes)
 
 
-def _store(project: Project, results: list[VersionVulns]) -> None:
-    keys = [(r.name, r.version) for r in results]
-    rows = [
-        {"name": r.name, "version": r.version, "checked_at": r.checked_at, "count": len(r.matches),
-         "max_severity": r.max_severity, "matches_json": json.dumps([m.to_dict() for m in r.matches])}
-        for r in results
-    ]
+def _finish(results: list[VersionVulns], encoded: list[str], previous: dict[tuple[str, int], str],
+            key: tuple[str, int], als: tuple[str, ...], matches: list[Match], text: str, at: str,
+            errors: dict[tuple[str, int], str]) -> None:
+    encoded.append(text)
+    before_text = previous.get(key)
+    if before_text == text:
+        new: tuple[Match, ...] = ()  # unchanged since the last check (the common case): nothing to parse
+    else:
+        before = {(d["id"], d["package"]) for d in json.loads(before_text or "[]")}
+        new = tuple(m for m in matches if (m.id, m.package) not in before)
+    results.append(VersionVulns(key[0], key[1], als, tuple(matches), new, at, errors.get(key)))
+
+
+def _store(project: Project, results: list[VersionVulns], encoded: list[str],
+           previous: dict[tuple[str, int], str]) -> None:
+    """Write changed results; unchanged ones only get the new check time."""
+    changed, same = [], []
+    for r, text in zip(results, encoded, strict=True):
+        if previous.get((r.name, r.version)) == text:
+            same.append((r.name, r.version))
+        else:
+            changed.append({"name": r.name, "version": r.version, "checked_at": r.checked_at,
+                            "count": len(r.matches), "max_severity": r.max_severity, "matches_json": text})
+    keys = [(c["name"], c["version"]) for c in changed]
     affected = [r.ref for r in results if r.affected]
+    at = results[0].checked_at
     with project.transaction() as conn:
         for i in range(0, len(keys), _CHUNK):
             conn.execute(delete(vuln_results).where(
                 tuple_(vuln_results.c.name, vuln_results.c.version).in_(keys[i : i + _CHUNK])))
-        for i in range(0, len(rows), 2000):
-            conn.execute(vuln_results.insert(), rows[i : i + 2000])
+        for i in range(0, len(changed), 2000):
+            conn.execute(vuln_results.insert(), changed[i : i + 2000])
+        for i in range(0, len(same), _CHUNK):
+            conn.execute(update(vuln_results).where(
+                tuple_(vuln_results.c.name, vuln_results.c.version).in_(same[i : i + _CHUNK])).values(checked_at=at))
         project.record(conn, "vulns.check", results[0].ref if len(results) == 1 else "vulnerabilities", {
-            "versions": len(results), "affected": affected[:100], "affected_count": len(affected),
+            "versions": len(results), "changed": len(changed), "affected": affected[:100],
+            "affected_count": len(affected),
             "new": sorted({f"{r.ref} {m.id}" for r in results for m in r.new})[:100],
         })
+
+
+def _stored_json(project: Project, keys: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
+    out: dict[tuple[str, int], str] = {}
+    with project.db.read() as conn:
+        for i in range(0, len(keys), _CHUNK):
+            for r in conn.execute(select(vuln_results.c.name, vuln_results.c.version, vuln_results.c.matches_json)
+                                  .where(tuple_(vuln_results.c.name, vuln_results.c.version)
+                                         .in_(keys[i : i + _CHUNK]))):
+                out[(r.name, int(r.version))] = r.matches_json
+    return out
 
 
 def stored_results(

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from packaging.version import InvalidVersion, Version
 
-__all__ = ["is_affected", "parse_version", "range_affects"]
+__all__ = ["CompiledEntry", "is_affected", "parse_version", "range_affects"]
 
 
 @lru_cache(maxsize=65536)
@@ -78,3 +78,65 @@ def is_affected(
         if hit:
             return True
     return False
+
+
+class CompiledEntry:
+    """One affected entry prepared once for many lookups: explicit versions as sets, ranges pre-sorted."""
+
+    __slots__ = ("fixed", "ranges", "raw_versions", "versions")
+
+    def __init__(self, ranges: list[list[list[str]]], versions: list[str]) -> None:
+        self.raw_versions = frozenset(versions)
+        self.versions = frozenset(v for v in (parse_version(x) for x in versions) if v is not None)
+        compiled: list[list[tuple[int, Version, int, str]]] = []
+        fixed: list[tuple[Version, str]] = []
+        order = {"introduced": 0, "last_affected": 1, "fixed": 2}
+        for events in ranges:
+            parsed: list[tuple[int, Version, int, str]] = []
+            for kind, text in events:
+                if kind == "introduced" and text == "0":
+                    parsed.append((0, _ZERO, 0, kind))
+                    continue
+                v = parse_version(text)
+                if v is None:
+                    parsed = []  # not PEP 440: the explicit list decides (see is_affected)
+                    break
+                parsed.append((1, v, order[kind], kind))
+                if kind == "fixed":
+                    fixed.append((v, text))
+            if parsed:
+                compiled.append(sorted(parsed))
+        self.ranges = compiled
+        self.fixed = sorted(fixed)
+
+    def affects(self, installed: str) -> bool:
+        """Same answer as ``is_affected(installed, ranges, versions)``."""
+        if installed in self.raw_versions:
+            return True
+        v = parse_version(installed)
+        if v is None:
+            return False
+        if v in self.versions:
+            return True
+        for events in self.ranges:
+            affected = False
+            for rank, ev, _, kind in events:
+                if kind == "introduced":
+                    if rank == 0 or v >= ev:
+                        affected = True
+                elif kind == "fixed":
+                    if v >= ev:
+                        affected = False
+                elif v > ev:
+                    affected = False
+            if affected:
+                return True
+        return False
+
+    def fixed_after(self, installed: str) -> str | None:
+        """The lowest fixed version above ``installed`` (any fixed version when it is not PEP 440)."""
+        v = parse_version(installed)
+        for fv, text in self.fixed:
+            if v is None or fv > v:
+                return text
+        return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from bastion.errors import DataError
@@ -115,6 +116,7 @@ def _roundup(x: float) -> float:
     return i / 100000.0 if i % 10000 == 0 else (math.floor(i / 10000) + 1) / 10.0
 
 
+@lru_cache(maxsize=4096)
 def cvss3_base_score(vector: str) -> float | None:
     """The CVSS v3.0/3.1 base score of ``vector``, or None when it is not a complete v3 base vector."""
     if not _V3.fullmatch(vector):

@@ -67,7 +67,8 @@ class RescanResult:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.new_findings else 0
+        """1 while the artifact has a blocking finding nobody allowed (new or found by an earlier re-scan)."""
+        return 1 if self.new_findings or self.status == FINDING_STATUS else 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,12 +130,13 @@ def rescan(project: Project, ref: str) -> RescanResult:
     ]
     allowed = dict((previous or {}).get("allowed_findings") or {})
     before = {_key(f) for f in (previous or {}).get("findings") or []}
-    new = [
+    unallowed = [
         f for f in blocking
-        if _key(f) not in before and f.get("rule_id") not in allowed and f"{f.get('rule_id')}:{f.get('construct')}"
-        not in allowed
+        if f.get("rule_id") not in allowed and f"{f.get('rule_id')}:{f.get('construct')}" not in allowed
     ]
-    status = FINDING_STATUS if new else ("clean" if not blocking else "allowed")
+    new = [f for f in unallowed if _key(f) not in before]
+    # known but never allowed (found by an earlier re-scan) stays a finding; allowed ones stay "allowed"
+    status = FINDING_STATUS if unallowed else ("clean" if not blocking else "allowed")
     max_sev = report.max_severity
     doc.update({
         "status": status,
@@ -158,11 +160,13 @@ def rescan(project: Project, ref: str) -> RescanResult:
             json.dumps(previous, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
     with project.transaction() as conn:
         digest = insert_doc(project, conn, "model", mv.name, mv.version, "scan", doc, audit=False)
-        if new:
+        if status == FINDING_STATUS or mv.scan_status == FINDING_STATUS:
+            # the registry's scan status follows: the server and promotion refuse a version with a finding
             conn.execute(update(models).where(models.c.name == mv.name, models.c.version == mv.version)
-                         .values(scan_status=FINDING_STATUS))
+                         .values(scan_status=status))
         project.record(conn, "model.rescan", mv.ref, {
             "report": digest, "previous_report": prev_digest, "artifact_digest": mv.digest, "status": status,
+            "previous_status": mv.scan_status,
             "new_findings": [f"{f.get('rule_id')}:{f.get('construct')}" for f in new][:50], **versions,
         })
     prev_rules = ((previous or {}).get("rescan") or {}).get("rules_version")

@@ -160,7 +160,7 @@ def respond(
                     to_roll.setdefault((name, alias), f"re-scan of {result.ref} found new findings")
     deliveries = []
     if dispatch and alerts:
-        deliveries = deliver(alerts, config.alerts, log_path=alert_log_path(project, config))
+        deliveries = deliver(alerts, config.alerts, log_path=alert_log_path(project, config), root=project.root)
     if dispatch:
         for (name, alias), reason in sorted(to_roll.items()):
             rollbacks.append(safe_rollback(project, name, alias, reason=reason, spec=spec))

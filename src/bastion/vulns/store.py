@@ -115,6 +115,9 @@ def _file_digest(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _rows(
     adv: Advisory, record_digest: str, import_digest: str, at: str
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -123,7 +126,7 @@ def _rows(
         "modified": adv.modified,
         "published": adv.published,
         "withdrawn": adv.withdrawn,
-        "aliases_json": json.dumps(list(adv.aliases)),
+        "aliases_json": _dumps(list(adv.aliases)),
         "summary": adv.summary,
         "severity": adv.severity,
         "score": adv.score,
@@ -136,8 +139,8 @@ def _rows(
         {
             "advisory_id": adv.id,
             "package": a.package,
-            "ranges_json": json.dumps([[list(e) for e in r] for r in a.ranges]),
-            "versions_json": json.dumps(list(a.versions)),
+            "ranges_json": _dumps([[list(e) for e in r] for r in a.ranges]),
+            "versions_json": _dumps(list(a.versions)),
         }
         for a in adv.affected
     ]
@@ -179,13 +182,17 @@ def import_advisories(
     parsed: dict[str, tuple[Advisory, str]] = {}
     records = ignored = 0
     for name, data in iter_osv_source(path):
-        for where, rec in _records_of(_load_json(data, name), name):
+        doc = _load_json(data, name)
+        single = isinstance(doc, dict) and "id" in doc
+        for where, rec in _records_of(doc, name):
             records += 1
             adv = parse_record(rec, where=where)
             if not adv.affected and not adv.withdrawn:
                 ignored += 1  # no PyPI package in it
                 continue
-            rec_digest = "sha256:" + hashlib.sha256(json.dumps(rec, sort_keys=True).encode()).hexdigest()
+            # a file holding one record is digested as published; records of a list as canonical JSON
+            raw = data if single else json.dumps(rec, sort_keys=True).encode()
+            rec_digest = "sha256:" + hashlib.sha256(raw).hexdigest()
             prior = parsed.get(adv.id)
             if prior is None or _newer(adv.modified, prior[0].modified):
                 parsed[adv.id] = (adv, rec_digest)

@@ -14,6 +14,7 @@ __all__ = [
     "card_brand_ok",
     "iban_valid",
     "iban_valid_many",
+    "itin_valid",
     "luhn_valid",
     "luhn_valid_many",
     "ssn_valid",
@@ -110,3 +111,11 @@ def ssn_valid(digits: str) -> bool:
     if area in ("000", "666") or area[0] == "9":
         return False
     return group != "00" and serial != "0000"
+
+
+def itin_valid(digits: str) -> bool:
+    """US ITIN: 9 digits, area 9xx, group 50-65, 70-88, 90-92 or 94-99."""
+    if len(digits) != 9 or not digits.isdigit() or digits[0] != "9":
+        return False
+    g = int(digits[3:5])
+    return 50 <= g <= 65 or 70 <= g <= 88 or 90 <= g <= 92 or 94 <= g <= 99

@@ -28,6 +28,7 @@ def builtin_recognizers() -> tuple[Recognizer, ...]:
     from bastion.data.pii.iban import IbanRecognizer
     from bastion.data.pii.identifiers import IdNumberRecognizer, MedicalRecordRecognizer
     from bastion.data.pii.ip_address import IpAddressRecognizer
+    from bastion.data.pii.national_ids import NATIONAL_ID_RECOGNIZERS
     from bastion.data.pii.person import PersonRecognizer
     from bastion.data.pii.phone import PhoneRecognizer
     from bastion.data.pii.ssn import SsnRecognizer
@@ -38,6 +39,7 @@ def builtin_recognizers() -> tuple[Recognizer, ...]:
         EmailRecognizer(), UrlRecognizer(), SsnRecognizer(), CreditCardRecognizer(), IbanRecognizer(),
         PhoneRecognizer(), IpAddressRecognizer(), StreetAddressRecognizer(), DateOfBirthRecognizer(),
         UsZipRecognizer(), MedicalRecordRecognizer(), IdNumberRecognizer(), PersonRecognizer(),
+        *(cls() for cls in NATIONAL_ID_RECOGNIZERS),
     )  # fmt: skip
 
 

@@ -60,6 +60,15 @@ class DateOfBirthRecognizer(Recognizer):
         now = _dt.date.today().year
         if hi <= now - self.min_age_years and hi - lo >= self.min_spread_years:
             return 0.85, (f"dates span {hi - lo} years, the latest {now - hi} years ago: birth-date-like",)
+        # children included: past dates over decades, spread out rather than bunched in recent years the way
+        # visits, orders or sign-ups are
+        recent = float((years >= now - 1).mean())
+        median_age = now - float(years.median())
+        if hi <= now and hi - lo >= self.min_spread_years and recent < 0.1 and median_age >= 10:
+            return 0.8, (
+                f"past dates spanning {hi - lo} years (median {median_age:.0f} years ago, {recent:.0%} in the last "
+                "year): birth-date-like, children included",
+            )
         return 0.0, (f"dates without birth context ({lo}–{hi}) are not reported as birth dates",)
 
     def score_span(self, match: str, before: str, after: str) -> float | None:

@@ -14,7 +14,28 @@ from bastion.data.pii.interface import EntityType, Recognizer, as_mask
 __all__ = ["IdNumberRecognizer", "MedicalRecordRecognizer", "identifier_like"]
 
 _ID_LIKE = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-_/.]{3,31}")
-_MRN_CELL = re.compile(r"(?:MRN|MR|MED|PT|PAT|HN|EHR)[-_ #:]?\d{5,12}", re.IGNORECASE)
+_MRN_CELL = re.compile(r"(?:MRN|MR|MED|PT|PAT|HN|EHR|H)[-_ #:]?\d{5,12}", re.IGNORECASE)
+_PREFIXED = re.compile(r"[A-Z]{1,3}[-_]?\d{6,12}")
+_DIGITS = re.compile(r"(\d+)\D*$")
+
+
+def sequential(values: pd.Series) -> bool:
+    """True for a surrogate key: numbers that rise row by row and fill their range densely (1, 2, 3 ... or
+    an ordered sample of them): they say which row it is and nothing about whom."""
+    nums = values.str.extract(_DIGITS, expand=False).dropna()
+    if len(nums) < 20:
+        return False
+    n = pd.to_numeric(nums, errors="coerce").dropna()
+    if n.empty or n.nunique() < 0.95 * len(n):
+        return False
+    span = float(n.max() - n.min() + 1)
+    rising = float((np.diff(n.to_numpy(dtype=float)) > 0).mean())
+    return span <= 10 * len(n) and rising >= 0.95
+
+
+def _unique(values: pd.Series, mask: np.ndarray) -> float:
+    hits = values[mask]
+    return float(hits.nunique()) / max(1, len(hits))
 _OBJECT_WORDS = (
     r"order", r"invoice", r"sku", r"product", r"\blot\b", r"batch", r"transaction", r"\btxn", r"item",
     r"ticket", r"session", r"request", r"tracking", r"shipment", r"device", r"serial", r"part", r"model",
@@ -40,9 +61,9 @@ class MedicalRecordRecognizer(Recognizer):
     )
     negative_name_hints = _OBJECT_WORDS
     priority = 75
-    text_pattern = r"(?<![\w-])(?:MRN|MR|PT|EHR)[-_ #:]{0,2}\d{5,12}(?![\w-])"
+    text_pattern = r"(?<![\w-])(?:MRN|MR|PT|EHR|HN|H)[-_ #:]{0,2}\d{5,12}(?![\w-])"
     text_flags = re.IGNORECASE
-    context_words = ("mrn", "medical record", "record", "chart", "patient")
+    context_words = ("mrn", "medical record", "record", "chart", "patient", "hospital n", "hosp", "case")
     base_score = 0.9
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
@@ -50,6 +71,23 @@ class MedicalRecordRecognizer(Recognizer):
 
     def match_named(self, values: pd.Series) -> np.ndarray:
         return np.asarray(self.match_cells(values) | identifier_like(values), dtype=bool)
+
+    def refine(self, values: pd.Series, mask: np.ndarray, *, named: bool) -> tuple[float, tuple[str, ...]]:
+        if not mask.any():
+            return 1.0, ()
+        if sequential(values[mask]):
+            return 0.0, ("a sequential surrogate key (its numbers fill their range): not linked to a person",)
+        if not named and _unique(values, mask) < 0.9:
+            return 0.0, ("record-number shapes that repeat across rows: codes, not identifiers",)
+        return 1.0, ()
+
+    def score_span(self, match: str, before: str, after: str) -> float | None:
+        head = match.lstrip()[:2].upper()
+        if head.startswith("H") and not head.startswith("HN") and not self.has_context(before[-32:]):
+            digits = sum(ch.isdigit() for ch in match)
+            if digits != 7 and digits != 8:
+                return None  # a lone "H" and digits needs a record word unless it has the usual 7-8 digits
+        return 0.95 if self.has_context(before[-32:]) else self.base_score
 
     def mask(self, value: str) -> str:
         return mask_keep_last(value, 3)
@@ -64,12 +102,28 @@ class IdNumberRecognizer(Recognizer):
         r"personal_?(?:id|no|number)",
     )
     negative_name_hints = _OBJECT_WORDS
-    requires_name_evidence = True
     priority = 20
     base_score = 0.8
+    min_share = 0.9
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
+        # by value: letter-prefixed digit runs (the name may say nothing)
+        return as_mask(values.str.fullmatch(_PREFIXED))
+
+    def match_named(self, values: pd.Series) -> np.ndarray:
         return identifier_like(values)
+
+    def refine(self, values: pd.Series, mask: np.ndarray, *, named: bool) -> tuple[float, tuple[str, ...]]:
+        if not mask.any():
+            return 1.0, ()
+        if sequential(values[mask]):
+            return 0.0, ("a sequential surrogate key (its numbers fill their range): not linked to a person",)
+        if named:
+            return 1.0, ()
+        unique = _unique(values, mask)
+        if unique < 0.95:
+            return 0.0, (f"letter-prefixed codes, {unique:.0%} distinct: categories or codes, not identifiers",)
+        return 0.85, ("letter-prefixed digit runs, unique per row: identifiers",)
 
     def mask(self, value: str) -> str:
         return mask_keep_last(value, 3)

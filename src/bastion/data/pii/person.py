@@ -33,6 +33,15 @@ _CELL = re.compile(
 )
 
 
+_FACILITY_AFTER = re.compile(
+    r"['’]?s? (?:Hospital|Clinic|Medical|Center|Centre|Health|Healthcare|Institute|University|College|School|"
+    r"Foundation|Pharmacy|Practice|Surgery|Infirmary|Hospice|Laboratories|Labs?|Group|Trust|Inc|Ltd|LLC|GmbH|"
+    r"Memorial|General|Children['’]s|Regional|Community|Care|Nursing|Rehab|Rehabilitation|Pediatrics|Street|"
+    r"Road|Avenue|Lane|Drive|Boulevard|Hall|House|Home|Park|Church|Cathedral|Station|Airport|Bank|Hotel)\b"
+)
+_FACILITY_BEFORE = re.compile(r"(?:St\.?|Saint|Santa|San|Mount|Mt\.?|Fort|Lake|Port) $")
+
+
 def _mid_sentence(text: str, pos: int) -> bool:
     """True when the word before ``pos`` is a lower-case word (so capitalisation here is meaningful)."""
     before = text[max(0, pos - 20) : pos].rstrip()
@@ -136,6 +145,8 @@ class PersonRecognizer(Recognizer):
             if not toks:
                 continue
             s, e = toks[0][0], toks[-1][0] + len(toks[-1][1])
+            if _FACILITY_AFTER.match(text, e) or _FACILITY_BEFORE.search(text, max(0, s - 7), s):
+                continue  # "St. Mary's Hospital", "Mercy General": places named after people
             words = [t for _, t in toks if t[0].isupper()]
             before = text[max(0, s - 28) : s]
             if title is not None:

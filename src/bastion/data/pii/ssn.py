@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from bastion.data.pii._checksums import ssn_valid
+from bastion.data.pii._checksums import itin_valid, ssn_valid
 from bastion.data.pii._mask import mask_keep_last
 from bastion.data.pii.interface import EntityType, Recognizer, as_mask
 
@@ -47,7 +47,10 @@ class SsnRecognizer(Recognizer):
     def score_span(self, match: str, before: str, after: str) -> float | None:
         digits = re.sub(r"\D", "", match)
         if not ssn_valid(digits):
-            return None
+            # ITINs (9xx, groups 50-65, 70-88, 90-92, 94-99) identify people as well as SSNs do
+            if not (len(match) == 11 and itin_valid(digits)):
+                return None
+            return 0.95 if self.has_context(before) else 0.85
         context = self.has_context(before)
         if len(match) == 9 and not context:
             return None  # a bare 9-digit number is only an SSN when the text says so

@@ -31,6 +31,9 @@ class UsZipRecognizer(Recognizer):
         if named or not mask.any():
             return 1.0, ()
         hits = values[mask]
+        distinct = hits.nunique()
+        if len(hits) >= 100 and distinct < 50:
+            return 0.0, (f"only {distinct} distinct five-digit values: a category, not ZIP codes",)
         if hits.str.len().eq(10).mean() >= 0.3:
             return 1.0, ("ZIP+4 form",)
         first = hits.str[0]

@@ -24,6 +24,11 @@ __all__ = [
     "validate_protection_section",
 ]
 
+#: national identifiers (bastion.data.pii.national_ids): encrypted like SSNs by default
+NATIONAL_ID_ENTITIES = (
+    "UK_NHS", "UK_NINO", "ES_NIF", "ES_NIE", "IT_FISCAL_CODE", "PL_PESEL", "NL_BSN", "FR_NIR", "DE_TAX_ID",
+    "BR_CPF", "IN_AADHAAR", "IN_PAN", "AU_TFN", "SG_NRIC",
+)  # fmt: skip
 OPERATORS = ("keep", "drop", "redact", "mask", "hash", "tokenize", "encrypt", "generalize")
 TEXT_OPERATORS = ("keep", "drop", "redact", "mask", "hash", "tokenize")
 _OPTIONS: dict[str, set[str]] = {
@@ -121,6 +126,7 @@ DEFAULT_ENTITY_RULES: dict[str, Rule] = {
     "MEDICAL_RECORD_NUMBER": Rule("tokenize"),
     "ID_NUMBER": Rule("tokenize"),
     "URL": Rule("redact"),
+    **{e: Rule("encrypt") for e in NATIONAL_ID_ENTITIES},
 }
 #: column names taken as quasi-identifiers when the policy declares none (besides DOB and ZIP columns)
 DEFAULT_QUASI_IDENTIFIER_NAMES = ("age", "sex", "gender", "race", "ethnicity", "zip", "zipcode", "postcode")
