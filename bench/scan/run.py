@@ -24,7 +24,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 BENCH = REPO / "bench"
-BASTION_PY = REPO / ".venv" / "bin" / "python"
+# Bastion: the project venv when there is one, else the shared venv with this checkout's sources first.
+BASTION_VENV = REPO / ".venv" if (REPO / ".venv" / "bin" / "python").exists() else Path("/work/venv")
+BASTION_PY = BASTION_VENV / "bin" / "python"
+# Peers live in their own venvs: bench/.venv-<peer>, else /work/bench-venvs/<peer> (shared/PEERS.md).
+PEER_VENVS = Path(os.environ.get("BASTION_BENCH_VENVS", "/work/bench-venvs"))
+
+
+def peer_venv(name: str, fallback: str) -> Path:
+    local = BENCH / f".venv-{name}"
+    return local if local.exists() else PEER_VENVS / fallback
 
 # --- per-file verdict drivers, one per tool, run inside that tool's venv -----------------------
 # Each reads the manifest, scans every sample through the tool's own Python API (what its CLI
@@ -41,6 +50,24 @@ for s in json.load(open(sys.argv[1]))["samples"]:
         r = scan_file_path(s["path"], strict=strict)
         out[s["name"]] = {"flagged": r.issues_count > 0, "error": "scan error" if r.scan_err else None,
                           "skipped": r.scanned_files == 0}
+    except Exception as e:
+        out[s["name"]] = {"flagged": False, "error": f"{type(e).__name__}: {e}"[:200], "skipped": False}
+print(json.dumps(out))
+"""
+
+DRIVER_MODELAUDIT = """
+import json, sys, logging, os
+os.environ["PROMPTFOO_DISABLE_TELEMETRY"] = "1"
+logging.disable(logging.CRITICAL)
+from modelaudit.core import scan_model_directory_or_file
+out = {}
+for s in json.load(open(sys.argv[1]))["samples"]:
+    try:
+        r = scan_model_directory_or_file(s["path"]).model_dump()
+        sev = {str(i.get("severity", "")).lower() for i in (r.get("issues") or [])}
+        out[s["name"]] = {"flagged": bool(sev & {"critical", "warning"}),
+                          "error": "scan error" if r.get("has_errors") else None,
+                          "skipped": not r.get("files_scanned")}
     except Exception as e:
         out[s["name"]] = {"flagged": False, "error": f"{type(e).__name__}: {e}"[:200], "skipped": False}
 print(json.dumps(out))
@@ -201,6 +228,7 @@ def tools(work: Path) -> list[Tool]:
     drivers.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, src in [("picklescan", DRIVER_PICKLESCAN), ("modelscan", DRIVER_MODELSCAN),
+                      ("modelaudit", DRIVER_MODELAUDIT),
                       ("fickling", DRIVER_FICKLING), ("bastion", DRIVER_BASTION), ("fickling_one", FICKLING_ONE),
                       ("bastion_one", BASTION_ONE), ("measure", MEASURE)]:
         p = drivers / f"drive_{name}.py"
@@ -212,9 +240,10 @@ def tools(work: Path) -> list[Tool]:
         p = drivers / f"inproc_{name}.py"
         p.write_text(INPROC_MAIN.replace("{body}", body))
         paths[f"inproc_{name}"] = str(p)
-    ps, ms = BENCH / ".venv-picklescan", BENCH / ".venv-modelscan"
-    ms22, fk = BENCH / ".venv-modelscan-np22", BENCH / ".venv-fickling"
-    bastion = REPO / ".venv"
+    ps, ms = peer_venv("picklescan", "picklescan"), peer_venv("modelscan", "modelscan")
+    ms22, fk = peer_venv("modelscan-np22", "modelscan-np22"), peer_venv("fickling", "fickling")
+    ma = peer_venv("modelaudit", "modelaudit")
+    bastion = BASTION_VENV
     cli = [str(bastion / "bin" / "bastion"), "model", "scan", "{path}"]
     return [
         Tool("bastion", bastion, paths["bastion"], cmd=[*cli, "--json"], inproc="bastion",
@@ -243,6 +272,9 @@ def tools(work: Path) -> list[Tool]:
              note="modelscan[h5py,tensorflow] with numpy pinned 2.2: its .h5/.keras scanners work; "
              "TensorFlow start-up dominates its time",
              inproc="modelscan"),
+        Tool("modelaudit", ma, paths["modelaudit"], cmd=[str(ma / "bin" / "modelaudit"), "scan", "{path}"],
+             note="`modelaudit scan` (ModelAudit's CLI; telemetry disabled); a file counts as detected when it "
+             "reports a critical or warning issue"),
         Tool("fickling", fk, paths["fickling"], cmd=[str(fk / "bin" / "python"), paths["fickling_one"], "{path}"],
              note="Python API (its CLI cannot read zip files); folder time = one process over all files",
              inproc="fickling"),
@@ -250,6 +282,8 @@ def tools(work: Path) -> list[Tool]:
 
 
 MEASURE_SCRIPT = ""
+LOAD_AT_START = ""
+VERSIONS = ""
 
 
 def measure(cmd: list[str]) -> tuple[float, int, int]:
@@ -308,7 +342,22 @@ def build_corpus(work: Path) -> Path:
 
         shutil.rmtree(corpus)
     gen.build_corpus(corpus, work / "CANARY")
-    return corpus / "manifest.json"
+    manifest = corpus / "manifest.json"
+    # issue 12's attacks on the allowlist, as their own rows (tests/scan/test_adversarial.py)
+    sys.path.insert(0, str(REPO))
+    from tests.scan import test_adversarial as adv
+
+    doc = json.loads(manifest.read_text())
+    folder = corpus / "adversarial"
+    folder.mkdir()
+    for s in adv._samples(work / "CANARY"):
+        path = folder / s.name
+        path.write_bytes(s.data)
+        doc["samples"].append({"name": f"adversarial/{s.name}", "path": str(path), "malicious": True,
+                               "technique": "issue 12: " + s.rule, "format": "adversarial",
+                               "loader": None if s.loader == "none" else s.loader, "structural": None})
+    manifest.write_text(json.dumps(doc, indent=1))
+    return manifest
 
 
 def summarize(samples: list[dict[str, Any]], v: dict[str, Any]) -> dict[str, Any]:
@@ -330,6 +379,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=HERE / "work")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = ap.parse_args()
+    os.environ["PROMPTFOO_DISABLE_TELEMETRY"] = "1"
+    os.environ["PYTHONPATH"] = str(REPO / "src")  # Bastion from this checkout (peers never import it)
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
 
@@ -344,6 +395,23 @@ def main() -> None:
     # Peers' venvs hold the bytecode pip compiled at install; Bastion's editable checkout may not
     # (PYTHONDONTWRITEBYTECODE), which would charge it for compiling its sources on every run.
     subprocess.run([str(BASTION_PY), "-m", "compileall", "-q", str(REPO / "src" / "bastion")], check=True)
+    global LOAD_AT_START, VERSIONS
+    la = os.getloadavg()
+    LOAD_AT_START = f"{la[0]:.2f} {la[1]:.2f} {la[2]:.2f}"
+    versions = []
+    for tool in tools(work):
+        if tool.available() and tool.venv not in [v for v, _ in versions]:
+            freeze = subprocess.run([str(tool.python), "-m", "pip", "freeze", "--all"], capture_output=True, text=True)
+            slug = "bastion" if tool.venv == BASTION_VENV else tool.venv.name.removeprefix(".venv-")
+            (HERE / f"freeze-{slug}.txt").write_text(freeze.stdout)
+            versions.append((tool.venv, slug))
+    want = ("picklescan", "modelscan", "fickling", "modelaudit", "numpy", "torch")
+    found = []
+    for venv, slug in versions:
+        text = (HERE / f"freeze-{slug}.txt").read_text()
+        pins = [ln for ln in text.splitlines() if ln.split("==")[0].lower() in want]
+        found.append(f"{slug}: {', '.join(pins)}")
+    VERSIONS = "; ".join(found)
     results: dict[str, Any] = {}
     for tool in tools(work):
         if not tool.available():
@@ -418,7 +486,8 @@ def _pct(a: int, b: int) -> str:
 
 
 def render(results: dict[str, Any], samples: list[dict[str, Any]], args: argparse.Namespace, big: Path) -> str:
-    cmd = "cd /work/main && .venv/bin/python bench/scan/run.py" + (f" --runs {args.runs}" if args.runs != 3 else "")
+    cmd = f"cd <repo> && flock /tmp/bastion-bench.lock {BASTION_PY} bench/scan/run.py" + (
+        f" --runs {args.runs}" if args.runs != 3 else "")
     if args.size_mb != 512:
         cmd += f" --size-mb {args.size_mb}"
     mal = sum(s["malicious"] for s in samples)
@@ -426,11 +495,16 @@ def render(results: dict[str, Any], samples: list[dict[str, Any]], args: argpars
         "# Scanner benchmark results",
         "",
         f"Produced by `{cmd}` on {time.strftime('%Y-%m-%d')} ({platform.python_version()}, "
-        f"{os.cpu_count()} shared cores; other developers' jobs ran at the same time, so quote medians and ratios).",
+        f"{os.cpu_count()} shared cores; other developers' jobs ran at the same time, so quote medians and ratios). "
+        f"Load average at the start: {LOAD_AT_START}; at the end: {os.getloadavg()[0]:.2f} "
+        f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}. Versions: {VERSIONS}; `pip freeze` of every venv "
+        "used is in `bench/scan/freeze-*.txt`.",
         "",
-        f"Corpus: `tests/scan/corpus/generate.py`, {len(samples)} files ({mal} malicious, {len(samples) - mal} "
+        f"Corpus: `tests/scan/corpus/generate.py` plus the 14 issue-12 samples of `tests/scan/test_adversarial.py` "
+        f"(rows `adversarial/...`), {len(samples)} files ({mal} malicious, {len(samples) - mal} "
         "benign). 'Detected' = the tool's default failing verdict for that file (Bastion: a finding at HIGH or "
-        "above; picklescan: exit-1 issues; modelscan: any issue; fickling: severity above LIKELY_SAFE). An error "
+        "above; picklescan: exit-1 issues; modelscan: any issue; fickling: severity above LIKELY_SAFE; ModelAudit: "
+        "a critical or warning issue). An error "
         "or a skipped file is not a detection. Times: median of "
         f"{args.runs} runs, whole process including interpreter start-up (every tool's Python sources "
         "byte-compiled first, as `pip install` leaves them); peak RSS from wait4. "

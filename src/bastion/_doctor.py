@@ -154,7 +154,7 @@ def run_doctor(root: str | Path | None = None) -> list[Check]:
                     self.settings = s
                     self.db = state["db"]
 
-            recs = list_signing_keys(_P())
+            recs = list_signing_keys(_P())  # type: ignore[arg-type]  # a partial handle, enough for the keyring
             active = [r for r in recs if r.status == "active"]
             here = [r for r in active if r.key_file and (s.home_path / "keys" / "signing" / r.key_file).is_file()]
             parts.append(f"{len(active)} active signing key(s), {len(here)} with a private key in this folder")

@@ -11,10 +11,11 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
+from bastion.audit.checkpoints import after_commit, database_id
 from bastion.audit.log import AuditEntry, AuditLog
 from bastion.config import CONFIG_FILE, Settings, load_settings
 from bastion.errors import ConfigError, StoreError
@@ -22,6 +23,9 @@ from bastion.registry import _aliases, _attachments, _datasets, _models
 from bastion.registry.records import DatasetVersion, ModelVersion
 from bastion.store.blobs import BlobStore, open_blob_store
 from bastion.store.db import Database
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = ["Project", "init_project", "open_project"]
 
@@ -46,7 +50,8 @@ class Project:
         self.settings = settings
         self.db = Database(settings.db_url)
         self.blobs: BlobStore = open_blob_store(settings.artifacts, storage_options=settings.storage_options)
-        self.audit = AuditLog(self.db, settings.actor, head_path=settings.home_path / "audit-head.log")
+        self.audit = AuditLog(self.db, settings.actor, head_path=settings.home_path / "audit-head.log",
+                              database=database_id(settings))
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -70,6 +75,7 @@ class Project:
             entries: list[AuditEntry] = conn.info.pop("bastion_audit", [])
         if entries:
             self.audit.write_head(entries[-1])
+            after_commit(self, entries)
 
     def record(
         self,
@@ -204,7 +210,9 @@ class Project:
     # -- aliases ------------------------------------------------------------------------------
     def promote(self, ref: str, *, alias: str, force_reason: str | None = None) -> ModelVersion:
         """Point ``alias`` at a model version (after the promotion rules allow it)."""
-        return _aliases.promote(self, ref, alias=alias, force_reason=force_reason)
+        from bastion.trust import promote
+
+        return promote(self, ref, alias=alias, force_reason=force_reason)
 
     def rollback(self, name: str, *, alias: str, reason: str = "") -> ModelVersion:
         """Move ``alias`` back to the version it pointed at before its last promotion."""
@@ -247,7 +255,7 @@ def init_project(
             if artifacts_url:
                 text += f"artifacts_url = {json.dumps(artifacts_url)}\n"
             cfg.write_text(text, encoding="utf-8")
-        (root / ".bastion").mkdir(exist_ok=True)
+        (root / ".bastion").mkdir(mode=0o700, exist_ok=True)
     except OSError as e:
         raise StoreError(f"Cannot create a Bastion project in {root}: {e.strerror}.") from e
     project = Project(load_settings(root))
@@ -266,3 +274,9 @@ def open_project(path: str | Path | None = None, *, create: bool = False) -> Pro
             f"No Bastion project at {settings.root}: run 'bastion init' there first (or set BASTION_PROJECT)."
         )
     return Project(settings)
+
+
+if TYPE_CHECKING:
+
+    def _conforms(p: Project) -> ProjectHandle:  # mypy proves Project satisfies the stages' Protocol
+        return p

@@ -19,13 +19,13 @@ def test_flood_is_one_entry_plus_a_count(project: Any, monkeypatch: pytest.Monke
     minute = ["2026-01-01T10:00Z"]
     monkeypatch.setattr(refusals, "_minute", lambda: minute[0])
     for _ in range(500):
-        record_refusal(project, "model.promote.refused", "m:1", "gate failed", {"alias": "production"})
-    record_refusal(project, "model.promote.refused", "m:1", "not signed", {"alias": "production"})
-    entries = _refusals(project, "model.promote.refused")
+        record_refusal(project, "model.refused", "m:1", "gate failed", {"alias": "production"})
+    record_refusal(project, "model.refused", "m:1", "not signed", {"alias": "production"})
+    entries = _refusals(project, "model.refused")
     assert [(e.details["reason"], e.details["count"]) for e in entries] == [("gate failed", 1), ("not signed", 1)]
     minute[0] = "2026-01-01T10:01Z"
-    record_refusal(project, "model.promote.refused", "m:1", "gate failed", {"alias": "production"})
-    entries = _refusals(project, "model.promote.refused")
+    record_refusal(project, "model.refused", "m:1", "gate failed", {"alias": "production"})
+    entries = _refusals(project, "model.refused")
     counted = [(e.details["reason"], e.details["count"], e.details.get("aggregated", False)) for e in entries]
     # the 499 repeats of minute 10:00 became one entry when the minute closed; 10:01 starts afresh
     assert counted == [("gate failed", 1, False), ("not signed", 1, False), ("gate failed", 499, True),
@@ -54,9 +54,9 @@ def test_refused_promotion_and_forbidden_force_are_audited(project: Any, tmp_pat
         project.promote(mv.ref, alias="production")
     with pytest.raises(PolicyViolation, match="may not force"):
         project.promote(mv.ref, alias="production", force_reason="hotfix")
-    refused = _refusals(project, "model.promote.refused")
+    refused = _refusals(project, "model.refused")
     assert len(refused) == 1 and "no gate attestation" in refused[0].details["reason"]
-    forced = _refusals(project, "model.promote.force_refused")
+    forced = _refusals(project, "model.force_refused")
     assert len(forced) == 1 and forced[0].details["force_reason"] == "hotfix"
     assert forced[0].actor == "test-user"
 

@@ -40,6 +40,10 @@ def _zip() -> bytes:
         (b"\0" * 512 + b"\x89HDF\r\n\x1a\n", "hdf5"),
         (b"GGUF\x03\x00\x00\x00", "gguf"),
         (struct.pack("<Q", 2) + b"{}", "safetensors"),
+        # a 128-133 byte safetensors header starts 0x80 0x0N 0x00: no pickle (0x00 is no opcode)
+        (struct.pack("<Q", 128) + b"{" + b" " * 127, "safetensors"),
+        (struct.pack("<Q", 133) + b"{" + b" " * 132, "safetensors"),
+        (b"\x80\x02\x00garbage", "pickle"),  # still a (broken) pickle when no header follows
         (pickle.dumps(1, protocol=2), "pickle"),
         (pickle.dumps(1, protocol=5), "pickle"),
         (b"\0" * 257 + b"ustar\x0000", "tar"),

@@ -37,7 +37,7 @@ def test_trusted_version_loads_with_every_check(project: Any, sample: Any) -> No
 
     m = load_trusted(project, "sample@production")
     assert m.ref == sample.refs[0]
-    assert set(m.trust.checks) == {"digest", "signature", "scan", "gate"} and m.trust.ok
+    assert set(m.trust.checks) == {"digest", "signature", "scan", "gate", "alias"} and m.trust.ok
     assert m.schema.features == sample.features
     assert "email" not in m.schema.features  # the protected column was never an input
 

@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,10 +87,13 @@ class ChainReport:
 class AuditLog:
     """Appends and verifies entries; appends happen inside the caller's write transaction."""
 
-    def __init__(self, db: Database, actor: str, *, head_path: Path | None = None) -> None:
+    def __init__(self, db: Database, actor: str, *, head_path: Path | None = None, database: str = "") -> None:
         self.db = db
         self.actor = actor
         self.head_path = head_path
+        # Which database this chain lives in: head records of another database (after switching
+        # database_url) are not this chain's and must not raise a false alarm.
+        self.database = database
         self.refusals = RefusalAggregator()
 
     _HEAD_TAIL = 4096
@@ -105,8 +108,11 @@ class AuditLog:
         """
         if self.head_path is None:
             return
-        line = json.dumps({"seq": entry.seq, "hash": entry.hash}, separators=(",", ":")) + "\n"
-        fd = os.open(self.head_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        rec: dict[str, Any] = {"seq": entry.seq, "hash": entry.hash}
+        if self.database:
+            rec["db"] = self.database
+        line = json.dumps(rec, separators=(",", ":")) + "\n"
+        fd = os.open(self.head_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, line.encode())
             size = os.fstat(fd).st_size
@@ -123,9 +129,8 @@ class AuditLog:
         # A name unique per call: threads of one process (the dashboard's thread pool) compact concurrently,
         # and a shared per-process name let one thread rename the other's file away (a 500).
         fd, tmp = tempfile.mkstemp(dir=self.head_path.parent, prefix=self.head_path.name + ".", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:  # mkstemp makes 0600: the head log's mode
             f.write(json.dumps(head, separators=(",", ":")) + "\n")
-        os.chmod(tmp, 0o644)  # the head log's mode (mkstemp makes 0600)
         os.replace(tmp, self.head_path)
 
     def read_head(self) -> dict[str, Any] | None:
@@ -141,15 +146,19 @@ class AuditLog:
         except OSError:
             return {"seq": -1, "hash": "unreadable"}
         best: dict[str, Any] | None = None
+        foreign = False
         for raw in tail.splitlines():
             try:
                 rec = json.loads(raw)
             except ValueError:
                 continue  # a partial first line of the tail window, or a torn last write
             if isinstance(rec, dict) and isinstance(rec.get("seq"), int) and isinstance(rec.get("hash"), str):
+                if rec.get("db", "sqlite:default") != (self.database or "sqlite:default"):
+                    foreign = True
+                    continue  # written while the project used another database
                 if best is None or rec["seq"] > best["seq"]:
                     best = rec
-        if best is None and size > 0:
+        if best is None and size > 0 and not foreign:
             return {"seq": -1, "hash": "unreadable"}
         return best
 
@@ -185,20 +194,60 @@ class AuditLog:
         action: str | None = None,
         subject: str | None = None,
         newest_first: bool = True,
+        before: int | None = None,
     ) -> list[AuditEntry]:
-        """Entries filtered by actor, action prefix or subject prefix."""
+        """Entries filtered by actor, action prefix or subject prefix; ``before``: only older than that seq."""
         q = select(audit_log)
         if actor:
             q = q.where(audit_log.c.actor == actor)
         if action:
-            q = q.where(audit_log.c.action.startswith(action))
+            q = q.where(audit_log.c.action.startswith(action, autoescape=True))
         if subject:
-            q = q.where(audit_log.c.subject.startswith(subject))
+            q = q.where(audit_log.c.subject.startswith(subject, autoescape=True))
+        if before is not None:
+            q = q.where(audit_log.c.seq < before)
         q = q.order_by(audit_log.c.seq.desc() if newest_first else audit_log.c.seq.asc())
         if limit:
             q = q.limit(limit)
         with self.db.read() as conn:
             rows = conn.execute(q).all()
+        return [_row_entry(r) for r in rows]
+
+    def newest(
+        self,
+        actions: tuple[str, ...],
+        *,
+        subject: str | None = None,
+        subject_prefix: str | None = None,
+        match: Callable[[AuditEntry], bool] | None = None,
+        batch: int = 64,
+    ) -> AuditEntry | None:
+        """The newest entry with one of ``actions`` (exact) on ``subject`` (or under ``subject_prefix``)
+        that ``match`` accepts; read newest first in small batches (indexed by action)."""
+        q = select(audit_log).where(audit_log.c.action.in_(actions))
+        if subject is not None:
+            q = q.where(audit_log.c.subject == subject)
+        if subject_prefix is not None:
+            q = q.where(audit_log.c.subject.startswith(subject_prefix, autoescape=True))
+        before: int | None = None
+        while True:
+            page = q if before is None else q.where(audit_log.c.seq < before)
+            with self.db.read() as conn:
+                rows = conn.execute(page.order_by(audit_log.c.seq.desc()).limit(batch)).all()
+            for r in rows:
+                e = _row_entry(r)
+                if match is None or match(e):
+                    return e
+            if len(rows) < batch:
+                return None
+            before = int(rows[-1].seq)
+
+    def range(self, first: int, last: int) -> list[AuditEntry]:
+        """Entries ``first..last`` (inclusive) in order, as stored."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(audit_log).where(audit_log.c.seq >= first, audit_log.c.seq <= last).order_by(audit_log.c.seq)
+            ).all()
         return [_row_entry(r) for r in rows]
 
     def count(self) -> int:
@@ -217,8 +266,18 @@ class AuditLog:
             yield from rows
             after = int(rows[-1].seq)
 
-    def verify(self) -> ChainReport:
-        """Walk the chain from the first entry; report the first entry that does not fit."""
+    def verify(
+        self,
+        *,
+        expected: dict[int, tuple[str, int]] | None = None,
+        visit: Callable[[AuditEntry], None] | None = None,
+    ) -> ChainReport:
+        """Walk the chain from the first entry; report the first entry that does not fit.
+
+        ``expected`` maps sequence numbers to ``(hash, checkpoint number)`` signed by checkpoints: the
+        chain must reach each and hold that hash there. ``visit`` sees every entry that fits.
+        """
+        expected = expected or {}
         prev = GENESIS
         expected_seq = 1
         n = 0
@@ -248,8 +307,27 @@ class AuditLog:
                 return ChainReport(
                     False, n, seq, f"entry {seq} differs from the recorded head of the chain (rewritten).", prev
                 )
+            signed = expected.get(seq)
+            if signed is not None and signed[0] != r.hash:
+                return ChainReport(
+                    False, n, seq,
+                    f"entry {seq} differs from what signed checkpoint {signed[1]} recorded (the chain was rewritten).",
+                    prev,
+                )
+            if visit is not None:
+                visit(_row_entry(r))
             prev = r.hash
             expected_seq += 1
+        newest_signed = max(expected, default=0)
+        if newest_signed > n:
+            return ChainReport(
+                False,
+                n,
+                n + 1,
+                f"entries {n + 1}..{newest_signed} were deleted (signed checkpoint {expected[newest_signed][1]} "
+                f"covers entry {newest_signed}; the chain ends at {n}).",
+                prev,
+            )
         if head is not None and head_seq > n:
             return ChainReport(
                 False,

@@ -1,6 +1,8 @@
-"""`bastion audit log|verify`."""
+"""`bastion audit log|verify|checkpoint`."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 from rich.table import Table
@@ -35,25 +37,69 @@ def log(
 
 
 @app.command("verify")
-def verify(json_out: bool = typer.Option(False, "--json")) -> None:
-    """Check the whole hash chain and every server request journal; exit 1 naming the first bad entry."""
+def verify(
+    witness: Path = typer.Option(
+        None, "--witness", help="A folder of exported checkpoints (bastion audit checkpoint --export) to hold the "
+        "chain to as well."
+    ),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Check the hash chain, its signed checkpoints, the tables it caches and every server request journal;
+    exit 1 naming each problem."""
+    from bastion.audit.verify import verify_project
     from bastion.serve.audit_sink import verify_journals
 
     p = project()
-    report = p.audit.verify()
+    report = verify_project(p, witness=witness)
     journals = verify_journals(p)
     bad_journals = [j for j in journals if not j.ok]
     if json_out:
         print_json({**report.to_dict(), "journals": [j.to_dict() for j in journals]})
     else:
+        chain = report.chain
         if report.ok:
-            head = short(report.head_hash, 16)
-            console.print(f"[green]Audit chain intact[/]: {report.entries} entries, head {head}.")
+            cps = report.checkpoints
+            anchored = (f", {cps.checkpoints} signed checkpoint(s) up to entry {cps.newest_seq}" if cps.key
+                        else " (no audit key: run `bastion keys init` to sign checkpoints)")
+            console.print(f"[green]Audit chain intact[/]: {chain.entries} entries, head "
+                          f"{short(chain.head_hash, 16)}{anchored}.")
         else:
-            console.print(f"[bold red]Audit chain broken[/] at entry {report.first_bad_seq}: {report.problem}")
+            if not chain.ok:
+                console.print(f"[bold red]Audit chain broken[/] at entry {chain.first_bad_seq}: {chain.problem}")
+            for problem in report.problems[0 if chain.ok else 1:]:
+                console.print(f"[bold red]{problem}[/]")
         if journals:
             console.print(f"Server request journals: {len(journals) - len(bad_journals)} of {len(journals)} intact.")
         for j in bad_journals:
             console.print(f"[bold red]Journal {j.path} broken[/]: {j.problem}")
     if not report.ok or bad_journals:
         raise typer.Exit(EXIT_CHECKS_FAILED)
+
+
+@app.command("checkpoint")
+def checkpoint(
+    export: str = typer.Option(
+        None, "--export", help="Also copy every checkpoint and the audit public key here (a folder, e.g. in a git "
+        "repository, or an fsspec URL such as an object-locked bucket) for a witness."
+    ),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Sign the chain head now with the project's audit key (stored in the artifact store)."""
+    from bastion.audit.checkpoints import export_checkpoints, write_checkpoint
+    from bastion.errors import KeyManagementError
+
+    p = project()
+    if export:
+        doc = export_checkpoints(p, export)
+    else:
+        cp = write_checkpoint(p)
+        if cp is None:
+            raise KeyManagementError("The project has no audit key; run `bastion keys init` first.")
+        doc = {"newest": cp.to_dict()}
+    if json_out:
+        print_json(doc)
+        return
+    newest = doc["newest"]
+    console.print(f"Checkpoint {newest['number']} signs entry {newest['seq']} ({newest['hash'][:16]}…).")
+    if export:
+        console.print(f"Exported {doc['checkpoints']} checkpoint(s) and the audit public key to {export}.")

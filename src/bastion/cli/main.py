@@ -8,6 +8,7 @@ typer is imported only when the command line needs it.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from bastion.errors import EXIT_INTERNAL, EXIT_USAGE, BastionError
@@ -179,6 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     if args == ["--version"]:  # answered without building the command tree
         sys.stdout.write(_version_text() + "\n")
         return
+    # Files Bastion writes are the owner's only (0600 files, 0700 folders), whichever command writes them.
+    os.umask(0o077)
     _state["debug"] = False  # the root callback sets it when Typer parses the command line
     run = fast_path(args)  # `model scan PATH ...`: the same command, without Typer's start-up
     if run is None:

@@ -104,6 +104,7 @@ def report(
     proj = project() if model else None
     cfg = _config(config, proj)
     if model:
+        assert proj is not None
         mv, ref_data, _ = reference_for_model(proj, model)
         target = target or mv.params.get("target") or mv.tags.get("target")
     else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,6 +228,7 @@ def reveal_file(
             out,
             metadata={METADATA_KEY: json.dumps({"schema_version": 1, "columns": remaining}, sort_keys=True)},
         )
+        os.chmod(out, 0o600)  # revealed values are the raw personal data: the owner's only
         log.info("revealed %d column(s) of %s into %s", len(columns), src, out)
         return RevealResult(str(src), tuple(columns), stats.rows, str(out), key_ids)
     pf = pq.ParquetFile(src)

@@ -78,7 +78,7 @@ def run(ctx: DemoContext) -> None:
         return
     served = app.state.bastion.current
     say(f"Verified {served.ref} for {ref}: " + ", ".join(
-        f"{k} ok" for k, c in served.trust.checks.items() if c.get("ok")))
+        f"{k} ok" for k, c in served.trust.checks.items() if c.ok))
     predict_key = create_api_key(p, f"demo-app-{port}", ["predict"]).key
     admin_key = create_api_key(p, f"demo-admin-{port}", ["admin"]).key
     features = list(served.schema.features)

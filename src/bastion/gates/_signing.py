@@ -6,14 +6,17 @@ Signing is best effort (no key: the attestation is stored unsigned); verificatio
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bastion.errors import BastionError
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 log = logging.getLogger("bastion.gates")
 
 
-def load_key(project: Any) -> Any | None:
+def load_key(project: ProjectHandle) -> Any | None:
     """The project's signing key, or None when the project has none usable (gate still runs, unsigned)."""
     from bastion.crypto.signing import load_signing_key
 
@@ -35,7 +38,7 @@ def signer_of(key: Any) -> dict[str, Any]:
     return {"name": str(getattr(key, "name", "")), "fingerprint": str(getattr(key, "fingerprint", ""))}
 
 
-def verify(project: Any, bundle: Any, *, predicate_type: str) -> tuple[dict[str, Any], str]:
+def verify(project: ProjectHandle, bundle: Any, *, predicate_type: str) -> tuple[dict[str, Any], str]:
     """Verify ``bundle`` against the project's trust store; return (statement, signer identity).
 
     Raises

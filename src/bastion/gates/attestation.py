@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bastion.errors import VerificationError
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = [
     "PREDICATE_TYPE",
@@ -63,7 +66,7 @@ def build_statement(result: Any) -> dict[str, Any]:
     }
 
 
-def verify_attestation(project: Any, doc: dict[str, Any], *, model_digest: str) -> dict[str, Any]:
+def verify_attestation(project: ProjectHandle, doc: dict[str, Any], *, model_digest: str) -> dict[str, Any]:
     """Check one stored attestation document and return its trusted statement.
 
     The statement must match its recorded digest and name ``model_digest`` as its subject; when the

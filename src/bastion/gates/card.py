@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bastion.errors import VerificationError
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = ["card_data", "cyclonedx_bom", "render_html", "render_markdown", "validate_bom"]
 
 
-def _last(project: Any, ref: str, kind: str) -> dict[str, Any] | None:
+def _last(project: ProjectHandle, ref: str, kind: str) -> dict[str, Any] | None:
     docs = project.attachments(ref, kind)
     return docs[-1] if docs else None
 
 
-def card_data(project: Any, ref: str) -> dict[str, Any]:
+def card_data(project: ProjectHandle, ref: str) -> dict[str, Any]:
     """Everything a card shows, gathered from the registry (version, lineage, gate, scan, environment)."""
     mv = project.get_model(ref)
     gate = _last(project, mv.ref, "gate")
@@ -53,7 +56,7 @@ def _fmt(v: Any) -> str:
     return "" if v is None else str(v)
 
 
-def render_markdown(project: Any, ref: str) -> str:
+def render_markdown(project: ProjectHandle, ref: str) -> str:
     """The model card as Markdown."""
     d = card_data(project, ref)
     m, gate = d["model"], d["gate"]
@@ -110,7 +113,7 @@ def render_markdown(project: Any, ref: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_html(project: Any, ref: str) -> str:
+def render_html(project: ProjectHandle, ref: str) -> str:
     """The model card as a standalone HTML page (the Markdown, rendered simply; no external assets)."""
     md = render_markdown(project, ref)
     body: list[str] = []
@@ -182,7 +185,7 @@ def _model_card(d: dict[str, Any]) -> dict[str, Any]:
     return card
 
 
-def cyclonedx_bom(project: Any, ref: str, *, validate: bool = True) -> dict[str, Any]:
+def cyclonedx_bom(project: ProjectHandle, ref: str, *, validate: bool = True) -> dict[str, Any]:
     """The CycloneDX 1.6 ML-BOM of a model version, as a JSON-ready dict (validated unless told not to)."""
     from cyclonedx.model import HashAlgorithm, HashType
     from cyclonedx.model.bom import Bom
@@ -237,7 +240,7 @@ def _pep503(name: str) -> str:
 _CDX_METHOD = {"CVSS:3.0": "CVSSv3", "CVSS:3.1": "CVSSv31", "CVSS:4.0": "CVSSv4"}
 
 
-def _vulnerabilities(project: Any, name: str, version: int, purls: dict[str, str]) -> list[dict[str, Any]]:
+def _vulnerabilities(project: ProjectHandle, name: str, version: int, purls: dict[str, str]) -> list[dict[str, Any]]:
     """CycloneDX ``vulnerabilities`` from the version's last stored advisory check (``bastion vulns check``)."""
     try:
         from bastion.vulns.check import stored_results

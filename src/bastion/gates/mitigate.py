@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from bastion.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = ["MITIGATED_TYPE", "MitigatedClassifier", "fit_mitigation", "mitigate"]
 
@@ -190,7 +193,7 @@ def fit_mitigation(
 
 
 def mitigate(
-    project: Any, ref: str, *, method: Literal["threshold", "expgrad"], data: pd.DataFrame | str,
+    project: ProjectHandle, ref: str, *, method: Literal["threshold", "expgrad"], data: pd.DataFrame | str,
     target: str, sensitive: Sequence[str], constraints: str = "demographic_parity",
     positive_label: Any = None, name: str | None = None,
 ) -> Any:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
@@ -21,6 +21,9 @@ from bastion.policy_file import (
     read_policy_file,
     register_section,
 )
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = [
     "POLICY_FILE",
@@ -379,7 +382,7 @@ def _check_semantics(policy: Policy, data: dict[str, Any]) -> None:
             )
 
 
-def find_project_policy(project: Any) -> Path | None:
+def find_project_policy(project: ProjectHandle) -> Path | None:
     """The project's ``bastion-policy.yaml`` (at the project root), if there is one."""
     root = Path(project.settings.root)
     path = root / POLICY_FILE

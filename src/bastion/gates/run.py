@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from bastion.gates.attestation import build_statement, statement_digest
 from bastion.gates.checks import get_check
 from bastion.gates.checks.interface import CheckContext, CheckResult, jsonable
 from bastion.gates.policy import Policy, load_policy
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = ["GateResult", "labels_to_binary", "load_gate_model", "predict_frame", "read_frame", "run_gate", "to_binary"]
 
@@ -94,7 +97,7 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def read_frame(project: Any, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+def read_frame(project: ProjectHandle, data: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """A DataFrame from a frame, a Parquet/CSV path or a dataset reference, and where it came from."""
     if isinstance(data, pd.DataFrame):
         hashed = pd.util.hash_pandas_object(data, index=False).to_numpy()
@@ -158,7 +161,7 @@ def predict_frame(model: Any, features: pd.DataFrame, positive_label: Any, task:
     return y_pred, score
 
 
-def load_gate_model(project: Any, ref: str) -> Any:
+def load_gate_model(project: ProjectHandle, ref: str) -> Any:
     """Load a model version safely (the registry trusts Bastion's own mitigated-model type itself)."""
     return project.load_model(ref)
 
@@ -194,7 +197,7 @@ def _feature_frame(model: Any, df: pd.DataFrame, target: str) -> pd.DataFrame:
     return df.drop(columns=[target])
 
 
-def _training_frame(project: Any, mv: Any, target: str) -> tuple[pd.DataFrame | None, list[dict[str, Any]]]:
+def _training_frame(project: ProjectHandle, mv: Any, target: str) -> tuple[pd.DataFrame | None, list[dict[str, Any]]]:
     """The first dataset version in the model's lineage that has the target column."""
     infos = []
     for ref in list(getattr(mv, "datasets", []) or []):
@@ -211,7 +214,7 @@ def _training_frame(project: Any, mv: Any, target: str) -> tuple[pd.DataFrame | 
 
 
 def run_gate(
-    project: Any,
+    project: ProjectHandle,
     ref: str,
     policy: Policy | str | Path | dict[str, Any],
     data: pd.DataFrame | str | Path,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bastion.crypto.signing.keys import SigningKey, load_signing_key
 from bastion.crypto.signing.oms import (
@@ -26,6 +26,9 @@ from bastion.crypto.signing.trust import TrustStore
 from bastion.crypto.signing.verify import ModelMismatchError, verify_model
 from bastion.errors import DataError, IntegrityError, VerificationError
 
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
+
 __all__ = ["SIGNATURE_KIND", "SignatureStatus", "latest_signature", "sign_version", "verify_version"]
 
 log = logging.getLogger("bastion.gates")
@@ -34,7 +37,7 @@ SIGNATURE_KIND = "signature"
 
 
 @contextmanager
-def _fresh_copy(project: Any, ref: str) -> Iterator[Path]:
+def _fresh_copy(project: ProjectHandle, ref: str) -> Iterator[Path]:
     # A fresh verified copy per call: a shared cache folder could hold stray files from earlier use.
     make = getattr(project, "tempdir", None)
     with (make() if callable(make) else tempfile.TemporaryDirectory()) as tmp:
@@ -73,7 +76,7 @@ class SignatureStatus:
 
 
 def sign_version(
-    project: Any,
+    project: ProjectHandle,
     ref: str,
     *,
     key_name: str | None = None,
@@ -126,14 +129,14 @@ def sign_version(
     return doc
 
 
-def latest_signature(project: Any, ref: str) -> dict[str, Any] | None:
+def latest_signature(project: ProjectHandle, ref: str) -> dict[str, Any] | None:
     """The most recent signature document stored with ``ref``, or None."""
     docs = project.attachments(ref, SIGNATURE_KIND)
     return docs[-1] if docs else None
 
 
 def verify_version(
-    project: Any,
+    project: ProjectHandle,
     ref: str,
     *,
     trust: TrustStore | None = None,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bastion.errors import BastionError
 from bastion.monitor.config import AlertsConfig, RollbackConfig, WebhookConfig
@@ -23,6 +23,9 @@ from bastion.monitor.sinks import AlertSink, SinkResult, build_sink, with_retrie
 from bastion.monitor.sinks._http import post
 from bastion.monitor.sinks.file import append_jsonl
 from bastion.monitor.sinks.webhook import SIGNATURE_HEADER, sign_body
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -221,7 +224,7 @@ def deliver(
 
 
 def maybe_rollback(
-    project: Any,
+    project: ProjectHandle,
     model_name: str,
     alerts: list[Alert],
     cfg: RollbackConfig,

@@ -20,6 +20,8 @@ from bastion.monitor.drift.interface import _jsonable_dict
 if TYPE_CHECKING:
     from sklearn.ensemble import IsolationForest
 
+    from bastion.protocols import ProjectHandle
+
 __all__ = [
     "ATTACHMENT_KIND",
     "AnomalyModel",
@@ -153,7 +155,7 @@ def score_anomalies(model: AnomalyModel, inputs: pd.DataFrame | Iterable[pd.Data
     return AnomalyResult(n, flagged, share, cfg.max_share, n > 0 and share > cfg.max_share, float(cfg.contamination))
 
 
-def save_anomaly_model(project: Any, model_ref: str, model: AnomalyModel) -> str:
+def save_anomaly_model(project: ProjectHandle, model_ref: str, model: AnomalyModel) -> str:
     """Store the forest (skops) in the blob store and attach its description to the model version."""
     import skops.io as sio
 
@@ -175,7 +177,7 @@ def save_anomaly_model(project: Any, model_ref: str, model: AnomalyModel) -> str
     return str(digest)
 
 
-def load_anomaly_model(project: Any, model_ref: str) -> AnomalyModel | None:
+def load_anomaly_model(project: ProjectHandle, model_ref: str) -> AnomalyModel | None:
     """The latest stored anomaly model of a version, or None. Refuses files with unexpected types."""
     docs = project.attachments(model_ref, ATTACHMENT_KIND)
     if not docs:

@@ -398,7 +398,7 @@ class PredictionLogWriter:
     ) -> None:
         self.model = _check_name(model)
         self.dir = prediction_log_dir(home, model)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.max_rows, self.max_bytes, self.max_age_s = max_rows, max_bytes, max_age_s
         self._fsync = fsync
         self._lock = threading.Lock()
@@ -412,7 +412,8 @@ class PredictionLogWriter:
         self._wal_path = self.dir / f".wal-{self._id}{_WAL_SUFFIX}"
         self.files_written: list[Path] = []
         self._recover_orphans()
-        self._wal: IO[bytes] = open(self._wal_path, "ab")
+        # predictions may hold personal data: the WAL and the rolled files are the owner's only
+        self._wal: IO[bytes] = os.fdopen(os.open(self._wal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
 
     # -- public -------------------------------------------------------------------------
     def append(self, record: PredictionRecord | Mapping[str, Any]) -> None:
@@ -509,6 +510,7 @@ class PredictionLogWriter:
         final = self.dir / name
         tmp = final.with_name("." + final.name + ".tmp")
         pq.write_table(table, tmp, compression="zstd")
+        os.chmod(tmp, 0o600)
         if self._fsync != "never":
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())

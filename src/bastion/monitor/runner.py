@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,9 @@ from bastion.monitor.prediction_log import (
     read_prediction_log,
 )
 from bastion.monitor.store import load_history, save_window
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = ["MonitorResult", "alert_log_path", "parse_duration", "reference_for_model", "report_from_data", "run_window"]
 
@@ -214,7 +217,7 @@ def _replace(r: MonitorResult, **kw: Any) -> MonitorResult:
     return replace(r, **kw)
 
 
-def reference_for_model(project: Any, model_ref: str) -> tuple[Any, pd.DataFrame, str]:
+def reference_for_model(project: ProjectHandle, model_ref: str) -> tuple[Any, pd.DataFrame, str]:
     """The model version, its training dataset (first in lineage) and that dataset's reference."""
     mv = project.get_model(model_ref)
     if not mv.datasets:
@@ -227,7 +230,9 @@ def reference_for_model(project: Any, model_ref: str) -> tuple[Any, pd.DataFrame
     return mv, project.read_dataset(ds_ref), ds_ref
 
 
-def _reference_predictions(project: Any, model_ref: str, features: pd.DataFrame, limit: int = 50_000) -> pd.DataFrame:
+def _reference_predictions(
+    project: ProjectHandle, model_ref: str, features: pd.DataFrame, limit: int = 50_000
+) -> pd.DataFrame:
     """The model's outputs on (a sample of) its reference, named like the log's ``out.`` columns."""
     X = features.sample(limit, random_state=0) if len(features) > limit else features
     model = project.load_model(model_ref)
@@ -261,7 +266,7 @@ def _window_columns(files: list[Path], window_filter: Any, columns: list[str]) -
     return df.sort_values("ts", kind="stable").reset_index(drop=True) if "ts" in df.columns else df
 
 
-def alert_log_path(project: Any, config: MonitoringConfig) -> Path:
+def alert_log_path(project: ProjectHandle, config: MonitoringConfig) -> Path:
     if config.alerts.log:
         p = Path(config.alerts.log)
         return p if p.is_absolute() else Path(project.settings.root) / p
@@ -269,7 +274,7 @@ def alert_log_path(project: Any, config: MonitoringConfig) -> Path:
 
 
 def run_window(
-    project: Any,
+    project: ProjectHandle,
     model_ref: str,
     *,
     window: timedelta = timedelta(hours=1),

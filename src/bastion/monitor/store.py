@@ -4,7 +4,10 @@ so later reports and the dashboard can show history.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = ["WINDOW_KIND", "load_history", "save_window", "summarize_window"]
 
@@ -51,14 +54,14 @@ def summarize_window(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def save_window(project: Any, model_ref: str, doc: dict[str, Any]) -> dict[str, Any]:
+def save_window(project: ProjectHandle, model_ref: str, doc: dict[str, Any]) -> dict[str, Any]:
     """Attach the summary of one window result to ``model_ref``; returns what was stored."""
     summary = summarize_window(doc)
     project.attach(model_ref, WINDOW_KIND, summary)
     return summary
 
 
-def load_history(project: Any, model_ref: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+def load_history(project: ProjectHandle, model_ref: str, *, limit: int | None = None) -> list[dict[str, Any]]:
     """Stored window summaries of ``model_ref``, oldest first."""
     docs = [d for d in project.attachments(model_ref, WINDOW_KIND) if d.get("schema_version") == 1]
     docs.sort(key=lambda d: d.get("window_end") or "")

@@ -1,4 +1,7 @@
-"""Aliases (``production``, ``staging``, …): promote through the promotion rules, roll back one step at a time."""
+"""Aliases (``production``, ``staging``, …): the table is a cache of audited promote and rollback entries.
+
+The decision to promote is ``bastion.trust``'s; this module only records it (the registry never imports the gates).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, select
 
-from bastion.audit.refusals import record_refusal
-from bastion.errors import NotFoundError, PolicyViolation, RegistryError
+from bastion.errors import NotFoundError, RegistryError
 from bastion.registry._common import now_iso, resolve_version
 from bastion.registry.records import ModelVersion
 from bastion.registry.refs import check_alias, check_name
@@ -16,6 +18,7 @@ from bastion.store.schema import alias_history, aliases, models
 
 if TYPE_CHECKING:
     from bastion.project import Project
+    from bastion.protocols import ProjectHandle
 
 KIND = "model"
 
@@ -37,41 +40,28 @@ _DELETED_AT = select(models.c.deleted_at).where(models.c.name == bindparam("k_na
 _INSERT_HISTORY = alias_history.insert()
 
 
-def _set_alias(conn: Connection, project: Project, name: str, alias: str, version: int) -> None:
+def _set_alias(conn: Connection, project: ProjectHandle, name: str, alias: str, version: int) -> None:
     values = {"version": version, "updated_at": now_iso(), "updated_by": project.actor}
     updated = conn.execute(_UPDATE_ALIAS, {"k_kind": KIND, "k_name": name, "k_alias": alias, **values})
     if updated.rowcount == 0:
         conn.execute(_INSERT_ALIAS, {"kind": KIND, "name": name, "alias": alias, **values})
 
 
-def promote(project: Project, ref: str, *, alias: str, force_reason: str | None) -> ModelVersion:
+def apply_promotion(
+    project: ProjectHandle,
+    mv: ModelVersion,
+    alias: str,
+    *,
+    evidence: dict[str, Any] | None,
+    forced: bool,
+    force_reason: str | None,
+    refused_because: list[str] | None = None,
+) -> ModelVersion:
+    """Point ``alias`` at ``mv`` and audit it; the caller (``bastion.trust.promote``) has decided it may.
+
+    The audit entry is the truth (it names version and digest); the alias table is its cache.
+    """
     check_alias(alias)
-    mv = project.get_model(ref, include_deleted=True)
-    if mv.deleted:
-        raise RegistryError(f"Model {mv.ref} was deleted on {mv.deleted_at}; a deleted version cannot be promoted.")
-    decision = _check_rules(project, mv, alias)
-    forced = False
-    if decision is not None and not decision.allowed:
-        if not force_reason or not force_reason.strip():
-            record_refusal(project, "model.promote.refused", mv.ref, "; ".join(decision.reasons),
-                           {"alias": alias, "version": mv.version, "digest": mv.digest})
-            raise PolicyViolation(
-                f"Promotion of {mv.ref} to '{alias}' refused: "
-                + "; ".join(decision.reasons)
-                + ". Fix these, or use --force with --reason (audited)."
-            )
-        allowed_actors = list((decision.evidence or {}).get("force_allowed") or [])
-        if project.actor not in allowed_actors:
-            record_refusal(project, "model.promote.force_refused", mv.ref,
-                           f"'{project.actor}' is not in aliases.{alias}.force_allowed",
-                           {"alias": alias, "version": mv.version, "digest": mv.digest,
-                            "force_reason": force_reason, "refused_because": list(decision.reasons)})
-            raise PolicyViolation(
-                f"Promotion of {mv.ref} to '{alias}' refused, and '{project.actor}' may not force it: the policy's "
-                f"aliases.{alias}.force_allowed lists who may ({', '.join(allowed_actors) or 'nobody'}). "
-                "Refused because: " + "; ".join(decision.reasons)
-            )
-        forced = True
     with project.transaction() as conn:
         current = conn.execute(_DELETED_AT, {"k_name": mv.name, "k_version": mv.version}).scalar()
         if current is not None:
@@ -84,21 +74,12 @@ def promote(project: Project, ref: str, *, alias: str, force_reason: str | None)
              "by": project.actor, "reason": force_reason or ""},
         )
         details: dict[str, Any] = {"alias": alias, "version": mv.version, "previous": previous, "digest": mv.digest}
-        if decision is not None:
-            details["evidence"] = decision.evidence
+        if evidence is not None:
+            details["evidence"] = evidence
         if forced:
-            details.update({"forced": True, "reason": force_reason, "refused_because": list(decision.reasons)})
+            details.update({"forced": True, "reason": force_reason, "refused_because": list(refused_because or [])})
         project.record(conn, "model.promote.forced" if forced else "model.promote", mv.ref, details)
     return replace(mv, aliases=tuple(sorted({*mv.aliases, alias})))
-
-
-def _check_rules(project: Project, mv: ModelVersion, alias: str) -> Any:
-    """The gates' promotion decision, or None when no gates module is installed."""
-    try:
-        from bastion.gates.promotion import check_promotion
-    except ImportError:
-        return None
-    return check_promotion(project, mv, alias)
 
 
 def rollback(project: Project, name: str, *, alias: str, reason: str) -> ModelVersion:
@@ -125,6 +106,9 @@ def rollback(project: Project, name: str, *, alias: str, reason: str) -> ModelVe
                 f"(it points at {name}:{stack[0].version}, its first promotion)."
             )
         top, below = stack[0], stack[1]
+        digest = conn.execute(
+            select(models.c.digest).where(models.c.name == name, models.c.version == int(below.version))
+        ).scalar()
         conn.execute(alias_history.update().where(alias_history.c.id == top.id).values(active=0))
         _set_alias(conn, project, name, alias, int(below.version))
         project.record(
@@ -135,6 +119,7 @@ def rollback(project: Project, name: str, *, alias: str, reason: str) -> ModelVe
                 "alias": alias,
                 "from": int(top.version),
                 "to": int(below.version),
+                "digest": digest,
                 "reason": reason,
             },
         )

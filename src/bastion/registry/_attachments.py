@@ -14,6 +14,7 @@ from bastion.store.schema import attachments, datasets, models
 
 if TYPE_CHECKING:
     from bastion.project import Project
+    from bastion.protocols import ProjectHandle
 
 _TABLES = {"model": models, "dataset": datasets}
 INLINE_LIMIT = 256 * 1024
@@ -63,6 +64,13 @@ def attach(project: Project, ref: str, kind: str, document: dict[str, Any], *, s
 
 
 def list_docs(project: Project, ref: str, kind: str, *, subject_kind: str) -> list[dict[str, Any]]:
+    return [doc for _, doc in list_records(project, ref, kind, subject_kind=subject_kind)]
+
+
+def list_records(
+    project: ProjectHandle, ref: str, kind: str, *, subject_kind: str = "model"
+) -> list[tuple[str, dict[str, Any]]]:
+    """``(digest, document)`` of each document of ``kind`` stored with a version, oldest first (verified)."""
     with project.db.read() as conn:
         name, version = resolve_version(conn, _table(subject_kind), subject_kind, ref)
         rows = conn.execute(
@@ -75,14 +83,20 @@ def list_docs(project: Project, ref: str, kind: str, *, subject_kind: str) -> li
             )
             .order_by(attachments.c.id)
         ).all()
-    out = []
+    out: list[tuple[str, dict[str, Any]]] = []
     what = f"{kind} document of {name}:{version}"
     for digest, body in rows:
-        if body is None:
-            data = project.blobs.get_bytes(digest, what=what)
-        else:
-            data = body.encode()
-            if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
-                raise IntegrityError(f"The stored {what} was edited after it was written (digest mismatch).")
-        out.append(json.loads(data))
+        out.append((str(digest), load_verified(project, str(digest), body, what)))
     return out
+
+
+def load_verified(project: ProjectHandle, digest: str, body: str | None, what: str) -> dict[str, Any]:
+    """An attachment's document, checked against its digest (inline body, or the blob it names)."""
+    if body is None:
+        data = project.blobs.get_bytes(digest, what=what)
+    else:
+        data = body.encode()
+        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            raise IntegrityError(f"The stored {what} was edited after it was written (digest mismatch).")
+    doc: dict[str, Any] = json.loads(data)
+    return doc

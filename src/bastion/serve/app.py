@@ -23,7 +23,7 @@ import time
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -35,10 +35,13 @@ from bastion.errors import AuthError, BastionError, ConfigError, StoreError
 from bastion.serve.audit_sink import AuditJournal, journal_dir
 from bastion.serve.auth import ApiKeyStore, Authenticator, Principal, api_keys_path
 from bastion.serve.config import ServeConfig
-from bastion.serve.limits import Limiter, RateLimited
+from bastion.serve.limits import RateLimited, make_limiter
 from bastion.serve.loader import LoadedModel, check_trust, load_trusted
 from bastion.serve.metrics import CONTENT_TYPE, ServeMetrics
 from bastion.serve.validation import InvalidInput
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = ["PUBLIC_PATHS", "ServerState", "app_from_env", "create_app"]
 
@@ -187,7 +190,7 @@ class _PredictionSink:
 class ServerState:
     """What one server process holds: the verified model (swapped atomically), keys, limits, journal."""
 
-    def __init__(self, config: ServeConfig, project: Any, current: LoadedModel) -> None:
+    def __init__(self, config: ServeConfig, project: ProjectHandle, current: LoadedModel) -> None:
         self.config = config
         self.project = project
         self.current = current
@@ -199,7 +202,7 @@ class ServerState:
 
             jwt = JwtVerifier(config.jwt)
         self.auth = Authenticator(ApiKeyStore(api_keys_path(project)), jwt)
-        self.limiter = Limiter(config.limits.per_worker(config.workers))
+        self.limiter = make_limiter(config.limits, config.workers)
         self.journal: AuditJournal | None = None
         self.sink: _PredictionSink | None = None
         self.ready = False
@@ -378,7 +381,9 @@ class _Deadlines:
                     task.cancel()
 
 
-def create_app(config: ServeConfig, *, project: Any = None, preloaded: LoadedModel | None = None) -> FastAPI:
+def create_app(
+    config: ServeConfig, *, project: ProjectHandle | None = None, preloaded: LoadedModel | None = None
+) -> FastAPI:
     """Build the app for one server process; verifies and loads the model now (raises if refused)."""
     from bastion.project import open_project
 

@@ -28,9 +28,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bastion.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = ["GENESIS", "AuditJournal", "JournalReport", "iter_journal", "journal_dir", "verify_journal",
            "verify_journals"]
@@ -279,7 +282,7 @@ def verify_journal(path: str | Path) -> JournalReport:
     return JournalReport(str(path), True, n, prev, "", torn, jid)
 
 
-def verify_journals(project: Any) -> list[JournalReport]:
+def verify_journals(project: ProjectHandle) -> list[JournalReport]:
     """Every journal of the project, checked against the ``serve.start``/``serve.stop`` entries of the
     project audit log: a journal the log names must exist, and a sealed one must end at its sealed head."""
     opened: dict[str, dict[str, Any]] = {}

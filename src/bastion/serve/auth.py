@@ -21,9 +21,12 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bastion.errors import AuthError, KeyManagementError
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = [
     "KEY_PREFIX",
@@ -52,7 +55,7 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def api_keys_path(project: Any) -> Path:
+def api_keys_path(project: ProjectHandle) -> Path:
     """``<project home>/keys/api/keys.json``."""
     return Path(project.settings.home_path) / "keys" / "api" / "keys.json"
 
@@ -216,7 +219,7 @@ def _check_roles(roles: Iterable[str]) -> tuple[str, ...]:
     return out
 
 
-def create_api_key(project: Any, name: str, roles: Iterable[str]) -> CreatedKey:
+def create_api_key(project: ProjectHandle, name: str, roles: Iterable[str]) -> CreatedKey:
     """Make a key with ``roles`` for client ``name``; returns it once (only its digest is kept); audited."""
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise KeyManagementError(
@@ -243,12 +246,12 @@ def create_api_key(project: Any, name: str, roles: Iterable[str]) -> CreatedKey:
     return CreatedKey(rec, key)
 
 
-def list_api_keys(project: Any) -> list[ApiKeyRecord]:
+def list_api_keys(project: ProjectHandle) -> list[ApiKeyRecord]:
     """Every API key of the project (active and revoked), oldest first."""
     return ApiKeyStore(api_keys_path(project)).records()
 
 
-def revoke_api_key(project: Any, ident: str, *, reason: str = "") -> ApiKeyRecord:
+def revoke_api_key(project: ProjectHandle, ident: str, *, reason: str = "") -> ApiKeyRecord:
     """Revoke the active key named ``ident`` (or with id / prefix ``ident``); running servers stop
     accepting it on their next request. Audited."""
     store = ApiKeyStore(api_keys_path(project))

@@ -1,7 +1,9 @@
-"""Load-time trust for the model server: a version is served only if its digest matches the store, its
-signature verifies, its scan is clean and it passed its gate for the alias's policy.
+"""Load-time trust for the model server: a version is served only if the trust evaluator
+(:func:`bastion.trust.evaluate`, purpose ``serve``) accepts it: digest, signature, clean scan, signed passed
+gate for the alias's policy, and the audited alias event that points the alias at it.
 
-:func:`load_trusted` checks every rule (collecting every reason), then loads through the safe loaders.
+:func:`load_trusted` evaluates once (every signature and attestation verified once), then loads through the
+safe loaders.
 """
 
 from __future__ import annotations
@@ -9,128 +11,32 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bastion.audit.refusals import record_refusal
 from bastion.errors import BastionError, ConfigError, VerificationError
 from bastion.registry.refs import parse_ref
 from bastion.serve.validation import FeatureSpec, InputSchema, build_input_schema, feature_specs
+from bastion.trust import TrustReport, evaluate
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
+    from bastion.registry.records import ModelVersion
 
 __all__ = ["LoadedModel", "TrustReport", "check_trust", "load_trusted", "sensitive_fields"]
 
 log = logging.getLogger("bastion.serve")
 
 
-@dataclass(frozen=True)
-class TrustReport:
-    """Each load-time rule with whether it held and why; ``ok`` only when all held."""
-
-    ref: str
-    alias: str
-    digest: str
-    checks: dict[str, dict[str, Any]]
-
-    @property
-    def ok(self) -> bool:
-        return all(c.get("ok") for c in self.checks.values())
-
-    @property
-    def reasons(self) -> list[str]:
-        return [f"{name}: {c.get('detail')}" for name, c in self.checks.items() if not c.get("ok")]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ref": self.ref, "alias": self.alias, "digest": self.digest, "ok": self.ok, "checks": self.checks,
-                "reasons": self.reasons}
-
-
-def _digest_check(project: Any, mv: Any) -> dict[str, Any]:
-    try:
-        if mv.artifact_kind == "file":
-            project.blobs.get_bytes(mv.digest, what=f"model {mv.ref}")  # re-hashes every byte
-        else:
-            with project.tempdir() as tmp:
-                project.model_path(mv.ref, f"{tmp}/artifact")
-    except BastionError as e:
-        return {"ok": False, "detail": f"the stored artifact does not match its digest {mv.digest}: {e}"}
-    return {"ok": True, "detail": f"artifact matches {mv.digest}"}
-
-
-def _signature_check(project: Any, mv: Any) -> dict[str, Any]:
-    from bastion.gates.signatures import verify_version
-
-    try:
-        status = verify_version(project, mv.ref)
-    except BastionError as e:
-        return {"ok": False, "detail": f"signature cannot be verified: {e}"}
-    return {"ok": bool(status.valid), "detail": status.reason, "signer": status.signer}
-
-
-def _scan_check(project: Any, mv: Any) -> dict[str, Any]:
-    scans = project.attachments(mv.ref, "scan")
-    last = scans[-1] if scans else None
-    if last is None:
-        return {"ok": False, "detail": f"no recorded scan; run `bastion model scan {mv.ref}`"}
-    if mv.scan_status != "clean" or not last.get("clean"):
-        return {"ok": False, "detail": f"the last scan is not clean (status '{mv.scan_status}', "
-                                       f"max severity {last.get('max_severity')})"}
-    return {"ok": True, "detail": "scan clean"}
-
-
-def _gate_check(project: Any, mv: Any, alias: str) -> dict[str, Any]:
-    from bastion.gates.attestation import verify_attestation
-    from bastion.gates.policy import find_project_policy, load_policy
-    from bastion.gates.promotion import check_promotion
-
-    gates = [d for d in project.attachments(mv.ref, "attestation") if d.get("type") == "gate"]
-    if not gates:
-        return {"ok": False, "detail": f"no gate attestation; run `bastion gate run {mv.ref} --policy ...`"}
-    doc = gates[-1]  # the most recent gate run decides
-    try:
-        statement = verify_attestation(project, doc, model_digest=mv.digest)
-    except BastionError as e:
-        return {"ok": False, "detail": f"the gate attestation does not verify: {e}"}
-    if doc.get("bundle") is None:
-        return {"ok": False, "detail": "the gate attestation is unsigned; sign gates (a project signing key) "
-                                       "and re-run the gate"}
-    pred = statement.get("predicate") or {}
-    if not pred.get("passed"):
-        return {"ok": False, "detail": f"the last gate (id {pred.get('gate_id')}) did not pass"}
-    ran_with = (pred.get("policy") or {}).get("digest")
-    out: dict[str, Any] = {"ok": True, "detail": "passed gate", "gate_id": pred.get("gate_id"),
-                           "policy_digest": ran_with}
-    path = find_project_policy(project)
-    if path is not None:
-        try:
-            policy = load_policy(path)
-            rule = policy.aliases.get(alias)
-            if rule is not None and rule.policy:
-                policy = load_policy(path.parent / rule.policy)
-        except BastionError as e:
-            return {"ok": False, "detail": f"the alias policy cannot be read: {e}"}
-        if ran_with != policy.digest:
-            return {"ok": False, "detail": f"the gate ran with policy {ran_with}, not the alias's current policy "
-                                           f"{policy.digest}; re-run the gate"}
-        decision = check_promotion(project, mv, alias)
-        if not decision.allowed:
-            return {"ok": False, "detail": "; ".join(decision.reasons)}
-        out["detail"] = f"passed gate under {policy.source}"
-    return out
-
-
-def check_trust(project: Any, ref: str, alias: str) -> tuple[Any, TrustReport]:
-    """Resolve ``ref`` and check every load-time rule; never raises for a failed rule."""
+def check_trust(project: ProjectHandle, ref: str, alias: str) -> tuple[ModelVersion, TrustReport]:
+    """Resolve ``ref`` and judge it with the trust evaluator (purpose ``serve``); never raises for a failed rule."""
     mv = project.get_model(ref)
-    checks = {
-        "digest": _digest_check(project, mv),
-        "signature": _signature_check(project, mv),
-        "scan": _scan_check(project, mv),
-        "gate": _gate_check(project, mv, alias),
-    }
-    return mv, TrustReport(mv.ref, alias, mv.digest, checks)
+    return mv, evaluate(project, mv, alias, purpose="serve")
 
 
-def sensitive_fields(project: Any, dataset_ref: str) -> set[str]:
+def sensitive_fields(project: ProjectHandle, dataset_ref: str) -> set[str]:
     """Columns the dataset's protection report marks as protected (anything but ``keep``)."""
     out: set[str] = set()
     docs: list[dict[str, Any]] = []
@@ -286,7 +192,7 @@ def _input_features(model: Any, dv: Any, target: str | None) -> list[str]:
     return cols
 
 
-def _policy_target(project: Any) -> str | None:
+def _policy_target(project: ProjectHandle) -> str | None:
     from bastion.gates.policy import find_project_policy, load_policy
 
     path = find_project_policy(project)
@@ -299,7 +205,7 @@ def _policy_target(project: Any) -> str | None:
 
 
 def load_trusted(
-    project: Any,
+    project: ProjectHandle,
     ref: str,
     *,
     margin: float = 0.1,
@@ -321,9 +227,9 @@ def load_trusted(
         raise ConfigError(f"Serve a model by alias (NAME@ALIAS, e.g. {parsed.name}@production); got {ref!r}.")
     mv, report = check_trust(project, ref, parsed.alias)
     if not report.ok:
-        raise VerificationError(
-            f"Refusing to serve {mv.ref} ({ref}): " + "; ".join(report.reasons) + "."
-        )
+        reasons = "; ".join(report.reasons)
+        record_refusal(project, "serve.load.refused", ref, reasons, {"version": mv.ref, "digest": mv.digest})
+        raise VerificationError(f"Refusing to serve {mv.ref} ({ref}): {reasons}.")
     from bastion.gates.run import load_gate_model
 
     model = load_gate_model(project, mv.ref)  # skops with trusted types; pickles only when scanned clean

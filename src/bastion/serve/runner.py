@@ -11,6 +11,7 @@ import tempfile
 from typing import Any
 
 from bastion.serve.config import ENV_VAR, ServeConfig
+from bastion.serve.limits import LIMITS_FILE_ENV
 
 __all__ = ["forwarded_options", "preflight", "run_server", "uvicorn_options"]
 
@@ -74,8 +75,12 @@ def run_server(config: ServeConfig) -> None:
     os.environ[ENV_VAR] = config.to_json()
     mp_dir = tempfile.mkdtemp(prefix="bastion-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = mp_dir
+    # Rate and concurrency limits shared by the workers: one memory-mapped table in a private (0700) folder
+    limits_dir = tempfile.mkdtemp(prefix="bastion-limits-")
+    os.environ[LIMITS_FILE_ENV] = os.path.join(limits_dir, "limits")
     try:
         uvicorn.run("bastion.serve.app:app_from_env", factory=True, workers=config.workers,
                     **uvicorn_options(config))
     finally:
         shutil.rmtree(mp_dir, ignore_errors=True)
+        shutil.rmtree(limits_dir, ignore_errors=True)

@@ -162,8 +162,8 @@ class LocalBlobStore(BlobStore):
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         try:
-            (self.root / "sha256").mkdir(parents=True, exist_ok=True)
-            (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+            (self.root / "sha256").mkdir(mode=0o700, parents=True, exist_ok=True)
+            (self.root / "tmp").mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"Cannot create the artifact folder {self.root}: {e.strerror}.") from e
 
@@ -193,9 +193,9 @@ class LocalBlobStore(BlobStore):
         if final.is_file():
             tmp.unlink(missing_ok=True)
             return digest
-        final.parent.mkdir(parents=True, exist_ok=True)
+        final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.replace(tmp, final)
-        os.chmod(final, 0o444)
+        os.chmod(final, 0o400)  # read-only, and only for the owner
         dfd = os.open(final.parent, os.O_RDONLY)
         try:
             os.fsync(dfd)

@@ -7,6 +7,7 @@ concurrent writers queue instead of failing mid-transaction; PostgreSQL writers 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,7 +56,7 @@ class Database:
         if self.dialect == "sqlite":
             parsed = make_url(url)
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                _private_file(Path(parsed.database))
             engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
             @event.listens_for(engine, "connect")
@@ -160,3 +161,18 @@ def parsed_driver(url: str) -> str | None:
     """The explicit driver of a URL (``psycopg`` in ``postgresql+psycopg://``), if any."""
     scheme = url.split("://", 1)[0]
     return scheme.split("+", 1)[1] if "+" in scheme else None
+
+
+def _private_file(path: Path) -> None:
+    """Create the SQLite file 0600 in a folder of its own kind (SQLite gives its -wal and -shm files the
+    database file's mode), and tighten a file an older Bastion left readable to others."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+    except FileExistsError:
+        try:
+            if path.stat().st_mode & 0o077:
+                os.chmod(path, 0o600)
+        except OSError:  # not ours to change (another user's file): SQLite reports what matters
+            pass

@@ -12,11 +12,14 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select, update
 
 from bastion.store.schema import login_throttle, ui_sessions, ui_users
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = ["COOKIE", "LoginThrottle", "SessionStore"]
 
@@ -31,7 +34,7 @@ def _digest(token: str) -> str:
 class SessionStore:
     """Create, look up and end sessions (rows of ``ui_sessions``)."""
 
-    def __init__(self, project: Any, *, max_age: int = 8 * 3600) -> None:
+    def __init__(self, project: ProjectHandle, *, max_age: int = 8 * 3600) -> None:
         self.project = project
         self.max_age = max_age
 
@@ -82,7 +85,9 @@ class LoginThrottle:
     ``window`` seconds; at the limit, every login from that address or for that account is refused (429)
     until the window that started with the first failure has passed."""
 
-    def __init__(self, project: Any, *, addr_limit: int = 5, user_limit: int = 10, window: float = 300.0) -> None:
+    def __init__(
+        self, project: ProjectHandle, *, addr_limit: int = 5, user_limit: int = 10, window: float = 300.0
+    ) -> None:
         self.project = project
         self.addr_limit, self.user_limit, self.window = addr_limit, user_limit, window
 

@@ -5,15 +5,13 @@ Pure data in, plain dicts out: the templates format, these functions decide noth
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
-from bastion.audit.log import AuditEntry
 from bastion.errors import BastionError
-from bastion.store.schema import audit_log
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = [
     "alias_choices",
@@ -30,7 +28,7 @@ log = logging.getLogger("bastion.ui")
 _RATES = ("selection_rate", "tpr", "fpr", "fnr", "accuracy")
 
 
-def _last(project: Any, ref: str, kind: str, subject_kind: str = "model") -> dict[str, Any] | None:
+def _last(project: ProjectHandle, ref: str, kind: str, subject_kind: str = "model") -> dict[str, Any] | None:
     docs = project.attachments(ref, kind, subject_kind=subject_kind)
     return docs[-1] if docs else None
 
@@ -58,7 +56,7 @@ def _serving(summary: dict[str, Any]) -> int:
     return int(summary["latest"])
 
 
-def inventory(project: Any) -> list[dict[str, Any]]:
+def inventory(project: ProjectHandle) -> list[dict[str, Any]]:
     """One row per model: aliases and their versions, and the status of the version that serves."""
     from bastion.ui._queries import latest_documents, latest_documents_by_model, model_summaries, scan_statuses
 
@@ -94,7 +92,7 @@ def inventory(project: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _alias_vulns(project: Any) -> dict[str, list[dict[str, Any]]]:
+def _alias_vulns(project: ProjectHandle) -> dict[str, list[dict[str, Any]]]:
     """Per model: each alias's vulnerability status (clean / affected / rescan-finding / unchecked)."""
     from bastion.vulns.status import alias_statuses
 
@@ -124,7 +122,7 @@ def _fairness(gate: dict[str, Any] | None) -> list[dict[str, Any]]:
     return out
 
 
-def version_page(project: Any, ref: str, *, root_path: str = "") -> dict[str, Any]:
+def version_page(project: ProjectHandle, ref: str, *, root_path: str = "") -> dict[str, Any]:
     """Everything the model-version page shows (signature verified now, the artifact re-hashed)."""
     from bastion.ui._lineage import lineage_svg
 
@@ -173,7 +171,7 @@ def version_page(project: Any, ref: str, *, root_path: str = "") -> dict[str, An
     }
 
 
-def _metrics_of(project: Any, mv: Any, gate: dict[str, Any] | None = None) -> tuple[dict[str, float], str]:
+def _metrics_of(project: ProjectHandle, mv: Any, gate: dict[str, Any] | None = None) -> tuple[dict[str, float], str]:
     """A version's metrics: the logged ones, else those its latest gate measured on the holdout data
     (a mitigated version is registered without metrics of its own)."""
     if mv.metrics:
@@ -188,7 +186,7 @@ def _metrics_of(project: Any, mv: Any, gate: dict[str, Any] | None = None) -> tu
     return {}, ""
 
 
-def _metrics_across_versions(project: Any, versions: list[Any], *, current: int) -> dict[str, Any] | None:
+def _metrics_across_versions(project: ProjectHandle, versions: list[Any], *, current: int) -> dict[str, Any] | None:
     """One line per metric over the model's versions (open markers: measured by the gate, not logged)."""
     points: dict[str, list[tuple[str, float, str]]] = {}
     for v in versions:
@@ -210,13 +208,13 @@ def _metrics_across_versions(project: Any, versions: list[Any], *, current: int)
                          "yref": "paper", "x": 1, "y": 1.08, "xanchor": "right", "font": {"size": 11}}]}}
 
 
-def _version_vulns(project: Any, name: str, version: int) -> dict[str, Any]:
+def _version_vulns(project: ProjectHandle, name: str, version: int) -> dict[str, Any]:
     from bastion.vulns.status import version_status
 
     return version_status(project, name, version)
 
 
-def alias_choices(project: Any, name: str) -> list[str]:
+def alias_choices(project: ProjectHandle, name: str) -> list[str]:
     """Aliases worth offering for promotion: the policy's, the model's current ones, staging and production."""
     found = {"staging", "production"}
     for mv in project.list_models(name):
@@ -232,15 +230,13 @@ def alias_choices(project: Any, name: str) -> list[str]:
     return sorted(found)
 
 
-def promotion_decision(project: Any, ref: str, alias: str) -> dict[str, Any]:
-    """Would the promotion rules allow ``ref`` to take ``alias`` now? (the same check promote runs)."""
-    mv = project.get_model(ref)
-    try:
-        from bastion.gates.promotion import check_promotion
-    except ImportError:
-        return {"allowed": True, "reasons": [], "evidence": {}}
-    d = check_promotion(project, mv, alias)
-    return {"allowed": d.allowed, "reasons": list(d.reasons), "evidence": d.evidence}
+def promotion_decision(project: ProjectHandle, ref: str, alias: str) -> dict[str, Any]:
+    """Would the promotion rules allow ``ref`` to take ``alias`` now? (the trust evaluator promote runs)."""
+    from bastion.trust import evaluate
+
+    report = evaluate(project, ref, alias, purpose="promote")
+    return {"allowed": report.ok, "reasons": [e.detail for e in report.checks.values() if not e.ok],
+            "evidence": report.evidence()}
 
 
 def _line(name: str, x: list[Any], y: list[Any]) -> dict[str, Any]:
@@ -274,7 +270,7 @@ def _feature_rows(window: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def monitoring_page(project: Any, ref: str) -> dict[str, Any]:
+def monitoring_page(project: ProjectHandle, ref: str) -> dict[str, Any]:
     """Monitoring history of a model version as Plotly figures and tables.
 
     Drift is plotted as one comparable score per feature (1 = that feature's threshold), never as raw
@@ -331,7 +327,7 @@ def monitoring_page(project: Any, ref: str) -> dict[str, Any]:
             "attacks": attacks[::-1], "status": status, "why": why, "latest": latest}
 
 
-def dataset_page(project: Any, ref: str) -> dict[str, Any]:
+def dataset_page(project: ProjectHandle, ref: str) -> dict[str, Any]:
     """A dataset version: schema, statistics and its protection report (masked examples only)."""
     dv = project.get_dataset(ref, include_deleted=True)
     protection = _last(project, dv.ref, "protection", "dataset")
@@ -360,7 +356,7 @@ _HIST_CACHE: dict[str, dict[str, dict[str, Any]]] = {}
 _HIST_MAX_BYTES = 64 << 20  # larger versions show category bars only (no file read on a page view)
 
 
-def _numeric_histograms(project: Any, dv: Any, names: list[str]) -> dict[str, dict[str, Any]]:
+def _numeric_histograms(project: ProjectHandle, dv: Any, names: list[str]) -> dict[str, dict[str, Any]]:
     """Histograms of numeric columns, read once per dataset digest (the stored, verified file)."""
     import numpy as np
 
@@ -388,7 +384,7 @@ def _numeric_histograms(project: Any, dv: Any, names: list[str]) -> dict[str, di
     return out
 
 
-def _dataset_distributions(project: Any, dv: Any, *, skip: set[str]) -> list[dict[str, Any]]:
+def _dataset_distributions(project: ProjectHandle, dv: Any, *, skip: set[str]) -> list[dict[str, Any]]:
     """One figure per column: category shares (low-cardinality columns) or a histogram (numeric columns).
 
     Columns the protection report found PII in are never drawn.
@@ -423,29 +419,17 @@ def _dataset_distributions(project: Any, dv: Any, *, skip: set[str]) -> list[dic
 
 
 def audit_page(
-    project: Any, *, actor: str = "", action: str = "", subject: str = "", before: int | None = None, limit: int = 50
+    project: ProjectHandle,
+    *,
+    actor: str = "",
+    action: str = "",
+    subject: str = "",
+    before: int | None = None,
+    limit: int = 50,
 ) -> dict[str, Any]:
     """One page of audit entries, newest first, filtered; ``before`` is the cursor (a sequence number)."""
-    q = select(audit_log)
-    if actor:
-        q = q.where(audit_log.c.actor == actor)
-    if action:
-        q = q.where(audit_log.c.action.startswith(action, autoescape=True))
-    if subject:
-        q = q.where(audit_log.c.subject.startswith(subject, autoescape=True))
-    if before is not None:
-        q = q.where(audit_log.c.seq < before)
-    q = q.order_by(audit_log.c.seq.desc()).limit(limit + 1)
-    with project.db.read() as conn:
-        rows = conn.execute(q).all()
-    entries = [_entry(r) for r in rows[:limit]]
+    rows = project.audit.entries(limit=limit + 1, actor=actor or None, action=action or None,
+                                 subject=subject or None, before=before)
+    entries = rows[:limit]
     next_before = entries[-1].seq if len(rows) > limit else None
     return {"entries": entries, "next_before": next_before}
-
-
-def _entry(r: Any) -> AuditEntry:
-    try:
-        details = json.loads(r.details_json)
-    except ValueError:
-        details = {"_unparseable": True}
-    return AuditEntry(int(r.seq), r.ts, r.actor, r.action, r.subject, details, r.prev_hash, r.hash)

@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -20,6 +20,9 @@ from sqlalchemy import delete, insert, select, update
 
 from bastion.errors import AuthError, ConfigError, StoreError
 from bastion.store.schema import ui_sessions, ui_users
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = ["ROLES", "User", "UserStore"]
 
@@ -51,7 +54,7 @@ class User:
 class UserStore:
     """Users of one project's dashboard (rows of ``ui_users``)."""
 
-    def __init__(self, project: Any) -> None:
+    def __init__(self, project: ProjectHandle) -> None:
         self.project = project
         self.legacy_path: Path = Path(project.home) / "ui" / "users.json"
         self._imported = False

@@ -20,7 +20,7 @@ from bastion.vulns.matching import CompiledEntry
 from bastion.vulns.osv import normalize_name, severity_rank
 
 if TYPE_CHECKING:
-    from bastion.project import Project
+    from bastion.protocols import ProjectHandle
 
 __all__ = ["Match", "VersionVulns", "VulnReport", "check_versions", "stored_results"]
 
@@ -138,7 +138,7 @@ class VulnReport:
 
 
 def _targets(
-    project: Project, ref: str | None, name: str | None = None
+    project: ProjectHandle, ref: str | None, name: str | None = None
 ) -> list[tuple[str, int, tuple[str, ...], str | None]]:
     """``(name, version, aliases, environment digest)`` of ``ref``, or of every version under an alias
     (of model ``name`` only, when given)."""
@@ -161,7 +161,7 @@ def _targets(
     return [(n, v, tuple(a), env) for (n, v), (a, env) in out.items()]
 
 
-def _packages(project: Project, digest: str) -> dict[str, str]:
+def _packages(project: ProjectHandle, digest: str) -> dict[str, str]:
     hit = _env_cache.get(digest)
     if hit is None:
         doc = json.loads(project.blobs.get_bytes(digest, what="recorded environment"))
@@ -173,7 +173,7 @@ def _packages(project: Project, digest: str) -> dict[str, str]:
     return hit
 
 
-def _advisories_for(project: Project, names: Iterable[str]) -> dict[str, list[tuple[CompiledEntry, Any]]]:
+def _advisories_for(project: ProjectHandle, names: Iterable[str]) -> dict[str, list[tuple[CompiledEntry, Any]]]:
     """Per normalised package name: (compiled affected entry, advisory row) of every non-withdrawn advisory."""
     names = sorted(set(names))
     out: dict[str, list[tuple[CompiledEntry, Any]]] = {}
@@ -203,7 +203,7 @@ def _advisories_for(project: Project, names: Iterable[str]) -> dict[str, list[tu
 
 
 def check_versions(
-    project: Project, ref: str | None = None, *, name: str | None = None, store: bool = True
+    project: ProjectHandle, ref: str | None = None, *, name: str | None = None, store: bool = True
 ) -> VulnReport:
     """Match stored advisories against ``ref``'s environment, or every version under an alias (of ``name``).
 
@@ -287,7 +287,7 @@ def _finish(results: list[VersionVulns], encoded: list[str], previous: dict[tupl
     results.append(VersionVulns(key[0], key[1], als, tuple(matches), new, at, errors.get(key)))
 
 
-def _store(project: Project, results: list[VersionVulns], encoded: list[str],
+def _store(project: ProjectHandle, results: list[VersionVulns], encoded: list[str],
            previous: dict[tuple[str, int], str]) -> None:
     """Write changed results; unchanged ones only get the new check time."""
     changed, same = [], []
@@ -316,7 +316,7 @@ def _store(project: Project, results: list[VersionVulns], encoded: list[str],
         })
 
 
-def _stored_json(project: Project, keys: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
+def _stored_json(project: ProjectHandle, keys: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
     out: dict[tuple[str, int], str] = {}
     with project.db.read() as conn:
         for i in range(0, len(keys), _CHUNK):
@@ -328,7 +328,7 @@ def _stored_json(project: Project, keys: list[tuple[str, int]]) -> dict[tuple[st
 
 
 def stored_results(
-    project: Project, keys: Iterable[tuple[str, int]] | None = None
+    project: ProjectHandle, keys: Iterable[tuple[str, int]] | None = None
 ) -> dict[tuple[str, int], list[Match]]:
     """The last stored matches per ``(name, version)`` (only versions that were checked)."""
     keys = list(keys) if keys is not None else None

@@ -16,6 +16,7 @@ from bastion.gates.policy import CheckSpec
 from bastion.vulns.osv import severity_rank
 
 if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
     from bastion.vulns.check import Match
 
 __all__ = ["IgnoredAdvisory", "VulnerabilitiesSpec", "project_vuln_spec", "rollback_triggers", "violations"]
@@ -89,7 +90,7 @@ def violations(matches: Iterable[Match], spec: VulnerabilitiesSpec) -> tuple[lis
     return bad, ignored
 
 
-def project_vuln_spec(project: Any) -> tuple[VulnerabilitiesSpec, Any]:
+def project_vuln_spec(project: ProjectHandle) -> tuple[VulnerabilitiesSpec, Any]:
     """The project policy's vulnerabilities settings (defaults when absent) and the policy (or None)."""
     from bastion.gates.policy import find_project_policy, load_policy
 

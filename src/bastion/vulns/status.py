@@ -12,7 +12,7 @@ from bastion.store.schema import aliases, models, vuln_results
 from bastion.vulns.check import Match
 
 if TYPE_CHECKING:
-    from bastion.project import Project
+    from bastion.protocols import ProjectHandle
 
 __all__ = ["alias_statuses", "version_status"]
 
@@ -27,7 +27,7 @@ def _status(scan_status: str, checked: bool, matches: list[dict[str, Any]]) -> s
     return "clean" if checked else "unchecked"
 
 
-def version_status(project: Project, name: str, version: int) -> dict[str, Any]:
+def version_status(project: ProjectHandle, name: str, version: int) -> dict[str, Any]:
     """Status, advisories and check time of one version (from the last stored check)."""
     import json
 
@@ -45,7 +45,7 @@ def version_status(project: Project, name: str, version: int) -> dict[str, Any]:
     }
 
 
-def alias_statuses(project: Project) -> list[dict[str, Any]]:
+def alias_statuses(project: ProjectHandle) -> list[dict[str, Any]]:
     """One row per model alias: the version it serves, its status and advisory ids."""
     import json
 

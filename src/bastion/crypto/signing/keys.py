@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidTag
@@ -29,6 +29,9 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from bastion.crypto.signing.oms import check_ec_key
 from bastion.errors import KeyManagementError
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = [
     "KEY_ENV",
@@ -291,7 +294,7 @@ def _load_chain(path: str | os.PathLike[str]) -> tuple[x509.Certificate, ...]:
 # ------------------------------------------------------------------------------------------ keyring
 
 
-def signing_dir(project: Any) -> Path:
+def signing_dir(project: ProjectHandle) -> Path:
     """``<project home>/keys/signing``: encrypted private keys and ``keyring.json``."""
     return Path(project.settings.home_path) / "keys" / "signing"
 
@@ -349,13 +352,13 @@ class Keyring:
 
 
 @contextmanager
-def _locked(project: Any) -> Iterator[Any]:
+def _locked(project: ProjectHandle) -> Iterator[Any]:
     # The project transaction serializes writers, so two rotations cannot both read the old keyring.
     with project.transaction() as tx:
         yield tx
 
 
-def _audit(project: Any, tx: Any, action: str, subject: str, details: dict[str, Any]) -> None:
+def _audit(project: ProjectHandle, tx: Any, action: str, subject: str, details: dict[str, Any]) -> None:
     # Project.record also advances the audit head file; plain audit.append is the documented minimum.
     record = getattr(project, "record", None)
     if callable(record):
@@ -388,7 +391,7 @@ def _curve_of(key: ec.EllipticCurvePrivateKey) -> str:
 
 
 def init_signing_key(
-    project: Any,
+    project: ProjectHandle,
     name: str,
     *,
     passphrase: str,
@@ -410,7 +413,7 @@ def init_signing_key(
 
 
 def _add_key(
-    project: Any,
+    project: ProjectHandle,
     name: str,
     key: ec.EllipticCurvePrivateKey,
     passphrase: str,
@@ -452,12 +455,12 @@ def _add_key(
     return rec
 
 
-def list_signing_keys(project: Any) -> list[KeyRecord]:
+def list_signing_keys(project: ProjectHandle) -> list[KeyRecord]:
     """Every signing key of the project (active, rotated and revoked), oldest first."""
     return Keyring(signing_dir(project)).records()
 
 
-def rotate_signing_key(project: Any, name: str, *, passphrase: str, curve: str | None = None) -> KeyRecord:
+def rotate_signing_key(project: ProjectHandle, name: str, *, passphrase: str, curve: str | None = None) -> KeyRecord:
     """Replace the active key ``name`` with a new one; the old key stays valid for old signatures."""
     if not passphrase:
         raise KeyManagementError(f"A passphrase is required; set {PASSPHRASE_ENV} or answer the prompt.")
@@ -466,7 +469,7 @@ def rotate_signing_key(project: Any, name: str, *, passphrase: str, curve: str |
     return _add_key(project, name, key, passphrase, (), action="keys.signing.rotate", rotate_from=old)
 
 
-def revoke_signing_key(project: Any, name: str, *, reason: str, fingerprint: str | None = None) -> KeyRecord:
+def revoke_signing_key(project: ProjectHandle, name: str, *, reason: str, fingerprint: str | None = None) -> KeyRecord:
     """Revoke a key: signatures made with it stop verifying and its private key file is deleted.
 
     Without ``fingerprint`` the active key ``name`` is revoked; with it, that exact version.
@@ -498,7 +501,7 @@ def revoke_signing_key(project: Any, name: str, *, reason: str, fingerprint: str
 
 
 def load_signing_key(
-    project: Any | None = None,
+    project: ProjectHandle | None = None,
     name: str | None = None,
     *,
     passphrase: str | None = None,

@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -19,6 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from bastion.crypto.signing.keys import Keyring, public_key_fingerprint, signing_dir
 from bastion.crypto.signing.oms import check_ec_key, key_hint
 from bastion.errors import ConfigError, KeyManagementError
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = ["CA_DIR", "TrustStore", "TrustedKey"]
 
@@ -75,7 +78,7 @@ class TrustStore:
         return not self.keys and not self.ca_certificates
 
     @classmethod
-    def from_project(cls, project: Any, *, allowed_signers: Iterable[str] = ()) -> TrustStore:
+    def from_project(cls, project: ProjectHandle, *, allowed_signers: Iterable[str] = ()) -> TrustStore:
         """The project's keyring (every key with its status) and the PEM roots in ``keys/signing/ca/``."""
         directory = signing_dir(project)
         keys = tuple(

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bastion.audit.refusals import record_refusal
 from bastion.crypto.keys import KeyProvider, Keyring, create_key_file, keyring_path, resolve_provider
 from bastion.data.protect._run import protect_file
 from bastion.data.protect.report import ProtectionReport
 from bastion.errors import DataError, KeyManagementError, PolicyViolation
+
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
 
 __all__ = [
     "check_reveal_allowed",
@@ -24,12 +27,15 @@ __all__ = [
 ]
 
 
-def init_project_keys(project: Any, *, passphrase: str | None) -> KeyProvider:
+def init_project_keys(project: ProjectHandle, *, passphrase: str | None) -> KeyProvider:
     """Create the project's master key file (scrypt-wrapped unless ``passphrase`` is None) and an empty data
     key ring; audited, with a passphrase-less key recorded as the unsafe development mode it is."""
     path = project.settings.key_path
     provider = create_key_file(path, passphrase)
     Keyring(keyring_path(path), provider).save()
+    from bastion.audit.checkpoints import init_audit_key
+
+    init_audit_key(project)  # the audit key signs checkpoints of the chain; separate from every other key
     project.audited(
         "keys.init",
         provider.key_id,
@@ -38,14 +44,14 @@ def init_project_keys(project: Any, *, passphrase: str | None) -> KeyProvider:
     return provider
 
 
-def open_project_keyring(project: Any, *, passphrase: str | None = None) -> Keyring:
+def open_project_keyring(project: ProjectHandle, *, passphrase: str | None = None) -> Keyring:
     """The project's data key ring under its master key (``BASTION_MASTER_KEY``, else the key file)."""
     path = project.settings.key_path
     return Keyring(keyring_path(path), resolve_provider(path, passphrase=passphrase))
 
 
 def protect_into_project(
-    project: Any,
+    project: ProjectHandle,
     source: Path | str,
     output: Path | str,
     *,
@@ -115,7 +121,7 @@ def protect_into_project(
     return report, dv
 
 
-def check_reveal_allowed(project: Any, source: Path | str, columns: Sequence[str], role: str) -> None:
+def check_reveal_allowed(project: ProjectHandle, source: Path | str, columns: Sequence[str], role: str) -> None:
     """Refuse a reveal the project policy's ``reveal`` section does not allow (audited as denied).
 
     Without a ``reveal`` section any role may reveal, and only the key gates it; with one, the role must be
@@ -148,7 +154,7 @@ def check_reveal_allowed(project: Any, source: Path | str, columns: Sequence[str
 
 
 def reveal_audited(
-    project: Any,
+    project: ProjectHandle,
     source: Path | str,
     columns: Sequence[str],
     *,

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from bastion.gates.policy import CheckSpec, Policy
+    from bastion.protocols import ProjectHandle
 
 __all__ = ["Check", "CheckContext", "CheckResult", "jsonable"]
 
@@ -86,7 +87,7 @@ class CheckContext:
     for regressors; ``y_score`` is the positive-class probability when the model has one.
     """
 
-    project: Any
+    project: ProjectHandle
     ref: str
     model_version: Any
     model: Any

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from bastion.errors import BastionError
 from bastion.gates.checks.interface import Check, CheckContext, CheckResult
 from bastion.gates.policy import SupplyChainSpec
+from bastion.trust import evaluate
 
 __all__ = ["SupplyChainCheck"]
 
@@ -26,25 +27,29 @@ class SupplyChainCheck(Check):
         evidence: dict[str, Any] = {}
         failed: list[str] = []
 
-        scans = p.attachments(ref, "scan")
-        last = scans[-1] if scans else None
-        measured["scan_clean"] = bool(last and last.get("clean"))
-        evidence["scan"] = {"recorded": last is not None, "max_severity": last.get("max_severity") if last else None}
+        # The trust evaluator gathers scan, digest and signature evidence (each verified once).
+        need = {"scan", "digest"} | ({"signature"} if spec.require_signature else set())
+        report = evaluate(p, context.model_version, None, purpose="check", requires=need)
+        scan = report.checks.get("scan")
+        measured["scan_clean"] = bool(scan is not None and scan.ok)
+        evidence["scan"] = scan.to_dict() if scan is not None else None
         if spec.require_clean_scan:
             threshold["scan_clean"] = True
             if not measured["scan_clean"]:
                 failed.append("scan_clean")
 
-        try:
-            p.model_path(ref)  # materializing verifies every byte against the stored digest
-            measured["digest_matches"] = True
-        except BastionError as e:
-            measured["digest_matches"] = False
-            evidence["digest_error"] = str(e)
+        digest = report.checks.get("digest")
+        measured["digest_matches"] = bool(digest is not None and digest.ok)
+        if digest is not None and not digest.ok:
+            evidence["digest_error"] = digest.detail
         evidence["digest"] = context.model_version.digest
         threshold["digest_matches"] = True
         if not measured["digest_matches"]:
             failed.append("digest_matches")
+        for name, ev in report.checks.items():
+            if name not in {"scan", "digest", "signature"} and not ev.ok:  # evaluation error: fail closed
+                failed.append(name)
+                evidence[name] = ev.to_dict()
 
         env: dict[str, Any] = {}
         try:
@@ -60,17 +65,9 @@ class SupplyChainCheck(Check):
 
         if spec.require_signature:
             threshold["signature_valid"] = True
-            try:
-                from bastion.gates.signatures import verify_version
-
-                status = verify_version(p, ref)
-                measured["signature_valid"] = bool(status.valid)
-                evidence["signature"] = {
-                    "reason": getattr(status, "reason", ""), "signer": getattr(status, "signer", "")
-                }
-            except (ImportError, BastionError) as e:
-                measured["signature_valid"] = False
-                evidence["signature"] = {"reason": str(e)}
+            sig = report.checks.get("signature")
+            measured["signature_valid"] = bool(sig is not None and sig.ok)
+            evidence["signature"] = sig.to_dict() if sig is not None else {"reason": "not evaluated"}
             if not measured["signature_valid"]:
                 failed.append("signature_valid")
         evidence["failed"] = failed

@@ -4,16 +4,21 @@ environment (advisories imported with ``bastion vulns import``; matching in ``ba
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bastion.errors import BastionError
 from bastion.gates.checks.interface import Check, CheckContext, CheckResult
 from bastion.vulns.policy import VulnerabilitiesSpec, violations
 
+if TYPE_CHECKING:
+    from bastion.protocols import ProjectHandle
+
 __all__ = ["VulnerabilitiesCheck", "evaluate"]
 
 
-def evaluate(project: Any, ref: str, spec: VulnerabilitiesSpec) -> tuple[bool, dict[str, Any], dict[str, Any]]:
+def evaluate(
+    project: ProjectHandle, ref: str, spec: VulnerabilitiesSpec
+) -> tuple[bool, dict[str, Any], dict[str, Any]]:
     """``(passed, measured, evidence)`` for ``ref`` now; an environment that cannot be checked fails."""
     from bastion.vulns.check import check_versions
 
