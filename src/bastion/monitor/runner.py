@@ -150,6 +150,11 @@ def report_from_data(
     notes: list[str] = []
     compare = [c for c in ref.columns if c not in BASE_COLUMNS and c != target]
     if _is_log(cur.columns):
+        # Only answered requests, as `monitor run` reads them: a refused request (401, 422, 429) logged
+        # no inputs, and must not count as missing values.
+        cur, refused = _answered_only(cur)
+        if refused:
+            notes.append(f"{refused:,} refused request(s) in the log left out (no inputs to compare)")
         rename = {c: c[len(INPUT_PREFIX) :] for c in cur.columns if c.startswith(INPUT_PREFIX)}
         cur = cur.renamed(rename)
         # A prediction log holds the model's inputs only: reference columns the model does not take (or the
@@ -183,6 +188,22 @@ def report_from_data(
                            target=target)
     alerts = evaluate_alerts(result.to_dict(), cfg.alerts, model="(no registry)")
     return _replace(result, alerts=tuple(alerts))
+
+
+def _answered_only(src: TableSource) -> tuple[TableSource, int]:
+    """A prediction log restricted to ``outcome == "ok"`` rows, and how many rows were left out."""
+    import pyarrow.compute as pc
+
+    if "outcome" not in src.columns:
+        return src, 0
+    before = src.num_rows
+    if src.paths is not None:
+        ok = TableSource.from_log(src.paths, filter=pc.field("outcome") == "ok")
+    else:
+        table = pa.Table.from_pandas(src._frame, preserve_index=False) if src._frame is not None else src._table
+        assert table is not None
+        ok = TableSource.from_any(table.filter(pc.equal(table.column("outcome"), "ok")))
+    return ok, before - ok.num_rows
 
 
 def _mark_target(drift: DriftReport, target: str | None, cfg: MonitoringConfig) -> DriftReport:
