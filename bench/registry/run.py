@@ -325,8 +325,8 @@ def worker_big(args: argparse.Namespace) -> dict[str, Any]:
         from bastion.project import init_project
 
         p = init_project(dest)
-        p.log_model(str(DATA), name="warmup")  # imports, environment capture, migrations: not timed
-        run = lambda: p.log_model(str(src), name="big")  # noqa: E731
+        p.log_model(str(DATA), name="warmup", flavor="file")  # imports, environment capture, migrations: not timed
+        run = lambda: p.log_model(str(src), name="big", flavor="file")  # noqa: E731
     else:
         raise SystemExit(f"unknown mode {args.mode}")
     rss_before = _reset_peak_rss()

@@ -31,8 +31,10 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WORK = HERE / "work"  # gitignored (bench/**/work/)
-BASTION_PY = REPO / ".venv" / "bin" / "python"
-MLFLOW_VENV = REPO / "bench" / ".venv-mlflow"
+# Bastion's interpreter: the repository's .venv, else the one running this script (with REPO/src first on
+# the path, so the working tree is what runs). MLflow's venv: BENCH_MLFLOW_VENV, else bench/.venv-mlflow.
+BASTION_PY = REPO / ".venv" / "bin" / "python" if (REPO / ".venv" / "bin" / "python").exists() else Path(sys.executable)
+MLFLOW_VENV = Path(os.environ.get("BENCH_MLFLOW_VENV", REPO / "bench" / ".venv-mlflow"))
 MLFLOW_PY = MLFLOW_VENV / "bin" / "python"
 N_FEATURES = 30
 LUA = """
@@ -97,6 +99,7 @@ def start(server: str, workers: int, prep: dict[str, Any]) -> tuple[subprocess.P
     """Start one server; returns (process, predict URL, API key or '')."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
+    env["PYTHONPATH"] = str(REPO / "src")
     log = open(WORK / f"{server}-{workers}.log", "wb")  # lives as long as the server
     if server.startswith("bastion"):
         cmd = [str(BASTION_PY), "-m", "bastion.cli", "serve", "sample@production", "--port", str(port), "--workers",
@@ -112,6 +115,7 @@ def start(server: str, workers: int, prep: dict[str, Any]) -> tuple[subprocess.P
         cmd = [str(MLFLOW_VENV / "bin" / "mlflow"), "models", "serve", "-m", str(prep["mlflow_model"]),
                "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)]
         env["PATH"] = f"{MLFLOW_VENV / 'bin'}:{env.get('PATH', '')}"
+        env.pop("PYTHONPATH", None)
         url, key = f"http://127.0.0.1:{port}/invocations", ""
     proc = subprocess.Popen(cmd, cwd=HERE, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     body = (WORK / f"body-{server.split('-')[0]}-1.json").read_bytes()
@@ -162,10 +166,13 @@ def wrk(url: str, key: str, body_file: Path, conc: int, seconds: float) -> dict[
     return {"rps": rps, "p50": p50, "p99": p99, "errors": n_err, "load": os.getloadavg()[0]}
 
 
-def run(workers_list: list[int], duration: float, rounds: int) -> list[dict[str, Any]]:
+ALL_SCENARIOS = [(1, 1), (8, 1), (32, 1), (8, 100)]  # (concurrency, rows per request)
+
+
+def run(workers_list: list[int], duration: float, rounds: int,
+        scenarios: list[tuple[int, int]] = ALL_SCENARIOS) -> list[dict[str, Any]]:
     prep = prepare()
     results: list[dict[str, Any]] = []
-    scenarios = [(1, 1), (8, 1), (32, 1), (8, 100)]  # (concurrency, rows per request)
     for workers in workers_list:
         servers = ["mlflow", "bare", "bastion", "bastion-fsync"]
         procs: dict[str, tuple[subprocess.Popen[bytes], str, str]] = {}
@@ -207,18 +214,21 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, took: float)
 
     loads = [x for r in results for x in r.get("loads", [])] or [0.0]
     lines = ["# Serving benchmark", "",
-             f"Command: `.venv/bin/python bench/serving/run.py --duration {args.duration:g} --rounds {args.rounds} "
-             f"--workers {' '.join(map(str, args.workers))}` ({took / 60:.1f} min).", "",
+             f"Command: `python bench/serving/run.py --duration {args.duration:g} --rounds {args.rounds} "
+             f"--workers {' '.join(map(str, args.workers))} --scenarios {' '.join(args.scenarios)}` "
+             f"({took / 60:.1f} min).", "",
              f"Machine: {platform.platform()}, {os.cpu_count()} cores shared with other work (medians of "
              f"{args.rounds} interleaved rounds of {args.duration:g} s each; wrk on 127.0.0.1). 1-minute load "
              f"average after each measurement: median {statistics.median(loads):.1f}, range {min(loads):.1f}-"
              f"{max(loads):.1f} (it includes the servers under test and wrk).", "",
+             f"Versions: {versions()}.", "",
              f"Model: scikit-learn LogisticRegression on {N_FEATURES} numeric features (skops), single-row "
              "requests unless the rows column says 100. Bastion runs with every layer on: API-key auth, "
              "generated validation (types, ranges, required, no unknown fields, depth/size limits), rate and "
-             "concurrency limit, group-committed audit journal (`write` durability unless marked fsync), "
-             "prediction log, Prometheus metrics, alias polling. The bare app parses with pydantic and calls "
-             "`predict`; MLflow is `mlflow models serve --env-manager local` (MLflow 3.17, its own venv).", "",
+             "concurrency limit (shared by the workers), group-committed audit journal (`write` durability unless "
+             "marked fsync), prediction log, Prometheus metrics, alias polling, and the connection guard "
+             "(header-read timeout, per-client and total connection caps). The bare app parses with pydantic and calls "
+             "`predict`; MLflow is `mlflow models serve --env-manager local` (its own venv).", "",
              "| workers | server | concurrency | rows | req/s | p50 ms | p99 ms | errors |",
              "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in sorted(results, key=lambda r: (r["workers"], r["rows"], r["concurrency"], r["server"])):
@@ -230,8 +240,9 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, took: float)
         return f"{statistics.median(rs):.2f} ({', '.join(f'{x:.2f}' for x in rs)})"
 
     lines += ["", "## Bars (concurrency 8, single row)", "",
-              "Each cell: the median of the per-round ratios, then the ratio in every round.", "",
-              "| workers | Bastion / MLflow req/s (bar >= 2.0) | Bastion / bare req/s (bar >= 0.80) | "
+              "Each cell: the median of the per-round ratios, then the ratio in every round. Bars: issue 6 "
+              "(>= 2x MLflow) and issue 15 (>= 1.0x the bare app with every layer on, p99 <= 1.25x).", "",
+              "| workers | Bastion / MLflow req/s (bar >= 2.0) | Bastion / bare req/s (bar >= 1.0) | "
               "Bastion p99 / bare p99 (bar <= 1.25) | fsync journal / bare req/s |", "|---:|---|---|---|---|"]
     for w in sorted({r["workers"] for r in results}):
         b, m, f = get("bastion", w, 8, 1), get("mlflow", w, 8, 1), get("bare", w, 8, 1)
@@ -243,12 +254,31 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, took: float)
     return "\n".join(lines) + "\n"
 
 
+def versions() -> str:
+    """uvicorn and the frameworks as each server runs them (PEERS.md: never quote a ratio resting on
+    uvicorn 0.54.0's TCP_NODELAY bug)."""
+    code = ("import importlib.metadata as m\n"
+            "print(' '.join(f'{p} {m.version(p)}' for p in sys.argv[1:]))")
+    out = []
+    for who, py, pkgs in (("bastion/bare", BASTION_PY, ["uvicorn", "fastapi", "starlette", "pydantic"]),
+                          ("mlflow", MLFLOW_PY, ["mlflow", "uvicorn", "fastapi"])):
+        try:
+            text = subprocess.run([str(py), "-c", "import sys\n" + code, *pkgs], capture_output=True, text=True,
+                                  check=True, timeout=60).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            text = "unknown"
+        out.append(f"{who}: {text}")
+    return "; ".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    ap.add_argument("--scenarios", nargs="+", default=[f"{c}x{r}" for c, r in ALL_SCENARIOS],
+                    help="CONCURRENCYxROWS, e.g. 8x1 (the bars' scenario)")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install wrk")
@@ -256,7 +286,8 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
         subprocess.run([str(MLFLOW_PY), "-m", "pip", "install", "-q", "mlflow", "skops"], check=True)
     t0 = time.time()
-    results = run(args.workers, args.duration, args.rounds)
+    scenarios = [(int(c), int(r)) for c, r in (x.split("x") for x in args.scenarios)]
+    results = run(args.workers, args.duration, args.rounds, scenarios)
     text = render(results, args, time.time() - t0)
     Path(args.out).write_text(text)
     (WORK / "results.json").write_text(json.dumps(results, indent=2))

@@ -160,8 +160,16 @@ class Project:
         parent: str | None = None,
         allow_findings: dict[str, str] | None = None,
         progress: Callable[[int, int], None] | None = None,
+        flavor: str | None = None,
+        convert: str | None = None,
+        trusted: list[str] | None = None,
     ) -> ModelVersion:
-        """Register an in-memory estimator (saved with skops) or a model file/folder as a new version."""
+        """Register an in-memory estimator (saved with skops) or a model file/folder as a new version.
+
+        A file must load as its flavor (detected, or ``flavor=``; ``"file"`` stores it opaque, never gated or
+        served) and predict on a few rows of the first dataset given; ``convert="skops"`` re-saves a pickle or
+        joblib file with skops; ``trusted`` names reviewed skops/pickle types (recorded with the version).
+        """
         return _models.register(
             self,
             model,
@@ -174,6 +182,9 @@ class Project:
             parent=parent,
             allow_findings=allow_findings or {},
             progress=progress,
+            flavor=flavor,
+            convert=convert,
+            trusted=trusted,
         )
 
     register_model = log_model

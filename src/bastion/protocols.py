@@ -96,6 +96,9 @@ class ProjectHandle(Protocol):
         parent: str | None = None,
         allow_findings: dict[str, str] | None = None,
         progress: Callable[[int, int], None] | None = None,
+        flavor: str | None = None,
+        convert: str | None = None,
+        trusted: list[str] | None = None,
     ) -> ModelVersion: ...
 
     def get_model(self, ref: str, *, include_deleted: bool = False) -> ModelVersion: ...

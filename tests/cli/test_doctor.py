@@ -59,7 +59,7 @@ def test_folder_not_sharing_the_artifact_store_is_caught(tmp_path: Path, pg_url:
     a = init_project(tmp_path / "a", database_url=pg_url)
     weights = tmp_path / "w.bin"
     weights.write_bytes(b"weights")
-    a.log_model(weights, name="m")
+    a.log_model(weights, name="m", flavor="file")
     a.close()
     init_project(tmp_path / "b", database_url=pg_url).close()  # same database, its own artifact folder
     monkeypatch.chdir(tmp_path / "b")

@@ -102,7 +102,7 @@ def test_allowed_signers_and_explicit_trust(signed_project) -> None:
 def test_single_file_artifact(project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     f = tmp_path / "model.onnx"
     f.write_bytes(b"onnx-bytes")
-    mv = project.log_model(f, name="single")
+    mv = project.log_model(f, name="single", flavor="file")  # opaque bytes: stored and signed, never loaded
     init_signing_key(project, "release", passphrase="pw")
     monkeypatch.setenv("BASTION_KEY_PASSPHRASE", "pw")
     assert sign_version(project, mv.ref)["files"] == 1

@@ -27,7 +27,7 @@ def _worker(root: str, url: str | None, n: int, start: mp.synchronize.Event) -> 
     for i in range(n):
         f = Path(root) / f"artifact-{os.getpid()}-{i}.bin"
         f.write_bytes(os.urandom(64))
-        p.log_model(f, name="shared", metrics={"i": i})
+        p.log_model(f, name="shared", metrics={"i": i}, flavor="file")
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -55,7 +55,7 @@ import os, sys
 os.environ["BASTION_SCAN_ON_REGISTER"] = "false"
 from bastion.project import open_project
 p = open_project(sys.argv[1])
-p.log_model(sys.argv[2], name="big")
+p.log_model(sys.argv[2], name="big", flavor="file")
 """
 
 

@@ -118,7 +118,13 @@ def test_untrusted_skops_types_are_refused(project: Project, tmp_path: Path) -> 
     path = tmp_path / "ft.skops"
     sio.dump(model, path)
     _no_scan(project)
-    project.log_model(path, name="ft")
+    with pytest.raises(UnsafeArtifactError, match=r"Refusing to register ft.skops.*not trusted"):
+        project.log_model(path, name="ft")  # registration loads it as its flavor: refused, nothing built
+    assert project.list_models() == []
+    # types reviewed at registration are recorded with the version; a later load must name them again
+    reviewed = ["_pickle.loads", "sklearn.preprocessing._function_transformer.FunctionTransformer"]
+    project.log_model(path, name="ft", trusted=reviewed)
+    assert project.attachments("ft:1", "flavor")[-1]["trusted_types"] == sorted(reviewed)
     with pytest.raises(UnsafeArtifactError, match="not trusted"):
         project.load_model("ft:1")
 
@@ -167,7 +173,7 @@ def test_soft_delete_and_gc(project: Project, toy_model: LogisticRegression, tmp
     f = tmp_path / "only-here.bin"
     f.write_bytes(b"unique artifact bytes")
     _no_scan(project)
-    mv = project.log_model(f, name="m")
+    mv = project.log_model(f, name="m", flavor="file")
     keep = project.log_model(toy_model, name="m")
     project.delete_model(mv.ref, reason="bad data")
     with pytest.raises(RegistryError, match="deleted"):
@@ -248,6 +254,15 @@ def test_a_scanner_miss_is_a_refused_load_not_code_execution(
         return doc
 
     monkeypatch.setattr(_scanning, "scan_for_register", missed)
+    # registration loads it as its flavor, through the restricted unpickler: refused there already
+    with pytest.raises(UnsafeArtifactError, match=r"Refusing to register model\.pkl.*imports os\.system"):
+        project.log_model(path, name="miss")
+    assert not canary.exists() and project.list_models() == []
+    # and should that check be missed too, loading the stored version is still a refusal
+    from bastion.flavors import FlavorInfo
+    from bastion.registry import _validate
+
+    monkeypatch.setattr(_validate, "validate_artifact", lambda *a, **k: (FlavorInfo("pickle", "unknown"), None))
     mv = project.log_model(path, name="miss")
     assert mv.scan_status == "clean"
     with pytest.raises(UnsafeArtifactError, match=r"restricted loader: The pickle imports os\.system"):

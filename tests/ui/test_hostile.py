@@ -81,3 +81,65 @@ def test_audit_head_compaction_from_many_threads(ui_app: Any) -> None:
     assert errors == []
     assert p.audit.read_head()["seq"] >= 0
     assert not list(p.audit.head_path.parent.glob(p.audit.head_path.name + ".*.tmp"))
+
+
+def test_bastion_ui_runs_with_the_connection_guard_and_no_forwarded_trust(
+        ui_root: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bastion ui` had no connection cap at all; it now runs uvicorn with the server's guard."""
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from bastion.cli.main import app
+    from bastion.serve._conn import ENV_VAR
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda web, **kw: seen.update(kw))
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    r = CliRunner().invoke(app, ["ui", "--project", str(ui_root), "--port", "0"])
+    assert r.exit_code == 0, r.output
+    assert seen["http"].startswith("bastion.serve._conn:Guarded") and seen["limit_concurrency"] is None
+    assert seen["proxy_headers"] is False and seen["timeout_keep_alive"] <= 5
+    r = CliRunner().invoke(app, ["ui", "--project", str(ui_root), "--forwarded-allow-ips", "*"])
+    from bastion.errors import ConfigError
+
+    assert isinstance(r.exception, ConfigError) and r.exception.exit_code == 2  # main() maps it: exit 2
+    assert "forwarded-allow-ips" in str(r.exception)
+    monkeypatch.delenv(ENV_VAR, raising=False)
+
+
+def test_dashboard_answers_new_visitors_during_an_idle_flood(ui_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The finding: 1,100 idle connections reset every new dashboard connection (1,024 descriptors)."""
+    import http.client
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from bastion.serve._conn import ENV_VAR, ConnectionLimits, raise_fd_limit, uvicorn_connection_options
+
+    monkeypatch.setenv(ENV_VAR, "")
+    opts = uvicorn_connection_options(ConnectionLimits())
+    assert raise_fd_limit(4096) >= 2300
+    server = uvicorn.Server(uvicorn.Config(ui_app, port=0, log_level="warning", **opts))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    idle: list[socket.socket] = []
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        for _ in range(1100):
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        t0 = time.perf_counter()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        conn.request("GET", "/login")
+        resp = conn.getresponse()
+        assert resp.status == 200 and b"csrf" in resp.read()
+        assert time.perf_counter() - t0 < 2.0
+        conn.close()
+    finally:
+        for s in idle:
+            s.close()
+        server.should_exit = True
+        thread.join(30)

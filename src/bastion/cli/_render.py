@@ -59,7 +59,7 @@ def datasets_table(rows: list[DatasetVersion]) -> Table:
     return t
 
 
-def model_detail(m: ModelVersion, scan: dict[str, Any] | None) -> Table:
+def model_detail(m: ModelVersion, scan: dict[str, Any] | None, flavor: dict[str, Any] | None = None) -> Table:
     t = Table(title=f"Model {m.ref}", show_header=False)
     t.add_column("field", style="bold")
     t.add_column("value")
@@ -80,6 +80,15 @@ def model_detail(m: ModelVersion, scan: dict[str, Any] | None) -> Table:
         ("created", f"{m.created_at} by {m.created_by}"),
         ("scan", m.scan_status),
     ]
+    if flavor:
+        from bastion.flavors import is_servable, signature_summary
+
+        rows[3] = ("flavor", f"{m.flavor} ({'gated and served' if is_servable(m.flavor) else 'stored only'}"
+                             f"{', ' + str(flavor.get('task')) if flavor.get('task') else ''})")
+        rows.insert(4, ("input signature", signature_summary(flavor.get("signature"))))
+        rows.insert(5, ("requirements", ", ".join(flavor.get("requirements") or []) or "-"))
+        for note in flavor.get("notes") or []:
+            rows.append(("note", str(note)))
     if m.deleted:
         rows.append(("deleted", str(m.deleted_at)))
     if scan:

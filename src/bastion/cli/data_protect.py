@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
         else:
             console.print("k-anonymity: no quasi-identifiers found (k not measured)")
         if report.linked:
-            console.print(f"Row linkage protected {sum(report.linked.values()):,} more spans")
+            console.print(f"Row linkage found {sum(report.linked.values()):,} spans of rows' own identifiers")
         console.print(
             f"residual identifiers: {report.residual_identifiers}"
             + (" (accepted: " + (reason or "") + ")" if report.residual_identifiers else "")

@@ -46,9 +46,14 @@ def register(
     parent: str = typer.Option(None, "--parent", help="Version this one was derived from."),
     allow_finding: list[str] = typer.Option(None, "--allow-finding", help="Scanner finding id to accept."),
     reason: str = typer.Option(None, "--reason", help="Why the allowed findings are acceptable (audited)."),
+    flavor: str = typer.Option(
+        None, "--flavor", help="Force the flavor (onnx, xgboost, lightgbm, skops, joblib, pickle); 'file' stores "
+        "an opaque artifact that is never gated or served. Detected from the content when omitted."),
+    convert: str = typer.Option(None, "--convert", help="Re-save a joblib/pickle model with skops ('skops')."),
+    trust: list[str] = typer.Option(None, "--trust", help="A reviewed skops/pickle type to allow (repeatable)."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Scan a model artifact and register it as a new version."""
+    """Scan a model artifact, check it loads as its flavor (and predicts on its dataset), register it."""
     allowed = {f: reason or "" for f in allow_finding or []}
     if allowed and not (reason or "").strip():
         raise RegistryError("--allow-finding needs --reason saying why the finding is acceptable.")
@@ -66,11 +71,18 @@ def register(
             parent=parent,
             allow_findings=allowed,
             progress=bar,
+            flavor=flavor,
+            convert=convert,
+            trusted=list(trust or []) or None,
         )
     if json_out:
         print_json(mv.to_dict())
     else:
-        console.print(f"Registered [bold]{mv.ref}[/] ({short(mv.digest, 19)}, scan: {mv.scan_status}).")
+        console.print(f"Registered [bold]{mv.ref}[/] ({short(mv.digest, 19)}, flavor: {mv.flavor}, "
+                      f"scan: {mv.scan_status}).")
+        if mv.flavor in ("pickle", "joblib"):
+            console.print("This is a pickle: it is loaded only through the restricted unpickler. Register it with "
+                          "--convert skops to store a skops copy instead.")
 
 
 @app.command("list")
@@ -96,13 +108,15 @@ def show(
     mv = p.get_model(ref, include_deleted=True)
     scans = p.attachments(mv.ref, "scan")
     scan = scans[-1] if scans else None
+    flavors = p.attachments(mv.ref, "flavor")
+    flavor_doc = flavors[-1] if flavors else None
     from bastion.vulns.status import version_status
 
     vulns = version_status(p, mv.name, mv.version)
     if json_out:
-        print_json({**mv.to_dict(), "scan": scan, "vulnerabilities": vulns})
+        print_json({**mv.to_dict(), "scan": scan, "flavor_info": flavor_doc, "vulnerabilities": vulns})
     else:
-        console.print(_render.model_detail(mv, scan))
+        console.print(_render.model_detail(mv, scan, flavor_doc))
         when = f" (checked {vulns['checked_at']})" if vulns["checked_at"] else " (run `bastion vulns check`)"
         console.print(f"vulnerabilities: {vulns['status']}{when}", soft_wrap=True, highlight=False)
         for a in vulns["advisories"]:

@@ -50,8 +50,8 @@ def run(ctx: DemoContext) -> None:
     # would have stopped protect_into_project); names are also looked for verbatim in the clean notes
     names_left = sum(1 for name, note in zip(raw["patient_name"], clean["notes"], strict=True) if name in note)
     linked = sum(prot.linked.values())
-    say(f"Row linkage protected {linked:,} spans the detectors alone would have left (e.g. names outside "
-        "the bundled dictionaries)")
+    say(f"Row linkage found {linked:,} of the rows' own identifiers in their notes (names outside the bundled "
+        "dictionaries among them) and protected them with the detectors' spans")
     residual = prot.residual_identifiers
     say(f"Clean version holds no raw identifiers: {'yes' if residual == 0 and not names_left else 'NO'} "
         f"(residual identifiers: {residual}; patient names left verbatim in notes: {names_left})")

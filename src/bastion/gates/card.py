@@ -39,7 +39,19 @@ def card_data(project: ProjectHandle, ref: str) -> dict[str, Any]:
             datasets.append({"ref": dv.ref, "digest": dv.digest, "rows": dv.rows, "description": dv.description})
         except Exception:
             datasets.append({"ref": dref, "digest": None, "rows": None, "description": "(not found)"})
-    return {"model": mv.to_dict(), "gate": gate, "scan": scan, "environment": env, "datasets": datasets}
+    flavor = _last(project, mv.ref, "flavor") or {}
+    return {"model": mv.to_dict(), "gate": gate, "scan": scan, "environment": env, "datasets": datasets,
+            "flavor": flavor}
+
+
+def _requirements(d: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(distribution, version)`` of the framework requirements recorded at registration."""
+    out = []
+    for req in (d.get("flavor") or {}).get("requirements") or []:
+        name, _, version = str(req).partition("==")
+        if name:
+            out.append((name, version))
+    return out
 
 
 def _check(gate: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
@@ -64,6 +76,13 @@ def render_markdown(project: ProjectHandle, ref: str) -> str:
     out += ["## Intended use", "", m.get("description") or "_No description recorded._", ""]
     out += ["## Model", "", f"- Digest: `{m['digest']}`", f"- Framework: {m['framework']} ({m['flavor']})",
             f"- Created: {m['created_at']} by {m['created_by']}"]
+    if d.get("flavor"):
+        from bastion.flavors import signature_summary
+
+        fl = d["flavor"]
+        out += [f"- Task: {fl.get('task') or 'unknown'}",
+                f"- Input signature: {signature_summary(fl.get('signature'))}",
+                f"- Requirements: {', '.join(fl.get('requirements') or []) or 'none recorded'}"]
     if m.get("parent"):
         out.append(f"- Derived from: {m['parent']}")
     out += ["", "## Training data", ""]
@@ -154,7 +173,8 @@ def _model_card(d: dict[str, Any]) -> dict[str, Any]:
     card: dict[str, Any] = {
         "bom-ref": f"model-card:{m['ref']}",
         "modelParameters": {
-            "task": "classification" if (m.get("framework") or "").startswith("sklearn") else "unknown",
+            "task": (d.get("flavor") or {}).get("task") or (
+                "classification" if (m.get("framework") or "").startswith(("sklearn", "scikit-learn")) else "unknown"),
             "datasets": [{"ref": f"dataset:{x['ref']}"} for x in d["datasets"]],
         },
     }
@@ -187,7 +207,7 @@ def _model_card(d: dict[str, Any]) -> dict[str, Any]:
 
 def cyclonedx_bom(project: ProjectHandle, ref: str, *, validate: bool = True) -> dict[str, Any]:
     """The CycloneDX 1.6 ML-BOM of a model version, as a JSON-ready dict (validated unless told not to)."""
-    from cyclonedx.model import HashAlgorithm, HashType
+    from cyclonedx.model import HashAlgorithm, HashType, Property
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component, ComponentType
     from cyclonedx.output.json import JsonV1Dot6
@@ -199,9 +219,19 @@ def cyclonedx_bom(project: ProjectHandle, ref: str, *, validate: bool = True) ->
     hexd = m["digest"].split(":", 1)[-1]
     model = Component(type=ComponentType.MACHINE_LEARNING_MODEL, name=m["name"], version=str(m["version"]),
                       bom_ref=f"model:{m['ref']}", description=m.get("description") or None,
-                      hashes=[HashType(alg=HashAlgorithm.SHA_256, content=hexd)])
+                      hashes=[HashType(alg=HashAlgorithm.SHA_256, content=hexd)],
+                      properties=[Property(name="bastion:flavor", value=str(m["flavor"])),
+                                  Property(name="bastion:framework", value=str(m["framework"]))])
     bom.metadata.component = model
     deps = []
+    frameworks = set()
+    for name, version in _requirements(d):  # what loads the model: a framework component, named and versioned
+        purl = PackageURL(type="pypi", name=name.lower(), version=version or None)
+        comp = Component(type=ComponentType.FRAMEWORK, name=name, version=version or None, purl=purl,
+                         bom_ref=str(purl))
+        bom.components.add(comp)
+        deps.append(comp)
+        frameworks.add(name.lower())
     for x in d["datasets"]:
         comp = Component(type=ComponentType.DATA, name=x["ref"], bom_ref=f"dataset:{x['ref']}",
                          hashes=[HashType(alg=HashAlgorithm.SHA_256, content=x["digest"].split(":", 1)[-1])]
@@ -212,7 +242,7 @@ def cyclonedx_bom(project: ProjectHandle, ref: str, *, validate: bool = True) ->
     items = packages.items() if isinstance(packages, dict) else ((p.get("name"), p.get("version")) for p in packages)
     purls: dict[str, str] = {}
     for name, version in sorted(items, key=lambda kv: str(kv[0]).lower()):
-        if not name:
+        if not name or str(name).lower() in frameworks:
             continue
         purl = PackageURL(type="pypi", name=str(name).lower(), version=str(version) if version else None)
         purls[_pep503(str(name))] = str(purl)

@@ -296,7 +296,8 @@ def run_gate(
     result = GateResult(
         ref=ref, model_digest=mv.digest, policy_name=pol.name, policy_version=pol.version,
         policy_digest=pol.digest, passed=passed, checks=tuple(results),
-        datasets={"evaluation": data_info, "training": lineage_infos}, started_at=started, finished_at=_now(),
+        datasets={"evaluation": {**data_info, "target": target}, "training": lineage_infos}, started_at=started,
+        finished_at=_now(),
         actor=project.settings.actor, gate_id=uuid.uuid4().hex, duration_s=time.perf_counter() - t0,
     )
     statement = build_statement(result)

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, bindparam, func, select
 
 from bastion.errors import DataError, NotFoundError, RegistryError, UnsafeArtifactError
+from bastion.flavors import ModelAdapter, detect_flavor, get_flavor, is_servable
+from bastion.flavors.sklearn import save_estimator
 from bastion.registry import _scanning
 from bastion.registry._common import aliases_of, dumps, loads, now_iso, resolve_version
 from bastion.registry.environment import capture_code, capture_environment
-from bastion.registry.flavors import detect_flavor, load_skops_bytes, save_estimator
 from bastion.registry.records import DatasetVersion, ModelVersion
 from bastion.registry.refs import check_name, parse_ref
-from bastion.scan.restricted import restricted_loads
 from bastion.store.schema import aliases, attachments, datasets, models
 
 if TYPE_CHECKING:
@@ -135,11 +135,17 @@ def register(
     parent: str | None,
     allow_findings: dict[str, str],
     progress: Callable[[int, int], None] | None = None,
+    flavor: str | None = None,
+    convert: str | None = None,
+    trusted: list[str] | None = None,
 ) -> ModelVersion:
+    from bastion.registry._validate import validate_artifact
+
     check_name(name, "model name")
     metrics_f = _check_metrics(metrics)
     dataset_refs = _dataset_refs(project, datasets)
     parent_ref = project.get_model(parent, include_deleted=True).ref if parent else None
+    flavor_doc: dict[str, Any] | None = None
     with project.tempdir() as tmp:
         if isinstance(model, str | Path):
             path = Path(model)
@@ -147,10 +153,40 @@ def register(
                 raise DataError(f"Model file {path} does not exist.")
             if path.is_symlink():
                 raise DataError(f"{path} is a symbolic link; give the real file or folder.")
-            framework, flavor = detect_flavor(path)
+            if flavor is not None:
+                framework, flavor = get_flavor(flavor).framework(), flavor
+            else:
+                found = detect_flavor(path)
+                if found is None:
+                    raise DataError(
+                        f"{path.name} is not a model format Bastion recognises (skops, ONNX, XGBoost JSON/UBJ, "
+                        "LightGBM text, joblib/pickle, PyTorch, Keras, NumPy, GGUF, safetensors). To keep it as an "
+                        "opaque artifact (scanned, signed, versioned, never gated or served), register it with "
+                        "--flavor file."
+                    )
+                framework, flavor = found
+            if convert and flavor not in ("pickle", "joblib"):
+                raise DataError(f"--convert skops converts pickle or joblib files; {path.name} is flavor '{flavor}'.")
         else:
+            if flavor is not None or convert is not None:
+                raise DataError("flavor= and convert= apply to model files; an in-memory estimator is saved with "
+                                "skops.")
             path, framework, flavor = save_estimator(model, Path(tmp))
         scan_doc = _scanning.scan_for_register(project, path, allow_findings=allow_findings)
+        if isinstance(model, str | Path):
+            info, converted = validate_artifact(
+                project, path, flavor, dataset_refs=dataset_refs, trusted=trusted, convert=convert,
+                scan_status=scan_doc["status"] if scan_doc else "unscanned", workdir=Path(tmp),
+            )
+            if converted is not None:
+                original = path.name
+                path, flavor = converted, "skops"
+                scan_doc = _scanning.scan_for_register(project, path, allow_findings=allow_findings)
+                info = type(info)(**{**info.__dict__, "notes": (*info.notes, f"original file: {original}")})
+            framework = info.framework
+            flavor_doc = info.to_dict()
+            if trusted:
+                flavor_doc["trusted_types"] = sorted(trusted)
         digest, kind = project.blobs.put(path, progress=progress)
         size = path.stat().st_size if kind == "file" else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
         artifact_name = path.name
@@ -184,6 +220,11 @@ def register(
         scan_digest = (
             _scanning.attach_in(project, conn, name, version, scan_doc, audit=False) if scan_doc is not None else None
         )
+        flavor_digest = None
+        if flavor_doc is not None:
+            from bastion.registry._attachments import insert_doc
+
+            flavor_digest = insert_doc(project, conn, "model", name, version, "flavor", flavor_doc, audit=False)
         # one audit entry covers the version and its scan report (the report's digest is in it)
         project.record(
             conn,
@@ -196,6 +237,8 @@ def register(
                 "flavor": flavor,
                 "scan": scan_doc["status"] if scan_doc else "unscanned",
                 "scan_report": scan_digest,
+                "flavor_document": flavor_digest,
+                "requirements": (flavor_doc or {}).get("requirements", []),
                 "allowed_findings": allow_findings or {},
             },
         )
@@ -278,22 +321,27 @@ def load(project: Project, ref: str, *, trusted: list[str] | None) -> Any:
 
 
 def _load_uncached(project: Project, mv: ModelVersion, trusted: list[str] | None) -> Any:
+    if not is_servable(mv.flavor):
+        raise UnsafeArtifactError(
+            f"Model {mv.ref} has flavor '{mv.flavor}', which Bastion stores but does not load itself, so it cannot "
+            "be gated or served; use model_path() and your framework's safe loader, or register the model as "
+            "skops, ONNX, XGBoost JSON/UBJ or LightGBM text."
+        )
+    if mv.flavor in ("pickle", "joblib") and mv.scan_status != "clean":
+        raise UnsafeArtifactError(
+            f"Model {mv.ref} is a {mv.flavor} file whose recorded scan is '{mv.scan_status}'; Bastion unpickles "
+            "only artifacts scanned clean (and then only through its restricted unpickler). Re-save it with skops, "
+            "or run 'bastion model scan'."
+        )
     data = project.blobs.get_bytes(mv.digest, what=f"model {mv.ref}")
-    if mv.flavor == "skops":
-        return load_skops_bytes(data, trusted=trusted, what=f"Model {mv.ref}")
-    if mv.flavor == "pickle":
-        if mv.scan_status != "clean":
-            raise UnsafeArtifactError(
-                f"Model {mv.ref} is a pickle whose recorded scan is '{mv.scan_status}'; Bastion unpickles only "
-                "artifacts scanned clean. Re-save it with skops, or run 'bastion model scan'."
-            )
-        # a clean scan is necessary, never sufficient: the restricted unpickler enforces the scanner's
-        # allowlist and argument signatures at load time, so a scanner miss is a refused load
-        return restricted_loads(data, allow=trusted or ())
-    raise UnsafeArtifactError(
-        f"Model {mv.ref} has flavor '{mv.flavor}', which Bastion does not load itself; use model_path() "
-        "and your framework's safe loader."
-    )
+    model = get_flavor(mv.flavor).load(data, what=f"Model {mv.ref}", trusted=trusted)
+    if isinstance(model, ModelAdapter) and getattr(model, "feature_names_in_", None) is None:
+        # the registry (never the artifact) says which dataset columns an unnamed-input model takes
+        docs = project.attachments(mv.ref, "flavor")
+        cols = docs[-1].get("input_columns") if docs else None
+        if cols and len(cols) == getattr(model, "n_features_in_", -1):
+            model.bind_columns([str(c) for c in cols])
+    return model
 
 
 def diff(project: Project, a: str, b: str) -> dict[str, Any]:

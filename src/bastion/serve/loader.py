@@ -17,6 +17,7 @@ import numpy as np
 
 from bastion.audit.refusals import record_refusal
 from bastion.errors import BastionError, ConfigError, VerificationError
+from bastion.flavors import ModelAdapter
 from bastion.registry.refs import parse_ref
 from bastion.serve.validation import FeatureSpec, InputSchema, build_input_schema, feature_specs
 from bastion.trust import TrustReport, evaluate
@@ -100,8 +101,12 @@ class LoadedModel:
         return f"{self.name}:{self.version}"
 
     def matrix(self, rows: list[tuple[Any, ...]]) -> Any:
-        """Model input for validated rows: a plain matrix unless the model was fitted on named columns."""
-        return self.schema.to_matrix(rows, frame=getattr(self.model, "feature_names_in_", None) is not None)
+        """Model input for validated rows: a plain matrix unless the model was fitted on named columns.
+
+        Flavor adapters take rows in the schema's (their declared) input order as a plain matrix.
+        """
+        named = getattr(self.model, "feature_names_in_", None) is not None and not isinstance(self.model, ModelAdapter)
+        return self.schema.to_matrix(rows, frame=named)
 
     def predict(self, x: Any) -> dict[str, list[Any]]:
         """Labels, and the positive-class probability for binary classifiers.
@@ -109,7 +114,7 @@ class LoadedModel:
         For estimators whose ``predict`` is by definition the arg-max of ``predict_proba`` the model is
         called once (half the per-request work); others get both calls.
         """
-        if self.schema.all_numeric:
+        if self.schema.all_numeric and not isinstance(self.model, ModelAdapter):
             import sklearn
 
             # every input passed the validator: finite numbers, no nulls; skip sklearn's second scan
@@ -119,6 +124,12 @@ class LoadedModel:
 
     def _predict(self, x: Any) -> dict[str, list[Any]]:
         binary = self.classes is not None and len(self.classes) == 2 and hasattr(self.model, "predict_proba")
+        if isinstance(self.model, ModelAdapter):  # one framework call gives labels and probabilities
+            if not binary:
+                return {"predictions": [_plain(v) for v in np.asarray(self.model.predict(x)).tolist()]}
+            labels, proba = self.model.predict_with_proba(x)
+            return {"predictions": [_plain(v) for v in np.asarray(labels).tolist()],
+                    "probabilities": np.round(np.asarray(proba)[:, 1].astype(np.float64), 6).tolist()}
         if not binary:
             return {"predictions": np.asarray(self.model.predict(x)).tolist()}
         proba = np.asarray(self.model.predict_proba(x))
@@ -192,16 +203,26 @@ def _input_features(model: Any, dv: Any, target: str | None) -> list[str]:
     return cols
 
 
-def _policy_target(project: ProjectHandle) -> str | None:
+def _policy_target(project: ProjectHandle, ref: str | None = None) -> str | None:
+    """The project policy's target; else the target column of the gate run that admitted version ``ref``."""
     from bastion.gates.policy import find_project_policy, load_policy
 
     path = find_project_policy(project)
-    if path is None:
+    if path is not None:
+        try:
+            target = load_policy(path).target
+        except BastionError:
+            target = None
+        if target:
+            return target
+    if ref is None:
         return None
     try:
-        return load_policy(path).target
+        gates = project.attachments(ref, "gate")
     except BastionError:
         return None
+    found = ((gates[-1].get("datasets") or {}).get("evaluation") or {}).get("target") if gates else None
+    return str(found) if found else None
 
 
 def load_trusted(
@@ -236,7 +257,7 @@ def load_trusted(
     if not mv.datasets:
         raise ConfigError(f"{mv.ref} records no training dataset; the server builds input validation from it.")
     dv = project.get_dataset(mv.datasets[0])
-    feats = _input_features(model, dv, target or _policy_target(project))
+    feats = _input_features(model, dv, target or _policy_target(project, mv.ref))
     sens = sensitive_fields(project, dv.ref)
     specs: list[FeatureSpec] = feature_specs(dv.schema, dv.stats, feats, margin=margin, sensitive=sorted(sens))
     schema = build_input_schema(specs, model_name=mv.name, max_rows=max_rows, max_depth=max_depth)

@@ -40,6 +40,7 @@ _INT_MIN, _UINT_MAX = -(2**63), 2**64 - 1
 # Bodies up to this size go straight to pydantic (at most a few hundred members: well under a millisecond
 # even when every one is wrong); bigger ones are bounded and checked structurally first.
 _SMALL_BODY = 4096
+_ARRAY_ROWS = re.compile(rb'\A\s*\{\s*"instances"\s*:\s*\[\s*\[')  # {"instances": [[...
 _CHUNK_ROWS = 64  # rows validated per pydantic call on the bounded path: errors stop piling up after one chunk
 _COLON, _COMMA = 58, 44
 _NOT_COUNTED = bytes(b for b in range(256) if b not in b'":,')
@@ -262,6 +263,13 @@ class InputSchema:
             f"{safe}_PredictRequest", __config__=ConfigDict(extra="forbid"), instances=(instances, ...)
         )
         self._rows_adapter: TypeAdapter[list[Any]] = TypeAdapter(list[self.row_model])  # type: ignore[name-defined]
+        # The same body with each row as an array in the declared input order.
+        row_tuple: Any = tuple.__class_getitem__(tuple(_field_type(sp) for sp in self.specs))
+        arrays: Any = Annotated[list[row_tuple], Field(min_length=1, max_length=max_rows)]
+        self.array_body_model: type[BaseModel] = create_model(
+            f"{safe}_PredictArrayRequest", __config__=ConfigDict(extra="forbid"), instances=(arrays, ...)
+        )
+        self._array_rows_adapter: TypeAdapter[list[Any]] = TypeAdapter(list[row_tuple])
         self._feature_set = frozenset(self.features)
         # Members (keys or array items) a valid body can hold: every row's fields and the row itself.
         self.max_members = max_rows * (len(self.specs) + 1) + 16
@@ -283,7 +291,10 @@ class InputSchema:
             raise InvalidInput(400, f"The JSON body nests {depth} levels deep; at most {self.max_depth} are allowed.")
         if len(body) > self.small_body:
             return self._parse_bounded(body)
+        arrays = _ARRAY_ROWS.search(body) is not None
         try:
+            if arrays:  # rows as arrays in the declared input order: already tuples
+                return list(self.array_body_model.model_validate_json(body).instances)  # type: ignore[attr-defined]
             parsed = self.body_model.model_validate_json(body)
         except ValidationError as e:
             errs = e.errors(include_url=False, include_input=False, include_context=False)
@@ -292,8 +303,11 @@ class InputSchema:
             out = []
             for x in errs[:50]:
                 loc = [self._field_name(p) for p in x["loc"]]
+                if arrays:
+                    loc = self._array_loc(loc)
                 out.append({"loc": loc, "type": x["type"], "msg": x["msg"]})
-            raise InvalidInput(422, f"{len(errs)} field error(s) in the request body.", out) from None
+            raise InvalidInput(422, f"{len(errs)} field error(s) in the request body.{self._hint(arrays)}",
+                               out) from None
         row = self._row
         return [row(r) for r in parsed.instances]  # type: ignore[attr-defined]
 
@@ -321,6 +335,8 @@ class InputSchema:
                 {"loc": ["instances"], "type": "too_long" if rows else "too_short",
                  "msg": f"between 1 and {self.max_rows} rows are allowed; got {len(rows)}"}])
         nf, fset = len(self.specs), self._feature_set
+        if isinstance(rows[0], list):  # rows as arrays in the declared input order
+            return self._parse_array_rows(rows)
         for i, r in enumerate(rows):
             if isinstance(r, dict) and (len(r) > nf or not r.keys() <= fset):
                 key = next((k for k in r if k not in fset), "")
@@ -338,7 +354,34 @@ class InputSchema:
             out.extend(row(r) for r in parsed)
         return out
 
-    def _raise(self, validator: Any, value: Any, prefix: tuple[Any, ...], offset: int = 0) -> Any:
+    def _parse_array_rows(self, rows: list[Any]) -> list[tuple[Any, ...]]:
+        nf = len(self.specs)
+        for i, r in enumerate(rows):
+            if isinstance(r, list) and len(r) > nf:
+                raise InvalidInput(422, f"1 field error(s) in the request body.{self._hint(True)}", [
+                    {"loc": ["instances", i], "type": "too_long", "msg": f"at most {nf} values are allowed"}])
+        out: list[tuple[Any, ...]] = []
+        for start in range(0, len(rows), _CHUNK_ROWS):
+            chunk = rows[start:start + _CHUNK_ROWS]
+            try:
+                out.extend(self._array_rows_adapter.validate_python(chunk))
+            except ValidationError:
+                self._raise(self._array_rows_adapter, chunk, ("instances",), start, arrays=True)
+        return out
+
+    def _hint(self, arrays: bool) -> str:
+        if not arrays:
+            return ""
+        return f" Arrays must hold {len(self.features)} values in this order: {', '.join(self.features)}."
+
+    def _array_loc(self, loc: list[Any]) -> list[Any]:
+        """An array position reads as the feature it stands for (``instances, row, position``)."""
+        if len(loc) >= 3 and isinstance(loc[2], int) and 0 <= loc[2] < len(self.features):
+            loc = [*loc[:2], self.features[loc[2]], *loc[3:]]
+        return loc
+
+    def _raise(self, validator: Any, value: Any, prefix: tuple[Any, ...], offset: int = 0, *,
+               arrays: bool = False) -> Any:
         try:
             validator.validate_python(value)
         except ValidationError as e:
@@ -348,8 +391,10 @@ class InputSchema:
                 loc = list(x["loc"])
                 if prefix and loc and isinstance(loc[0], int):
                     loc[0] += offset
-                out.append({"loc": [*prefix, *(self._field_name(p) for p in loc)], "type": x["type"], "msg": x["msg"]})
-            raise InvalidInput(422, f"{len(errs)} field error(s) in the request body.", out) from None
+                full = [*prefix, *(self._field_name(p) for p in loc)]
+                out.append({"loc": self._array_loc(full) if arrays else full, "type": x["type"], "msg": x["msg"]})
+            raise InvalidInput(422, f"{len(errs)} field error(s) in the request body.{self._hint(arrays)}",
+                               out) from None
         raise InvalidInput(422, "The request body does not fit the model's inputs.")  # pragma: no cover
 
     def _field_name(self, part: Any) -> Any:

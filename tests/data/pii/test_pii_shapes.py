@@ -118,3 +118,10 @@ def test_itins_and_record_numbers_in_text(text, entity, value):
 )
 def test_places_named_after_people_are_not_people(text):
     assert [s for s in detect_spans(text) if s.entity == "PERSON"] == []
+
+
+def test_birth_context_stays_in_its_sentence():
+    text = "nacido el <DATE_OF_BIRTH>. Labs reviewed on 30 Jul 2024: normal."
+    assert [s for s in detect_spans(text) if s.entity == "DATE_OF_BIRTH"] == []
+    text = "Nacido el 3 de abril de 1985. Labs reviewed on 30 Jul 2024."
+    assert [text[s.start : s.end] for s in detect_spans(text) if s.entity == "DATE_OF_BIRTH"] == ["3 de abril de 1985"]

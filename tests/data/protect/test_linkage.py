@@ -158,3 +158,15 @@ def test_residual_check_ignores_tokens_and_placeholders(keyring):
     _, rep = protect(df, {"text": {"default": "tokenize"}}, keyring=keyring, scan=scan)
     assert rep.residual_identifiers == 0
     assert rep.stats["seconds_linkage"] >= 0
+
+
+def test_dictionary_names_inside_place_names_are_places():
+    rows = [
+        {**ROW, "name": "Ada Hopkins", "note": "Referred to Johns Hopkins Hospital."},
+        {**ROW, "name": "Bo Stone", "note": "Seen at Johns Hopkins Hospital; Ada Hopkins is her aunt."},
+    ]
+    batch = pa.RecordBatch.from_pylist(rows)
+    spans = RowLinker(SOURCES, ["note"], name_dictionary(r["name"] for r in rows)).spans(batch)["note"]
+    # the row's own name is protected even there; another row's name inside a place name is not
+    assert [rows[0]["note"][s.start : s.end] for s in spans[0]] == ["Hopkins"]
+    assert [rows[1]["note"][s.start : s.end] for s in spans[1]] == ["Ada Hopkins"]

@@ -53,3 +53,27 @@ def test_policy_file_without_section(tmp_path):
     p.write_text("monitoring: {}\n")
     with pytest.raises(ConfigError, match="no 'protection:'"):
         load_policy(p)
+
+
+@pytest.mark.parametrize(
+    ("kan", "message"),
+    [
+        ({"min_k": 0}, "min_k must be a whole number >= 1"),
+        ({"min_k": 5, "max_suppression": 0.9}, "max_suppression must be a share of rows in [0, 0.5]"),
+        ({"min_k": 5, "max_suppression": True}, "max_suppression"),
+        ({"min_k": 5, "hierarchies": {"age": ["band5", "decade"]}}, "hierarchies.age must be a list of distinct"),
+        ({"min_k": 5, "hierarchies": {"age": "band5"}}, "hierarchies.age"),
+        ({"min_k": 5, "suppress": 1}, "unknown key(s) ['suppress']"),
+        ([5], "k_anonymity must be a mapping"),
+    ],
+)
+def test_k_anonymity_section_is_strict(kan, message):
+    with pytest.raises(ConfigError) as e:
+        Policy.from_dict({"k_anonymity": kan})
+    assert message in str(e.value)
+
+
+def test_k_anonymity_section_parses():
+    pol = Policy.from_dict({"k_anonymity": {"min_k": 5, "max_suppression": 0.01, "hierarchies": {"sex": ["raw", "*"]}}})
+    assert (pol.min_k, pol.max_suppression, dict(pol.hierarchies)) == (5, 0.01, {"sex": ("raw", "*")})
+    assert Policy.from_dict({}).min_k is None

@@ -24,9 +24,25 @@ _WORDY = (
     rf"(?:{_MONTHS}\.? \d{{1,2}}(?:st|nd|rd|th)?,? (?P<y4>(?:19|20)\d\d)"
     rf"|\d{{1,2}}(?:st|nd|rd|th)? {_MONTHS}\.?,? (?P<y5>(?:19|20)\d\d))"
 )
-_DATE = rf"(?:{_ISO}|{_MDY}|{_DMY}|{_WORDY})"
+# birth dates written out in Spanish, Portuguese, German, French, Italian and Dutch
+_FOREIGN_MONTHS = (
+    r"(?:enero|febrero|marzo|abril|mayo|junio|julio|agosto|sept?iembre|octubre|noviembre|diciembre|"
+    r"janeiro|fevereiro|março|maio|junho|julho|setembro|outubro|novembro|dezembro|"
+    r"Januar|Jänner|Februar|März|Mai|Juni|Juli|Oktober|Dezember|"
+    r"janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre|novembre|décembre|"
+    r"gennaio|febbraio|aprile|maggio|giugno|luglio|settembre|ottobre|dicembre|"
+    r"januari|februari|maart|mei|juli|augustus|oktober)"
+)
+_FOREIGN = (
+    rf"(?:\d{{1,2}}(?:\.|º|er)? (?:de )?{_FOREIGN_MONTHS}(?: de|,)? (?P<y6>(?:19|20)\d\d))"
+)
+_DATE = rf"(?:{_ISO}|{_MDY}|{_DMY}|{_WORDY}|{_FOREIGN})"
 _CELL = re.compile(rf"{_DATE}(?:[ T]00:00(?::00(?:\.0+)?)?)?")
-_BIRTH_WORDS = ("born", "birth", "dob", "d.o.b", "geboren", "né le", "née le")
+_BIRTH_WORDS = (
+    "born", "birth", "dob", "d.o.b", "geboren", "né le", "née le", "né ", "née ", "nacido", "nacida",
+    "fecha de nacimiento", "f. nac", "nato", "nata", "data di nascita", "nascido", "nascida", "geb.",
+    "date de naissance", "geboortedatum", "urodzon",
+)  # fmt: skip
 _NOT_BIRTH = (
     r"order", r"creat", r"updat", r"modif", r"visit", r"admi", r"discharg", r"hire", r"start", r"end",
     r"ship", r"deliver", r"transact", r"event", r"timestamp", r"expir", r"due", r"purchase", r"invoice",
@@ -72,7 +88,9 @@ class DateOfBirthRecognizer(Recognizer):
         return 0.0, (f"dates without birth context ({lo}–{hi}) are not reported as birth dates",)
 
     def score_span(self, match: str, before: str, after: str) -> float | None:
-        return 0.9 if self.has_context(before[-32:]) else None
+        # the birth word must be in the same sentence ("born on 3 May 1980. Seen on 4 June 2024" has one)
+        near = re.split(r"[.;!?] (?=\S)|\n", before[-32:])[-1]
+        return 0.9 if self.has_context(near) else None
 
     def mask(self, value: str) -> str:
         return re.sub(r"[^\W_]", "*", value)

@@ -15,18 +15,26 @@ from bastion.data.pii.interface import EntityType, Recognizer, as_mask
 
 __all__ = ["PersonRecognizer"]
 
-_UP = "A-ZÀ-ÖØ-Þ"
-_LOW = "a-zß-öø-ÿ"
+# Latin-1 plus Latin Extended-A (Polish, Czech, Hungarian, Turkish ... letters)
+_EXT_UP = "".join(c for c in map(chr, range(0x100, 0x180)) if c.isupper())
+_EXT_LOW = "".join(c for c in map(chr, range(0x100, 0x180)) if c.islower())
+_UP = "A-ZÀ-ÖØ-Þ" + _EXT_UP
+_LOW = "a-zß-öø-ÿ" + _EXT_LOW
 _TOK = rf"(?:O['’]|Mc|Mac|D['’])?[{_UP}][{_LOW}]+(?:-[{_UP}][{_LOW}]+)?"
 _PARTICLE = r"(?:van der|van den|van de|van|von|de la|de los|del|de|da|di|dos|du|le|la|bin|ibn|al|el|ten|ter)"
 _TITLE = "|".join(sorted(TITLES, key=len, reverse=True))
 _SEQ = re.compile(
-    rf"(?<![\w.@'’-])(?:(?P<title>{_TITLE})\.? )?(?P<name>{_TOK}(?: (?:{_PARTICLE} )?{_TOK}){{0,3}})(?![\w@'’])"
+    rf"(?<![\w.@'’-])(?:(?P<title>{_TITLE})\.? (?P<lead>(?:{_PARTICLE} ){{0,2}}))?"
+    rf"(?P<name>{_TOK}(?: (?:{_PARTICLE} )?{_TOK}){{0,3}})(?![\w@'’])"
 )
 _CONTEXT = (
     "patient", "name", "named", "called", "spoke with", "spoke to", "met with", "contact", "son ", "daughter",
     "wife", "husband", "mother", "father", "brother", "sister", "dear", "hi ", "hello", "cc:", "signed",
     "seen by", "referred by", "guardian", "caregiver", "pt ", "client", "customer", "user",
+)
+_INITIAL_NAME = re.compile(rf"(?<![\w.])(?<!\d )[A-Z]\. ?(?P<name>{_TOK}(?: {_TOK})?)(?![\w@'’])")
+_CAPS_COMMA = re.compile(
+    rf"(?<![\w])(?P<last>[{_UP}]{{2,}}(?:[-' ][{_UP}]{{2,}})?), (?P<first>{_TOK})(?![\w@'’])"
 )
 _CELL = re.compile(
     rf"(?:(?:{_TITLE})\.? )?(?P<first>{_TOK})(?:,? (?:{_PARTICLE} )?(?:[{_UP}]\. )?(?P<last>{_TOK}(?: {_TOK})?))?"
@@ -116,6 +124,22 @@ class PersonRecognizer(Recognizer):
         return (1.0 if kind[0] == "full names" else 0.9), (why,)
 
     def find_in_text(self, text: str) -> Iterator[tuple[int, int, float]]:
+        yield from self._find_sequences(text)
+        first_set = first_names()
+        # "J. Grunt": an initial and a capitalised surname, dictionary or not
+        for m in _INITIAL_NAME.finditer(text):
+            words = m.group("name").split()
+            if words[0] in NOT_NAMES or words[-1] in NOT_NAMES or _FACILITY_AFTER.match(text, m.end()):
+                continue
+            yield m.start(), m.end(), 0.7
+        # "GIRAUD, Marc": a surname in capitals, a comma and a given name
+        for m in _CAPS_COMMA.finditer(text):
+            first = m.group("first")
+            if first in NOT_NAMES or first in TITLES or len(m.group("last")) < 3:
+                continue
+            yield m.start(), m.end(), 0.85 if first.split("-")[0] in first_set else 0.7
+
+    def _find_sequences(self, text: str) -> Iterator[tuple[int, int, float]]:
         first_set, last_set = first_names(), last_names()
         for m in _SEQ.finditer(text):
             name = m.group("name")
@@ -150,7 +174,7 @@ class PersonRecognizer(Recognizer):
             words = [t for _, t in toks if t[0].isupper()]
             before = text[max(0, s - 28) : s]
             if title is not None:
-                yield s, e, 0.92
+                yield (m.start("lead") if m.group("lead") else s), e, 0.92
                 continue
             context = self.has_context(before)
             if len(words) >= 2:

@@ -18,7 +18,7 @@ from bastion.data.pii.interface import EntityType, Recognizer, as_mask
 __all__ = ["PhoneRecognizer"]
 
 # Regions tried, in order, for numbers written without a country code.
-DEFAULT_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR")
+DEFAULT_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR", "NL", "IT", "ES")
 
 _CELL = re.compile(r"(?:\+|00)?[\d(][\d ().\-/]{5,22}\d(?: ?(?:x|ext\.?) ?\d{1,5})?", re.IGNORECASE)
 _HAS_FORMAT = re.compile(r"^\+|^00|[ ().\-/]")
@@ -48,8 +48,9 @@ class PhoneRecognizer(Recognizer):
     negative_name_hints = (r"order", r"invoice", r"sku", r"\blot\b", r"serial", r"batch", r"tracking")
     priority = 60
     text_pattern = (
-        r"(?<![\w+/.-])(?:\+\d{1,3}[ .-]?|00\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,8}"
-        r"(?:[ .-]\d{1,8}){1,5}(?![\w-]|\.\d)|(?<![\w+/.-])\+?\d{8,14}(?![\w-]|\.\d)"
+        r"(?<![\w+/.-])(?:\+\d{1,3}[ .-]?|00\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?\d{1,8}(?:[ .-]\d{1,8}){0,5}|"
+        r"\d{1,8}(?:[ .-]\d{1,8}){1,5})(?: ?(?:x|ext\.?) ?\d{1,5})?(?![\w-]|\.\d)"
+        r"|(?<![\w+/.-])\+?\d{8,14}(?![\w-]|\.\d)"
     )
     context_words = ("phone", "call", "tel", "mobile", "cell", "reach", "contact", "text", "fax", "ring")
     base_score = 0.75
@@ -72,7 +73,7 @@ class PhoneRecognizer(Recognizer):
         return 1.0, ()
 
     def score_span(self, match: str, before: str, after: str) -> float | None:
-        digits = sum(ch.isdigit() for ch in match)
+        digits = sum(ch.isdigit() for ch in re.split(r" ?(?:x|ext\.?) ?(?=\d)", match)[0])
         if digits < 7 or digits > 15:
             return None
         context = self.has_context(before)

@@ -51,7 +51,8 @@ class SsnRecognizer(Recognizer):
             if not (len(match) == 11 and itin_valid(digits)):
                 return None
             return 0.95 if self.has_context(before) else 0.85
-        context = self.has_context(before)
+        # the nearest words only: "SSN 123-45-6789, BSN 123456782" must not make the BSN an SSN
+        context = self.has_context(before[-16:])
         if len(match) == 9 and not context:
             return None  # a bare 9-digit number is only an SSN when the text says so
         return 0.95 if context else self.base_score

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bastion.data.pii.interface import Span
+from bastion.data.pii.person import _FACILITY_AFTER, _FACILITY_BEFORE
 
 __all__ = [
     "LINK_KINDS",
@@ -280,6 +281,11 @@ def _find_row(
         if hits:
             initials = {n[0] for n in names}
             for s, e in _join_names(text, hits, initials):
+                place = _FACILITY_AFTER.match(text, e) or _FACILITY_BEFORE.search(text, max(0, s - 7), s)
+                if dictionary is not None and place:
+                    # another row's name inside "Johns Hopkins Hospital": a place, unless it is this row's own
+                    if not all(low[a:b] in names for a, b in hits if s <= a < e):
+                        continue
                 found.append(Span("PERSON", s, e, 1.0))
     return merge_spans(found) if len(found) > 1 else found
 

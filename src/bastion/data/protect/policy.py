@@ -21,7 +21,6 @@ __all__ = [
     "Policy",
     "Rule",
     "load_policy",
-    "validate_protection_section",
 ]
 
 #: national identifiers (bastion.data.pii.national_ids): encrypted like SSNs by default
@@ -295,11 +294,6 @@ def _parse_k_anonymity(
             )
         hierarchies[str(col)] = tuple(levels)
     return min_k, float(supp), hierarchies
-
-
-def validate_protection_section(data: Mapping[str, Any] | None, *, source: str = "bastion-policy.yaml") -> Policy:
-    """Validate the ``protection:`` section of the policy file (the hook the policy owner registers)."""
-    return Policy.from_dict({"protection": data}, source=source)
 
 
 def load_policy(path: Path | str | None) -> Policy:

@@ -1,0 +1,125 @@
+"""XGBoost native models (JSON or UBJSON) through ``xgboost.Booster``: never a pickle, the JSON's shape is checked
+before XGBoost parses it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bastion.errors import DataError
+from bastion.flavors.interface import Flavor, ModelAdapter, require
+
+__all__ = ["XGBoostAdapter", "XGBoostFlavor"]
+
+_MAX_CLASSES = 10_000
+
+
+class XGBoostAdapter(ModelAdapter):
+    flavor = "xgboost"
+
+    def __init__(self, booster: Any, *, objective: str, num_class: int) -> None:
+        self.booster = booster
+        self.objective = objective
+        names = booster.feature_names
+        classes: list[Any] | None = None
+        if objective.startswith(("binary:", "reg:logistic")) and objective != "binary:hinge":
+            classes = [0, 1]
+        elif objective in ("multi:softprob", "multi:softmax") and num_class >= 2:
+            classes = list(range(num_class))
+        self._margin_classes = objective == "multi:softmax"
+        super().__init__(classes=classes, feature_names=list(names) if names else None,
+                         n_features=int(booster.num_features()))
+
+    def _raw(self, x: Any) -> Any:
+        import xgboost
+
+        if self._margin_classes:  # softmax stores labels; ask for the per-class probabilities instead
+            dm = xgboost.DMatrix(x, feature_names=self.booster.feature_names)
+            margins = self.booster.predict(dm, output_margin=True, validate_features=False)
+            e = np.exp(margins - margins.max(axis=1, keepdims=True))
+            return e / e.sum(axis=1, keepdims=True)
+        out = self.booster.inplace_predict(x, validate_features=False)
+        if self.objective == "binary:logitraw":  # margins: the probability is their sigmoid
+            return 1.0 / (1.0 + np.exp(-np.asarray(out, dtype=np.float64)))
+        return out
+
+
+def check_json_schema(doc: Any, what: str) -> tuple[str, int]:
+    """``(objective, num_class)`` of an XGBoost JSON model document, or :class:`DataError` saying what is wrong."""
+    def bad(why: str) -> DataError:
+        return DataError(f"{what} is not an XGBoost model in its JSON format: {why}. Save it with "
+                         "booster.save_model('model.json') (or .ubj).")
+
+    if not isinstance(doc, dict) or not isinstance(doc.get("learner"), dict):
+        raise bad("it has no 'learner' object")
+    version = doc.get("version")
+    if not (isinstance(version, list) and len(version) == 3 and all(isinstance(v, int) for v in version)):
+        raise bad("'version' is not a list of three integers")
+    learner = doc["learner"]
+    for key in ("gradient_booster", "learner_model_param", "objective"):
+        if not isinstance(learner.get(key), dict):
+            raise bad(f"'learner.{key}' is missing or not an object")
+    objective = learner["objective"].get("name")
+    if not isinstance(objective, str):
+        raise bad("'learner.objective.name' is missing")
+    booster = learner["gradient_booster"].get("name")
+    if booster not in ("gbtree", "dart", "gblinear"):
+        raise bad(f"'learner.gradient_booster.name' is {booster!r}, not gbtree, dart or gblinear")
+    try:
+        num_class = int(learner["learner_model_param"].get("num_class", "0"))
+    except (TypeError, ValueError):
+        raise bad("'learner.learner_model_param.num_class' is not a number") from None
+    if not 0 <= num_class <= _MAX_CLASSES:
+        raise bad(f"num_class {num_class} is out of range")
+    names = learner.get("feature_names", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise bad("'learner.feature_names' is not a list of strings")
+    return objective, num_class
+
+
+class XGBoostFlavor(Flavor):
+    name: ClassVar[str] = "xgboost"
+    extra: ClassVar[str] = "xgboost"
+    dist: ClassVar[str] = "xgboost"
+
+    def detect(self, path: Path, head: bytes) -> bool:
+        if path.suffix.lower() == ".ubj":
+            return head[:1] == b"{"
+        stripped = head.lstrip()
+        return (stripped[:1] == b"{" and b'"learner"' in head[:4096]) or (
+            path.suffix.lower() == ".json" and stripped[:1] == b"{" and _has_learner(path))
+
+    def load(self, data: bytes, *, what: str, trusted: list[str] | None = None) -> XGBoostAdapter:
+        xgboost = require("xgboost", extra=self.extra, what="An XGBoost model")
+        if data.lstrip()[:1] == b"{" and data.lstrip()[1:2] in (b'"', b" ", b"\n", b"\r", b"\t", b"}"):
+            try:
+                doc = json.loads(data)
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise DataError(f"{what} is not valid JSON ({type(e).__name__} at byte {getattr(e, 'pos', '?')}); "
+                                "save it with booster.save_model('model.json').") from e
+            objective, num_class = check_json_schema(doc, what)
+            raw = bytearray(data)
+        else:  # UBJSON: XGBoost's binary JSON; its own parser checks it
+            raw = bytearray(data)
+            objective, num_class = "", 0
+        booster = xgboost.Booster()
+        try:
+            booster.load_model(raw)
+        except Exception as e:  # XGBoostError, ValueError: a refused artifact, never a crash
+            raise DataError(f"{what} could not be loaded by XGBoost: {str(e).splitlines()[0][:300]}") from e
+        if not objective:
+            cfg = json.loads(booster.save_config())
+            objective = str(cfg["learner"]["objective"]["name"])
+            num_class = int(cfg["learner"]["learner_model_param"].get("num_class", "0"))
+        return XGBoostAdapter(booster, objective=objective, num_class=num_class)
+
+
+def _has_learner(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return b'"learner"' in f.read(1 << 20)
+    except OSError:
+        return False
