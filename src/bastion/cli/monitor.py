@@ -113,6 +113,7 @@ def report(
         raise DataError("Give exactly one of --model (reference from the registry) or --reference FILE.")
     proj = project() if model else None
     cfg = _config(config, proj)
+    mv: Any = None
     if model:
         assert proj is not None
         mv, ref_data, _ = reference_for_model(proj, model)
@@ -122,7 +123,8 @@ def report(
     eng = _engine(engine, scheduler)
     try:
         with progress_bar("Drift by column", enabled=not json_) as bar:
-            result = report_from_data(ref_data, current, target=target, config=cfg, engine=eng, progress=bar)
+            result = report_from_data(ref_data, current, target=target, config=cfg, engine=eng, progress=bar,
+                                      project=proj, model_ref=mv.ref if model else None)
     finally:
         if eng is not None:
             eng.close()
