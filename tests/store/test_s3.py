@@ -118,6 +118,8 @@ def test_missing_bucket_is_a_clear_error(s3_server: Any, tmp_path: Path, monkeyp
     store = FsspecBlobStore("s3://no-such-bucket-here/p")
     with pytest.raises(StoreError, match=r"bucket 'no-such-bucket-here' .* does not exist"):
         store.check()
+    with pytest.raises(StoreError, match="no-such-bucket-here"):
+        store.put_bytes(b"data")
 
 
 def test_wrong_credentials_are_a_clear_error(s3_server: Any, s3_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

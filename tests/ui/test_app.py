@@ -334,3 +334,11 @@ def test_mounted_below_another_app(ui_root: Any) -> None:
                    follow_redirects=False)
         assert r.headers["location"].startswith("/ui/models/risk/1?")
         assert c.get("/ui/static/app.css").status_code == 200
+
+
+def test_version_page_shows_flavor_framework_and_input_signature(client: Any) -> None:
+    login(client, "viewer")
+    page = client.get("/models/risk/1").text
+    assert 'id="flavor">skops' in page and "gated and served" in page
+    assert 'id="framework">scikit-learn==' in page
+    assert "2 named features: age, income" in page

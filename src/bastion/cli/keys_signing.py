@@ -93,9 +93,9 @@ def register(app: typer.Typer) -> None:
     @signing.command("export")
     def export(name: str = typer.Argument(..., help="Key whose public key to print (PEM).")) -> None:
         """Print the active public key (PEM), e.g. for `model_signing verify key --public_key`."""
-        from bastion.crypto.signing.keys import Keyring, signing_dir
+        from bastion.crypto.signing.keys import project_keyring
 
-        rec = Keyring(signing_dir(project())).active(name)
+        rec = project_keyring(project()).active(name)
         typer.echo(rec.public_key, nl=False)
 
     app.add_typer(signing, name="signing")

@@ -30,7 +30,7 @@ class DemoContext:
 
 
 def _stages() -> list[tuple[str, Callable[[DemoContext], None]]]:
-    from bastion.demo import gates_stage, monitor_stage, prepare_stage, serve_stage, train_stage
+    from bastion.demo import gates_stage, monitor_stage, prepare_stage, serve_stage, train_stage, vulns_stage
 
     return [
         ("Find and protect PII, validate (stage 1)", prepare_stage.run),
@@ -39,6 +39,7 @@ def _stages() -> list[tuple[str, Callable[[DemoContext], None]]]:
         ("Gate, mitigate, sign, promote (stage 3)", gates_stage.run),
         ("Serve securely: keys, validation, audit, hot rollback (stage 3)", serve_stage.run),
         ("Monitor drift, labels, attacks; alert and roll back (stage 4)", monitor_stage.run),
+        ("Check advisories and re-scan what is served (stage 4)", vulns_stage.run),
     ]
 
 

@@ -121,6 +121,9 @@ def add_labels(
     pq.write_table(pa.Table.from_pandas(out, preserve_index=False), tmp)
     os.chmod(tmp, 0o600)
     tmp.replace(path)
+    from bastion.monitor.prediction_log import ship_files
+
+    ship_files(home, "labels", model, [path], day=False)  # a team: into the shared object store
     audited = getattr(home, "audited", None)
     if callable(audited):  # a project: the library audits label arrival, whichever door called it
         audited("monitor.labels_add", model, {"rows": len(out), "file": path.name})
@@ -128,9 +131,14 @@ def add_labels(
 
 
 def read_labels(home: str | Path | Any, model: str) -> pd.DataFrame:
-    """All stored labels of ``model`` (the latest label wins per request id)."""
+    """All stored labels of ``model`` (the latest label wins per request id): this folder's, and for a team
+    with an object store every folder's (``<artifacts_url>/labels/<model>/``)."""
+    from bastion.monitor.prediction_log import fetch_files
+
     d = labels_dir(home, model)
     files = sorted(d.glob("labels-*.parquet")) if d.is_dir() else []
+    shared = fetch_files(home, "labels", model, r"labels-\d{8}T\d{12}Z\.parquet", day=False)
+    files = sorted([*files, *(shared or [])], key=lambda f: f.name)
     if not files:
         return pd.DataFrame({"request_id": pd.Series(dtype=str), LABEL_COLUMN: pd.Series(dtype=str)})
     df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)

@@ -19,6 +19,7 @@ server's shipper appends Arrow tables (:meth:`PredictionLogWriter.append_table`)
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -59,6 +60,7 @@ __all__ = [
     "prediction_log_dir",
     "prediction_log_files",
     "read_prediction_log",
+    "ship_prediction_logs",
 ]
 
 log = logging.getLogger("bastion.monitor")
@@ -581,10 +583,131 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def prediction_log_files(home: str | Path | Any, model: str) -> list[Path]:
-    """The model's Parquet log files, oldest first."""
+def _local_parts(home: str | Path | Any, model: str) -> list[Path]:
     d = prediction_log_dir(home, model)
     return sorted(d.glob("part-*.parquet")) if d.is_dir() else []
+
+
+def _object_store(source: Any, folder: str = "predictions") -> tuple[Any, str, str] | None:
+    """``(fs, base path, URL)`` of the project's ``folder`` (prediction logs, labels) in its object store, or
+    None when the project keeps artifacts on local disk (``source`` may also be a bare home path: then None)."""
+    settings = getattr(source, "settings", None)
+    url = str(getattr(settings, "artifacts", "") or "")
+    if "://" not in url or url.startswith("file://"):
+        return None
+    import fsspec
+
+    from bastion.store.blobs import s3_fs_kwargs
+
+    scheme = url.split("://", 1)[0]
+    kwargs = s3_fs_kwargs(dict(settings.storage_options)) if scheme in {"s3", "s3a"} else {}  # type: ignore[union-attr]
+    fs, base = fsspec.core.url_to_fs(url, **kwargs)
+    return fs, f"{base.rstrip('/')}/{folder}", f"{url.rstrip('/')}/{folder}"
+
+
+def _day_of(name: str) -> str:
+    m = re.fullmatch(r"part-(\d{4})(\d{2})(\d{2})T.*\.parquet", name)
+    if m is None:
+        raise DataError(f"Prediction log file {name!r} does not carry its date (part-YYYYMMDDT...).")
+    return f"{m.group(1)}-{m.group(2)}-{m.group(3)}"
+
+
+def ship_files(project: Any, folder: str, model: str, files: Sequence[Path], *, day: bool = True) -> list[str]:
+    """Upload ``files`` to ``<artifacts_url>/<folder>/<model>/[day=YYYY-MM-DD/]<name>`` and delete each local
+    copy once the object store holds it with the same size. No-op (returns []) without an object store."""
+    store = _object_store(project, folder)
+    if store is None:
+        return []
+    fs, base, url = store
+    shipped = []
+    with _remote_errors("ship", url):
+        for part in files:
+            sub = f"day={_day_of(part.name)}/" if day else ""
+            key = f"{base}/{_check_name(model)}/{sub}{part.name}"
+            size = part.stat().st_size
+            fs.put_file(str(part), key)
+            if int(fs.info(key)["size"]) != size:
+                raise DataError(f"The object store holds {key} with another size than {part}; kept the local file.")
+            part.unlink(missing_ok=True)
+            shipped.append(key)
+    return shipped
+
+
+def fetch_files(project: Any, folder: str, model: str, name_re: str, *, day: bool = True) -> list[Path] | None:
+    """Every file of ``model`` under ``<artifacts_url>/<folder>/`` whose name matches ``name_re``, copied once
+    into ``<home>/cache/<folder>/<model>/`` (files never change); sorted by name. None without an object
+    store. Keys of any other shape are ignored, never read."""
+    store = _object_store(project, folder)
+    if store is None:
+        return None
+    fs, base, url = store
+    cache = prediction_log_dir(project, model).parent.parent / "cache" / folder / _check_name(model)
+    out: list[Path] = []
+    with _remote_errors("read", url):
+        try:
+            found = fs.find(f"{base}/{model}", detail=True)
+        except FileNotFoundError:
+            found = {}
+        for key, info in sorted(found.items()):
+            parts = key[len(f"{base}/{model}/"):].split("/")
+            if day:
+                if len(parts) != 2 or not re.fullmatch(r"day=\d{4}-\d{2}-\d{2}", parts[0]):
+                    continue
+            elif len(parts) != 1:
+                continue
+            if not re.fullmatch(name_re, parts[-1]):
+                continue
+            local = cache.joinpath(*parts)
+            if not local.is_file() or local.stat().st_size != int(info.get("size", -1)):
+                local.parent.mkdir(parents=True, exist_ok=True)
+                tmp = local.with_name("." + local.name + ".tmp")
+                fs.get_file(key, str(tmp))
+                os.replace(tmp, local)
+            out.append(local)
+    return sorted(out, key=lambda p: p.name)
+
+
+@contextlib.contextmanager
+def _remote_errors(what: str, url: str) -> Iterator[None]:
+    from bastion.errors import StoreError
+    from bastion.store.blobs import _is_network_error
+
+    try:
+        yield
+    except DataError:
+        raise
+    except Exception as e:
+        if not _is_network_error(e):
+            raise
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise StoreError(f"Cannot {what} prediction logs at {url}: {first}. Check the object store "
+                         "settings (artifacts_url, storage_options, AWS_* credentials).") from e
+
+
+def ship_prediction_logs(project: Any, model: str) -> list[str]:
+    """Move the model's finished local Parquet files (rolled from the write-ahead log) to the object store,
+    partitioned as ``<artifacts_url>/predictions/<model>/day=YYYY-MM-DD/<file>``; returns what was shipped.
+
+    A file is deleted locally only after the object store holds it with the same size. No-op for a project
+    whose artifacts are on local disk (the files already are where ``monitor run`` reads them).
+    """
+    shipped = ship_files(project, "predictions", model, _local_parts(project, model))
+    if shipped:
+        log.info("prediction log: shipped %s file(s) of %s", len(shipped), model)
+    return shipped
+
+
+def prediction_log_files(home: str | Path | Any, model: str) -> list[Path]:
+    """The model's Parquet log files, oldest first.
+
+    For a project with an object store, local files are shipped first, then every file of the model in the
+    object store (from any machine) is fetched into ``<home>/cache/predictions/<model>/`` (once; files never
+    change) and those local copies are returned, so readers and local Dask workers read plain files.
+    """
+    if _object_store(home) is None:
+        return _local_parts(home, model)
+    ship_prediction_logs(home, model)
+    return fetch_files(home, "predictions", model, r"part-[A-Za-z0-9._-]+\.parquet") or []
 
 
 def _dataset(files: Sequence[str | Path]) -> pads.Dataset:

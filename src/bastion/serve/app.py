@@ -33,7 +33,7 @@ from starlette.routing import Route
 
 from bastion.errors import AuthError, BastionError, ConfigError, StoreError
 from bastion.serve.audit_sink import AuditJournal, journal_dir
-from bastion.serve.auth import ApiKeyStore, Authenticator, Principal, api_keys_path
+from bastion.serve.auth import ApiKeyStore, Authenticator, Principal, api_keys_path, import_legacy_keyring
 from bastion.serve.config import ServeConfig
 from bastion.serve.limits import RateLimited, make_limiter
 from bastion.serve.loader import LoadedModel, check_trust, load_trusted
@@ -201,7 +201,10 @@ class ServerState:
             from bastion.serve._jwt import JwtVerifier
 
             jwt = JwtVerifier(config.jwt)
-        self.auth = Authenticator(ApiKeyStore(api_keys_path(project)), jwt)
+        if api_keys_path(project).is_file():  # keys of an older Bastion: into the shared database, once
+            with project.transaction() as tx:
+                import_legacy_keyring(project, tx)
+        self.auth = Authenticator(ApiKeyStore(project.db), jwt)
         self.limiter = make_limiter(config.limits, config.workers)
         self.journal: AuditJournal | None = None
         self.sink: _PredictionSink | None = None
@@ -233,11 +236,24 @@ class ServerState:
         self.ready = False
         if self.sink is not None:
             self.sink.close()
+            self.ship_logs()
         if self.journal is not None:
             seal = self.journal.close()
             self.project.audited("serve.stop", f"{self.current.name}@{self.current.alias}", seal)
             log.info("stopped; journal %s sealed at %s entries", seal["journal_id"], seal["entries"])
         self.project.close()
+
+    def ship_logs(self) -> None:
+        """Move rolled prediction-log files to the object store (teams), where `monitor run` reads them from
+        any machine; best effort: what is not shipped now stays on disk and goes next time."""
+        if not self.config.prediction_log:
+            return
+        from bastion.monitor.prediction_log import ship_prediction_logs
+
+        try:
+            ship_prediction_logs(self.project, self.current.name)
+        except BastionError as e:
+            log.error("prediction log not shipped yet: %s", e.message)
 
     # -- hot reload --------------------------------------------------------------------------
     def reload(self, *, force: bool = False, actor: str = "poll") -> dict[str, Any]:
@@ -294,6 +310,7 @@ class ServerState:
             await asyncio.sleep(self.config.poll_s)
             try:
                 await loop.run_in_executor(None, self.reload)
+                await loop.run_in_executor(None, self.ship_logs)
             except Exception:  # the poller must survive anything (a bad DB moment), and say so
                 log.exception("alias poll failed")
 

@@ -1,14 +1,13 @@
-"""API keys and bearer tokens for the model server: a hashed JSON keyring, roles, and optional JWTs.
+"""API keys and bearer tokens for the model server: hashed keys in the metadata database, roles, optional JWTs.
 
 Keys are 256 random bits shown once; only their SHA-256 digest is stored, found by a short id prefix.
+Every server and folder using the same database shares the keys and their revocations.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import hmac
 import json
@@ -18,12 +17,12 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bastion.errors import AuthError, KeyManagementError
+from bastion.errors import AuthError, BastionError, KeyManagementError
 
 if TYPE_CHECKING:
     from bastion.protocols import ProjectHandle
@@ -38,6 +37,7 @@ __all__ = [
     "Principal",
     "api_keys_path",
     "create_api_key",
+    "import_legacy_keyring",
     "list_api_keys",
     "revoke_api_key",
 ]
@@ -56,7 +56,8 @@ def _now() -> str:
 
 
 def api_keys_path(project: ProjectHandle) -> Path:
-    """``<project home>/keys/api/keys.json``."""
+    """``<project home>/keys/api/keys.json``: where Bastion before 0.2 kept API keys (imported into the
+    database on first use)."""
     return Path(project.settings.home_path) / "keys" / "api" / "keys.json"
 
 
@@ -122,91 +123,111 @@ class CreatedKey:
 
 
 class ApiKeyStore:
-    """The keyring file: read (cached until its file changes), written atomically under a lock."""
+    """The API keys in the metadata database, shared by every server and folder using that database.
 
-    def __init__(self, path: Path, *, recheck_s: float = 0.5) -> None:
-        self.path = Path(path)
+    A server keeps the rows in memory and re-reads them at most every ``recheck_s`` seconds (default 0.5),
+    so a key created or revoked anywhere takes effect on every replica within a second, without restart.
+    """
+
+    def __init__(self, db: Any, *, recheck_s: float = 0.5) -> None:
+        self.db = db
         self.recheck_s = recheck_s
-        self._checked = 0.0
-        self._lock_path = self.path.with_name(self.path.name + ".lock")
+        self._checked = -1e18
         self._mutex = threading.Lock()
-        self._stamp: tuple[int, int, int] | None = None
         self._by_id: dict[str, ApiKeyRecord] = {}
+        self._ok = False
 
     # -- reading -----------------------------------------------------------------------------
-    def _file_stamp(self) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
+    @staticmethod
+    def read(conn: Any) -> list[ApiKeyRecord]:
+        """Every key row visible to ``conn``, oldest first."""
+        from sqlalchemy import select
 
-    def _read(self) -> list[ApiKeyRecord]:
-        if not self.path.is_file():
-            return []
-        try:
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise KeyManagementError(f"{self.path} is not a readable JSON keyring: {e}. Restore it from backup.") from e
-        if not isinstance(doc, dict) or doc.get("schema_version") != 1 or not isinstance(doc.get("keys"), list):
-            raise KeyManagementError(f"{self.path} is not a Bastion API keyring (schema_version 1).")
-        return [ApiKeyRecord.from_dict(k) for k in doc["keys"]]
+        from bastion.store.schema import api_keys
+
+        out = []
+        for r in conn.execute(select(api_keys).order_by(api_keys.c.seq)):
+            try:
+                roles = json.loads(r.roles_json)
+            except ValueError as e:
+                raise KeyManagementError(f"API key {r.id!r} has unreadable roles in the database.") from e
+            out.append(ApiKeyRecord.from_dict({
+                "id": r.id, "name": r.name, "roles": roles, "digest": r.digest, "created_at": r.created_at,
+                "created_by": r.created_by, "revoked_at": r.revoked_at, "revoked_by": r.revoked_by,
+                "revoke_reason": r.revoke_reason or "",
+            }))
+        return out
 
     def records(self) -> list[ApiKeyRecord]:
         """Every key (active and revoked), oldest first."""
-        return self._read()
+        with self.db.read() as conn:
+            return self.read(conn)
 
     def lookup(self, key_id: str) -> ApiKeyRecord | None:
-        """The record with ``key_id``, re-reading the file when it changed (checked at most every ``recheck_s``
-        seconds, so a revocation takes effect within that time, without restart).
+        """The record with ``key_id``, from rows re-read at most every ``recheck_s`` seconds.
 
-        A keyring that becomes unreadable denies every key (fail closed) until it is fixed.
+        A database that cannot be read denies every key (fail closed) until it answers again.
         """
         now = time.monotonic()
-        if now - self._checked < self.recheck_s and self._stamp is not None:
-            return self._by_id.get(key_id)
-        self._checked = now
-        stamp = self._file_stamp()
-        if stamp != self._stamp:
+        if now - self._checked >= self.recheck_s or not self._ok:
             with self._mutex:
-                stamp = self._file_stamp()
-                if stamp != self._stamp:
+                if now - self._checked >= self.recheck_s or not self._ok:
                     try:
-                        recs = self._read()
-                    except KeyManagementError:
-                        log.error("API keyring %s unreadable; refusing every API key until it is fixed", self.path)
-                        self._by_id, self._stamp = {}, None
+                        recs = self.records()
+                    except BastionError as e:
+                        if self._ok:
+                            log.error("API keys unreadable (%s); refusing every API key until the database answers",
+                                      e.message.splitlines()[0])
+                        self._by_id, self._ok = {}, False
+                        self._checked = now
                         return None
                     self._by_id = {r.id: r for r in recs}
-                    self._stamp = stamp
+                    self._ok = True
+                    self._checked = now
         return self._by_id.get(key_id)
 
-    # -- writing -----------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[list[ApiKeyRecord]]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._lock_path, "a+") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            try:
-                yield self._read()
-            finally:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
-    def _write(self, records: Iterable[ApiKeyRecord]) -> None:
-        doc = {"schema_version": 1, "keys": [{k: v for k, v in r.to_dict().items() if k not in ("prefix", "status")}
-                                             for r in records]}
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(doc, indent=2) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        dfd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+def import_legacy_keyring(project: ProjectHandle, conn: Any) -> int:
+    """Move a ``keys/api/keys.json`` written by an older Bastion into the database (once); returns how many
+    keys were imported. The file is renamed ``keys.json.imported`` afterwards."""
+    from sqlalchemy import insert
+
+    from bastion.store.schema import api_keys
+
+    path = api_keys_path(project)
+    if not path.is_file():
+        return 0
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise KeyManagementError(f"{path} is not a readable JSON keyring: {e}. Restore it from backup.") from e
+    if not isinstance(doc, dict) or doc.get("schema_version") != 1 or not isinstance(doc.get("keys"), list):
+        raise KeyManagementError(f"{path} is not a Bastion API keyring (schema_version 1).")
+    have = {r.id for r in ApiKeyStore.read(conn)}
+    n = 0
+    for rec in (ApiKeyRecord.from_dict(k) for k in doc["keys"]):
+        if rec.id in have:
+            continue
+        conn.execute(insert(api_keys).values(**_row(rec), seq=_next_seq(conn)))
+        n += 1
+    os.replace(path, path.with_name(path.name + ".imported"))
+    if n:
+        project.record(conn, "keys.api.import", "api-keys", {"count": n, "from": path.name})
+    return n
+
+
+def _next_seq(conn: Any) -> int:
+    from sqlalchemy import func, select
+
+    from bastion.store.schema import api_keys
+
+    return int(conn.execute(select(func.coalesce(func.max(api_keys.c.seq), 0))).scalar_one()) + 1
+
+
+def _row(rec: ApiKeyRecord) -> dict[str, Any]:
+    return {"id": rec.id, "name": rec.name, "roles_json": json.dumps(list(rec.roles)), "digest": rec.digest,
+            "created_at": rec.created_at, "created_by": rec.created_by, "revoked_at": rec.revoked_at,
+            "revoked_by": rec.revoked_by, "revoke_reason": rec.revoke_reason}
 
 
 def _check_roles(roles: Iterable[str]) -> tuple[str, ...]:
@@ -221,13 +242,18 @@ def _check_roles(roles: Iterable[str]) -> tuple[str, ...]:
 
 def create_api_key(project: ProjectHandle, name: str, roles: Iterable[str]) -> CreatedKey:
     """Make a key with ``roles`` for client ``name``; returns it once (only its digest is kept); audited."""
+    from sqlalchemy import insert
+
+    from bastion.store.schema import api_keys
+
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise KeyManagementError(
             f"Invalid API key name {name!r}: use 1-64 letters, digits, '.', '_' or '-' (letter or digit first)."
         )
     role_t = _check_roles(roles)
-    store = ApiKeyStore(api_keys_path(project))
-    with project.transaction() as tx, store._locked() as recs:
+    with project.transaction() as tx:
+        import_legacy_keyring(project, tx)
+        recs = ApiKeyStore.read(tx)
         if any(r.name == name and r.active for r in recs):
             raise KeyManagementError(
                 f"An active API key named '{name}' exists; revoke it first (`bastion keys api revoke {name}`)."
@@ -240,22 +266,30 @@ def create_api_key(project: ProjectHandle, name: str, roles: Iterable[str]) -> C
         key = f"{KEY_PREFIX}{key_id}_{secret}"
         rec = ApiKeyRecord(id=key_id, name=name, roles=role_t, digest=_digest(key), created_at=_now(),
                            created_by=project.actor)
-        store._write([*recs, rec])
+        tx.execute(insert(api_keys).values(**_row(rec), seq=_next_seq(tx)))
         project.record(tx, "keys.api.create", f"api-key:{key_id}", {"name": name, "roles": list(role_t)})
     log.info("API key %s created for %s (%s)", key_id, name, ",".join(role_t))
     return CreatedKey(rec, key)
 
 
 def list_api_keys(project: ProjectHandle) -> list[ApiKeyRecord]:
-    """Every API key of the project (active and revoked), oldest first."""
-    return ApiKeyStore(api_keys_path(project)).records()
+    """Every API key of the deployment (active and revoked), oldest first."""
+    if api_keys_path(project).is_file():
+        with project.transaction() as tx:
+            import_legacy_keyring(project, tx)
+    return ApiKeyStore(project.db).records()
 
 
 def revoke_api_key(project: ProjectHandle, ident: str, *, reason: str = "") -> ApiKeyRecord:
-    """Revoke the active key named ``ident`` (or with id / prefix ``ident``); running servers stop
-    accepting it on their next request. Audited."""
-    store = ApiKeyStore(api_keys_path(project))
-    with project.transaction() as tx, store._locked() as recs:
+    """Revoke the active key named ``ident`` (or with id / prefix ``ident``); every server using the same
+    database refuses it within a second. Audited."""
+    from sqlalchemy import update
+
+    from bastion.store.schema import api_keys
+
+    with project.transaction() as tx:
+        import_legacy_keyring(project, tx)
+        recs = ApiKeyStore.read(tx)
         want = ident.removeprefix(KEY_PREFIX).rstrip("_")
         hits = [r for r in recs if r.active and (r.name == ident or r.id == want)]
         if not hits:
@@ -263,7 +297,8 @@ def revoke_api_key(project: ProjectHandle, ident: str, *, reason: str = "") -> A
             raise KeyManagementError(f"No active API key named or with id '{ident}'. Active keys: {known}.")
         target = hits[0]
         new = replace(target, revoked_at=_now(), revoked_by=project.actor, revoke_reason=reason)
-        store._write([new if r.id == target.id else r for r in recs])
+        tx.execute(update(api_keys).where(api_keys.c.id == target.id, api_keys.c.revoked_at.is_(None))
+                   .values(revoked_at=new.revoked_at, revoked_by=new.revoked_by, revoke_reason=reason))
         project.record(tx, "keys.api.revoke", f"api-key:{target.id}", {"name": target.name, "reason": reason})
     log.info("API key %s (%s) revoked", target.id, target.name)
     return new

@@ -24,7 +24,7 @@ __all__ = ["HEAD_REVISION", "Database"]
 
 log = logging.getLogger("bastion.store")
 
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 _WRITE_LOCK_KEY = 0x6261_7374  # "bast": PostgreSQL advisory lock serializing Bastion writers
 
 
@@ -33,6 +33,13 @@ def _redact(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "<unparseable URL>"
+
+
+def _why(e: BaseException) -> str:
+    """The first line of a driver error (psycopg adds hint lines), for a one-line message."""
+    orig = getattr(e, "orig", None) or e
+    text = str(orig).strip()
+    return (text.splitlines() or [type(orig).__name__])[0][:300]
 
 
 class Database:
@@ -94,7 +101,7 @@ class Database:
                         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _WRITE_LOCK_KEY})
                     yield conn
         except OperationalError as e:
-            raise StoreError(f"Cannot write to the metadata database {_redact(self.url)}: {e.orig}") from e
+            raise StoreError(f"Cannot write to the metadata database {_redact(self.url)}: {_why(e)}") from e
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -104,7 +111,7 @@ class Database:
                 with conn.begin():
                     yield conn
         except OperationalError as e:
-            raise StoreError(f"Cannot read the metadata database {_redact(self.url)}: {e.orig}") from e
+            raise StoreError(f"Cannot read the metadata database {_redact(self.url)}: {_why(e)}") from e
 
     @contextmanager
     def quick_read(self) -> Iterator[Connection]:
@@ -119,7 +126,7 @@ class Database:
                 yield conn
                 conn.rollback()
         except OperationalError as e:
-            raise StoreError(f"Cannot read the metadata database {_redact(self.url)}: {e.orig}") from e
+            raise StoreError(f"Cannot read the metadata database {_redact(self.url)}: {_why(e)}") from e
 
     # -- migrations ---------------------------------------------------------------------------
     def current_revision(self) -> str | None:
@@ -133,7 +140,7 @@ class Database:
             return str(row[0]) if row else None
         except OperationalError as e:
             raise StoreError(
-                f"Cannot connect to the metadata database {_redact(self.url)}: {e.orig}. "
+                f"Cannot connect to the metadata database {_redact(self.url)}: {_why(e)}. "
                 "Check the 'database_url' setting (bastion.toml or BASTION_DATABASE_URL)."
             ) from e
 
@@ -150,7 +157,7 @@ class Database:
         try:
             command.upgrade(cfg, "head")
         except OperationalError as e:
-            raise StoreError(f"Cannot migrate the metadata database {_redact(self.url)}: {e.orig}") from e
+            raise StoreError(f"Cannot migrate the metadata database {_redact(self.url)}: {_why(e)}") from e
         log.info("metadata database migrated to %s", HEAD_REVISION)
 
     def dispose(self) -> None:

@@ -206,3 +206,33 @@ login_throttle = Table(
     Column("failures", Integer, nullable=False),
     Index("ix_login_throttle_window", "window_start"),
 )
+
+# API keys of the model servers: only a SHA-256 digest of each key; revocation is a column, so every replica
+# sees it on its next refresh.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(8), primary_key=True),
+    Column("seq", Integer, nullable=False),  # creation order (writers are serialized)
+    Column("name", String(64), nullable=False),
+    Column("roles_json", Text, nullable=False),
+    Column("digest", String(71), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("revoked_at", String(40), nullable=True),
+    Column("revoked_by", String(200), nullable=True),
+    Column("revoke_reason", Text, nullable=False, default=""),
+    Index("ix_api_keys_name", "name"),
+)
+
+# Small shared JSON documents read as a whole (the public signing keyring): one row per document, with a
+# counter bumped on every write so readers can tell cheaply that it changed.
+shared_documents = Table(
+    "shared_documents",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    Column("updated_by", String(200), nullable=False),
+)

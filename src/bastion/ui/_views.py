@@ -12,6 +12,7 @@ from bastion.errors import BastionError
 
 if TYPE_CHECKING:
     from bastion.protocols import ProjectHandle
+    from bastion.registry.records import ModelVersion
 
 __all__ = [
     "alias_choices",
@@ -164,6 +165,21 @@ def version_page(project: ProjectHandle, ref: str, *, root_path: str = "") -> di
         "card": card,
         "has_monitoring": bool(project.attachments(mv.ref, "monitor_window")),
         "vulnerabilities": _version_vulns(project, mv.name, mv.version),
+        "flavor": _flavor(project, mv),
+    }
+
+
+def _flavor(project: ProjectHandle, mv: ModelVersion) -> dict[str, Any]:
+    """Flavor, framework, requirements and input signature recorded at registration (for the version page)."""
+    from bastion.flavors import is_servable, signature_summary
+
+    doc = _last(project, mv.ref, "flavor") or {}
+    return {
+        "servable": is_servable(mv.flavor),
+        "task": doc.get("task"),
+        "requirements": list(doc.get("requirements") or []),
+        "signature": signature_summary(doc.get("signature")) if doc else "not recorded",
+        "input_columns": doc.get("input_columns"),
     }
 
 

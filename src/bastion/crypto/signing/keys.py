@@ -1,6 +1,6 @@
 """Signing keys: generate, store encrypted (scrypt + AES-GCM), rotate, revoke; load for signing.
 
-Private keys live under ``<project home>/keys/signing/``; public keys and their status in ``keyring.json``.
+Private keys live under ``<project home>/keys/signing/``; public keys and their status in the metadata database.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ __all__ = [
     "init_signing_key",
     "list_signing_keys",
     "load_signing_key",
+    "project_keyring",
     "public_key_fingerprint",
     "revoke_signing_key",
     "rotate_signing_key",
@@ -294,42 +295,84 @@ def _load_chain(path: str | os.PathLike[str]) -> tuple[x509.Certificate, ...]:
 # ------------------------------------------------------------------------------------------ keyring
 
 
+def project_keyring(project: ProjectHandle) -> Keyring:
+    """The keyring of ``project``: in its metadata database, private keys under :func:`signing_dir`."""
+    return Keyring(signing_dir(project), getattr(project, "db", None), actor=str(getattr(project, "actor", "")))
+
+
 def signing_dir(project: ProjectHandle) -> Path:
     """``<project home>/keys/signing``: encrypted private keys and ``keyring.json``."""
     return Path(project.settings.home_path) / "keys" / "signing"
 
 
 class Keyring:
-    """The JSON keyring of a project: every signing public key ever made, with its status."""
+    """Every signing public key ever made, with its status.
+
+    With a database (``db``, as for every project) the keyring is the shared document ``signing-keyring`` in
+    the metadata database, so every folder and server using that database verifies with the same keys and sees
+    a revocation at once; private keys stay in ``directory`` on the machine that made them. Without one (or
+    before the first write), ``directory/keyring.json`` is read, as older Bastion versions wrote it.
+    """
 
     FILE = "keyring.json"
+    DOCUMENT = "signing-keyring"
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, db: Any | None = None, *, actor: str = "") -> None:
         self.directory = Path(directory)
         self.path = self.directory / self.FILE
+        self.db = db
+        self.actor = actor
 
-    def records(self) -> list[KeyRecord]:
+    def _from_doc(self, doc: Any, where: str) -> list[KeyRecord]:
+        keys = doc.get("keys") if isinstance(doc, dict) else None
+        if not isinstance(keys, list) or doc.get("schema_version") != 1:
+            raise KeyManagementError(f"{where} is not a Bastion signing keyring (schema_version 1).")
+        return [KeyRecord.from_dict(k) for k in keys]
+
+    def _file_records(self) -> list[KeyRecord]:
         if not self.path.is_file():
             return []
         try:
             doc = json.loads(self.path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise KeyManagementError(f"{self.path} is not valid JSON: {e}. Restore it from backup.") from e
-        keys = doc.get("keys") if isinstance(doc, dict) else None
-        if not isinstance(keys, list) or doc.get("schema_version") != 1:
-            raise KeyManagementError(f"{self.path} is not a Bastion signing keyring (schema_version 1).")
-        return [KeyRecord.from_dict(k) for k in keys]
+        return self._from_doc(doc, str(self.path))
 
-    def save(self, records: Sequence[KeyRecord]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
+    def records(self, conn: Any | None = None) -> list[KeyRecord]:
+        if self.db is None:
+            return self._file_records()
+        from bastion.store.shared import get_document
+
+        if conn is None:
+            with self.db.read() as c:
+                got = get_document(c, self.DOCUMENT)
+        else:
+            got = get_document(conn, self.DOCUMENT)
+        if got is None:
+            return self._file_records()
+        return self._from_doc(got[1], "the signing keyring in the database")
+
+    def save(self, records: Sequence[KeyRecord], conn: Any | None = None) -> None:
         doc = {"schema_version": 1, "keys": [r.to_dict() for r in records]}
-        tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path)
+        if self.db is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+            os.replace(tmp, self.path)
+            return
+        from bastion.store.shared import put_document
 
-    def active(self, name: str | None = None) -> KeyRecord:
+        if conn is None:
+            with self.db.write() as c:
+                put_document(c, self.DOCUMENT, doc, actor=self.actor)
+        else:
+            put_document(conn, self.DOCUMENT, doc, actor=self.actor)
+        if self.path.is_file():  # the database now holds it: keep the old file only as a backup
+            os.replace(self.path, self.path.with_name(self.FILE + ".imported"))
+
+    def active(self, name: str | None = None, conn: Any | None = None) -> KeyRecord:
         """The active key called ``name``; without a name, the only active key."""
-        recs = self.records()
+        recs = self.records(conn)
         if name is None:
             act = [r for r in recs if r.status == "active"]
             if len(act) == 1:
@@ -422,9 +465,9 @@ def _add_key(
     action: str,
     rotate_from: KeyRecord | None = None,
 ) -> KeyRecord:
-    ring = Keyring(signing_dir(project))
+    ring = project_keyring(project)
     with _locked(project) as tx:
-        recs = ring.records()
+        recs = ring.records(tx)
         if rotate_from is None and any(r.name == name for r in recs):
             raise KeyManagementError(
                 f"A signing key named '{name}' exists; "
@@ -446,7 +489,7 @@ def _add_key(
                 replace(r, status="rotated", rotated_at=rec.created) if r.fingerprint == old_fp else r
                 for r in recs
             ]
-        ring.save([*recs, rec])
+        ring.save([*recs, rec], tx)
         details: dict[str, Any] = {"fingerprint": rec.fingerprint, "curve": rec.curve}
         if rotate_from is not None:
             details["previous_fingerprint"] = rotate_from.fingerprint
@@ -457,14 +500,14 @@ def _add_key(
 
 def list_signing_keys(project: ProjectHandle) -> list[KeyRecord]:
     """Every signing key of the project (active, rotated and revoked), oldest first."""
-    return Keyring(signing_dir(project)).records()
+    return project_keyring(project).records()
 
 
 def rotate_signing_key(project: ProjectHandle, name: str, *, passphrase: str, curve: str | None = None) -> KeyRecord:
     """Replace the active key ``name`` with a new one; the old key stays valid for old signatures."""
     if not passphrase:
         raise KeyManagementError(f"A passphrase is required; set {PASSPHRASE_ENV} or answer the prompt.")
-    old = Keyring(signing_dir(project)).active(name)
+    old = project_keyring(project).active(name)
     key = generate_private_key(curve or old.curve)
     return _add_key(project, name, key, passphrase, (), action="keys.signing.rotate", rotate_from=old)
 
@@ -476,11 +519,11 @@ def revoke_signing_key(project: ProjectHandle, name: str, *, reason: str, finger
     """
     if not reason.strip():
         raise KeyManagementError("Revoking a key needs a reason (--reason); it goes into the audit log.")
-    ring = Keyring(signing_dir(project))
+    ring = project_keyring(project)
     with _locked(project) as tx:
-        recs = ring.records()
+        recs = ring.records(tx)
         if fingerprint is None:
-            target = ring.active(name)
+            target = ring.active(name, tx)
         else:
             found = [r for r in recs if r.name == name and r.fingerprint == fingerprint]
             if not found:
@@ -489,7 +532,7 @@ def revoke_signing_key(project: ProjectHandle, name: str, *, reason: str, finger
         if target.status == "revoked":
             raise KeyManagementError(f"Signing key '{name}' ({target.fingerprint}) is already revoked.")
         revoked = replace(target, status="revoked", revoked_at=_now(), revoked_reason=reason)
-        ring.save([revoked if r.fingerprint == target.fingerprint else r for r in recs])
+        ring.save([revoked if r.fingerprint == target.fingerprint else r for r in recs], tx)
         if target.key_file:
             (ring.directory / target.key_file).unlink(missing_ok=True)
         _audit(
@@ -536,7 +579,7 @@ def load_signing_key(
             raise KeyManagementError(
                 f"No signing key: pass a key file, set {KEY_ENV}, or run inside a project with a signing key."
             )
-        ring = Keyring(signing_dir(project))
+        ring = project_keyring(project)
         rec = ring.active(name)
         if not passphrase:
             raise KeyManagementError(f"Signing key '{rec.name}' is encrypted; set {PASSPHRASE_ENV}.")

@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bastion.crypto.signing.keys import Keyring, public_key_fingerprint, signing_dir
+from bastion.crypto.signing.keys import project_keyring, public_key_fingerprint, signing_dir
 from bastion.crypto.signing.oms import check_ec_key, key_hint
 from bastion.errors import ConfigError, KeyManagementError
 
@@ -89,7 +89,7 @@ class TrustStore:
                 revoked_at=r.revoked_at,
                 revoked_reason=r.revoked_reason,
             )
-            for r in Keyring(directory).records()
+            for r in project_keyring(project).records()
         )
         cas: list[x509.Certificate] = []
         ca_dir = directory / CA_DIR
