@@ -50,6 +50,12 @@ class CacheIndex:
                 self.versions[(kind, name, version)] = d["digest"]
                 if kind == "model" and isinstance(d.get("scan_report"), str):
                     self.attachments.setdefault(("model", name, version, "scan"), set()).add(d["scan_report"])
+                if kind == "model" and isinstance(d.get("flavor_document"), str):  # stored with the register
+                    self.attachments.setdefault(("model", name, version, "flavor"), set()).add(d["flavor_document"])
+        elif action == "model.rescan":  # a re-scan stores its report under this one audited entry
+            name, version = _split(e.subject)
+            if name is not None and version is not None and isinstance(d.get("report"), str):
+                self.attachments.setdefault(("model", name, version, "scan"), set()).add(d["report"])
         elif ".attach." in action:
             kind, _, doc_kind = action.partition(".attach.")
             name, version = _split(e.subject)
