@@ -64,6 +64,10 @@ class CacheIndex:
                 self.register_docs[(kind, name, version)] = {
                     v for k, v in d.items() if k != "digest" and isinstance(v, str) and v.startswith("sha256:")
                 }
+        elif action == "model.rescan":  # a re-scan stores its report under this one audited entry
+            name, version = _split(e.subject)
+            if name is not None and version is not None and isinstance(d.get("report"), str):
+                self.attachments.setdefault(("model", name, version, "scan"), set()).add(d["report"])
         elif ".attach." in action:
             kind, _, doc_kind = action.partition(".attach.")
             name, version = _split(e.subject)

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from bastion.cli._common import console, print_json, project
+from bastion.cli._render import short
 from bastion.errors import EXIT_CHECKS_FAILED
 
 app = typer.Typer(help="Read and verify the tamper-evident audit log.", no_args_is_help=True)
@@ -31,7 +32,7 @@ def log(
         t.add_column(col)
     for e in entries:
         details = ", ".join(f"{k}={v}" for k, v in sorted(e.details.items()))
-        t.add_row(str(e.seq), e.ts[:19], e.actor, e.action, e.subject, details[:80])
+        t.add_row(str(e.seq), e.ts[:19], e.actor, e.action, e.subject, short(details, 80))
     console.print(t)
 
 
@@ -60,8 +61,8 @@ def verify(
             cps = report.checkpoints
             anchored = (f", {cps.checkpoints} signed checkpoint(s) up to entry {cps.newest_seq}" if cps.key
                         else " (no audit key: run `bastion keys init` to sign checkpoints)")
-            console.print(f"[green]Audit chain intact[/]: {chain.entries} entries, head {chain.head_hash[:16]}…"
-                          f"{anchored}.")
+            console.print(f"[green]Audit chain intact[/]: {chain.entries} entries, head "
+                          f"{short(chain.head_hash, 16)}{anchored}.")
         else:
             if not chain.ok:
                 console.print(f"[bold red]Audit chain broken[/] at entry {chain.first_bad_seq}: {chain.problem}")
