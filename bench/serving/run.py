@@ -54,7 +54,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def prepare() -> dict[str, Any]:
+def prepare(*, mlflow: bool = True) -> dict[str, Any]:
     """The sample project (signed, scanned, gated, promoted), an API key, the model exported for the peers."""
     sys.path.insert(0, str(REPO / "src"))
     from bastion.project import open_project
@@ -84,6 +84,8 @@ def prepare() -> dict[str, Any]:
     for name, body in bodies.items():
         (WORK / f"body-{name}.json").write_text(json.dumps(body))
     (WORK / "post.lua").write_text(LUA)
+    if not mlflow:
+        return {"root": root, "key": key, "skops": skops_path}
     mlflow_model = WORK / "mlflow-model"
     if mlflow_model.exists():
         shutil.rmtree(mlflow_model)

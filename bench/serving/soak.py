@@ -192,7 +192,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--out", default=str(HERE / "SOAK.md"))
     args = ap.parse_args()
-    prep = prepare()
+    prep = prepare(mlflow=False)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
     env.update(PYTHONPATH=str(REPO / "src"), BASTION_UI_PASSWORD="ops-password-1")
     subprocess.run([str(BASTION_PY), "-m", "bastion.cli", "users", "add", "ops", "--role", "operator",

@@ -272,3 +272,28 @@ def test_a_missing_framework_names_its_extra(artifacts: dict[str, Any], monkeypa
     monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
     with pytest.raises(ConfigError, match=rf"pip install 'bastion-mlops\[{extra}\]'"):
         get_flavor(extra).load(artifacts[extra].read_bytes(), what="m")
+
+
+def test_model_show_displays_flavor_framework_and_signature(project: Any, artifacts: dict[str, Any],
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from bastion.cli.main import main
+
+    dv = project.register_dataset(artifacts["frame"], name="credit")
+    project.log_model(artifacts["xgboost"], name="xgb", datasets=[dv.ref])
+    project.log_model(artifacts["onnx"], name="onx", datasets=[dv.ref])
+
+    def show(*args: str) -> str:
+        capsys.readouterr()
+        try:
+            main(["model", "show", *args])
+        except SystemExit as e:
+            assert not e.code
+        return capsys.readouterr().out
+
+    out = show("xgb:1")
+    assert "xgboost (gated and served, classification)" in out and "4 named features: age, income" in out
+    doc = json.loads(show("onx:1", "--json"))["flavor_info"]
+    assert doc["framework"].startswith("onnxruntime==") and doc["signature"]["tensors"][0]["shape"] == [None, 4]
+    assert "input X: float[?x4]" in " ".join(show("onx:1").split())

@@ -236,3 +236,25 @@ def test_mounted_dashboard_redirect_is_relative(sample: Any, project: Any) -> No
         assert r.status_code == 308 and r.headers["location"] == "/ui/"
         assert c.get("/ui/login").status_code == 200
         assert c.get("/v1/admin/status/", headers={"Host": "evil.example"}, follow_redirects=False).status_code == 404
+
+
+def test_idle_flood_evicts_fresh_sockets_before_a_clients_keep_alive_connection(live: dict[str, Any]) -> None:
+    """A client between two requests on its keep-alive connection is not the flood's victim: sockets that
+    never sent a request go first (the per-address cap is 256)."""
+    port = live["port"]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    idle: list[socket.socket] = []
+    try:
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().read() and True
+        for _ in range(600):
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        conn.request("POST", f"/v1/models/{live['sample'].name}:predict", body=_predict_body(live["sample"]),
+                     headers={"Content-Type": "application/json", **bearer(live["key"])})
+        resp = conn.getresponse()  # the same connection: raises if the server had closed it
+        assert resp.status == 200, resp.read()
+        resp.read()
+    finally:
+        conn.close()
+        for s in idle:
+            s.close()

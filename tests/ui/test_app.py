@@ -253,7 +253,7 @@ def test_pages_show_what_they_should(client: Any) -> None:
     assert 'id="gate-status">passed' in ver and "Fairness by sex" in ver and "Female" in ver
     assert "Model card: risk:2" in ver
     mon = client.get("/models/risk/2/monitoring").text
-    assert 'data-figure="fig-drift"' in mon and "data-drift" in mon
+    assert 'data-figure="fig-drift-score"' in mon and "data-drift" in mon
     ds = client.get("/datasets/people/1").text
     assert "income" in ds and "No protection report" in ds
     audit = client.get("/audit?action=model.promote").text
@@ -334,3 +334,11 @@ def test_mounted_below_another_app(ui_root: Any) -> None:
                    follow_redirects=False)
         assert r.headers["location"].startswith("/ui/models/risk/1?")
         assert c.get("/ui/static/app.css").status_code == 200
+
+
+def test_version_page_shows_flavor_framework_and_input_signature(client: Any) -> None:
+    login(client, "viewer")
+    page = client.get("/models/risk/1").text
+    assert 'id="flavor">skops' in page and "gated and served" in page
+    assert 'id="framework">scikit-learn==' in page
+    assert "2 named features: age, income" in page

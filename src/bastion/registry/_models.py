@@ -172,6 +172,9 @@ def register(
                 raise DataError("flavor= and convert= apply to model files; an in-memory estimator is saved with "
                                 "skops.")
             path, framework, flavor = save_estimator(model, Path(tmp))
+            info = get_flavor("skops").info(model)  # the estimator in hand: its signature without a reload
+            flavor_doc = {**info.to_dict(), "framework": framework,
+                          "requirements": [framework, *info.requirements[1:]]}
         scan_doc = _scanning.scan_for_register(project, path, allow_findings=allow_findings)
         if isinstance(model, str | Path):
             info, converted = validate_artifact(

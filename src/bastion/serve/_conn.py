@@ -6,8 +6,9 @@ sockets fill it. This guard, applied to every accepted connection:
 
 - closes a connection whose request head has not fully arrived ``header_timeout_s`` after it was
   opened (or after its previous response): idle floods and slowloris heads end in seconds;
-- caps connections per client address and in total by **evicting the least recently active idle
-  connection** (one with no request in flight) rather than refusing the newcomer, so a flood of idle
+- caps connections per client address and in total by **evicting an idle connection** (no request in
+  flight; first the oldest that never sent a complete request head, then the least recently active
+  keep-alive one) rather than refusing the newcomer, so a flood of idle
   sockets cannot keep ``/healthz`` or a keyed request out; a newcomer is refused only when every
   connection above the cap is busy with a request;
 - raises the process's open-file soft limit towards the hard limit, so the caps, not the descriptor
@@ -131,12 +132,16 @@ class _Registry:
         return True
 
     def _evict(self, pool: collections.OrderedDict[Any, None]) -> bool:
-        for conn in pool:
-            if conn._bastion_idle():
-                self.evicted += 1
-                conn._bastion_close()  # removes it from the pools
-                return True
-        return False
+        # First a connection that never completed a request head (what an idle flood opens), then any
+        # idle one: a client's keep-alive connection between two requests goes last.
+        victim = next((c for c in pool if c._bastion_seen is None and c._bastion_idle()), None)
+        if victim is None:
+            victim = next((c for c in pool if c._bastion_idle()), None)
+        if victim is None:
+            return False
+        self.evicted += 1
+        victim._bastion_close()  # removes it from the pools
+        return True
 
     def touch(self, conn: Any, client: str) -> None:
         if conn in self.all:
