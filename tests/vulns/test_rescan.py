@@ -75,6 +75,20 @@ def opaque(project: Any, tmp_path: Path) -> Any:
     return project
 
 
+def test_a_clean_rescan_keeps_the_version_promotable_and_the_chain_consistent(opaque: Any) -> None:
+    from bastion.gates.promotion import check_promotion
+
+    (opaque.root / "bastion-policy.yaml").write_text(
+        "version: 1\naliases:\n  staging:\n    requires: [scan]\n", encoding="utf-8")
+    assert rescan(opaque, "opaque:2").status == "clean"
+    decision = check_promotion(opaque, opaque.get_model("opaque:2"), "staging")
+    assert decision.allowed, decision.reasons  # the new report is the newest audited scan
+    r = runner.invoke(app, ["audit", "verify"])
+    # the re-scan report is audited; (main today also reports the registry's unaudited flavor documents)
+    assert "scan attachment" not in r.output, r.output
+    assert all("flavor attachment" in line for line in r.output.splitlines() if "mismatch" in line), r.output
+
+
 def test_unchanged_rules_rescan_clean_and_store_versions(opaque: Any) -> None:
     before = len(opaque.attachments("opaque:3", "scan"))
     result = rescan(opaque, "opaque@production")
@@ -104,12 +118,14 @@ def test_changed_rules_give_a_new_finding_alert_and_rollback(opaque: Any, new_ru
     assert opaque.get_model("opaque:3").scan_status == FINDING_STATUS
     alerts = [a for a in read_alert_log(opaque.home / "monitor" / "alerts.jsonl") if a.get("kind") == "alert"]
     assert [(a["rule"], a["severity"], a["model"]) for a in alerts] == [("rescan-finding", "critical", "opaque:3")]
-    # the server and the promotion rules refuse the version now
-    from bastion.gates.promotion import _scan_evidence
+    # the promotion rules (and the server, through the same evaluator) refuse the version now
+    from bastion.gates.promotion import check_promotion
 
-    reasons: list[str] = []
-    _scan_evidence(opaque, "opaque:3", opaque.get_model("opaque:3"), reasons)
-    assert reasons and "not clean" in reasons[0]
+    (opaque.root / "bastion-policy.yaml").write_text(
+        "version: 1\naliases:\n  staging:\n    requires: [scan]\n", encoding="utf-8")
+    decision = check_promotion(opaque, opaque.get_model("opaque:3"), "staging")
+    assert not decision.allowed and any("not clean" in r for r in decision.reasons), decision.reasons
+    assert check_promotion(opaque, opaque.get_model("opaque:2"), "staging").allowed
     # rescanning again: the finding is known now (no new alert), and the version stays refused
     again = rescan(opaque, "opaque:3")
     assert again.new_findings == () and again.exit_code == 1 and again.status == FINDING_STATUS

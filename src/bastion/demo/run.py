@@ -30,7 +30,7 @@ class DemoContext:
 
 
 def _stages() -> list[tuple[str, Callable[[DemoContext], None]]]:
-    from bastion.demo import gates_stage, monitor_stage, prepare_stage, serve_stage, train_stage
+    from bastion.demo import gates_stage, monitor_stage, prepare_stage, serve_stage, train_stage, vulns_stage
 
     return [
         ("Find and protect PII, validate (stage 1)", prepare_stage.run),
@@ -39,13 +39,18 @@ def _stages() -> list[tuple[str, Callable[[DemoContext], None]]]:
         ("Gate, mitigate, sign, promote (stage 3)", gates_stage.run),
         ("Serve securely: keys, validation, audit, hot rollback (stage 3)", serve_stage.run),
         ("Monitor drift, labels, attacks; alert and roll back (stage 4)", monitor_stage.run),
+        ("Check advisories and re-scan what is served (stage 4)", vulns_stage.run),
     ]
 
 
 def _finish(ctx: DemoContext) -> None:
-    report = ctx.project.audit.verify()
-    status = "intact" if report.ok else f"BROKEN at {report.first_bad_seq}: {report.problem}"
-    ctx.say(f"Audit log: {report.entries} entries, chain {status}")
+    from bastion.audit.verify import verify_project
+
+    # the chain, its signed checkpoints and the tables it caches; an intact head is sealed by a checkpoint
+    report = verify_project(ctx.project, seal=True)
+    status = "intact" if report.ok else "BROKEN: " + "; ".join(report.problems)
+    ctx.say(f"Audit log: {report.chain.entries} entries, {report.checkpoints.checkpoints} signed checkpoints, "
+            f"chain {status}")
     if not report.ok:
         raise RuntimeError("audit chain broken in the demo")
 

@@ -29,9 +29,14 @@ class ServerThread:
     def __init__(self, app: Any, port: int) -> None:
         import uvicorn
 
+        from bastion.serve._conn import ConnectionLimits, uvicorn_connection_options
+        from bastion.serve.runner import forwarded_options
+
         self.port = port
+        # the same connection guard and forwarded-header policy as `bastion serve`
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                                    access_log=False, lifespan="on"))
+                                                    access_log=False, lifespan="on", **forwarded_options(()),
+                                                    **uvicorn_connection_options(ConnectionLimits())))
         self.thread = threading.Thread(target=self.server.run, name="bastion-demo-server", daemon=True)
 
     def __enter__(self) -> ServerThread:

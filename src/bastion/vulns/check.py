@@ -7,6 +7,7 @@ environment document keep a check of a thousand versions well under a second.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,10 @@ class Match:
             "fixed": self.fixed,
             "summary": self.summary,
         }
+
+    def row(self) -> list[Any]:
+        """The stored form: ``[id, package, installed, severity, fixed]`` (details live with the advisory)."""
+        return [self.id, self.package, self.installed, self.severity, self.fixed]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Match:
@@ -202,6 +207,40 @@ def _advisories_for(project: ProjectHandle, names: Iterable[str]) -> dict[str, l
     return out
 
 
+_Row = tuple[tuple[int, str, str], "Match", str]
+_cache_lock = threading.Lock()
+# Compiled advisories per package and the matches per (package, installed version), kept between checks in
+# one process (``monitor run``) until the advisory store changes (its generation: count and newest import).
+_cache: dict[str, Any] = {"key": None, "entries": {}, "rows": {}}
+
+
+def _cached_advisories(
+    project: ProjectHandle, names: set[str]
+) -> tuple[dict[str, list[tuple[CompiledEntry, Any]]], dict[tuple[str, str], list[_Row]]]:
+    from sqlalchemy import func
+
+    with project.db.read() as conn:
+        count, newest = conn.execute(
+            select(func.count(), func.max(vuln_advisories.c.imported_at)).select_from(vuln_advisories)).one()
+    key = (project.db.url, int(count or 0), newest)
+    with _cache_lock:
+        if _cache["key"] != key:
+            _cache.update(key=key, entries={}, rows={})
+        entries: dict[str, list[tuple[CompiledEntry, Any]]] = _cache["entries"]
+        rows: dict[tuple[str, str], list[_Row]] = _cache["rows"]
+        missing = names - entries.keys()
+    if missing:
+        fetched = _advisories_for(project, missing)
+        with _cache_lock:
+            if _cache["key"] == key:
+                for n in missing:
+                    entries[n] = fetched.get(n, [])
+            else:  # the store changed meanwhile: use what was just read, uncached
+                entries = {**entries, **{n: fetched.get(n, []) for n in missing}}
+                rows = {}
+    return {n: e for n, e in entries.items() if e}, rows
+
+
 def check_versions(
     project: ProjectHandle, ref: str | None = None, *, name: str | None = None, store: bool = True
 ) -> VulnReport:
@@ -224,12 +263,10 @@ def check_versions(
             envs[(name, version)] = _packages(project, digest)
         except (BastionError, ValueError) as e:
             errors[(name, version)] = f"the recorded environment cannot be read: {e}"
-    by_package = _advisories_for(project, {p for pk in envs.values() for p in pk})
-    memo: dict[tuple[str, str], list[Match]] = {}
+    by_package, memo_rows = _cached_advisories(project, {p for pk in envs.values() for p in pk})
     aliases_of: dict[str, tuple[str, ...]] = {}
     at = now_iso()
     previous = _stored_json(project, [(n, v) for n, v, _, _ in targets])
-    fragments: dict[int, str] = {}  # id(match) -> its JSON: each shared match is encoded once
     results: list[VersionVulns] = []
     encoded: list[str] = []
     by_env: dict[str, tuple[list[Match], str]] = {}  # versions logged from one environment share its result
@@ -237,30 +274,31 @@ def check_versions(
         key = (name, version)
         hit = by_env.get(digest or "") if key not in errors else None
         if hit is not None:
-            matches, text = hit
-            _finish(results, encoded, previous, key, als, matches, text, at, errors)
+            _finish(results, encoded, previous, key, als, hit[0], hit[1], at, errors)
             continue
-        matches = []
+        rows: list[_Row] = []
         env = envs.get(key) or {}
         for package in env.keys() & by_package.keys():
-            entries = by_package[package]
             installed = env[package]
-            found = memo.get((package, installed))
+            found = memo_rows.get((package, installed))
             if found is None:
                 found = []
-                for entry, head in entries:
-                    if entry.affects(installed):
+                seen: set[str] = set()
+                for entry, head in by_package[package]:
+                    if head.id not in seen and entry.affects(installed):
+                        seen.add(head.id)  # one record may name a package twice (two affected entries)
                         if head.id not in aliases_of:
                             aliases_of[head.id] = tuple(json.loads(head.aliases_json))
                         m = Match(id=head.id, package=package, installed=installed, severity=head.severity,
                                   aliases=aliases_of[head.id], score=head.score, vector=head.vector,
                                   fixed=entry.fixed_after(installed), summary=head.summary)
-                        fragments[id(m)] = json.dumps(m.to_dict(), sort_keys=True)
-                        found.append(m)
-                memo[(package, installed)] = found
-            matches.extend(found)
-        matches.sort(key=lambda m: (-severity_rank(m.severity), m.package, m.id))
-        text = "[" + ",".join(fragments[id(m)] for m in matches) + "]"
+                        found.append(((-severity_rank(m.severity), package, m.id), m,
+                                      json.dumps(m.row(), separators=(",", ":"))))
+                memo_rows[(package, installed)] = found
+            rows.extend(found)
+        rows.sort(key=lambda r: r[0])
+        matches = [r[1] for r in rows]
+        text = "[" + ",".join(r[2] for r in rows) + "]"
         if digest and key not in errors:
             by_env[digest] = (matches, text)
         _finish(results, encoded, previous, key, als, matches, text, at, errors)
@@ -282,7 +320,7 @@ def _finish(results: list[VersionVulns], encoded: list[str], previous: dict[tupl
     if before_text == text:
         new: tuple[Match, ...] = ()  # unchanged since the last check (the common case): nothing to parse
     else:
-        before = {(d["id"], d["package"]) for d in json.loads(before_text or "[]")}
+        before = {_key(d) for d in json.loads(before_text or "[]")}
         new = tuple(m for m in matches if (m.id, m.package) not in before)
     results.append(VersionVulns(key[0], key[1], als, tuple(matches), new, at, errors.get(key)))
 
@@ -327,12 +365,18 @@ def _stored_json(project: ProjectHandle, keys: list[tuple[str, int]]) -> dict[tu
     return out
 
 
+def _key(item: Any) -> tuple[str, str]:
+    # stored rows are [id, package, installed, severity, fixed]; early results were whole dicts
+    return (str(item["id"]), str(item["package"])) if isinstance(item, dict) else (str(item[0]), str(item[1]))
+
+
 def stored_results(
     project: ProjectHandle, keys: Iterable[tuple[str, int]] | None = None
 ) -> dict[tuple[str, int], list[Match]]:
-    """The last stored matches per ``(name, version)`` (only versions that were checked)."""
+    """The last stored matches per ``(name, version)`` (only versions that were checked), with the
+    advisories' details (aliases, score, vector, summary) read back from the advisory store."""
     keys = list(keys) if keys is not None else None
-    out: dict[tuple[str, int], list[Match]] = {}
+    raw: dict[tuple[str, int], list[Any]] = {}
     with project.db.read() as conn:
         if keys is None:
             rows = list(conn.execute(select(vuln_results)))
@@ -341,7 +385,28 @@ def stored_results(
             for i in range(0, len(keys), _CHUNK):
                 rows += conn.execute(select(vuln_results).where(
                     tuple_(vuln_results.c.name, vuln_results.c.version).in_(keys[i : i + _CHUNK]))).all()
-    for r in rows:
-        out[(r.name, int(r.version))] = [Match.from_dict(d) for d in json.loads(r.matches_json)]
+        for r in rows:
+            raw[(r.name, int(r.version))] = json.loads(r.matches_json)
+        ids = sorted({_key(item)[0] for items in raw.values() for item in items})
+        heads: dict[str, Any] = {}
+        for i in range(0, len(ids), _CHUNK):
+            for h in conn.execute(select(vuln_advisories.c.id, vuln_advisories.c.aliases_json,
+                                         vuln_advisories.c.score, vuln_advisories.c.vector, vuln_advisories.c.summary)
+                                  .where(vuln_advisories.c.id.in_(ids[i : i + _CHUNK]))):
+                heads[h.id] = h
+    out: dict[tuple[str, int], list[Match]] = {}
+    for key, items in raw.items():
+        matches = []
+        for item in items:
+            if isinstance(item, dict):
+                matches.append(Match.from_dict(item))
+                continue
+            rid, package, installed, severity, fixed = item
+            head = heads.get(rid)
+            matches.append(Match(id=rid, package=package, installed=installed, severity=severity, fixed=fixed,
+                                 aliases=tuple(json.loads(head.aliases_json)) if head is not None else (),
+                                 score=head.score if head is not None else None,
+                                 vector=head.vector if head is not None else None,
+                                 summary=head.summary if head is not None else ""))
+        out[key] = matches
     return out
-

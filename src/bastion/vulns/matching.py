@@ -83,7 +83,7 @@ def is_affected(
 class CompiledEntry:
     """One affected entry prepared once for many lookups: explicit versions as sets, ranges pre-sorted."""
 
-    __slots__ = ("fixed", "ranges", "raw_versions", "versions")
+    __slots__ = ("fixed", "ranges", "raw_versions", "upper", "upper_inclusive", "versions")
 
     def __init__(self, ranges: list[list[list[str]]], versions: list[str]) -> None:
         self.raw_versions = frozenset(versions)
@@ -108,6 +108,19 @@ class CompiledEntry:
                 compiled.append(sorted(parsed))
         self.ranges = compiled
         self.fixed = sorted(fixed)
+        # Above the last closing event of every range nothing is affected: most installed versions are
+        # newer than an advisory's fix, so one comparison answers (None: a range is open-ended).
+        self.upper: Version | None = None
+        self.upper_inclusive = False
+        for walk in compiled:
+            last, kind = walk[-1][1], walk[-1][3]
+            if kind == "introduced":
+                self.upper = None
+                break
+            if self.upper is None or last > self.upper:
+                self.upper, self.upper_inclusive = last, kind == "last_affected"
+            elif last == self.upper and kind == "last_affected":
+                self.upper_inclusive = True
 
     def affects(self, installed: str) -> bool:
         """Same answer as ``is_affected(installed, ranges, versions)``."""
@@ -118,6 +131,9 @@ class CompiledEntry:
             return False
         if v in self.versions:
             return True
+        upper = self.upper
+        if upper is not None and (v > upper or (v == upper and not self.upper_inclusive)):
+            return False
         for events in self.ranges:
             affected = False
             for rank, ev, _, kind in events:

@@ -159,7 +159,7 @@ def rescan(project: Project, ref: str) -> RescanResult:
         prev_digest = "sha256:" + hashlib.sha256(
             json.dumps(previous, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
     with project.transaction() as conn:
-        digest = insert_doc(project, conn, "model", mv.name, mv.version, "scan", doc, audit=False)
+        digest = insert_doc(project, conn, "model", mv.name, mv.version, "scan", doc)  # audited: model.attach.scan
         if status == FINDING_STATUS or mv.scan_status == FINDING_STATUS:
             # the registry's scan status follows: the server and promotion refuse a version with a finding
             conn.execute(update(models).where(models.c.name == mv.name, models.c.version == mv.version)

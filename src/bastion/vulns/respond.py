@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bastion.errors import BastionError
-from bastion.monitor.alerts import Alert, deliver
 from bastion.vulns.osv import severity_rank
-from bastion.vulns.policy import VulnerabilitiesSpec, project_vuln_spec, rollback_triggers, violations
 
 if TYPE_CHECKING:
+    from bastion.monitor.alerts import Alert
     from bastion.project import Project
     from bastion.vulns.check import VulnReport
+    from bastion.vulns.policy import VulnerabilitiesSpec
     from bastion.vulns.rescan import RescanResult
 
 __all__ = ["Response", "rescan_alerts", "respond", "safe_rollback", "vulnerability_alerts"]
@@ -34,7 +35,11 @@ def _describe(m: Any) -> str:
 
 def vulnerability_alerts(report: VulnReport) -> list[Alert]:
     """One alert per served version with advisories it did not match before."""
-    alerts = []
+    alerts: list[Alert] = []
+    if not any(v.new and v.aliases for v in report.versions):
+        return alerts  # the common case: nothing new, and no need to load the alerting machinery
+    from bastion.monitor.alerts import Alert
+
     for v in report.versions:
         if not v.new or not v.aliases:
             continue
@@ -55,6 +60,8 @@ def rescan_alerts(result: RescanResult, served: Iterable[str] = ()) -> list[Aler
     """A critical alert when a re-scan found what the previous scan of the artifact did not."""
     if not result.new_findings:
         return []
+    from bastion.monitor.alerts import Alert
+
     names = ", ".join(f"{f.get('rule_id')}:{f.get('construct')}" for f in result.new_findings[:5])
     return [Alert(
         rule="rescan-finding", signal="rescan", severity="critical", model=result.ref,
@@ -67,6 +74,7 @@ def rescan_alerts(result: RescanResult, served: Iterable[str] = ()) -> list[Aler
 
 def _is_safe(project: Project, name: str, version: int, spec: VulnerabilitiesSpec) -> tuple[bool, str]:
     from bastion.vulns.check import check_versions
+    from bastion.vulns.policy import violations
     from bastion.vulns.rescan import FINDING_STATUS
 
     ref = f"{name}:{version}"
@@ -90,6 +98,8 @@ def safe_rollback(project: Project, name: str, alias: str, *, reason: str,
                   spec: VulnerabilitiesSpec | None = None) -> dict[str, Any]:
     """Roll ``name@alias`` back, one audited step at a time, to the newest version below it in the alias's
     history that is clean and not affected; nothing moves when there is none."""
+    from bastion.vulns.policy import VulnerabilitiesSpec
+
     spec = spec or VulnerabilitiesSpec()
     history = [h for h in project.alias_history(name, alias) if h["active"]]
     if len(history) < 2:
@@ -118,6 +128,20 @@ def safe_rollback(project: Project, name: str, alias: str, *, reason: str,
             "skipped": skipped}
 
 
+def _vulnerability_rollbacks(report: VulnReport, spec: VulnerabilitiesSpec, policy: Any) -> dict[tuple[str, str], str]:
+    """(model, alias) -> reason, for aliases whose policy rolls back on an advisory now violating ``spec``."""
+    from bastion.vulns.policy import rollback_triggers, violations
+
+    out: dict[tuple[str, str], str] = {}
+    for v in report.versions:
+        bad, _ = violations(v.new, spec)
+        for alias in v.aliases:
+            if bad and "vulnerability" in rollback_triggers(policy, alias):
+                out.setdefault((v.name, alias), f"advisories {', '.join(sorted({m.id for m in bad})[:5])} "
+                                                f"affect {v.ref}")
+    return out
+
+
 def respond(
     project: Project,
     *,
@@ -131,35 +155,40 @@ def respond(
 
     ``config`` is the monitoring config (alert log and sinks); default: the project policy's.
     """
-    from bastion.monitor.runner import alert_log_path
+    from bastion.policy_file import POLICY_FILE
 
-    if config is None:
-        from bastion.gates.policy import find_project_policy
-        from bastion.monitor.config import load_monitoring_config
+    spec: VulnerabilitiesSpec | None = None
+    policy: Any = None
+    if (Path(project.settings.root) / POLICY_FILE).is_file():  # no policy: no rollback rules, nothing to load
+        from bastion.vulns.policy import project_vuln_spec
 
-        config = load_monitoring_config(find_project_policy(project))
-    spec, policy = project_vuln_spec(project)
+        spec, policy = project_vuln_spec(project)
     alerts: list[Alert] = list(extra_alerts)
     rollbacks: list[dict[str, Any]] = []
     to_roll: dict[tuple[str, str], str] = {}
-    rescans = list(rescans)
     if report is not None:
         alerts += vulnerability_alerts(report)
-        for v in report.versions:
-            bad, _ = violations(v.new, spec)
-            for alias in v.aliases:
-                if bad and "vulnerability" in rollback_triggers(policy, alias):
-                    to_roll.setdefault((v.name, alias), f"advisories {', '.join(sorted({m.id for m in bad})[:5])} "
-                                                        f"affect {v.ref}")
+        if spec is not None:
+            to_roll.update(_vulnerability_rollbacks(report, spec, policy))
     for result, served in rescans:
         alerts += rescan_alerts(result, served)
-        if result.new_findings:
+        if result.new_findings and policy is not None:
+            from bastion.vulns.policy import rollback_triggers
+
             name = result.ref.split(":", 1)[0]
             for alias in served:
                 if "rescan_finding" in rollback_triggers(policy, alias):
                     to_roll.setdefault((name, alias), f"re-scan of {result.ref} found new findings")
-    deliveries = []
+    deliveries: list[Any] = []
     if dispatch and alerts:
+        from bastion.monitor.alerts import deliver
+        from bastion.monitor.runner import alert_log_path
+
+        if config is None:
+            from bastion.gates.policy import find_project_policy
+            from bastion.monitor.config import load_monitoring_config
+
+            config = load_monitoring_config(find_project_policy(project))
         deliveries = deliver(alerts, config.alerts, log_path=alert_log_path(project, config), root=project.root)
     if dispatch:
         for (name, alias), reason in sorted(to_roll.items()):

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from bastion.store.schema import aliases, models, vuln_results
-from bastion.vulns.check import Match
 
 if TYPE_CHECKING:
     from bastion.protocols import ProjectHandle
@@ -17,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["alias_statuses", "version_status"]
 
 
-def _status(scan_status: str, checked: bool, matches: list[dict[str, Any]]) -> str:
+def _status(scan_status: str, checked: bool, matches: list[Any]) -> str:
     from bastion.vulns.rescan import FINDING_STATUS
 
     if scan_status == FINDING_STATUS:
@@ -29,20 +28,26 @@ def _status(scan_status: str, checked: bool, matches: list[dict[str, Any]]) -> s
 
 def version_status(project: ProjectHandle, name: str, version: int) -> dict[str, Any]:
     """Status, advisories and check time of one version (from the last stored check)."""
-    import json
+    from bastion.vulns.check import stored_results
 
     with project.db.read() as conn:
-        row = conn.execute(select(vuln_results).where(vuln_results.c.name == name,
-                                                      vuln_results.c.version == version)).first()
+        row = conn.execute(select(vuln_results.c.checked_at, vuln_results.c.max_severity)
+                           .where(vuln_results.c.name == name, vuln_results.c.version == version)).first()
         scan_status = conn.execute(select(models.c.scan_status).where(models.c.name == name,
                                                                       models.c.version == version)).scalar()
-    matches = json.loads(row.matches_json) if row is not None else []
+    matches = stored_results(project, [(name, version)]).get((name, version)) or []
     return {
         "status": _status(str(scan_status or ""), row is not None, matches),
         "checked_at": row.checked_at if row is not None else None,
         "max_severity": row.max_severity if row is not None else None,
-        "advisories": [Match.from_dict(m).to_dict() for m in matches],
+        "advisories": [m.to_dict() for m in matches],
     }
+
+
+def _brief(item: Any) -> dict[str, Any]:
+    if isinstance(item, dict):  # results stored by the first release of this module
+        return {k: item.get(k) for k in ("id", "package", "installed", "severity", "fixed")}
+    return dict(zip(("id", "package", "installed", "severity", "fixed"), item, strict=False))
 
 
 def alias_statuses(project: ProjectHandle) -> list[dict[str, Any]]:
@@ -66,7 +71,6 @@ def alias_statuses(project: ProjectHandle) -> list[dict[str, Any]]:
             "name": r.name, "alias": r.alias, "version": int(r.version),
             "status": _status(str(r.scan_status), r.checked_at is not None, matches),
             "checked_at": r.checked_at, "max_severity": r.max_severity,
-            "advisories": [{"id": m["id"], "package": m["package"], "installed": m["installed"],
-                            "severity": m["severity"], "fixed": m.get("fixed")} for m in matches],
+            "advisories": [_brief(m) for m in matches],
         })
     return out
