@@ -472,8 +472,8 @@ def write(res: dict[str, Any], out: Path, load: str, cmd: str) -> None:
              "relatives' and doctors' names, foreign-language birth dates, ITINs, national IDs and facility "
              f"names; seed {res['seed']}). {res['rows']:,} rows x {res['columns']} columns: {res['pii_columns']} "
              f"PII columns, {res['decoys']} decoys, one notes column; plus 500 PII-free notes. Bastion's rules were "
-             "developed on `tests/data/pii/corpus.py` and hand-written unit-test shapes; this corpus was only run to "
-             "report (see the notes below on what was looked at).")
+             "developed on `tests/data/pii/corpus.py` and hand-written unit-test shapes; this corpus was run to "
+             "report; the section above says what was looked at between runs.")
     L.append("")
     t = res["text_cpu_s"]
     b_table = res["table_cells"] / res["scan_cpu_s"]

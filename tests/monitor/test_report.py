@@ -57,3 +57,14 @@ def test_bad_report_inputs(tmp_path: Path) -> None:
         write_report(_result(), tmp_path / "r.pdf")
     with pytest.raises(DataError, match="drift"):
         render_html({"drift": {}})
+
+
+def test_html_drift_table_shows_the_comparable_score() -> None:
+    doc = _result().to_dict()
+    html = render_html(doc)
+    assert ">Score</th>" in html
+    a = next(f for f in doc["drift"]["features"] if f["column"] == "a")
+    assert a["drifted"]  # mean shifted by one standard deviation
+    row = html[html.index("<b>a</b>"):]
+    cells = re.findall(r"<td>([^<]*)</td>", row)[:6]
+    assert float(cells[4]) > 1, cells  # kind, test, statistic, threshold, score

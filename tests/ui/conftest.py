@@ -75,16 +75,22 @@ def build_ui_project(root: Path) -> Path:
         p.attach(mv.ref, "gate", _gate_doc(mv.ref, mv.digest))
     p.promote("risk:1", alias="staging")
     p.promote("risk:2", alias="staging")
-    p.attach("risk:2", "monitor_window", {
-        "schema_version": 1, "kind": "monitor_window", "model": "risk:2", "window_start": "2026-01-01T00:00:00+00:00",
-        "window_end": "2026-01-01T01:00:00+00:00", "n_current": 100, "dataset_drift": False,
-        "prediction_drift": False, "drifted_features": ["income"], "drift_share": 0.5,
-        "features": [{"column": "age", "statistic": 0.01, "drifted": False},
-                     {"column": "income", "statistic": 0.3, "drifted": True}],
-        "performance": [{"end": "2026-01-01T01:00:00+00:00", "metrics": {"accuracy": 0.77}}],
-        "anomaly": {"share": 0.02, "exceeded": False}, "attacks": [],
-        "alerts": [{"id": "a1", "rule": "data-drift", "severity": "warning"}], "rollback": None,
-    })
+    # two monitoring windows summarised by the real code: the second one with income shifted
+    from bastion.monitor.config import DriftConfig
+    from bastion.monitor.drift import compute_drift
+    from bastion.monitor.store import summarize_window
+
+    feats = ["age", "income", "sex"]
+    for hour, shift in ((0, 0.0), (1, 8.0)):
+        cur = df[feats].sample(150, random_state=hour).assign(income=lambda d, s=shift: d["income"] + s)
+        rep = compute_drift(df[feats], cur, config=DriftConfig(dataset_drift_share=0.5))
+        p.attach("risk:2", "monitor_window", summarize_window({
+            "model": "risk:2", "window_start": f"2026-01-01T0{hour}:00:00+00:00",
+            "window_end": f"2026-01-01T0{hour + 1}:00:00+00:00", "drift": rep.to_dict(),
+            "performance": [{"end": f"2026-01-01T0{hour + 1}:00:00+00:00", "metrics": {"accuracy": 0.8 - hour / 20}}],
+            "anomaly": {"share": 0.02, "exceeded": False}, "attacks": [],
+            "alerts": [{"id": "a1", "rule": "data-drift", "severity": "warning"}] if shift else [],
+        }))
     (root / "bastion-policy.yaml").write_text(POLICY, encoding="utf-8")
     store = UserStore(p)
     for role, password in PASSWORDS.items():

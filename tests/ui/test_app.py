@@ -253,7 +253,7 @@ def test_pages_show_what_they_should(client: Any) -> None:
     assert 'id="gate-status">passed' in ver and "Fairness by sex" in ver and "Female" in ver
     assert "Model card: risk:2" in ver
     mon = client.get("/models/risk/2/monitoring").text
-    assert 'data-figure="fig-drift"' in mon and "data-drift" in mon
+    assert 'data-figure="fig-drift-score"' in mon and "data-drift" in mon
     ds = client.get("/datasets/people/1").text
     assert "income" in ds and "No protection report" in ds
     audit = client.get("/audit?action=model.promote").text

@@ -117,16 +117,31 @@ def test_operator_journey(server: tuple[str, Any], page: Any) -> None:
     assert page.locator('svg.lineage a[href="/datasets/people/1"]').count() == 1
     assert page.inner_text("#gate-status") == "passed"
     page.wait_for_selector("#gate div.plot[data-drawn='1'] .main-svg")  # Plotly drew the fairness chart
+    page.wait_for_selector("#metrics-chart div.plot[data-drawn='1'] .main-svg")  # metrics across versions
     _shot(page, "03-version")
 
+    # a protection report whose k-anonymity is below the policy: shown in warning colour
+    project.attach("people:1", "protection", {
+        "schema_version": 1, "created": "2026-01-01T00:00:00+00:00", "rows": 200, "policy_source": "test",
+        "columns": [], "k_anonymity": {"k": 2, "min_k": 5, "satisfied": False, "classes": 150,
+                                       "rows_below_min_k": 120, "quasi_identifiers": ["age", "sex"]}},
+        subject_kind="dataset")
     page.click('svg.lineage a[href="/datasets/people/1"]')
     page.wait_for_url(base + "/datasets/people/1")
     assert "people:1" in page.inner_text("#title")
+    page.wait_for_selector("#distributions div.plot[data-drawn='1'] .main-svg")
+    assert page.locator("#distributions div.plot[data-drawn='1']").count() == 4
+    warning = page.locator("#kanon-warning")
+    assert "below the policy" in warning.inner_text()
+    assert warning.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(255, 244, 229)"
     _shot(page, "04-dataset")
 
     page.goto(base + "/models/risk/2/monitoring")
     page.wait_for_selector("div.plot[data-drawn='1'] .main-svg")
     assert page.inner_text("#drift-status") == "amber"
+    page.wait_for_selector("#distributions div.plot[data-drawn='1'] .main-svg")
+    assert page.locator("#distributions div.plot[data-drawn='1']").count() == 3
+    assert "p-value (adjusted)" in page.inner_text("#features")
     _shot(page, "05-monitoring")
 
     # roll back staging (v2 -> v1) with confirmation

@@ -10,6 +10,15 @@ from rich.tree import Tree
 from bastion.registry.records import DatasetVersion, ModelVersion
 
 
+def short(value: str, keep: int) -> str:
+    """``value`` cut to ``keep`` characters with an ellipsis in a terminal; whole in a pipe or a log."""
+    from bastion.cli._common import console
+
+    if not console.is_terminal or len(value) <= keep:
+        return value
+    return value[:keep] + "…"
+
+
 def _kv(d: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(d.items()))
 
@@ -42,8 +51,8 @@ def datasets_table(rows: list[DatasetVersion]) -> Table:
             d.fmt,
             str(d.rows),
             str(len(d.schema)),
-            d.digest[:19] + "…",
-            ",".join(x[:19] for x in d.derived_from),
+            short(d.digest, 19),
+            ",".join(short(x, 19) for x in d.derived_from),
             d.created_at[:19],
             d.created_by,
         )
@@ -116,7 +125,7 @@ def lineage_tree(node: dict[str, Any], tree: Tree | None = None) -> Tree:
         "model": f"[bold cyan]model[/] {node.get('ref')}"
         + (f" @{','.join(node['aliases'])}" if node.get("aliases") else ""),
         "dataset": f"[green]dataset[/] {node.get('ref')} ({node.get('rows')} rows)",
-        "source": f"[yellow]source[/] {str(node.get('digest'))[:23]}…",
+        "source": f"[yellow]source[/] {short(str(node.get('digest')), 23)}",
     }[node["kind"]]
     if node.get("deleted"):
         label += " [red](deleted)[/]"

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from bastion.cli._common import console, print_json, project
+from bastion.cli._render import short
 from bastion.errors import EXIT_CHECKS_FAILED
 
 app = typer.Typer(help="Read and verify the tamper-evident audit log.", no_args_is_help=True)
@@ -31,7 +32,7 @@ def log(
         t.add_column(col)
     for e in entries:
         details = ", ".join(f"{k}={v}" for k, v in sorted(e.details.items()))
-        t.add_row(str(e.seq), e.ts[:19], e.actor, e.action, e.subject, details[:80])
+        t.add_row(str(e.seq), e.ts[:19], e.actor, e.action, e.subject, short(details, 80))
     console.print(t)
 
 
@@ -49,7 +50,7 @@ def verify(
     from bastion.serve.audit_sink import verify_journals
 
     p = project()
-    report = verify_project(p, witness=witness)
+    report = verify_project(p, witness=witness, seal=True)  # an intact head is sealed by a checkpoint
     journals = verify_journals(p)
     bad_journals = [j for j in journals if not j.ok]
     if json_out:
@@ -60,8 +61,8 @@ def verify(
             cps = report.checkpoints
             anchored = (f", {cps.checkpoints} signed checkpoint(s) up to entry {cps.newest_seq}" if cps.key
                         else " (no audit key: run `bastion keys init` to sign checkpoints)")
-            console.print(f"[green]Audit chain intact[/]: {chain.entries} entries, head {chain.head_hash[:16]}…"
-                          f"{anchored}.")
+            console.print(f"[green]Audit chain intact[/]: {chain.entries} entries, head "
+                          f"{short(chain.head_hash, 16)}{anchored}.")
         else:
             if not chain.ok:
                 console.print(f"[bold red]Audit chain broken[/] at entry {chain.first_bad_seq}: {chain.problem}")
@@ -83,17 +84,22 @@ def checkpoint(
     ),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Sign the chain head now with the project's audit key (stored in the artifact store)."""
-    from bastion.audit.checkpoints import export_checkpoints, write_checkpoint
+    """Sign the chain head now with the project's audit key (stored in the artifact store); makes the key
+    first if the project has none."""
+    from bastion.audit.checkpoints import audit_public_key, export_checkpoints, init_audit_key, write_checkpoint
     from bastion.errors import KeyManagementError
 
     p = project()
+    if audit_public_key(p.settings) is None:  # a project made before audit keys: make one now (audited)
+        fp = init_audit_key(p)
+        if not json_out:
+            console.print(f"Created the project's audit key {fp[:23]}… (keys/audit-ed25519.pem, mode 0600).")
     if export:
         doc = export_checkpoints(p, export)
     else:
         cp = write_checkpoint(p)
         if cp is None:
-            raise KeyManagementError("The project has no audit key; run `bastion keys init` first.")
+            raise KeyManagementError("The project's audit key cannot be read; see `bastion keys init`.")
         doc = {"newest": cp.to_dict()}
     if json_out:
         print_json(doc)

@@ -7,8 +7,32 @@ import typer
 
 from bastion.cli import _render, data_protect, data_scan
 from bastion.cli._common import console, print_json, progress_bar, project
+from bastion.cli._render import short
 
 app = typer.Typer(help="Find and protect PII, validate and version datasets.", no_args_is_help=True)
+
+
+def _lineage_parent(p: object, item: str) -> str:
+    """A ``--derived-from`` value as stored: a pinned dataset reference, or the sha256 of a raw file."""
+    import hashlib
+    import os
+    import re
+
+    from bastion.errors import BastionError, DataError
+
+    if re.fullmatch(r"sha256:[0-9a-f]{64}", item):
+        return item
+    if os.path.isfile(item):
+        h = hashlib.sha256()
+        with open(item, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        return "sha256:" + h.hexdigest()
+    try:
+        return str(p.get_dataset(item).ref)  # type: ignore[attr-defined]
+    except BastionError:
+        raise DataError(f"--derived-from {item!r} is neither a registered dataset (NAME:VERSION or NAME@ALIAS), "
+                        "an existing file, nor sha256:<64 hex digits>.") from None
 
 
 @app.command("register")
@@ -16,15 +40,24 @@ def register(
     path: str = typer.Argument(..., help="Parquet/CSV/JSONL file or a folder of Parquet files."),
     name: str = typer.Option(..., "--name", "-n"),
     description: str = typer.Option("", "--description"),
+    derived_from: list[str] = typer.Option(
+        [], "--derived-from",
+        help="What this data was made from, for lineage (repeatable): a dataset NAME:VERSION or NAME@ALIAS "
+             "(e.g. the protected patients:1), a raw file (its sha256 is recorded, the file is not stored), "
+             "or sha256:<hex>.",
+    ),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Register a data file or folder as a new dataset version (schema and statistics recorded)."""
+    p = project()
+    parents = [_lineage_parent(p, item) for item in derived_from]
     with progress_bar("Storing dataset") as bar:
-        dv = project().register_dataset(path, name=name, description=description, progress=bar)
+        dv = p.register_dataset(path, name=name, description=description, derived_from=parents, progress=bar)
     if json_out:
         print_json(dv.to_dict())
     else:
-        console.print(f"Registered [bold]{dv.ref}[/]: {dv.rows} rows, {len(dv.schema)} columns ({dv.digest[:19]}…).")
+        digest = short(dv.digest, 19)
+        console.print(f"Registered [bold]{dv.ref}[/]: {dv.rows} rows, {len(dv.schema)} columns ({digest}).")
 
 
 @app.command("list")

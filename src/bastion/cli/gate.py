@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from bastion.cli._common import console, print_json, progress_bar, project
+from bastion.errors import PolicyViolation
 
 app = typer.Typer(help="Run deployment gates (policy checks) on model versions.", no_args_is_help=True)
 
@@ -33,6 +34,49 @@ def gate_table(result: Any) -> Table:
     return t
 
 
+def _names(aliases: list[str]) -> str:
+    return ("alias " if len(aliases) == 1 else "aliases ") + ", ".join(aliases)
+
+
+def _aliases_needing_signature(policy: Path) -> list[str]:
+    """Aliases whose rules require a signature (the gate attestation must then be signed)."""
+    from bastion.gates.policy import load_policy
+
+    pol = load_policy(policy)
+    return sorted(name for name, rule in pol.aliases.items() if "signature" in rule.requires)
+
+
+def _require_signing_key(p: Any, aliases: list[str], *, no_sign: bool) -> None:
+    """Before any check runs: a usable signing key, asking for its passphrase in a terminal; else exit 1."""
+    import os
+    import sys
+
+    from bastion.crypto.signing import load_signing_key
+    from bastion.crypto.signing.keys import PASSPHRASE_ENV
+    from bastion.errors import BastionError
+
+    why = f"the policy's rules for {_names(aliases)} require a signature, so an unsigned gate attestation "\
+          "could not be promoted or served there"
+    if no_sign:
+        raise PolicyViolation(f"--no-sign refused: {why}. Run without --no-sign.")
+    try:
+        load_signing_key(p)
+        return
+    except BastionError as e:
+        problem = e.message
+    if not os.environ.get(PASSPHRASE_ENV) and "encrypted" in problem and sys.stdin.isatty():
+        secret = typer.prompt("Signing key passphrase", hide_input=True)
+        try:
+            load_signing_key(p, passphrase=secret)
+        except BastionError as e:
+            raise PolicyViolation(f"Cannot sign the gate attestation: {e.message} ({why}).") from None
+        os.environ[PASSPHRASE_ENV] = secret  # for the signing step of this run only (this process)
+        return
+    raise PolicyViolation(f"Cannot sign the gate attestation: {problem} The gate did not run: {why}. "
+                          f"Set {PASSPHRASE_ENV} (or run in a terminal to be asked), or create a key with "
+                          "`bastion keys signing init NAME`.")
+
+
 @app.command("run")
 def run(
     ref: str = typer.Argument(..., help="Model version, NAME:VERSION or NAME@ALIAS."),
@@ -50,9 +94,15 @@ def run(
     from bastion.gates.run import run_gate
 
     p = project(project_dir)
+    needs = _aliases_needing_signature(policy)
+    if needs:
+        _require_signing_key(p, needs, no_sign=no_sign)
     with progress_bar("gate checks", enabled=not as_json) as prog:
         result = run_gate(p, ref, policy, data, target, sign=not no_sign, progress=prog)
     write_report(result, json_path=json_out, html_path=html)
+    if needs and not result.attestation.get("signed"):  # belt and braces: never exit 0 with a useless gate
+        raise PolicyViolation(f"The gate attestation of {result.ref} is unsigned, but the policy's rules for "
+                              f"{_names(needs)} require a signature; it could not be promoted or served there.")
     if as_json:
         print_json(result.to_dict())
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import typer
@@ -29,6 +30,11 @@ def _ask_passphrase(prompt: str, *, confirm: bool) -> str:
     value = os.environ.get(PASSPHRASE_ENV)
     if value:
         return value
+    if not sys.stdin.isatty():  # a bare "aborted." helps nobody in CI or a script
+        raise KeyManagementError(
+            f"No passphrase: {PASSPHRASE_ENV} is not set and there is no terminal to ask in. Set "
+            f"{PASSPHRASE_ENV}, run in a terminal, or (development only) use `bastion keys init --no-passphrase`."
+        )
     return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import typer
 from rich.table import Table
 
 from bastion.cli._common import console, print_json, project
+from bastion.cli._render import short
 
 
 def _passphrase(confirm: bool) -> str:
@@ -16,6 +18,11 @@ def _passphrase(confirm: bool) -> str:
     value = os.environ.get(PASSPHRASE_ENV)
     if value:
         return value
+    if not sys.stdin.isatty():
+        from bastion.errors import KeyManagementError
+
+        raise KeyManagementError(f"No passphrase for the signing key: {PASSPHRASE_ENV} is not set and there is "
+                                 f"no terminal to ask in. Set {PASSPHRASE_ENV} or run in a terminal.")
     entered: str = typer.prompt("Passphrase for the signing key", hide_input=True, confirmation_prompt=confirm)
     return entered
 
@@ -56,7 +63,7 @@ def register(app: typer.Typer) -> None:
             t.add_column(col)
         for r in recs:
             changed = r.revoked_at or r.rotated_at or ""
-            t.add_row(r.name, r.status, r.curve, r.fingerprint[:23] + "…", r.created, changed)
+            t.add_row(r.name, r.status, r.curve, short(r.fingerprint, 23), r.created, changed)
         console.print(t)
 
     @signing.command("rotate")

@@ -7,6 +7,7 @@ import typer
 
 from bastion.cli import _render, model_card, model_rescan, model_scan, model_sign
 from bastion.cli._common import console, print_json, progress_bar, project
+from bastion.cli._render import short
 from bastion.errors import RegistryError
 
 app = typer.Typer(help="Version, inspect, promote and roll back models.", no_args_is_help=True)
@@ -77,7 +78,7 @@ def register(
     if json_out:
         print_json(mv.to_dict())
     else:
-        console.print(f"Registered [bold]{mv.ref}[/] ({mv.digest[:19]}…, flavor: {mv.flavor}, "
+        console.print(f"Registered [bold]{mv.ref}[/] ({short(mv.digest, 19)}, flavor: {mv.flavor}, "
                       f"scan: {mv.scan_status}).")
         if mv.flavor in ("pickle", "joblib"):
             console.print("This is a pickle: it is loaded only through the restricted unpickler. Register it with "

@@ -42,20 +42,30 @@ def _engine(name: str, scheduler: str | None) -> Any:
 def _summary(doc: dict[str, Any], output: Path | None) -> None:
     from rich.table import Table
 
+    from bastion.monitor.figures import drift_score
+
     drift = doc["drift"]
+    if doc.get("window_start") or doc.get("window_end"):
+        console.print(f"Window {doc.get('window_start')} .. {doc.get('window_end')} of {doc.get('model')} "
+                      f"({drift.get('n_current', 0):,} answered requests)")
     t = Table(title="Drift", show_lines=False)
-    for col in ("column", "kind", "test", "statistic", "threshold", "p (adj.)", "drift"):
+    for col in ("column", "kind", "test", "statistic", "p", "p (adj.)", "threshold", "score", "drift"):
         t.add_column(col)
     for f in drift["features"]:
-        stat = (f["tests"].get(f["verdict_test"]) or {}).get("statistic")
-        p = f.get("p_value_adjusted")
+        test = f["tests"].get(f["verdict_test"]) or {}
+        stat, p, p_adj = test.get("statistic"), f.get("p_value"), f.get("p_value_adjusted")
+        score = drift_score(basis=test.get("basis"), statistic=stat, threshold=f.get("threshold"),
+                            p_value_adjusted=p_adj)
         t.add_row(
             f["column"] + (" (out)" if f.get("prediction") else ""),
             f["kind"],
             f["verdict_test"],
             "–" if stat is None else f"{stat:.4g}",
-            f"{f['threshold']:.3g}",
             "–" if p is None else f"{p:.3g}",
+            "–" if p_adj is None else f"{p_adj:.3g}",
+            ("p < " if test.get("basis") == "p_value" or (not test and f["verdict_test"] in ("ks", "chi2"))
+             else "> ") + f"{f['threshold']:.3g}",
+            "–" if score is None else f"{score:.3g}",
             "[red]yes[/]" if f["drifted"] else "no",
         )
     console.print(t)
@@ -103,6 +113,7 @@ def report(
         raise DataError("Give exactly one of --model (reference from the registry) or --reference FILE.")
     proj = project() if model else None
     cfg = _config(config, proj)
+    mv: Any = None
     if model:
         assert proj is not None
         mv, ref_data, _ = reference_for_model(proj, model)
@@ -112,7 +123,8 @@ def report(
     eng = _engine(engine, scheduler)
     try:
         with progress_bar("Drift by column", enabled=not json_) as bar:
-            result = report_from_data(ref_data, current, target=target, config=cfg, engine=eng, progress=bar)
+            result = report_from_data(ref_data, current, target=target, config=cfg, engine=eng, progress=bar,
+                                      project=proj, model_ref=mv.ref if model else None)
     finally:
         if eng is not None:
             eng.close()

@@ -5,6 +5,32 @@ from __future__ import annotations
 import typer
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail fast, in one line (exit 2), when the address cannot be bound, before the model is loaded."""
+    import errno
+    import socket
+
+    from bastion.errors import ConfigError
+
+    if not 0 <= port < 65536:
+        raise ConfigError(f"--port must be between 0 (any free port) and 65535; got {port}.")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise ConfigError(f"Cannot listen on host {host!r}: {e.strerror}. Give an IP address or a resolvable name.") \
+            from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no conflict
+        try:
+            s.bind(addr)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise ConfigError(f"Port {port} on {host} is already in use; stop the process using it or choose "
+                                  "another --port.") from None
+            raise ConfigError(f"Cannot listen on {host}:{port}: {e.strerror}.") from None
+
+
 def register(app: typer.Typer) -> None:
     """Add the top-level `serve` command."""
 
@@ -53,6 +79,7 @@ def register(app: typer.Typer) -> None:
         from bastion.serve._conn import ConnectionLimits
         from bastion.serve._jwt import JwtSettings
 
+        _check_port(host, port)
         jwt = None
         if jwks:
             if not jwt_issuer or not jwt_audience:

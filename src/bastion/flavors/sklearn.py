@@ -19,9 +19,18 @@ BASTION_TRUSTED_TYPES = frozenset({"bastion.gates.mitigate.MitigatedClassifier"}
 _SAVABLE = {"sklearn", "fairlearn", "bastion", "xgboost", "lightgbm"}
 
 
+_DISTRIBUTIONS = {"sklearn": "scikit-learn", "bastion": "bastion-mlops"}
+
+
 def _framework_of(model: Any) -> str:
+    """``dist==version`` of the estimator's package (the distribution, not the import name: never
+    "bastion==unknown"); a Bastion wrapper (a fairness-mitigated model) also names the scikit-learn it wraps."""
     mod = type(model).__module__.split(".")[0]
-    return f"scikit-learn=={dist_version('scikit-learn')}" if mod == "sklearn" else f"{mod}=={dist_version(mod)}"
+    dist = _DISTRIBUTIONS.get(mod, mod)
+    framework = f"{dist}=={dist_version(dist)}"
+    if mod == "bastion":
+        framework += f" ({type(model).__name__} over scikit-learn=={dist_version('scikit-learn')})"
+    return framework
 
 
 def save_estimator(model: Any, dest: Path) -> tuple[Path, str, str]:

@@ -29,6 +29,14 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _score(f: dict[str, Any]) -> float | None:
+    from bastion.monitor.figures import drift_score
+
+    test = (f.get("tests") or {}).get(f.get("verdict_test")) or {}
+    return drift_score(basis=test.get("basis"), statistic=test.get("statistic"), threshold=f.get("threshold"),
+                       p_value_adjusted=f.get("p_value_adjusted"))
+
+
 def _fmtp(v: Any) -> str:
     if v is None:
         return "–"
@@ -151,6 +159,7 @@ def render_html(result: Any) -> str:
         plotly_js=_plotly_js().replace("</script", "<\\/script"),
         fmt=_fmt,
         fmtp=_fmtp,
+        score=_score,
     )
 
 

@@ -137,19 +137,30 @@ def report_from_data(
     config: MonitoringConfig | None = None,
     engine: Any = None,
     progress: Callable[[int, int], None] | None = None,
+    project: ProjectHandle | None = None,
+    model_ref: str | None = None,
 ) -> MonitorResult:
-    """Monitor ``current`` against ``reference`` without a registry.
+    """Monitor ``current`` against ``reference`` (without a registry, or for ``model_ref`` of ``project``).
 
     ``current`` may be plain feature data or prediction-log files (``in.``/``out.`` columns). With
     ``target``, the target column is compared as target drift, and when ``current`` also holds
-    ``out.label`` predictions, performance is measured against it.
+    ``out.label`` predictions, performance is measured against it. With ``project`` and ``model_ref``,
+    a prediction log is read as ``monitor run`` reads it (that version's answered requests), the model's
+    outputs on the reference are compared with the logged ones (prediction drift) and inputs are scored
+    for anomalies, so a report and a run over the same window agree.
     """
     cfg = config or MonitoringConfig()
     ref = TableSource.from_any(reference)
     cur = TableSource.from_any(current)
     notes: list[str] = []
+    mv = project.get_model(model_ref) if project is not None and model_ref is not None else None
     compare = [c for c in ref.columns if c not in BASE_COLUMNS and c != target]
     if _is_log(cur.columns):
+        # Only answered requests, as `monitor run` reads them: a refused request (401, 422, 429) logged
+        # no inputs, and must not count as missing values.
+        cur, refused = _answered_only(cur, version=mv.version if mv is not None else None)
+        if refused:
+            notes.append(f"{refused:,} refused request(s) or other versions' rows in the log left out")
         rename = {c: c[len(INPUT_PREFIX) :] for c in cur.columns if c.startswith(INPUT_PREFIX)}
         cur = cur.renamed(rename)
         # A prediction log holds the model's inputs only: reference columns the model does not take (or the
@@ -166,6 +177,19 @@ def report_from_data(
     if target and target in ref.columns and target in cur.columns:
         compare.append(target)
     columns = compare
+    features = list(compare)
+    outputs = [c for c in cur.columns if c.startswith(OUTPUT_PREFIX)]
+    if mv is not None and project is not None and outputs and cur.num_rows:
+        ref_frame = pd.DataFrame({c: ref.column(c).to_pandas() for c in features if c != target})
+        try:
+            preds = _reference_predictions(project, mv.ref, ref_frame)
+            joined = ref_frame.loc[preds.index].join(preds)
+            if target and target in ref.columns:
+                joined[target] = ref.column(target).to_pandas().loc[preds.index]
+            ref = TableSource.from_any(joined)
+            columns = columns + [c for c in preds.columns if c in outputs]
+        except (BastionError, ValueError, TypeError, AttributeError) as e:
+            notes.append(f"prediction drift skipped: cannot score the reference ({type(e).__name__})")
     drift = compute_drift(ref, cur, columns=columns, config=cfg.drift, engine=engine, progress=progress)
     drift = _mark_target(drift, target, cfg)
     drift = _only_feature_news(drift)
@@ -179,10 +203,40 @@ def report_from_data(
     elif target:
         notes.append("no 'out.label' predictions in the current data: performance not measured")
     breaches = _breaches(perf, cfg.performance.floors)
+    anomaly = None
+    if mv is not None and project is not None and cfg.anomaly.enabled and cur.num_rows and \
+            any(c != target and c in cur.columns for c in features):
+        inputs = [c for c in features if c != target and c in cur.columns]
+        am = load_anomaly_model(project, mv.ref)
+        if am is None or set(am.features) - set(inputs):  # fit on what this data has (not stored)
+            base = TableSource.from_any(reference)
+            am = fit_anomaly_model(pd.DataFrame({c: base.column(c).to_pandas() for c in inputs}),
+                                   config=cfg.anomaly, trained_on=mv.ref)
+        anomaly = score_anomalies(am, cur.iter_frames([c for c in am.features if c in cur.columns]),
+                                  config=cfg.anomaly)
     result = MonitorResult(drift=drift, performance=tuple(perf), breaches=tuple(breaches), notes=tuple(notes),
-                           target=target)
-    alerts = evaluate_alerts(result.to_dict(), cfg.alerts, model="(no registry)")
+                           target=target, anomaly=anomaly, model=mv.ref if mv is not None else None)
+    alerts = evaluate_alerts(result.to_dict(), cfg.alerts, model=mv.ref if mv is not None else "(no registry)")
     return _replace(result, alerts=tuple(alerts))
+
+
+def _answered_only(src: TableSource, *, version: int | None = None) -> tuple[TableSource, int]:
+    """A prediction log restricted to ``outcome == "ok"`` rows (of ``version``), and how many were left out."""
+    import pyarrow.compute as pc
+
+    if "outcome" not in src.columns:
+        return src, 0
+    before = src.num_rows
+    expr = pc.field("outcome") == "ok"
+    if version is not None and "version" in src.columns:
+        expr = expr & (pc.field("version") == version)
+    if src.paths is not None:
+        ok = TableSource.from_log(src.paths, filter=expr)
+    else:
+        table = pa.Table.from_pandas(src._frame, preserve_index=False) if src._frame is not None else src._table
+        assert table is not None
+        ok = TableSource.from_any(table.filter(expr))
+    return ok, before - ok.num_rows
 
 
 def _mark_target(drift: DriftReport, target: str | None, cfg: MonitoringConfig) -> DriftReport:

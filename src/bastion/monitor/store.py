@@ -14,15 +14,24 @@ __all__ = ["WINDOW_KIND", "load_history", "save_window", "summarize_window"]
 WINDOW_KIND = "monitor_window"
 
 
+def _feature_summary(f: dict[str, Any]) -> dict[str, Any]:
+    from bastion.monitor.figures import compact_histogram, drift_score
+
+    test = (f.get("tests") or {}).get(f.get("verdict_test")) or {}
+    out = {k: f.get(k) for k in ("column", "kind", "drifted", "verdict_test", "threshold", "p_value",
+                                 "p_value_adjusted", "missing_current", "prediction")}
+    out["statistic"] = test.get("statistic")
+    out["basis"] = test.get("basis")
+    out["score"] = drift_score(basis=test.get("basis"), statistic=test.get("statistic"),
+                               threshold=f.get("threshold"), p_value_adjusted=f.get("p_value_adjusted"))
+    out["histogram"] = compact_histogram(f.get("histogram"))
+    return out
+
+
 def summarize_window(doc: dict[str, Any]) -> dict[str, Any]:
-    """The part of a window result kept in history (no histograms, so history stays small)."""
+    """The part of a window result kept in history (histograms rounded, so history stays small)."""
     drift = doc.get("drift") or {}
-    feats = [
-        {k: f.get(k) for k in ("column", "kind", "drifted", "verdict_test", "threshold", "p_value_adjusted",
-                               "missing_current", "prediction")}
-        | {"statistic": (f.get("tests") or {}).get(f.get("verdict_test"), {}).get("statistic")}
-        for f in drift.get("features", [])
-    ]
+    feats = [_feature_summary(f) for f in drift.get("features", [])]
     return {
         "schema_version": 1,
         "kind": WINDOW_KIND,

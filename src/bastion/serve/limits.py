@@ -117,12 +117,13 @@ class Limiter:
 # -- shared across the workers of one machine ------------------------------------------------------------
 _MAX_WORKERS = 64
 _HEADER = struct.Struct(f"<8sI4x{_MAX_WORKERS}q")  # magic, slots, pid of each worker column
-# key hash, tokens, stamp, in flight in total, then in flight per worker column
+# key hash, tokens, stamp, (reserved), then requests in flight per worker column
 _SLOT = struct.Struct(f"<Qddi{_MAX_WORKERS}i")
 _HEAD = struct.Struct("<Qddi")  # the fields read on every request
 _I32 = struct.Struct("<i")
 _COLUMNS_AT = _HEAD.size
-_MAGIC = b"BSTLIM02"
+_MAGIC = b"BSTLIM03"
+_COLUMNS = struct.Struct(f"<{_MAX_WORKERS}i")
 _PROBE = 32
 
 
@@ -141,10 +142,11 @@ def _alive(pid: int) -> bool:
 class SharedLimiter:
     """The same limits as :class:`Limiter`, kept in a shared-memory table that every worker maps.
 
-    Each slot holds one caller (by a 64-bit hash of its key id): its token bucket and its requests in flight,
-    in total and per worker column, so that a crashed worker's requests are forgotten when its replacement
-    starts (a worker claims a column whose process is gone and takes that column's counts off the totals).
-    Updates hold an ``flock`` on the file for a few microseconds. ``time.monotonic`` is the system-wide
+    Each slot holds one caller (by a 64-bit hash of its key id): its token bucket and its requests in flight
+    per worker column (the total is their sum), so that a crashed worker's requests are forgotten when its
+    replacement starts (a worker claims a column whose process is gone and zeroes it). Admission holds an
+    ``flock`` on the file for a few microseconds; a release only lowers the worker's own column (one
+    writer per column, an aligned 4-byte store), without the lock. ``time.monotonic`` is the system-wide
     CLOCK_MONOTONIC, the same in every worker.
     """
 
@@ -185,14 +187,9 @@ class SharedLimiter:
             raise ConfigError(f"More than {_MAX_WORKERS} processes share the limits table {self.path}.")
         col = free[0]
         if pids[col] != me:  # the previous owner of this column is gone: so are its requests in flight
-            mm, at = self._mm, _COLUMNS_AT + 4 * col
+            at = _COLUMNS_AT + 4 * col
             for i in range(self.slots):
-                off = _HEADER.size + i * _SLOT.size
-                (left,) = _I32.unpack_from(mm, off + at)
-                if left:
-                    (total,) = _I32.unpack_from(mm, off + 24)
-                    _I32.pack_into(mm, off + 24, max(0, total - left))
-                    _I32.pack_into(mm, off + at, 0)
+                _I32.pack_into(self._mm, _HEADER.size + i * _SLOT.size + at, 0)
         pids[col] = me
         _HEADER.pack_into(self._mm, 0, _MAGIC, self.slots, *pids)
         return col
@@ -218,14 +215,14 @@ class SharedLimiter:
         spare_stamp = math.inf
         for k in range(_PROBE):
             off = base + ((start + k) % self.slots) * _SLOT.size
-            key, _, stamp, total = _HEAD.unpack_from(mm, off)
+            key, _, stamp, _ = _HEAD.unpack_from(mm, off)
             if key == h:
                 self._where[caller] = (h, off)
                 return off
             if key == 0:
                 spare, spare_stamp = off, -math.inf
                 break
-            if total == 0 and stamp < spare_stamp:
+            if stamp < spare_stamp and not any(_COLUMNS.unpack_from(mm, off + _COLUMNS_AT)):
                 spare, spare_stamp = off, stamp
         if spare is None or not claim:
             return None
@@ -244,35 +241,32 @@ class SharedLimiter:
             off = self._find(caller, now, claim=True)
             if off is None:
                 raise RateLimited(1, "concurrency")
-            key, tokens, stamp, total = _HEAD.unpack_from(mm, off)
-            if total >= s.concurrency:
+            key, tokens, stamp, _ = _HEAD.unpack_from(mm, off)
+            if sum(_COLUMNS.unpack_from(mm, off + _COLUMNS_AT)) >= s.concurrency:
                 raise RateLimited(1, "concurrency")
             if s.rate > 0:
                 tokens = min(float(s.burst), tokens + max(0.0, now - stamp) * s.rate)
                 if tokens < 1.0:
-                    _HEAD.pack_into(mm, off, key, tokens, now, total)
+                    _HEAD.pack_into(mm, off, key, tokens, now, 0)
                     raise RateLimited(max(1, math.ceil((1.0 - tokens) / s.rate)), "rate")
                 tokens -= 1.0
-            _HEAD.pack_into(mm, off, key, tokens, now, total + 1)
+            _HEAD.pack_into(mm, off, key, tokens, now, 0)
             (mine,) = _I32.unpack_from(mm, off + self._mine_at)
             _I32.pack_into(mm, off + self._mine_at, mine + 1)
         finally:
             flock(self._fd, LOCK_UN)
 
     def release(self, caller: str) -> None:
+        # No lock: only this worker writes its column, and the slot stays the caller's while its column
+        # is above zero (a slot with requests in flight is never reassigned).
         mm = self._mm
-        flock(self._fd, LOCK_EX)
-        try:
-            off = self._find(caller, 0.0, claim=False)
-            if off is None:
-                return
-            (mine,) = _I32.unpack_from(mm, off + self._mine_at)
-            if mine > 0:
-                _I32.pack_into(mm, off + self._mine_at, mine - 1)
-                (total,) = _I32.unpack_from(mm, off + 24)
-                _I32.pack_into(mm, off + 24, max(0, total - 1))
-        finally:
-            flock(self._fd, LOCK_UN)
+        off = self._find(caller, 0.0, claim=False)
+        if off is None:
+            return
+        at = off + self._mine_at
+        (mine,) = _I32.unpack_from(mm, at)
+        if mine > 0:
+            _I32.pack_into(mm, at, mine - 1)
 
     def close(self) -> None:
         with contextlib.suppress(ValueError, OSError):

@@ -153,8 +153,12 @@ def version_page(project: ProjectHandle, ref: str, *, root_path: str = "") -> di
     except (ImportError, BastionError) as e:
         card = f"(model card unavailable: {e})"
     versions = sorted(project.list_models(mv.name), key=lambda m: m.version)
+    metrics, metrics_source = _metrics_of(project, mv, gate)
     return {
         "mv": mv,
+        "metrics": metrics,
+        "metrics_source": metrics_source,
+        "metrics_figure": _metrics_across_versions(project, versions[-50:], current=mv.version),
         "versions": [v.version for v in versions],
         "lineage_svg": lineage_svg(project.lineage(mv.ref), root_path=root_path),
         "gate": gate,
@@ -181,6 +185,43 @@ def _flavor(project: ProjectHandle, mv: ModelVersion) -> dict[str, Any]:
         "signature": signature_summary(doc.get("signature")) if doc else "not recorded",
         "input_columns": doc.get("input_columns"),
     }
+
+
+def _metrics_of(project: ProjectHandle, mv: Any, gate: dict[str, Any] | None = None) -> tuple[dict[str, float], str]:
+    """A version's metrics: the logged ones, else those its latest gate measured on the holdout data
+    (a mitigated version is registered without metrics of its own)."""
+    if mv.metrics:
+        return dict(mv.metrics), "logged"
+    gate = gate if gate is not None else _last(project, mv.ref, "gate")
+    for check in (gate or {}).get("checks", []):
+        if check.get("name") == "performance":
+            measured = {k: float(v) for k, v in (check.get("measured") or {}).items()
+                        if isinstance(v, int | float) and not isinstance(v, bool)}
+            if measured:
+                return measured, "gate"
+    return {}, ""
+
+
+def _metrics_across_versions(project: ProjectHandle, versions: list[Any], *, current: int) -> dict[str, Any] | None:
+    """One line per metric over the model's versions (open markers: measured by the gate, not logged)."""
+    points: dict[str, list[tuple[str, float, str]]] = {}
+    for v in versions:
+        metrics, source = _metrics_of(project, v)
+        for k, value in metrics.items():
+            points.setdefault(k, []).append((f"v{v.version}", value, source))
+    if not points:
+        return None
+    data = [{"type": "scatter", "mode": "lines+markers", "name": k, "x": [p[0] for p in pts],
+             "y": [p[1] for p in pts], "text": [f"{p[2]} metric" for p in pts],
+             "marker": {"size": 9, "symbol": ["circle-open" if p[2] == "gate" else "circle" for p in pts]}}
+            for k, pts in sorted(points.items())]
+    return {"data": data, "layout": {
+        "title": {"text": "Metrics across versions"}, "height": 320, "margin": {"l": 50, "r": 10, "t": 40, "b": 40},
+        "xaxis": {"type": "category", "title": {"text": "version"}},
+        "shapes": [{"type": "line", "x0": f"v{current}", "x1": f"v{current}", "yref": "paper", "y0": 0, "y1": 1,
+                    "line": {"color": "#9fb3c8", "dash": "dot"}}],
+        "annotations": [{"text": "open markers: measured by the gate", "showarrow": False, "xref": "paper",
+                         "yref": "paper", "x": 1, "y": 1.08, "xanchor": "right", "font": {"size": 11}}]}}
 
 
 def _version_vulns(project: ProjectHandle, name: str, version: int) -> dict[str, Any]:
@@ -218,31 +259,66 @@ def _line(name: str, x: list[Any], y: list[Any]) -> dict[str, Any]:
     return {"type": "scatter", "mode": "lines+markers", "name": name, "x": x, "y": y}
 
 
-def _layout(title: str, ytitle: str = "") -> dict[str, Any]:
-    return {"title": {"text": title}, "height": 320, "margin": {"l": 50, "r": 10, "t": 40, "b": 50},
-            "yaxis": {"title": {"text": ytitle}}}
+def _layout(title: str, ytitle: str = "", *, x: list[Any] | None = None) -> dict[str, Any]:
+    from bastion.monitor.figures import time_axis
+
+    out: dict[str, Any] = {"title": {"text": title}, "height": 320, "margin": {"l": 50, "r": 10, "t": 40, "b": 50},
+                           "yaxis": {"title": {"text": ytitle}}}
+    if x is not None:
+        out["xaxis"] = time_axis(x)
+    return out
+
+
+def _feature_rows(window: dict[str, Any]) -> list[dict[str, Any]]:
+    """The latest window's features with one comparable score (computed for windows stored before it was)."""
+    from bastion.monitor.figures import drift_score
+
+    rows = []
+    for f in window.get("features") or []:
+        row = dict(f)
+        if row.get("score") is None:
+            basis = row.get("basis") or ("p_value" if row.get("verdict_test") in ("ks", "chi2") else "effect")
+            row["basis"] = basis
+            row["score"] = drift_score(basis=basis, statistic=row.get("statistic"), threshold=row.get("threshold"),
+                                       p_value_adjusted=row.get("p_value_adjusted"))
+        rows.append(row)
+    rows.sort(key=lambda r: (not r.get("drifted"), -(r.get("score") or 0.0)))
+    return rows
 
 
 def monitoring_page(project: ProjectHandle, ref: str) -> dict[str, Any]:
-    """Monitoring history of a model version as Plotly figures and tables."""
+    """Monitoring history of a model version as Plotly figures and tables.
+
+    Drift is plotted as one comparable score per feature (1 = that feature's threshold), never as raw
+    statistics of different tests on one axis; distributions are reference vs current per feature.
+    """
+    from bastion.monitor.figures import SCORE_EXPLAINED, feature_figure, score_figure
     from bastion.monitor.store import load_history
 
     mv = project.get_model(ref, include_deleted=True)
     history = load_history(project, mv.ref)
+    latest = history[-1] if history else None
+    features = _feature_rows(latest) if latest else []
     x = [w.get("window_end") for w in history]
-    per_feature: dict[str, list[Any]] = {}
-    for i, w in enumerate(history):
-        for f in w.get("features") or []:
-            per_feature.setdefault(str(f.get("column")), [None] * len(history))[i] = f.get("statistic")
     figures = []
-    if history:
-        figures.append({"id": "drift", "figure": {
-            "data": [_line(col, x, ys) for col, ys in sorted(per_feature.items())],
-            "layout": _layout("Drift statistic per feature", "statistic")}})
-        figures.append({"id": "drift-share", "figure": {
-            "data": [_line("drift share", x, [w.get("drift_share") for w in history]),
-                     _line("anomaly share", x, [(w.get("anomaly") or {}).get("share") for w in history])],
-            "layout": _layout("Share of drifted features and of anomalous rows", "share")}})
+    distributions = []
+    if latest:
+        figures.append({"id": "drift-score", "figure": score_figure(
+            features, title=f"Drift score per feature, window ending {latest.get('window_end')}")})
+        if len(history) > 1:
+            per_feature: dict[str, list[Any]] = {}
+            for i, w in enumerate(history):
+                for f in _feature_rows(w):
+                    per_feature.setdefault(str(f.get("column")), [None] * len(history))[i] = f.get("score")
+            layout = _layout("Drift score per feature over time (1 = threshold)", "score", x=x)
+            layout["shapes"] = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 1, "y1": 1,
+                                "line": {"color": "#c62828", "dash": "dash"}}]
+            figures.append({"id": "drift-history", "figure": {
+                "data": [_line(col, x, ys) for col, ys in sorted(per_feature.items())], "layout": layout}})
+            figures.append({"id": "drift-share", "figure": {
+                "data": [_line("drift share", x, [w.get("drift_share") for w in history]),
+                         _line("anomaly share", x, [(w.get("anomaly") or {}).get("share") for w in history])],
+                "layout": _layout("Share of drifted features and of anomalous rows", "share", x=x)}})
         perf: dict[str, tuple[list[Any], list[Any]]] = {}
         for w in history:
             for p in w.get("performance") or []:
@@ -251,14 +327,20 @@ def monitoring_page(project: ProjectHandle, ref: str) -> dict[str, Any]:
                     xs.append(p.get("end"))
                     ys.append(value)
         if perf:
+            all_x = [v for xs, _ in perf.values() for v in xs]
             figures.append({"id": "performance", "figure": {
                 "data": [_line(m, xs, ys) for m, (xs, ys) in sorted(perf.items())],
-                "layout": _layout("Performance on delayed labels", "value")}})
+                "layout": _layout("Performance on delayed labels", "value", x=all_x)}})
+        for i, f in enumerate(features[:24]):
+            fig = feature_figure(f)
+            if fig is not None:
+                distributions.append({"id": f"dist-{i}", "column": f.get("column"), "figure": fig})
     alerts = [dict(a, window_end=w.get("window_end")) for w in history for a in w.get("alerts") or []]
     attacks = [dict(a, window_end=w.get("window_end")) for w in history for a in w.get("attacks") or []]
-    status, why = drift_status(history[-1] if history else None)
-    return {"mv": mv, "history": history, "figures": figures, "alerts": alerts[::-1], "attacks": attacks[::-1],
-            "status": status, "why": why, "latest": history[-1] if history else None}
+    status, why = drift_status(latest)
+    return {"mv": mv, "history": history, "figures": figures, "distributions": distributions,
+            "features": features, "score_explained": SCORE_EXPLAINED, "alerts": alerts[::-1],
+            "attacks": attacks[::-1], "status": status, "why": why, "latest": latest}
 
 
 def dataset_page(project: ProjectHandle, ref: str) -> dict[str, Any]:
@@ -272,13 +354,84 @@ def dataset_page(project: ProjectHandle, ref: str) -> dict[str, Any]:
             columns.append({k: c.get(k) for k in ("column", "entity", "confidence", "operator", "reason",
                                                   "masked_examples", "scope")})
     versions = sorted(project.list_datasets(dv.name, include_deleted=True), key=lambda d: d.version)
+    kanon: dict[str, Any] = (protection or {}).get("k_anonymity") or {}
+    below = kanon.get("min_k") is not None and kanon.get("k") is not None and kanon["k"] < kanon["min_k"]
+    pii = {c["column"] for c in columns if c.get("entity")}
     return {
         "dv": dv,
         "versions": versions,
         "protection": protection,
         "protection_columns": columns,
-        "k_anonymity": (protection or {}).get("k_anonymity"),
+        "k_anonymity": kanon or None,
+        "k_below_policy": below,
+        "distributions": _dataset_distributions(project, dv, skip=pii),
     }
+
+
+_HIST_CACHE: dict[str, dict[str, dict[str, Any]]] = {}
+_HIST_MAX_BYTES = 64 << 20  # larger versions show category bars only (no file read on a page view)
+
+
+def _numeric_histograms(project: ProjectHandle, dv: Any, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Histograms of numeric columns, read once per dataset digest (the stored, verified file)."""
+    import numpy as np
+
+    if not names or dv.size > _HIST_MAX_BYTES or not str(dv.fmt).endswith(("parquet", "csv", "jsonl")):
+        return {}
+    if dv.digest in _HIST_CACHE:
+        return _HIST_CACHE[dv.digest]
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        if str(dv.fmt).startswith("dir"):
+            return {}
+        df = project.read_dataset(dv.ref)
+        for name in names:
+            values = np.asarray(df[name].dropna(), dtype=np.float64) if name in df.columns else np.array([])
+            if values.size == 0:
+                continue
+            counts, edges = np.histogram(values, bins=min(30, max(5, int(np.sqrt(values.size)))))
+            out[name] = {"edges": [float(e) for e in edges], "shares": [float(c / values.size) for c in counts]}
+    except (BastionError, OSError, ValueError, TypeError) as e:
+        log.info("no histograms for %s: %s", dv.ref, type(e).__name__)
+        return {}
+    if len(_HIST_CACHE) > 32:
+        _HIST_CACHE.clear()
+    _HIST_CACHE[dv.digest] = out
+    return out
+
+
+def _dataset_distributions(project: ProjectHandle, dv: Any, *, skip: set[str]) -> list[dict[str, Any]]:
+    """One figure per column: category shares (low-cardinality columns) or a histogram (numeric columns).
+
+    Columns the protection report found PII in are never drawn.
+    """
+    from itertools import pairwise
+
+    numeric = [f["name"] for f in dv.schema if f["name"] not in skip and
+               any(t in str(f["type"]) for t in ("int", "float", "double", "decimal"))]
+    hists = _numeric_histograms(project, dv, numeric)
+    figures = []
+    for i, f in enumerate(dv.schema):
+        name = f["name"]
+        if name in skip:
+            continue
+        stats = dv.stats.get(name) or {}
+        layout = {"title": {"text": name, "font": {"size": 13}}, "height": 240, "showlegend": False,
+                  "margin": {"l": 40, "r": 10, "t": 34, "b": 50}, "yaxis": {"title": {"text": "share"}}}
+        cats = stats.get("categories")
+        if isinstance(cats, dict) and cats:
+            total = sum(int(v) for v in cats.values()) or 1
+            top = sorted(cats.items(), key=lambda kv: -int(kv[1]))[:20]
+            data = [{"type": "bar", "x": [str(k) for k, _ in top], "y": [int(v) / total for _, v in top],
+                     "marker": {"color": "#4c78a8"}}]
+        elif name in hists:
+            h = hists[name]
+            data = [{"type": "bar", "x": [(a + b) / 2 for a, b in pairwise(h["edges"])], "y": h["shares"],
+                     "width": h["edges"][1] - h["edges"][0], "marker": {"color": "#4c78a8"}}]
+        else:
+            continue
+        figures.append({"id": f"col-{i}", "column": name, "figure": {"data": data, "layout": layout}})
+    return figures[:40]
 
 
 def audit_page(

@@ -89,6 +89,7 @@ def create_ui_app(
     actors_lock = threading.Lock()
     env = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=select_autoescape(["html"]))
     env.filters["fmt"] = _fmt
+    env.filters["sig"] = _sig
     env.globals["quote"] = lambda s: quote(str(s), safe="")
 
     # No trailing-slash redirects: Starlette builds their absolute URL from the Host header (reflected).
@@ -439,6 +440,13 @@ def _safe_next(target: str | None, root: str = "") -> str:
 def _root(request: Request) -> str:
     """Where the dashboard is mounted ('' at the root of its own server)."""
     return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def _sig(v: Any) -> str:
+    """Four significant digits (p-values like 3e-91 stay readable), '–' for none."""
+    if isinstance(v, float) and not isinstance(v, bool):
+        return "<1e-300" if v == 0 else f"{v:.4g}"
+    return _fmt(v)
 
 
 def _fmt(v: Any, digits: int = 4) -> str:

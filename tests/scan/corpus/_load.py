@@ -18,6 +18,7 @@ import lzma
 import marshal
 import os
 import pickle
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -214,8 +215,7 @@ def load(data: bytes, spec: str) -> Any:
     raise ValueError(f"unknown loader {spec!r}")
 
 
-def _run_child(path: Path, spec: str, err_path: str) -> None:
-    workdir = tempfile.mkdtemp(prefix="bastion-load-")
+def _run_child(path: Path, spec: str, err_path: str, workdir: str) -> None:
     os.chdir(workdir)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
@@ -259,10 +259,13 @@ def run(
             continue
         canary.unlink(missing_ok=True)
         err_path = tempfile.mktemp(prefix="bastion-load-err-")
+        # the parent makes (and below removes) the child's scratch folder: a child that is killed or
+        # exits with os._exit cannot clean up after itself
+        workdir = tempfile.mkdtemp(prefix="bastion-load-")
         pid = os.fork()
         if pid == 0:
             try:
-                _run_child(Path(s["path"]), s["loader"], err_path)
+                _run_child(Path(s["path"]), s["loader"], err_path, workdir)
             finally:
                 os._exit(1)
         deadline = time.monotonic() + CHILD_TIMEOUT
@@ -279,6 +282,7 @@ def run(
             time.sleep(0.01)
         error = Path(err_path).read_text() if os.path.exists(err_path) else "child timed out or crashed"
         Path(err_path).unlink(missing_ok=True)
+        shutil.rmtree(workdir, ignore_errors=True)
         results[s["name"]] = {"created": canary.exists(), "error": error or None}
         canary.unlink(missing_ok=True)
     return results

@@ -34,8 +34,9 @@ class PrivacyCheck(Check):
         if train is None or context.target not in train.columns:
             return CheckResult(self.name, {}, threshold, False, spec.required, {},
                                error="no training rows with the target column in the model's lineage")
-        from art.attacks.inference.membership_inference import MembershipInferenceBlackBox
-        from art.estimators.classification import BlackBoxClassifier
+        from bastion.gates.checks._art import black_box_classifier, membership_inference
+
+        MembershipInferenceBlackBox, BlackBoxClassifier = membership_inference(), black_box_classifier()
 
         from bastion.gates.run import labels_to_binary
 

@@ -97,8 +97,9 @@ class RobustnessCheck(Check):
         self, context: CheckContext, spec: RobustnessSpec, cols: list[str], mean: np.ndarray, std: np.ndarray,
         reference: pd.DataFrame, pos: int, rng: np.random.Generator,
     ) -> dict[str, Any]:
-        from art.attacks.evasion import HopSkipJump
-        from art.estimators.classification import BlackBoxClassifier
+        from bastion.gates.checks._art import black_box_classifier, hop_skip_jump
+
+        HopSkipJump, BlackBoxClassifier = hop_skip_jump(), black_box_classifier()
 
         model, feats = context.model, context.features
         correct = np.flatnonzero(context.y_pred == context.y_true)
