@@ -283,3 +283,43 @@ def test_jwt_numeric_dates_and_crit_header(jwks: tuple[Path, Any, Any], header: 
     else:
         with pytest.raises(AuthError):
             v.verify(tok)
+
+
+def test_background_refresh_follows_revocation_and_fails_closed_when_stale(
+        bare_project: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from bastion.errors import StoreError
+    from bastion.serve.auth import ApiKeyStore, Authenticator, create_api_key, revoke_api_key
+
+    k = create_api_key(bare_project, "app", ["predict"]).key
+    store = ApiKeyStore(bare_project.db, recheck_s=0.05, max_stale_s=0.3)
+    auth = Authenticator(store)
+    try:
+        assert auth.authenticate(f"Bearer {k}").name == "app"
+        revoke_api_key(bare_project, "app")
+        deadline = time.monotonic() + 2
+        while True:  # refused within the refresh period, no request ever reading the database itself
+            try:
+                auth.authenticate(f"Bearer {k}")
+            except AuthError:
+                break
+            assert time.monotonic() < deadline, "revocation not seen within 2 s"
+            time.sleep(0.02)
+        k2 = create_api_key(bare_project, "app", ["predict"]).key
+        time.sleep(0.3)
+        assert auth.authenticate(f"Bearer {k2}").name == "app"
+
+        def down() -> Any:
+            raise StoreError("Cannot read the metadata database: connection refused")
+
+        real = store.records
+        monkeypatch.setattr(store, "records", down)
+        time.sleep(0.6)  # longer than max_stale_s without a successful read: fail closed
+        with pytest.raises(AuthError):
+            auth.authenticate(f"Bearer {k2}")
+        monkeypatch.setattr(store, "records", real)
+        time.sleep(0.3)
+        assert auth.authenticate(f"Bearer {k2}").name == "app"
+    finally:
+        store.close()

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from bastion.audit.checkpoints import CHECKPOINT_ACTION, CheckpointCheck, read_witness, verify_checkpoints
+from bastion.audit.checkpoints import (
+    CHECKPOINT_ACTION,
+    CheckpointCheck,
+    read_witness,
+    verify_checkpoints,
+    write_checkpoint,
+)
 from bastion.audit.log import AuditEntry, ChainReport
 from bastion.store.schema import aliases, attachments, datasets, models
 
@@ -23,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["ALIAS_ACTIONS", "AuditReport", "CacheIndex", "verify_project"]
 
 ALIAS_ACTIONS = ("model.promote", "model.promote.forced", "model.rollback")
+# register entries name the documents stored with the version without an attach entry of their own
+_REGISTER_DOCS = {"scan_report": "scan", "flavor_document": "flavor"}
 
 
 @dataclass
@@ -33,6 +41,7 @@ class CacheIndex:
     versions: dict[tuple[str, str, int], str] = field(default_factory=dict)
     attachments: dict[tuple[str, str, int, str], set[str]] = field(default_factory=dict)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    register_docs: dict[tuple[str, str, int], set[str]] = field(default_factory=dict)
 
     def visit(self, e: AuditEntry) -> None:
         d = e.details
@@ -48,10 +57,13 @@ class CacheIndex:
             kind = action.split(".", 1)[0]
             if name is not None and version is not None and isinstance(d.get("digest"), str):
                 self.versions[(kind, name, version)] = d["digest"]
-                if kind == "model" and isinstance(d.get("scan_report"), str):
-                    self.attachments.setdefault(("model", name, version, "scan"), set()).add(d["scan_report"])
-                if kind == "model" and isinstance(d.get("flavor_document"), str):  # stored with the register
-                    self.attachments.setdefault(("model", name, version, "flavor"), set()).add(d["flavor_document"])
+                # documents stored with the version in the same transaction, named by this entry
+                for key, doc_kind in _REGISTER_DOCS.items():
+                    if isinstance(d.get(key), str):
+                        self.attachments.setdefault((kind, name, version, doc_kind), set()).add(d[key])
+                self.register_docs[(kind, name, version)] = {
+                    v for k, v in d.items() if k != "digest" and isinstance(v, str) and v.startswith("sha256:")
+                }
         elif action == "model.rescan":  # a re-scan stores its report under this one audited entry
             name, version = _split(e.subject)
             if name is not None and version is not None and isinstance(d.get("report"), str):
@@ -143,7 +155,8 @@ def _cross_check(project: ProjectHandle, idx: CacheIndex) -> list[str]:
     for sk, name, version, kind, digest in att_rows:
         stored.setdefault((str(sk), str(name), int(version), str(kind)), set()).add(str(digest))
     for akey, digests in sorted(stored.items()):
-        for d in sorted(digests - idx.attachments.get(akey, set())):
+        named = idx.attachments.get(akey, set()) | idx.register_docs.get(akey[:3], set())
+        for d in sorted(digests - named):
             out.append(f"{akey[3]} attachment {d} of {akey[0]} {akey[1]}:{akey[2]} is in the table but was never "
                        "audited.")
     for akey, digests in sorted(idx.attachments.items()):
@@ -153,9 +166,13 @@ def _cross_check(project: ProjectHandle, idx: CacheIndex) -> list[str]:
     return out
 
 
-def verify_project(project: ProjectHandle, *, witness: str | Path | None = None) -> AuditReport:
+def verify_project(project: ProjectHandle, *, witness: str | Path | None = None, seal: bool = False) -> AuditReport:
     """Verify the chain against its signed checkpoints (and an exported ``witness`` folder), then
-    cross-check the alias table, attachments and version rows against it."""
+    cross-check the alias table, attachments and version rows against it.
+
+    ``seal``: when everything holds, sign the verified head with a checkpoint, so that deleting any of
+    these entries later is found (entries after the newest checkpoint are otherwise unsealed).
+    """
     idx = CacheIndex()
     # Checkpoint numbers recorded in the chain are known only after the walk; signatures first.
     cps = verify_checkpoints(project.settings)
@@ -176,4 +193,7 @@ def verify_project(project: ProjectHandle, *, witness: str | Path | None = None)
     chain = project.audit.verify(expected=expected, visit=idx.visit)
     cps = verify_checkpoints(project.settings, recorded=idx.checkpoints)
     mismatches = _cross_check(project, idx) if chain.ok else []
-    return AuditReport(chain, cps, tuple(mismatches), tuple(witness_problems))
+    report = AuditReport(chain, cps, tuple(mismatches), tuple(witness_problems))
+    if seal and report.ok:
+        write_checkpoint(project)
+    return report

@@ -50,7 +50,7 @@ def verify(
     from bastion.serve.audit_sink import verify_journals
 
     p = project()
-    report = verify_project(p, witness=witness)
+    report = verify_project(p, witness=witness, seal=True)  # an intact head is sealed by a checkpoint
     journals = verify_journals(p)
     bad_journals = [j for j in journals if not j.ok]
     if json_out:
@@ -84,17 +84,22 @@ def checkpoint(
     ),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Sign the chain head now with the project's audit key (stored in the artifact store)."""
-    from bastion.audit.checkpoints import export_checkpoints, write_checkpoint
+    """Sign the chain head now with the project's audit key (stored in the artifact store); makes the key
+    first if the project has none."""
+    from bastion.audit.checkpoints import audit_public_key, export_checkpoints, init_audit_key, write_checkpoint
     from bastion.errors import KeyManagementError
 
     p = project()
+    if audit_public_key(p.settings) is None:  # a project made before audit keys: make one now (audited)
+        fp = init_audit_key(p)
+        if not json_out:
+            console.print(f"Created the project's audit key {fp[:23]}… (keys/audit-ed25519.pem, mode 0600).")
     if export:
         doc = export_checkpoints(p, export)
     else:
         cp = write_checkpoint(p)
         if cp is None:
-            raise KeyManagementError("The project has no audit key; run `bastion keys init` first.")
+            raise KeyManagementError("The project's audit key cannot be read; see `bastion keys init`.")
         doc = {"newest": cp.to_dict()}
     if json_out:
         print_json(doc)

@@ -234,6 +234,7 @@ class ServerState:
 
     def stop(self) -> None:
         self.ready = False
+        self.auth.keys.close()
         if self.sink is not None:
             self.sink.close()
             self.ship_logs()

@@ -125,17 +125,23 @@ class CreatedKey:
 class ApiKeyStore:
     """The API keys in the metadata database, shared by every server and folder using that database.
 
-    A server keeps the rows in memory and re-reads them at most every ``recheck_s`` seconds (default 0.5),
-    so a key created or revoked anywhere takes effect on every replica within a second, without restart.
+    A server keeps the rows in memory; a background thread re-reads them every ``recheck_s`` seconds (default
+    0.5), so a key created or revoked anywhere takes effect on every replica within a second, without restart,
+    and no request ever waits for the database. When the rows could not be re-read for ``max_stale_s``
+    seconds (the database is unreachable), every API key is refused until it answers again (fail closed).
+    ``recheck_s=0`` reads the rows on every lookup instead (tests).
     """
 
-    def __init__(self, db: Any, *, recheck_s: float = 0.5) -> None:
+    def __init__(self, db: Any, *, recheck_s: float = 0.5, max_stale_s: float = 5.0) -> None:
         self.db = db
         self.recheck_s = recheck_s
-        self._checked = -1e18
+        self.max_stale_s = max(max_stale_s, 2 * recheck_s)
         self._mutex = threading.Lock()
         self._by_id: dict[str, ApiKeyRecord] = {}
         self._ok = False
+        self._fresh_at = -1e18
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
 
     # -- reading -----------------------------------------------------------------------------
     @staticmethod
@@ -163,27 +169,44 @@ class ApiKeyStore:
         with self.db.read() as conn:
             return self.read(conn)
 
-    def lookup(self, key_id: str) -> ApiKeyRecord | None:
-        """The record with ``key_id``, from rows re-read at most every ``recheck_s`` seconds.
+    def refresh(self) -> bool:
+        """Re-read the rows now; False (and every key refused) when the database cannot be read."""
+        try:
+            recs = self.records()
+        except Exception as e:  # a database error of any kind: fail closed, say so once
+            if self._ok:
+                msg = e.message if isinstance(e, BastionError) else type(e).__name__
+                log.error("API keys unreadable (%s); refusing every API key until the database answers",
+                          msg.splitlines()[0] if msg else "error")
+            self._ok = False
+            return False
+        self._by_id = {r.id: r for r in recs}
+        self._ok = True
+        self._fresh_at = time.monotonic()
+        return True
 
-        A database that cannot be read denies every key (fail closed) until it answers again.
-        """
-        now = time.monotonic()
-        if now - self._checked >= self.recheck_s or not self._ok:
+    def _run(self) -> None:
+        while not self._stop.wait(self.recheck_s):
+            self.refresh()
+
+    def close(self) -> None:
+        """Stop the background refresh."""
+        self._stop.set()
+
+    def lookup(self, key_id: str) -> ApiKeyRecord | None:
+        """The record with ``key_id`` as last read from the database (see the class docstring)."""
+        if self.recheck_s <= 0:
             with self._mutex:
-                if now - self._checked >= self.recheck_s or not self._ok:
-                    try:
-                        recs = self.records()
-                    except BastionError as e:
-                        if self._ok:
-                            log.error("API keys unreadable (%s); refusing every API key until the database answers",
-                                      e.message.splitlines()[0])
-                        self._by_id, self._ok = {}, False
-                        self._checked = now
-                        return None
-                    self._by_id = {r.id: r for r in recs}
-                    self._ok = True
-                    self._checked = now
+                return self._by_id.get(key_id) if self.refresh() else None
+        if self._thread is None:
+            with self._mutex:
+                if self._thread is None:
+                    self.refresh()
+                    t = threading.Thread(target=self._run, name="bastion-api-keys", daemon=True)
+                    t.start()
+                    self._thread = t
+        if not self._ok or time.monotonic() - self._fresh_at > self.max_stale_s:
+            return None
         return self._by_id.get(key_id)
 
 

@@ -131,7 +131,9 @@ class BlobStore:
 
     def read_manifest(self, digest: str, *, what: str = "") -> list[dict[str, Any]] | None:
         """The file list if ``digest`` is a directory manifest, else ``None``."""
-        data = self.get_bytes(digest, what=what)
+        return self._manifest_of(self.get_bytes(digest, what=what), digest, what)
+
+    def _manifest_of(self, data: bytes, digest: str, what: str) -> list[dict[str, Any]] | None:
         if not data.startswith(b"{"):
             return None
         try:
@@ -388,6 +390,9 @@ def _copy_hashing(
     return "sha256:" + h.hexdigest()
 
 
+# Below this size a blob is written without asking first whether the store has it (one round trip, not two
+# or three: s3fs's exists() of a missing key also lists the prefix).
+_PUT_CHECK_BYTES = 8 * 1024 * 1024
 _NETWORK_ERROR_MODULES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "urllib3", "requests", "gcsfs", "adlfs")
 
 
@@ -492,24 +497,39 @@ class FsspecBlobStore(BlobStore):
         with self._net("read from"):
             return bool(self.fs.exists(self._key(digest)))
 
+    def identity(self, digest: str) -> tuple[str, int] | None:
+        """``(ETag, size)`` of the stored object (one HEAD request), or None when it is missing: lets a
+        reader reuse what it verified before only while the object is the one it verified."""
+        with self._net("read from"):
+            try:
+                info = self.fs.info(self._key(digest))
+            except FileNotFoundError:
+                return None
+        etag = str(info.get("ETag") or info.get("etag") or "")
+        if not etag:
+            return None
+        return (etag, int(info.get("size", -1)))
+
     def _put_missing_bucket(self, e: FileNotFoundError) -> StoreError:
         bucket = self.base.split("/", 1)[0]
         return StoreError(f"Cannot write to the object store {self.describe()}: bucket {bucket!r} does not exist "
                           f"({e}). Create it first.")
 
     def put_bytes(self, data: bytes) -> str:
+        # Content-addressed, so writing again is harmless: one request instead of a look-up first.
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        if not self.exists(digest):
-            with self._net("write to"):
-                try:
-                    self.fs.pipe_file(self._key(digest), data)
-                except FileNotFoundError as e:
-                    raise self._put_missing_bucket(e) from e
+        if len(data) >= _PUT_CHECK_BYTES and self.exists(digest):
+            return digest
+        with self._net("write to"):
+            try:
+                self.fs.pipe_file(self._key(digest), data)
+            except FileNotFoundError as e:
+                raise self._put_missing_bucket(e) from e
         return digest
 
     def put_file(self, path: str | Path, progress: Callable[[int, int], None] | None = None) -> str:
         digest = sha256_file(path)
-        if not self.exists(digest):
+        if Path(path).stat().st_size < _PUT_CHECK_BYTES or not self.exists(digest):
             with self._net("write to"):
                 try:
                     self.fs.put_file(str(path), self._key(digest))
@@ -532,9 +552,10 @@ class FsspecBlobStore(BlobStore):
 
     def materialize(self, digest: str, dest: str | Path, *, what: str = "") -> Path:
         dest = Path(dest)
-        files = self.read_manifest(digest, what=what)
+        data = self.get_bytes(digest, what=what)  # fetched once: a single file, or the manifest of a folder
+        files = self._manifest_of(data, digest, what)
         if files is None:
-            dest.write_bytes(self.get_bytes(digest, what=what))
+            dest.write_bytes(data)
             return dest
         for f in files:
             target = dest / f["path"]

@@ -40,6 +40,7 @@ _NAME_RUN = re.compile(r"[-_.]+")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,199}")
 
 
+@lru_cache(maxsize=65536)
 def normalize_name(name: str) -> str:
     """The PEP 503 normalised form of a distribution name (``Scikit_Learn`` -> ``scikit-learn``)."""
     return _NAME_RUN.sub("-", name).lower()

@@ -1,0 +1,67 @@
+"""Serving load time: how long `load_trusted` (evaluate + load) takes for a signed, gated, promoted model.
+
+Run with a Bastion source tree first on PYTHONPATH; prints one JSON line (median of N loads, and the number
+of signature / attestation verifications and artifact hashes per load).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+    import bastion.gates.attestation as attestation
+    import bastion.gates.signatures as signatures
+    from bastion.project import open_project
+    from bastion.serve._sample import build_sample_project
+    from bastion.serve.loader import load_trusted
+    from bastion.store import blobs
+
+    root = Path(tempfile.mkdtemp(prefix="trust-bench-")) / "proj"
+    build_sample_project(root, versions=1, rows=1200)
+    counts = {"verify_version": 0, "verify_attestation": 0, "blob_hashes": 0}
+    real_sig, real_att = signatures.verify_version, attestation.verify_attestation
+    real_get, real_mat = blobs.LocalBlobStore.get_bytes, blobs.LocalBlobStore.materialize
+
+    def sig(*a, **k):  # type: ignore[no-untyped-def]
+        counts["verify_version"] += 1
+        return real_sig(*a, **k)
+
+    def att(*a, **k):  # type: ignore[no-untyped-def]
+        counts["verify_attestation"] += 1
+        return real_att(*a, **k)
+
+    def get(self, digest, **k):  # type: ignore[no-untyped-def]
+        counts["blob_hashes"] += 1
+        return real_get(self, digest, **k)
+
+    def mat(self, digest, dest, **k):  # type: ignore[no-untyped-def]
+        counts["blob_hashes"] += 1
+        return real_mat(self, digest, dest, **k)
+
+    signatures.verify_version = sig
+    attestation.verify_attestation = att
+    blobs.LocalBlobStore.get_bytes = get
+    blobs.LocalBlobStore.materialize = mat
+    p = open_project(root)
+    load_trusted(p, "sample@production")  # warm imports and caches
+    times = []
+    for k in counts:
+        counts[k] = 0
+    for _ in range(n):
+        t0 = time.perf_counter()
+        load_trusted(p, "sample@production")
+        times.append(time.perf_counter() - t0)
+    p.close()
+    print(json.dumps({"median_ms": round(statistics.median(times) * 1000, 1), "n": n,
+                      "per_load": {k: v / n for k, v in counts.items()}}))
+
+
+if __name__ == "__main__":
+    main()
