@@ -52,7 +52,11 @@ _LOAD_CACHE_MAX_BYTES = 64 << 20
 _load_lock = threading.Lock()
 
 
-def _blob_identity(project: Project, digest: str) -> tuple[int, int, int] | None:
+def _blob_identity(project: Project, digest: str) -> tuple[Any, ...] | None:
+    identity = getattr(project.blobs, "identity", None)
+    if identity is not None:  # an object store: its ETag and size (a swapped object changes them)
+        ident: tuple[Any, ...] | None = identity(digest)
+        return ident
     path_of = getattr(project.blobs, "path_of", None)
     if path_of is None:
         return None
@@ -313,7 +317,7 @@ def load(project: Project, ref: str, *, trusted: list[str] | None) -> Any:
     if hit is not None and ident is not None and hit[0] == ident:
         return copy.deepcopy(hit[1])
     obj = _load_uncached(project, mv, trusted)
-    if ident is not None and ident[1] <= _LOAD_CACHE_MAX_BYTES:
+    if ident is not None and int(ident[1]) <= _LOAD_CACHE_MAX_BYTES:
         with _load_lock:
             _LOAD_CACHE[key] = (ident, obj)
             _LOAD_CACHE.move_to_end(key)

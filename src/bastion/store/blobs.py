@@ -497,6 +497,19 @@ class FsspecBlobStore(BlobStore):
         with self._net("read from"):
             return bool(self.fs.exists(self._key(digest)))
 
+    def identity(self, digest: str) -> tuple[str, int] | None:
+        """``(ETag, size)`` of the stored object (one HEAD request), or None when it is missing: lets a
+        reader reuse what it verified before only while the object is the one it verified."""
+        with self._net("read from"):
+            try:
+                info = self.fs.info(self._key(digest))
+            except FileNotFoundError:
+                return None
+        etag = str(info.get("ETag") or info.get("etag") or "")
+        if not etag:
+            return None
+        return (etag, int(info.get("size", -1)))
+
     def _put_missing_bucket(self, e: FileNotFoundError) -> StoreError:
         bucket = self.base.split("/", 1)[0]
         return StoreError(f"Cannot write to the object store {self.describe()}: bucket {bucket!r} does not exist "
