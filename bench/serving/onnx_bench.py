@@ -207,8 +207,8 @@ def render(res: dict[str, Any], args: argparse.Namespace, took: float) -> str:
         "", "Same answer from each server for the first row (the comparison is like for like):", "",
         "```json", json.dumps(res["answers"], sort_keys=True), "```", "",
         f"Versions: {versions()}", "",
-        f"Machine: {platform.platform()}; pip freeze of both venvs: `bench/serving/freeze-bastion.txt`, "
-        "`bench/serving/freeze-mlflow.txt`.", "", END,
+        f"Machine: {platform.platform()}; pip freeze of both venvs: `bench/serving/freeze-onnx-bastion.txt`, "
+        "`bench/serving/freeze-onnx-mlflow.txt`.", "", END,
     ]
     return "\n".join(lines)
 
@@ -242,7 +242,7 @@ def main() -> None:
     (HERE / "onnx_results.json").write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
     for name, py in (("bastion", base.BASTION_PY), ("mlflow", base.MLFLOW_PY)):
         freeze = subprocess.run([str(py), "-m", "pip", "freeze"], capture_output=True, text=True).stdout
-        (HERE / f"freeze-{name}.txt").write_text(freeze)
+        (HERE / f"freeze-onnx-{name}.txt").write_text(freeze)
     section = render(res, args, took)
     results = HERE / "RESULTS.md"
     text = results.read_text(encoding="utf-8") if results.exists() else ""

@@ -162,7 +162,7 @@ def main() -> None:
             # cold (a fresh `bastion vulns check` process): every environment document read and verified from
             # the store, every advisory compiled and matched; warm: `monitor run`'s long-lived process
             check_mod._env_cache.clear()
-            check_mod._cache.update(key=None, entries={}, rows={})
+            check_mod._cache.update(key=None, entries={}, rows={}, hits={})
             t0 = time.perf_counter()
             report = check_versions(project)
             cold.append(time.perf_counter() - t0)

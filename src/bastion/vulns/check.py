@@ -211,12 +211,13 @@ _Row = tuple[tuple[int, str, str], "Match", str]
 _cache_lock = threading.Lock()
 # Compiled advisories per package and the matches per (package, installed version), kept between checks in
 # one process (``monitor run``) until the advisory store changes (its generation: count and newest import).
-_cache: dict[str, Any] = {"key": None, "entries": {}, "rows": {}}
+_cache: dict[str, Any] = {"key": None, "entries": {}, "rows": {}, "hits": {}}
 
 
 def _cached_advisories(
     project: ProjectHandle, names: set[str]
-) -> tuple[dict[str, list[tuple[CompiledEntry, Any]]], dict[tuple[str, str], list[_Row]]]:
+) -> tuple[dict[str, list[tuple[CompiledEntry, Any]]], dict[tuple[str, str], list[_Row]],
+           dict[tuple[str, str], list[_Row]]]:
     from sqlalchemy import func
 
     with project.db.read() as conn:
@@ -225,9 +226,10 @@ def _cached_advisories(
     key = (project.db.url, int(count or 0), newest)
     with _cache_lock:
         if _cache["key"] != key:
-            _cache.update(key=key, entries={}, rows={})
+            _cache.update(key=key, entries={}, rows={}, hits={})
         entries: dict[str, list[tuple[CompiledEntry, Any]]] = _cache["entries"]
-        rows: dict[tuple[str, str], list[_Row]] = _cache["rows"]
+        rows: dict[tuple[str, str], list[_Row]] = _cache["rows"]  # every (package, installed) evaluated
+        hits: dict[tuple[str, str], list[_Row]] = _cache["hits"]  # the ones that match something
         missing = names - entries.keys()
     if missing:
         fetched = _advisories_for(project, missing)
@@ -237,8 +239,8 @@ def _cached_advisories(
                     entries[n] = fetched.get(n, [])
             else:  # the store changed meanwhile: use what was just read, uncached
                 entries = {**entries, **{n: fetched.get(n, []) for n in missing}}
-                rows = {}
-    return {n: e for n, e in entries.items() if e}, rows
+                rows, hits = {}, {}
+    return {n: e for n, e in entries.items() if e}, rows, hits
 
 
 def check_versions(
@@ -263,7 +265,7 @@ def check_versions(
             envs[(name, version)] = _packages(project, digest)
         except (BastionError, ValueError) as e:
             errors[(name, version)] = f"the recorded environment cannot be read: {e}"
-    by_package, memo_rows = _cached_advisories(project, {p for pk in envs.values() for p in pk})
+    by_package, memo_rows, hits = _cached_advisories(project, {p for pk in envs.values() for p in pk})
     aliases_of: dict[str, tuple[str, ...]] = {}
     at = now_iso()
     previous = _stored_json(project, [(n, v) for n, v, _, _ in targets])
@@ -278,24 +280,28 @@ def check_versions(
             continue
         rows: list[_Row] = []
         env = envs.get(key) or {}
-        for package in env.keys() & by_package.keys():
-            installed = env[package]
-            found = memo_rows.get((package, installed))
-            if found is None:
-                found = []
-                seen: set[str] = set()
-                for entry, head in by_package[package]:
-                    if head.id not in seen and entry.affects(installed):
-                        seen.add(head.id)  # one record may name a package twice (two affected entries)
-                        if head.id not in aliases_of:
-                            aliases_of[head.id] = tuple(json.loads(head.aliases_json))
-                        m = Match(id=head.id, package=package, installed=installed, severity=head.severity,
-                                  aliases=aliases_of[head.id], score=head.score, vector=head.vector,
-                                  fixed=entry.fixed_after(installed), summary=head.summary)
-                        found.append(((-severity_rank(m.severity), package, m.id), m,
-                                      json.dumps(m.row(), separators=(",", ":"))))
-                memo_rows[(package, installed)] = found
-            rows.extend(found)
+        items = env.items()
+        # only (package, installed) pairs never seen before are evaluated; the matching ones are found by a
+        # set intersection (in C), so a package without a match costs one membership test per version
+        for pair in [p for p in items if p not in memo_rows]:
+            package, installed = pair
+            found: list[_Row] = []
+            seen: set[str] = set()
+            for entry, head in by_package.get(package, ()):
+                if head.id not in seen and entry.affects(installed):
+                    seen.add(head.id)  # one record may name a package twice (two affected entries)
+                    if head.id not in aliases_of:
+                        aliases_of[head.id] = tuple(json.loads(head.aliases_json))
+                    m = Match(id=head.id, package=package, installed=installed, severity=head.severity,
+                              aliases=aliases_of[head.id], score=head.score, vector=head.vector,
+                              fixed=entry.fixed_after(installed), summary=head.summary)
+                    found.append(((-severity_rank(m.severity), package, m.id), m,
+                                  json.dumps(m.row(), separators=(",", ":"))))
+            memo_rows[pair] = found
+            if found:
+                hits[pair] = found
+        for pair in items & hits.keys():
+            rows.extend(hits[pair])
         rows.sort(key=lambda r: r[0])
         matches = [r[1] for r in rows]
         text = "[" + ",".join(r[2] for r in rows) + "]"
