@@ -225,6 +225,7 @@ def cyclonedx_bom(project: ProjectHandle, ref: str, *, validate: bool = True) ->
     bom.metadata.component = model
     deps = []
     frameworks = set()
+    purls: dict[str, str] = {}  # every package component, frameworks included, for the vulnerabilities' refs
     for name, version in _requirements(d):  # what loads the model: a framework component, named and versioned
         purl = PackageURL(type="pypi", name=name.lower(), version=version or None)
         comp = Component(type=ComponentType.FRAMEWORK, name=name, version=version or None, purl=purl,
@@ -232,6 +233,7 @@ def cyclonedx_bom(project: ProjectHandle, ref: str, *, validate: bool = True) ->
         bom.components.add(comp)
         deps.append(comp)
         frameworks.add(name.lower())
+        purls[_pep503(name)] = str(purl)
     for x in d["datasets"]:
         comp = Component(type=ComponentType.DATA, name=x["ref"], bom_ref=f"dataset:{x['ref']}",
                          hashes=[HashType(alg=HashAlgorithm.SHA_256, content=x["digest"].split(":", 1)[-1])]
@@ -240,7 +242,6 @@ def cyclonedx_bom(project: ProjectHandle, ref: str, *, validate: bool = True) ->
         deps.append(comp)
     packages = d["environment"].get("packages") or {}
     items = packages.items() if isinstance(packages, dict) else ((p.get("name"), p.get("version")) for p in packages)
-    purls: dict[str, str] = {}
     for name, version in sorted(items, key=lambda kv: str(kv[0]).lower()):
         if not name or str(name).lower() in frameworks:
             continue
