@@ -59,7 +59,12 @@ def datasets_table(rows: list[DatasetVersion]) -> Table:
     return t
 
 
-def model_detail(m: ModelVersion, scan: dict[str, Any] | None, flavor: dict[str, Any] | None = None) -> Table:
+def model_detail(
+    m: ModelVersion,
+    scan: dict[str, Any] | None,
+    flavor: dict[str, Any] | None = None,
+    measured: dict[str, float] | None = None,
+) -> Table:
     t = Table(title=f"Model {m.ref}", show_header=False)
     t.add_column("field", style="bold")
     t.add_column("value")
@@ -69,7 +74,7 @@ def model_detail(m: ModelVersion, scan: dict[str, Any] | None, flavor: dict[str,
         ("framework", m.framework),
         ("flavor", m.flavor),
         ("aliases", ", ".join(m.aliases) or "-"),
-        ("metrics", _kv(m.metrics) or "-"),
+        ("metrics", _kv(m.metrics) or (f"{_kv(measured)} (measured by its gate)" if measured else "-")),
         ("params", _kv(m.params) or "-"),
         ("tags", _kv(m.tags) or "-"),
         ("datasets", ", ".join(m.datasets) or "-"),

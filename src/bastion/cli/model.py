@@ -110,13 +110,16 @@ def show(
     scan = scans[-1] if scans else None
     flavors = p.attachments(mv.ref, "flavor")
     flavor_doc = flavors[-1] if flavors else None
+    from bastion.gates.report import version_metrics
     from bastion.vulns.status import version_status
 
     vulns = version_status(p, mv.name, mv.version)
+    metrics, source = version_metrics(p, mv)
     if json_out:
-        print_json({**mv.to_dict(), "scan": scan, "flavor_info": flavor_doc, "vulnerabilities": vulns})
+        print_json({**mv.to_dict(), "scan": scan, "flavor_info": flavor_doc, "vulnerabilities": vulns,
+                    "measured_metrics": {"metrics": metrics, "source": source or None}})
     else:
-        console.print(_render.model_detail(mv, scan, flavor_doc))
+        console.print(_render.model_detail(mv, scan, flavor_doc, metrics if source == "gate" else None))
         when = f" (checked {vulns['checked_at']})" if vulns["checked_at"] else " (run `bastion vulns check`)"
         console.print(f"vulnerabilities: {vulns['status']}{when}", soft_wrap=True, highlight=False)
         for a in vulns["advisories"]:

@@ -7,9 +7,29 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["fairness_figures", "render_html", "render_json", "write_report"]
+__all__ = ["fairness_figures", "render_html", "render_json", "version_metrics", "write_report"]
 
 _RATES = ("selection_rate", "tpr", "fpr", "fnr", "accuracy")
+
+
+def version_metrics(
+    project: Any, mv: Any, gate: dict[str, Any] | None = None
+) -> tuple[dict[str, float], str]:
+    """A version's metrics and where they come from: ``"logged"`` at registration, else ``"gate"`` (what its
+    latest gate measured on the holdout data: a mitigated version is registered without metrics of its own),
+    else ``({}, "")``."""
+    if mv.metrics:
+        return dict(mv.metrics), "logged"
+    if gate is None:
+        docs = project.attachments(mv.ref, "gate")
+        gate = docs[-1] if docs else None
+    for check in (gate or {}).get("checks", []):
+        if check.get("name") == "performance":
+            measured = {k: float(v) for k, v in (check.get("measured") or {}).items()
+                        if isinstance(v, int | float) and not isinstance(v, bool)}
+            if measured:
+                return measured, "gate"
+    return {}, ""
 
 
 def render_json(result: Any) -> str:

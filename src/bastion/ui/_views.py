@@ -188,18 +188,9 @@ def _flavor(project: ProjectHandle, mv: ModelVersion) -> dict[str, Any]:
 
 
 def _metrics_of(project: ProjectHandle, mv: Any, gate: dict[str, Any] | None = None) -> tuple[dict[str, float], str]:
-    """A version's metrics: the logged ones, else those its latest gate measured on the holdout data
-    (a mitigated version is registered without metrics of its own)."""
-    if mv.metrics:
-        return dict(mv.metrics), "logged"
-    gate = gate if gate is not None else _last(project, mv.ref, "gate")
-    for check in (gate or {}).get("checks", []):
-        if check.get("name") == "performance":
-            measured = {k: float(v) for k, v in (check.get("measured") or {}).items()
-                        if isinstance(v, int | float) and not isinstance(v, bool)}
-            if measured:
-                return measured, "gate"
-    return {}, ""
+    from bastion.gates.report import version_metrics
+
+    return version_metrics(project, mv, gate)
 
 
 def _metrics_across_versions(project: ProjectHandle, versions: list[Any], *, current: int) -> dict[str, Any] | None:
