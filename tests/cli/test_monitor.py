@@ -99,3 +99,19 @@ def test_labels_and_run_once_with_registry(cli: Callable[..., Any], project: Any
     assert r.exit_code == 1 and json.loads(r.stdout)["target"] == "y"
     r = cli("monitor", "run", "--model", "m@production", "--window", "soon", "--once")
     assert r.exit_code == 2 and "Duration" in r.stderr
+
+
+def test_summary_shows_severities_and_column_names_as_text_never_as_markup(capsys) -> None:
+    from bastion.cli.monitor import _summary
+
+    feature = {"column": "[bold]weird[/bold]", "kind": "numeric", "verdict_test": "ks", "tests": {},
+               "threshold": 0.05, "p_value_adjusted": 0.01, "drifted": True}
+    doc = {"drift": {"features": [feature], "dataset_drift": True, "n_drifted": 1, "n_reference": 10,
+                     "n_current": 10, "verdict": "share"},
+           "alerts": [{"severity": "critical", "rule": "drift", "message": "column [x] drifted"}],
+           "attacks": [{"rule": "probe", "subject": "[key]", "message": "many [queries]"}]}
+    _summary(doc, None)
+    out = capsys.readouterr().out
+    assert "[critical] drift: column [x] drifted" in out
+    assert "probe [key]: many [queries]" in out
+    assert "[bold]weird[/bold]" in out

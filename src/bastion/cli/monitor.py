@@ -40,6 +40,7 @@ def _engine(name: str, scheduler: str | None) -> Any:
 
 
 def _summary(doc: dict[str, Any], output: Path | None) -> None:
+    from rich.markup import escape  # column names and messages are data, never Rich markup
     from rich.table import Table
 
     from bastion.monitor.figures import drift_score
@@ -57,7 +58,7 @@ def _summary(doc: dict[str, Any], output: Path | None) -> None:
         score = drift_score(basis=test.get("basis"), statistic=stat, threshold=f.get("threshold"),
                             p_value_adjusted=p_adj)
         t.add_row(
-            f["column"] + (" (out)" if f.get("prediction") else ""),
+            escape(f["column"]) + (" (out)" if f.get("prediction") else ""),
             f["kind"],
             f["verdict_test"],
             "–" if stat is None else f"{stat:.4g}",
@@ -80,9 +81,11 @@ def _summary(doc: dict[str, Any], output: Path | None) -> None:
         shown = ", ".join(f"{k}={v:.3f}" for k, v in w["metrics"].items() if v is not None)
         console.print(f"Performance: {shown}{tag}")
     for a in doc.get("attacks") or []:
-        console.print(f"[red]attack[/] {a['rule']} {a['subject']}: {a['message']}")
+        said = escape(f"{a['rule']} {a['subject']}: {a['message']}")
+        console.print(f"[red]attack[/] {said}")
     for a in doc.get("alerts") or []:
-        console.print(f"[bold red]ALERT[/] [{a['severity']}] {a['rule']}: {a['message']}")
+        said = escape(f"[{a['severity']}] {a['rule']}: {a['message']}")
+        console.print(f"[bold red]ALERT[/] {said}")
     if doc.get("rollback"):
         r = doc["rollback"]
         if r.get("skipped"):
