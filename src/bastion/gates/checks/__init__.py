@@ -6,6 +6,7 @@ import logging
 from functools import cache
 from importlib.metadata import entry_points
 
+from bastion._plugins import plugin_classes
 from bastion.errors import ConfigError
 from bastion.gates.checks.interface import Check, CheckContext, CheckResult
 from bastion.gates.policy import CheckSpec
@@ -33,18 +34,7 @@ def _builtins() -> dict[str, type[Check]]:
 
 @cache
 def _plugins() -> dict[str, type[Check]]:
-    found: dict[str, type[Check]] = {}
-    for ep in entry_points(group="bastion.checks"):
-        try:
-            cls = ep.load()
-        except Exception as e:  # a broken plugin must not hide the built-ins; the policy still fails closed
-            log.warning("check plugin %s failed to load: %s", ep.name, e)
-            continue
-        if not (isinstance(cls, type) and issubclass(cls, Check)):
-            log.warning("check plugin %s is not a bastion Check subclass; ignored", ep.name)
-            continue
-        found[ep.name] = cls
-    return found
+    return plugin_classes(entry_points(group="bastion.checks"), Check, "check", log)
 
 
 def available_checks() -> dict[str, type[Check]]:

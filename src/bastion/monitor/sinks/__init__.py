@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bastion._plugins import plugin_classes
 from bastion.errors import ConfigError
 from bastion.monitor.sinks.alertmanager import AlertmanagerSink
 from bastion.monitor.sinks.email import EmailSink
@@ -41,18 +42,7 @@ _BUILTINS: dict[str, type[AlertSink]] = {
 
 @cache
 def _plugins() -> dict[str, type[AlertSink]]:
-    found: dict[str, type[AlertSink]] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            cls = ep.load()
-        except Exception as e:  # a broken plugin must not hide the built-ins; its config still fails closed
-            log.warning("alert sink plugin %s failed to load: %s", ep.name, e)
-            continue
-        if not (isinstance(cls, type) and issubclass(cls, AlertSink)):
-            log.warning("alert sink plugin %s is not an AlertSink subclass; ignored", ep.name)
-            continue
-        found[ep.name] = cls
-    return found
+    return plugin_classes(entry_points(group=ENTRY_POINT_GROUP), AlertSink, "alert sink", log)
 
 
 def available_sinks() -> dict[str, type[AlertSink]]:
