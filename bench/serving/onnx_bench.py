@@ -28,6 +28,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import run as base  # noqa: E402  (the serving benchmark's wrk driver, server stop and versions helpers)
 
+sys.path.insert(0, str(HERE.parents[1]))
+from bench._freeze import record_freezes  # noqa: E402
+
 REPO = base.REPO
 WORK = HERE / "work" / "onnx"  # gitignored (bench/**/work/)
 base.WORK = WORK  # its wrk driver reads post.lua from here
@@ -236,13 +239,14 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=8)
     args = ap.parse_args()
+    if args.rounds < 3:
+        ap.error(f"--rounds must be at least 3 (medians of interleaved rounds); got {args.rounds}")
     t0 = time.monotonic()
     res = run(args.workers, args.duration, args.rounds, args.concurrency)
     took = time.monotonic() - t0
     (HERE / "onnx_results.json").write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
-    for name, py in (("bastion", base.BASTION_PY), ("mlflow", base.MLFLOW_PY)):
-        freeze = subprocess.run([str(py), "-m", "pip", "freeze"], capture_output=True, text=True).stdout
-        (HERE / f"freeze-onnx-{name}.txt").write_text(freeze)
+    # every venv the run used, beside the results (freeze-onnx-bastion.txt, freeze-onnx-mlflow.txt)
+    record_freezes(HERE, {"onnx-bastion": str(base.BASTION_PY), "onnx-mlflow": str(base.MLFLOW_PY)})
     section = render(res, args, took)
     results = HERE / "RESULTS.md"
     text = results.read_text(encoding="utf-8") if results.exists() else ""
