@@ -92,6 +92,7 @@ def validate_artifact(
     scan_status: str,
     workdir: Path,
     feature_names: list[str] | None = None,
+    allowed_globals: tuple[str, ...] = (),
 ) -> tuple[FlavorInfo, Path | None]:
     """Load ``path`` as ``flavor`` and predict on the dataset (without one: on a probe batch generated from its
     input signature); returns the flavor document and, when converted, the skops file to store instead. Raises a
@@ -111,8 +112,11 @@ def validate_artifact(
         return FlavorInfo(flavor=flavor, framework=fl.framework(), notes=(
             "stored as an opaque artifact: scanned, signed and versioned, never gated or served",)), None
     what = f"{path.name} (flavor {flavor})"
-    if flavor in ("pickle", "joblib") and scan_status not in ("clean", "unscanned"):
+    if flavor in ("pickle", "joblib") and scan_status not in ("clean", "unscanned", "allowed"):
         raise UnsafeArtifactError(f"{what} is not loaded: its scan is '{scan_status}'.")
+    if flavor in ("pickle", "joblib") and allowed_globals:
+        # the globals of the findings the operator allows now (audited with this registration), nothing more
+        trusted = sorted({*(trusted or []), *allowed_globals})
     try:
         model = fl.load(path.read_bytes(), what=what, trusted=trusted)
     except BastionError as e:
