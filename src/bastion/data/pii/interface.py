@@ -229,8 +229,15 @@ class Recognizer(ABC):
 
     def has_context(self, before: str) -> bool:
         """True when one of ``context_words`` occurs in ``before`` (lower-cased text before a match)."""
-        low = before.lower()
-        return any(w in low for w in self.context_words)
+        words = self.context_words
+        if not words:
+            return False
+        cached = self.__dict__.get("_context_re")
+        if cached is None or cached[0] is not words:
+            # one search for all words instead of one substring test per word (same answer)
+            cached = (words, re.compile("|".join(re.escape(w) for w in words)))
+            self.__dict__["_context_re"] = cached
+        return cached[1].search(before.lower()) is not None
 
 
 class RegexRecognizer(Recognizer):
