@@ -52,12 +52,16 @@ def scan_for_register(project: Project, path: Path, *, allow_findings: dict[str,
         )
     status = "clean" if not blocking else "allowed"
     max_sev = report.max_severity
+    from bastion.vulns.rescan import scanner_rules_version
+
     doc.update(
         {
             "status": status,
             "clean": not blocking,
             "max_severity": max_sev.name if max_sev is not None else None,
             "allowed_findings": dict(allow_findings),
+            # the rules this report was made with: the first `model rescan` names what changed since
+            **scanner_rules_version(),
         }
     )
     return doc
