@@ -124,7 +124,11 @@ class PersonRecognizer(Recognizer):
         return (1.0 if kind[0] == "full names" else 0.9), (why,)
 
     def find_in_text(self, text: str) -> Iterator[tuple[int, int, float]]:
+        from bastion.data.pii._context_names import find_context_names
+
         yield from self._find_sequences(text)
+        # names outside the dictionaries, by the words around them (titles, relatives, roles, sign-offs)
+        yield from find_context_names(text)
         first_set = first_names()
         # "J. Grunt": an initial and a capitalised surname, dictionary or not
         for m in _INITIAL_NAME.finditer(text):
