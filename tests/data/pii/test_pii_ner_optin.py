@@ -89,7 +89,7 @@ def test_policy_ner_is_validated() -> None:
     assert Policy.from_dict({"ner": "spacy:en_core_web_sm"}).ner == "spacy:en_core_web_sm"
     assert Policy.from_dict({}).ner is None
     for bad in ("nope", 3, ["spacy"]):
-        with pytest.raises(ConfigError, match="protection.ner"):
+        with pytest.raises(ConfigError, match=r"protection\.ner"):
             Policy.from_dict({"ner": bad})
 
 
