@@ -142,6 +142,7 @@ def register(
     flavor: str | None = None,
     convert: str | None = None,
     trusted: list[str] | None = None,
+    feature_names: list[str] | None = None,
 ) -> ModelVersion:
     from bastion.registry._validate import validate_artifact
 
@@ -172,9 +173,9 @@ def register(
             if convert and flavor not in ("pickle", "joblib"):
                 raise DataError(f"--convert skops converts pickle or joblib files; {path.name} is flavor '{flavor}'.")
         else:
-            if flavor is not None or convert is not None:
-                raise DataError("flavor= and convert= apply to model files; an in-memory estimator is saved with "
-                                "skops.")
+            if flavor is not None or convert is not None or feature_names is not None:
+                raise DataError("flavor=, convert= and feature_names= apply to model files; an in-memory estimator "
+                                "is saved with skops.")
             path, framework, flavor = save_estimator(model, Path(tmp))
             info = get_flavor("skops").info(model)  # the estimator in hand: its signature without a reload
             flavor_doc = {**info.to_dict(), "framework": framework,
@@ -184,6 +185,8 @@ def register(
             info, converted = validate_artifact(
                 project, path, flavor, dataset_refs=dataset_refs, trusted=trusted, convert=convert,
                 scan_status=scan_doc["status"] if scan_doc else "unscanned", workdir=Path(tmp),
+                feature_names=feature_names,
+                allowed_globals=tuple(scan_doc.get("allowed_globals") or ()) if scan_doc else (),
             )
             if converted is not None:
                 original = path.name
@@ -247,8 +250,15 @@ def register(
                 "flavor_document": flavor_digest,
                 "requirements": (flavor_doc or {}).get("requirements", []),
                 "allowed_findings": allow_findings or {},
+                # what the restricted unpickler may import when this version is loaded (bound to this record)
+                "allowed_globals": list((scan_doc or {}).get("allowed_globals") or []),
             },
         )
+    if scan_doc is not None and scan_doc.get("allowed_globals"):
+        # anchor the allowance at once (with an audit key): loads verify it against a signed checkpoint
+        from bastion.audit.checkpoints import write_checkpoint
+
+        write_checkpoint(project)
     return _row(_Values(values))
 
 
@@ -310,6 +320,12 @@ def load(project: Project, ref: str, *, trusted: list[str] | None) -> Any:
         raise UnsafeArtifactError(f"{mv.ref} is a folder artifact; load it with its framework from model_path().")
     if trusted:
         project.audited("model.load.trusted_types", mv.ref, {"trusted": sorted(trusted)})
+    allowed: tuple[str, ...] = ()
+    if mv.flavor in ("pickle", "joblib") and mv.scan_status == "allowed":
+        # the globals allowed at registration, verified against the audited registration record on every load
+        allowed = _scanning.audited_allowed_globals(project, mv)
+    if allowed:
+        trusted = sorted({*(trusted or []), *allowed})
     key = (id(project.blobs), mv.digest, tuple(sorted(trusted or [])))
     ident = _blob_identity(project, mv.digest)
     with _load_lock:
@@ -334,11 +350,11 @@ def _load_uncached(project: Project, mv: ModelVersion, trusted: list[str] | None
             "be gated or served; use model_path() and your framework's safe loader, or register the model as "
             "skops, ONNX, XGBoost JSON/UBJ or LightGBM text."
         )
-    if mv.flavor in ("pickle", "joblib") and mv.scan_status != "clean":
+    if mv.flavor in ("pickle", "joblib") and mv.scan_status not in ("clean", "allowed"):
         raise UnsafeArtifactError(
             f"Model {mv.ref} is a {mv.flavor} file whose recorded scan is '{mv.scan_status}'; Bastion unpickles "
-            "only artifacts scanned clean (and then only through its restricted unpickler). Re-save it with skops, "
-            "or run 'bastion model scan'."
+            "only artifacts scanned clean or registered with audited allowed findings (and then only through its "
+            "restricted unpickler). Re-save it with skops, or run 'bastion model scan'."
         )
     data = project.blobs.get_bytes(mv.digest, what=f"model {mv.ref}")
     model = get_flavor(mv.flavor).load(data, what=f"Model {mv.ref}", trusted=trusted)
@@ -346,7 +362,7 @@ def _load_uncached(project: Project, mv: ModelVersion, trusted: list[str] | None
         # the registry (never the artifact) says which dataset columns an unnamed-input model takes
         docs = project.attachments(mv.ref, "flavor")
         cols = docs[-1].get("input_columns") if docs else None
-        if cols and len(cols) == getattr(model, "n_features_in_", -1):
+        if cols and len(cols) == (getattr(model, "n_features_in_", None) or len(cols)):
             model.bind_columns([str(c) for c in cols])
     return model
 
