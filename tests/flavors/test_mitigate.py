@@ -182,3 +182,25 @@ def test_expgrad_on_a_flavor_model_says_to_use_threshold(world: dict[str, Any]) 
     with pytest.raises(ConfigError, match="with --method threshold"):
         mitigate(p, world["base"]["xgboost"].ref, method="expgrad", data="credit:1", target="label",
                  sensitive=["sex"])
+
+
+def test_cli_mitigates_a_flavor_model(world: dict[str, Any]) -> None:
+    import contextlib
+    import io
+
+    from bastion.cli.main import main
+
+    p, base = world["project"], world["base"]["onnx"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            main(["gate", "mitigate", base.ref, "--data", "credit-validation:1", "--target", "label", "--sensitive",
+                  "sex", "--json", "--project", str(world["root"])])
+            code = 0
+        except SystemExit as e:
+            code = int(e.code or 0)
+    assert code == 0, out.getvalue()
+    doc = json.loads(out.getvalue())
+    assert doc["flavor"] == "mitigated" and doc["parent"] == base.ref
+    assert type(p.load_model(doc["ref"] if "ref" in doc else f"{doc['name']}:{doc['version']}")).__name__ == \
+        "MitigatedClassifier"
