@@ -142,6 +142,7 @@ def register(
     flavor: str | None = None,
     convert: str | None = None,
     trusted: list[str] | None = None,
+    feature_names: list[str] | None = None,
 ) -> ModelVersion:
     from bastion.registry._validate import validate_artifact
 
@@ -172,9 +173,9 @@ def register(
             if convert and flavor not in ("pickle", "joblib"):
                 raise DataError(f"--convert skops converts pickle or joblib files; {path.name} is flavor '{flavor}'.")
         else:
-            if flavor is not None or convert is not None:
-                raise DataError("flavor= and convert= apply to model files; an in-memory estimator is saved with "
-                                "skops.")
+            if flavor is not None or convert is not None or feature_names is not None:
+                raise DataError("flavor=, convert= and feature_names= apply to model files; an in-memory estimator "
+                                "is saved with skops.")
             path, framework, flavor = save_estimator(model, Path(tmp))
             info = get_flavor("skops").info(model)  # the estimator in hand: its signature without a reload
             flavor_doc = {**info.to_dict(), "framework": framework,
@@ -184,6 +185,7 @@ def register(
             info, converted = validate_artifact(
                 project, path, flavor, dataset_refs=dataset_refs, trusted=trusted, convert=convert,
                 scan_status=scan_doc["status"] if scan_doc else "unscanned", workdir=Path(tmp),
+                feature_names=feature_names,
                 allowed_globals=tuple(scan_doc.get("allowed_globals") or ()) if scan_doc else (),
             )
             if converted is not None:
@@ -360,7 +362,7 @@ def _load_uncached(project: Project, mv: ModelVersion, trusted: list[str] | None
         # the registry (never the artifact) says which dataset columns an unnamed-input model takes
         docs = project.attachments(mv.ref, "flavor")
         cols = docs[-1].get("input_columns") if docs else None
-        if cols and len(cols) == getattr(model, "n_features_in_", -1):
+        if cols and len(cols) == (getattr(model, "n_features_in_", None) or len(cols)):
             model.bind_columns([str(c) for c in cols])
     return model
 
