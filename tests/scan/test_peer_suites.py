@@ -1,6 +1,7 @@
 """The peers' own test material as a corpus, labelled by each peer's expectation.
 
-Files under ``tests/scan/peers/`` are copied from picklescan (``tests/data``), ModelAudit
+Files under ``tests/scan/peers/`` are copied from picklescan (``tests/data`` and ``tests/data2``, its
+advisory bypass samples), ModelAudit
 (``tests/assets``) and modelscan (``tests/data``), all MIT or Apache-2.0 (their LICENSE files sit
 beside them; commits in ``peers/README.md``). ModelAudit's seven 1 MiB safetensors samples are
 generated here as small equivalents with the same metadata. fickling's test suite is LGPL and
@@ -31,6 +32,8 @@ PEERS = Path(__file__).parent / "peers"
 # Labels follow each peer's own tests: picklescan's expected globals per file, ModelAudit's asset
 # folders and names, modelscan's fixtures. "inert" = labelled malicious by the peer although nothing
 # in it is ever executed by a loader (text in metadata or configs); ModelAudit ships these on purpose.
+_PICKLESCAN_DATA2_BENIGN = {"int_array.npy", "int_arrays.npz", "int_arrays_compressed.npz", "object_array.npy",
+                            "object_arrays.npz", "object_arrays_compressed.npz"}
 _PICKLESCAN_ALSO_MALICIOUS = {"broken_model.pkl", "sys_module_override_sploit.pkl", "pytorch_magic_bypass.pt"}
 _MODELAUDIT_MALICIOUS_WORDS = ("exploit", "attack", "malicious", "evil", "nested_pickle", "decode_exec", "dill_func",
                                "path_traversal", "/obfuscated/", "jinja2/tokenizer_config.json",
@@ -66,6 +69,8 @@ def _label(rel: str) -> str:
     if rel in _BENIGN:
         return "benign"
     if suite == "picklescan":
+        if rest.startswith("data2/"):  # its newer advisory (GHSA) samples: infected unless its tests say 0
+            return "benign" if rest.removeprefix("data2/") in _PICKLESCAN_DATA2_BENIGN else "malicious"
         return "malicious" if rest.startswith("malicious") or rest in _PICKLESCAN_ALSO_MALICIOUS else "benign"
     if suite == "modelscan":
         return "malicious" if rest.startswith("unsafe") else "benign"
@@ -115,7 +120,8 @@ def test_labels_cover_the_suites(verdicts: dict[str, tuple[str, bool]]) -> None:
     suites = {rel.split("/")[0] for rel in verdicts}
     assert suites == {"picklescan", "modelaudit", "modelscan"}
     malicious = [r for r, (label, _) in verdicts.items() if label == "malicious"]
-    assert len(malicious) >= 90
+    assert len(malicious) >= 140
+    assert sum(r.startswith("picklescan/data2/") for r in malicious) == 57
 
 
 @pytest.mark.parametrize("suite", ["picklescan", "modelaudit", "modelscan"])
@@ -227,4 +233,72 @@ def test_fickling_equivalents() -> None:
     benign["shared-but-small"] = pickle.dumps([shared] * 30 + [{"k": shared}] * 30, protocol=4)
     missed = [n for n, data in _FICKLING_MALICIOUS.items() if scan_bytes(data).is_clean()]
     flagged = [n for n, data in benign.items() if not scan_bytes(data).is_clean()]
+    assert missed == [] and flagged == []
+
+
+# -- modelscan: its tests build their fixtures in code (tests/test_modelscan.py); equivalents, by protocol ----
+
+
+def _reduce_text(module: str, name: str, *args: str) -> bytes:
+    """Protocol 0: GLOBAL, MARK, string arguments, TUPLE, REDUCE."""
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n(" + b"".join(
+        b"V" + a.encode("raw_unicode_escape") + b"\n" for a in args) + b"tR."
+
+
+def _reduce_v4(module: str, name: str, *args: str) -> bytes:
+    """Protocol 4: STACK_GLOBAL from two short strings, as pickle.dumps(protocol=4) writes it."""
+    def s(text: str) -> bytes:
+        raw = text.encode()
+        return b"\x8c" + bytes([len(raw)]) + raw
+
+    return b"\x80\x04" + s(module) + s(name) + b"\x93(" + b"".join(s(a) for a in args) + b"tR."
+
+
+def _modelscan_samples() -> tuple[dict[str, bytes], dict[str, bytes]]:
+    import io
+    import pickle
+    import zipfile
+
+    bad: dict[str, bytes] = {}
+    for proto, make in (("v0", _reduce_text), ("v3", _reduce), ("v4", _reduce_v4)):
+        bad[f"malicious1_{proto}"] = make("builtins" if proto != "v0" else "__builtin__", "eval", "print('456')")
+        bad[f"malicious2_{proto}"] = make("posix", "system", "ls -la")
+    bad["malicious0-sour-pickles"] = (
+        b"c__builtin__\nglobals\n(tRp100\n0c__builtin__\ncompile\n(S'fl=open(\"/etc/passwd\");picklesmashed=fl.read();"
+        b"'\nS''\nS'exec'\ntRp101\n0c__builtin__\neval\n(g101\ng100\ntRp102\n0c__builtin__\ngetattr\n(c__builtin__\n"
+        b"dict\nS'get'\ntRp103\n0c__builtin__\napply\n(g103\n(g100\nS'picklesmashed'\nltRp104\n0g104\n.")
+    bad["malicious3-https-connection-v0"] = _reduce_text("http.client", "HTTPSConnection", "github.com")
+    bad["malicious4-requests-get"] = _reduce_v4("requests.api", "get", "https://github.com")
+    bad["malicious5-aiohttp-session"] = _reduce_v4("aiohttp.client", "ClientSession")
+    bad["malicious6-second-pickle"] = pickle.dumps(["a", "b", "c"]) + _reduce_v4("requests.api", "get", "https://x")
+    bad["malicious7-socket"] = _reduce_v4("socket", "create_connection", "github.com")
+    bad["malicious8-subprocess-run"] = _reduce_v4("subprocess", "run", "ls")
+    bad["malicious9-sys-exit"] = _reduce_v4("sys", "exit")
+    bad["malicious10-inst-exec"] = b"(S'print(\"Injection running\")'\ni__builtin__\nexec\n."
+    nested = b"\x80\x05cos\nsystem\nVecho pwned!!!\n\x85R."
+    bad["malicious12-nested-loads"] = (b"\x80\x05cpickle\nloads\nB" + len(nested).to_bytes(4, "little") + nested
+                                       + b"\x85R0N.")
+    bad["malicious13-eval-call"] = b"\x80\x05cbuiltins\neval.__call__\nV__import__(\"os\").system(\"echo\")\n\x85R."
+    memo_global = (b"Vos\np2\n0Vsystem\np3\n0Vtorch\np0\n0VLongStorage\np1\n0g2\ng3\n\x93(Vcat flag.txt\ntR.")
+    bad["malicious11-memo-stack-global"] = memo_global
+    bad["malicious14-trailing-whitespace"] = memo_global + b"\n\n\t\t"
+    bad["malicious15-bdb-run"] = _reduce_v4("bdb", "Bdb.run", "x", "import os")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("data.pkl", _reduce_v4("builtins", "eval", "print('456')"))
+    bad["malicious1-zip"] = buf.getvalue()
+    good = {f"benign0_v{p}": pickle.dumps(["a", "b", "c"], protocol=p) for p in (0, 3, 4)}
+    return bad, good
+
+
+def test_modelscan_generated_fixtures() -> None:
+    """modelscan's own fixtures (protocols 0/3/4, sour pickles, INST, nested loads, memoized STACK_GLOBAL,
+    network and process callables, a zip): every malicious one HIGH, the benign list clean. Its dill and
+    TensorFlow/Keras fixtures need packages not installed here and are not reproduced."""
+    from bastion.scan import scan_bytes
+
+    bad, good = _modelscan_samples()
+    assert len(bad) == 21
+    missed = [n for n, data in bad.items() if scan_bytes(data).is_clean()]
+    flagged = [n for n, data in good.items() if not scan_bytes(data).is_clean(Severity.MEDIUM)]
     assert missed == [] and flagged == []
