@@ -6,6 +6,7 @@ Built-in recognizers live one per module beside this file; plugins subclass `Rec
 from __future__ import annotations
 
 import re
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ __all__ = [
     "Span",
     "TableScanReport",
     "as_mask",
+    "fullmatch_mask",
 ]
 
 SCHEMA_VERSION = 1
@@ -42,6 +44,45 @@ def as_mask(values: pd.Series | np.ndarray) -> np.ndarray:
     if isinstance(values, pd.Series):
         values = values.fillna(False).to_numpy(dtype=bool)
     return np.array(values, dtype=bool)
+
+
+def fullmatch_mask(values: pd.Series, pattern: str | re.Pattern[str], flags: int = 0) -> np.ndarray:
+    """Cells of ``values`` that ``pattern`` matches in full, as a boolean mask (non-str cells never match).
+
+    Same answer as ``values.str.fullmatch(pattern)``, faster: cells whose length no match can have are
+    skipped before the regex runs, and there is no per-call pandas overhead.
+    """
+    compiled, lo, hi = _with_width(pattern, flags)
+    fm = compiled.fullmatch
+    return np.fromiter(
+        (isinstance(v, str) and lo <= len(v) <= hi and fm(v) is not None for v in values.tolist()),
+        dtype=bool,
+        count=len(values),
+    )
+
+
+_WIDTHS: dict[tuple[str, int], tuple[re.Pattern[str], int, int]] = {}
+
+
+def _with_width(pattern: str | re.Pattern[str], flags: int) -> tuple[re.Pattern[str], int, int]:
+    if isinstance(pattern, re.Pattern):
+        flags |= pattern.flags
+        pattern = pattern.pattern
+    key = (pattern, flags)
+    got = _WIDTHS.get(key)
+    if got is None:
+        compiled = re.compile(pattern, flags)
+        lo, hi = 0, sys.maxsize
+        try:  # the shortest and longest text a match can span (re's own parser; unknown -> no bound)
+            import re._parser as sre_parse
+
+            lo, hi = sre_parse.parse(pattern, flags).getwidth()
+        except Exception:  # a private module: any failure only loses the shortcut
+            lo, hi = 0, sys.maxsize
+        if len(_WIDTHS) > 4096:
+            _WIDTHS.clear()
+        got = _WIDTHS[key] = (compiled, int(lo), int(hi))
+    return got
 
 
 class EntityType(StrEnum):
@@ -258,8 +299,7 @@ class RegexRecognizer(Recognizer):
         return np.fromiter((self.validate(v) for v in values), dtype=bool, count=len(values))
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        pattern = re.compile(self.cell_pattern, self.cell_flags)
-        mask = as_mask(values.str.fullmatch(pattern))
+        mask = fullmatch_mask(values, self.cell_pattern, self.cell_flags)
         if mask.any():
             idx = np.flatnonzero(mask)
             ok = self.validate_many(values.iloc[idx].tolist())

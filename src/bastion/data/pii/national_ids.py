@@ -17,7 +17,7 @@ import pandas as pd
 
 from bastion.data.pii import _national as nat
 from bastion.data.pii._mask import mask_keep_last
-from bastion.data.pii.interface import GATE_ALPHA, GATE_DIGIT, Recognizer, as_mask
+from bastion.data.pii.interface import GATE_ALPHA, GATE_DIGIT, Recognizer, fullmatch_mask
 
 __all__ = ["NATIONAL_ID_RECOGNIZERS", "NationalIdRecognizer"]
 
@@ -42,7 +42,7 @@ class NationalIdRecognizer(Recognizer):
         return _SEPS.sub("", value).upper()
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        mask = as_mask(values.str.fullmatch(self.cell_shape, flags=re.IGNORECASE))
+        mask = fullmatch_mask(values, self.cell_shape, re.IGNORECASE)
         if mask.any():
             idx = np.flatnonzero(mask)
             ok = np.fromiter(

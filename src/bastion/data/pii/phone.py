@@ -13,7 +13,7 @@ import pandas as pd
 import phonenumbers
 
 from bastion.data.pii._mask import mask_keep_last
-from bastion.data.pii.interface import EntityType, Recognizer, as_mask
+from bastion.data.pii.interface import EntityType, Recognizer, fullmatch_mask
 
 __all__ = ["PhoneRecognizer"]
 
@@ -58,8 +58,8 @@ class PhoneRecognizer(Recognizer):
     base_score = 0.75
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        mask = as_mask(values.str.fullmatch(_CELL))
-        mask &= ~as_mask(values.str.fullmatch(_NOT_PHONE))
+        mask = fullmatch_mask(values, _CELL)
+        mask &= ~fullmatch_mask(values, _NOT_PHONE)
         if mask.any():
             idx = np.flatnonzero(mask)
             ok = np.fromiter((_parse_valid(v) for v in values.iloc[idx]), dtype=bool, count=len(idx))
