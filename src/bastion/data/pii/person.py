@@ -146,8 +146,7 @@ class PersonRecognizer(Recognizer):
     def _find_sequences(self, text: str) -> Iterator[tuple[int, int, float]]:
         first_set, last_set = first_names(), last_names()
         for m in _SEQ.finditer(text):
-            name = m.group("name")
-            title = m.group("title")
+            title, name = m.group("title", "name")
             if title is None and " " not in name and name not in first_set and name not in last_set:
                 continue  # the common case: one capitalised word that is no name
             start = m.start("name")
