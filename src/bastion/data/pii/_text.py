@@ -107,16 +107,20 @@ def _scan_chunk(
     s_arr = np.asarray(c_start, dtype=np.int64)
     e_arr = np.asarray(c_end, dtype=np.int64)
     row_idx = np.searchsorted(starts, s_arr, side="right") - 1
-    local_s = s_arr - starts[row_idx]
-    local_e = e_arr - starts[row_idx]
-    inside = local_e <= lengths[row_idx]  # a match across two cells is no match
-    per_row: dict[int, list[tuple[int, int, float, Recognizer]]] = {}
-    for j in np.flatnonzero(inside):
-        per_row.setdefault(int(row_idx[j]), []).append(
-            (int(local_s[j]), int(local_e[j]), c_score[j], recs[c_rec[j]])
-        )
+    local_s = (s_arr - starts[row_idx]).tolist()
+    local_e = (e_arr - starts[row_idx]).tolist()
+    inside = (e_arr - starts[row_idx] <= lengths[row_idx]).tolist()  # a match across two cells is no match
+    prio = [-r.priority for r in recs]
+    ents = [str(r.entity) for r in recs]
+    # per row: sortable candidates (longest, then highest priority, then highest score, then leftmost; the
+    # recognizer's place in the list breaks the remaining ties, as a stable sort in that order would)
+    per_row: dict[int, list[tuple[int, int, float, int, int, int]]] = {}
+    for j, r in enumerate(row_idx.tolist()):
+        if inside[j]:
+            s0, e0, k = local_s[j], local_e[j], c_rec[j]
+            per_row.setdefault(r, []).append((s0 - e0, prio[k], -c_score[j], s0, e0, k))
     for r, cands in per_row.items():
-        out[rows[r]] = _resolve(cands)
+        out[rows[r]] = _resolve(cands, ents)
 
 
 _FUSABLE_FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL
@@ -185,15 +189,19 @@ def _shared_candidates(chunk: str, recs: Sequence[Recognizer]) -> dict[int, list
     return out
 
 
-def _resolve(cands: list[tuple[int, int, float, Recognizer]]) -> list[Span]:
+def _resolve(cands: list[tuple[int, int, float, int, int, int]], ents: list[str]) -> list[Span]:
     """Non-overlapping spans: the longest wins, then the higher priority, then the higher score."""
-    cands.sort(key=lambda c: (-(c[1] - c[0]), -c[3].priority, -c[2], c[0]))
-    kept: list[tuple[int, int, float, Recognizer]] = []
+    if len(cands) == 1:
+        _, _, neg, s, e, k = cands[0]
+        return [Span(ents[k], s, e, float(-neg))]
+    cands.sort()
+    kept: list[tuple[int, int, float, int, int, int]] = []
     for c in cands:
-        if all(c[1] <= k[0] or c[0] >= k[1] for k in kept):
+        s, e = c[3], c[4]
+        if all(e <= k[3] or s >= k[4] for k in kept):
             kept.append(c)
-    kept.sort(key=lambda c: c[0])
-    return [Span(str(rec.entity), s, e, float(score)) for s, e, score, rec in kept]
+    kept.sort(key=lambda c: c[3])
+    return [Span(ents[k], s, e, float(-neg)) for _, _, neg, s, e, k in kept]
 
 
 def _merge(out: list[list[Span]], rows: list[int], extra: list[list[Span]], min_score: float) -> None:
