@@ -285,3 +285,28 @@ def test_classification_ties_go_to_the_recognizer_listed_first() -> None:
     values = pd.Series(["q1", "q2", "q1"] * 5, dtype=object)
     assert classify_column("c", values, [_A(), _B()]).finding.entity == "TIE_A"
     assert classify_column("c", values, [_B(), _A()]).finding.entity == "TIE_B"
+
+
+# -- overlap resolution ---------------------------------------------------------------------------------------
+
+candidates = st.lists(
+    st.tuples(st.integers(0, 40), st.integers(0, 8), st.sampled_from([0.5, 0.7, 0.9]), st.integers(0, 3)), max_size=12
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(cands=candidates)
+def test_resolve_keeps_the_spans_the_pairwise_rule_keeps(cands: list[tuple[int, int, float, int]]) -> None:
+    prios = [90, 50, 50, 30]
+    ents = ["A", "B", "C", "D"]
+    rows = [(s - (s + n), -prios[k], -score, s, s + n, k) for s, n, score, k in cands]
+    # the rule: longest first, then priority, then score, then leftmost, then recognizer order; a span is kept
+    # when it overlaps no span kept before it (an empty span overlaps a span that strictly contains its point)
+    order = sorted(rows)
+    kept: list[tuple[int, int, float, int, int, int]] = []
+    for c in order:
+        if all(c[4] <= k[3] or c[3] >= k[4] for k in kept):
+            kept.append(c)
+    expected = [(ents[k], s, e, -neg) for _, _, neg, s, e, k in sorted(kept, key=lambda c: c[3])]
+    got = _text._resolve(list(rows), ents) if rows else []
+    assert [(sp.entity, sp.start, sp.end, sp.score) for sp in got] == expected

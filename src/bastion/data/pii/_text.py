@@ -196,10 +196,19 @@ def _resolve(cands: list[tuple[int, int, float, int, int, int]], ents: list[str]
         return [Span(ents[k], s, e, float(-neg))]
     cands.sort()
     kept: list[tuple[int, int, float, int, int, int]] = []
-    for c in cands:
-        s, e = c[3], c[4]
-        if all(e <= k[3] or s >= k[4] for k in kept):
-            kept.append(c)
+    if all(c[0] < 0 for c in cands):
+        # no empty span: one byte per character marks what is taken (same answer as the pairwise test below)
+        taken = bytearray(max(c[4] for c in cands))
+        for c in cands:
+            s, e = c[3], c[4]
+            if taken.find(1, s, e) < 0:
+                kept.append(c)
+                taken[s:e] = b"\x01" * (e - s)
+    else:
+        for c in cands:
+            s, e = c[3], c[4]
+            if all(e <= k[3] or s >= k[4] for k in kept):
+                kept.append(c)
     kept.sort(key=lambda c: c[3])
     return [Span(ents[k], s, e, float(-neg)) for _, _, neg, s, e, k in kept]
 
