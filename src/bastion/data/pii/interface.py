@@ -18,6 +18,7 @@ import pandas as pd
 
 __all__ = [
     "GATE_ALPHA",
+    "GATE_CAPS",
     "GATE_DIGIT",
     "SCHEMA_VERSION",
     "ColumnFinding",
@@ -37,6 +38,8 @@ _CONTEXT = 48  # characters of text either side of a candidate that context rule
 #: does not follow a word character or a hyphen
 GATE_DIGIT = r"(?<![\w-])(?=\d)"
 GATE_ALPHA = r"(?<![\w-])(?=[A-Za-z])"
+#: a capital followed by a capital, a digit, a space or a hyphen (national IDs written in capitals and digits)
+GATE_CAPS = r"(?<![\w-])(?=[A-Z][A-Z\d -])"
 
 
 def as_mask(values: pd.Series | np.ndarray) -> np.ndarray:
