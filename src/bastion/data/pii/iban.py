@@ -31,7 +31,8 @@ class IbanRecognizer(Recognizer):
     base_score = 0.95
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        compact = values.str.replace(" ", "", regex=False).str.upper()
+        compact = pd.Series([v.replace(" ", "").upper() if isinstance(v, str) else v for v in values.tolist()],
+                            dtype=object)
         mask = fullmatch_mask(compact, r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}")
         if mask.any():
             idx = np.flatnonzero(mask)
