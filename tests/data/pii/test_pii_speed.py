@@ -312,3 +312,54 @@ def test_resolve_keeps_the_spans_the_pairwise_rule_keeps(cands: list[tuple[int, 
     expected = [(ents[k], s, e, -neg) for _, _, neg, s, e, k in sorted(kept, key=lambda c: c[3])]
     got = _text._resolve(list(rows), ents) if rows else []
     assert [(sp.entity, sp.start, sp.end, sp.score) for sp in got] == expected
+
+
+# -- deferred verification ------------------------------------------------------------------------------------
+
+
+class _Checked(Recognizer):
+    """Four digits; `verify_span` (counted) accepts even numbers only."""
+
+    entity = "TEST_CHECKED"
+    priority = 10
+    text_pattern = r"(?<!\d)\d{4}(?!\d)"
+    calls: list[str]
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    def match_cells(self, values: pd.Series) -> np.ndarray:
+        return np.zeros(len(values), dtype=bool)
+
+    def verify_span(self, match: str) -> bool:
+        self.calls.append(match)
+        return int(match) % 2 == 0
+
+
+class _Claims(Recognizer):
+    """Claims "1234" and "5678" with a higher priority (so the checked recognizer's same spans never win)."""
+
+    entity = "TEST_CLAIMS"
+    priority = 90
+    text_pattern = r"(?<!\d)(?:1234|5678)(?!\d)"
+
+    def match_cells(self, values: pd.Series) -> np.ndarray:
+        return np.zeros(len(values), dtype=bool)
+
+
+def test_verification_is_skipped_only_where_a_higher_priority_span_is_identical() -> None:
+    checked, claims = _Checked(), _Claims()
+    text = "a 1234 b 5678 c 2468 d 1357 e 12345 f 9998"
+    got = _text.detect_spans_batch([text], recognizers=[checked, claims], entities=["TEST_CHECKED", "TEST_CLAIMS"])[0]
+    assert sorted(checked.calls) == ["1357", "2468", "9998"]  # 1234 and 5678 were never verified
+    assert [(s.entity, text[s.start : s.end]) for s in got] == [
+        ("TEST_CLAIMS", "1234"), ("TEST_CLAIMS", "5678"), ("TEST_CHECKED", "2468"), ("TEST_CHECKED", "9998"),
+    ]  # fmt: skip
+    # find_in_text on its own still verifies every candidate
+    assert [text[s:e] for s, e, _ in _Checked().find_in_text(text)] == ["1234", "5678", "2468", "9998"]
+
+
+def test_phone_numbers_are_still_validated_in_text() -> None:
+    text = "call 111 111 1111 or +44 20 7946 0958 today"
+    spans = _text.detect_spans_batch([text])[0]
+    assert [(s.entity, text[s.start : s.end]) for s in spans] == [("PHONE", "+44 20 7946 0958")]

@@ -89,19 +89,45 @@ def _scan_chunk(
     c_score: list[float] = []
     c_rec: list[int] = []
     shared = _shared_candidates(chunk, recs)
+    # candidates whose costly last check (`verify_span`) waits until the others are known
+    deferred: list[tuple[int, int, float, int, int, int]] = []
     for k, rec in enumerate(recs):
         url = rec.entity == "URL"
-        found = rec.find_in_text(chunk) if k not in shared else rec.scored(chunk, shared[k])
+        defer = _deferrable(rec)
+        if defer:
+            spans = shared[k] if k in shared else [m.span() for m in rec._compiled_text().finditer(chunk)]
+            found = rec.scored(chunk, spans, verify=False)
+        else:
+            found = rec.find_in_text(chunk) if k not in shared else rec.scored(chunk, shared[k])
         for s, e, score in found:
             if score < min_score:
                 continue
+            s0, e0 = s, e
             if url:
                 while e > s and chunk[e - 1] in _TRAIL:
                     e -= 1
+            if defer:
+                deferred.append((s, e, score, k, s0, e0))
+                continue
             c_start.append(s)
             c_end.append(e)
             c_score.append(score)
             c_rec.append(k)
+    if deferred:
+        # a non-empty span that a recognizer of higher priority also found is never kept (the overlap rule sees
+        # that one first, with the same length): no need to verify it
+        top: dict[tuple[int, int], int] = {}
+        for s, e, k in zip(c_start, c_end, c_rec, strict=True):
+            if e > s and top.get((s, e), -(2**31)) < recs[k].priority:
+                top[(s, e)] = recs[k].priority
+        for s, e, score, k, s0, e0 in deferred:
+            if e > s and top.get((s, e), -(2**31)) > recs[k].priority:
+                continue
+            if recs[k].verify_span(chunk[s0:e0]):
+                c_start.append(s)
+                c_end.append(e)
+                c_score.append(score)
+                c_rec.append(k)
     if not c_start:
         return
     s_arr = np.asarray(c_start, dtype=np.int64)
@@ -121,6 +147,16 @@ def _scan_chunk(
             per_row.setdefault(r, []).append((s0 - e0, prio[k], -c_score[j], s0, e0, k))
     for r, cands in per_row.items():
         out[rows[r]] = _resolve(cands, ents)
+
+
+def _deferrable(rec: Recognizer) -> bool:
+    cls = type(rec)
+    return (
+        rec.text_pattern is not None
+        and cls.verify_span is not Recognizer.verify_span
+        and cls.find_in_text is Recognizer.find_in_text
+        and cls.scored is Recognizer.scored
+    )
 
 
 _FUSABLE_FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL

@@ -251,12 +251,26 @@ class Recognizer(ABC):
             return
         yield from self.scored(text, (m.span() for m in self._compiled_text().finditer(text)))
 
-    def scored(self, text: str, spans: Iterable[tuple[int, int]]) -> Iterator[tuple[int, int, float]]:
-        """`find_in_text` for candidate ``spans`` of ``text_pattern`` already found (by a shared pass)."""
+    def scored(
+        self, text: str, spans: Iterable[tuple[int, int]], *, verify: bool = True
+    ) -> Iterator[tuple[int, int, float]]:
+        """`find_in_text` for candidate ``spans`` of ``text_pattern`` already found (by a shared pass).
+
+        With ``verify=False`` `verify_span` is left to the caller.
+        """
         for start, end in spans:
-            score = self.score_span(text[start:end], text[max(0, start - _CONTEXT) : start], text[end : end + _CONTEXT])
-            if score is not None:
+            match = text[start:end]
+            score = self.score_span(match, text[max(0, start - _CONTEXT) : start], text[end : end + _CONTEXT])
+            if score is not None and (not verify or self.verify_span(match)):
                 yield start, end, score
+
+    def verify_span(self, match: str) -> bool:
+        """The costly last check of a text candidate that `score_span` accepted (e.g. parsing a phone number).
+
+        `find_in_text` applies it to every candidate. The scanner skips it for a candidate that could not be
+        kept anyway: one whose exact span a recognizer of higher priority also found.
+        """
+        return True
 
     def _compiled_text(self) -> re.Pattern[str]:
         cached = self.__dict__.get("_text_re")

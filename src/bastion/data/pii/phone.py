@@ -85,9 +85,11 @@ class PhoneRecognizer(Recognizer):
         # dates and version-like dotted numbers are not phones
         if _NOT_PHONE.fullmatch(match):
             return None
-        if not _parse_valid(match):
-            return None
         return 0.9 if context else self.base_score
+
+    def verify_span(self, match: str) -> bool:
+        # parsing is the costly part: the scanner skips it for candidates an ID of higher priority also found
+        return _parse_valid(match)
 
     def mask(self, value: str) -> str:
         return mask_keep_last(value, 2)
