@@ -85,9 +85,13 @@ class Project:
         details: dict[str, Any] | None = None,
         *,
         actor: str | None = None,
+        head: tuple[int, str] | None = None,
+        with_statement: tuple[Any, dict[str, Any]] | None = None,
     ) -> AuditEntry:
-        """Append an audit entry inside ``conn``'s transaction (``actor``: default the project's)."""
-        entry = self.audit.append(conn, action=action, subject=subject, details=details, actor=actor)
+        """Append an audit entry inside ``conn``'s transaction (``actor``: default the project's; ``head`` and
+        ``with_statement``: see :meth:`bastion.audit.log.AuditLog.append`)."""
+        entry = self.audit.append(conn, action=action, subject=subject, details=details, actor=actor, head=head,
+                                  with_statement=with_statement)
         conn.info.setdefault("bastion_audit", []).append(entry)
         return entry
 

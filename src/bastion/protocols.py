@@ -51,6 +51,8 @@ class ProjectHandle(Protocol):
         details: dict[str, Any] | None = None,
         *,
         actor: str | None = None,
+        head: tuple[int, str] | None = None,
+        with_statement: tuple[Any, dict[str, Any]] | None = None,
     ) -> AuditEntry: ...
 
     def audited(self, action: str, subject: str, details: dict[str, Any] | None = None) -> AuditEntry: ...

@@ -39,3 +39,81 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
 def test_bad_urls(url: str, err: type[Exception]) -> None:
     with pytest.raises(err):
         Database(url)
+
+
+# ------------------------------------------------------------------ PostgreSQL hot paths (issue 17, bench/registry)
+def _counting(db: Database) -> list[str]:
+    from sqlalchemy import event
+
+    seen: list[str] = []
+    event.listen(db.engine, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_a: seen.append(statement.split(None, 1)[0].upper()))
+    return seen
+
+
+def test_postgres_resolve_is_one_statement_and_promote_three(pg_url: str, tmp_path: Path) -> None:
+    # Round trips are the cost on PostgreSQL: resolving an alias is one statement (no BEGIN/COMMIT, no ping of a
+    # connection used a moment ago); a promotion is the lookup, one state read under the lock and one write.
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from bastion.project import init_project
+
+    p = init_project(tmp_path / "proj", database_url=pg_url)
+    X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0]})
+    for i in range(2):
+        p.log_model(LogisticRegression().fit(X, [0, 1, 0, 1 - i]), name="m")
+    p.promote("m:1", alias="prod")
+    seen = _counting(p.db)
+    assert p.get_model("m@prod").version == 1
+    assert seen == ["SELECT"]
+    seen.clear()
+    mv = p.promote("m:2", alias="prod")
+    assert (mv.version, mv.aliases) == (2, ("prod",))
+    assert seen == ["SELECT", "SELECT", "WITH"]
+    # what the single statements wrote is what the SQLite path writes: the alias, its history, the audit entry
+    assert p.get_model("m@prod").version == 2
+    assert [h["version"] for h in p.alias_history("m", "prod")] == [1, 2]
+    entry = p.audit.entries(limit=1)[0]
+    assert (entry.action, entry.subject, entry.details["previous"]) == ("model.promote", "m:2", 1)
+    assert p.audit.verify().ok
+    assert p.rollback("m", alias="prod").version == 1
+    p.close()
+
+
+def test_postgres_dropped_connection_is_replaced(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No pre-ping on every checkout: a connection idle longer than the window is pinged (and replaced when the
+    # server dropped it); one the server dropped within the window fails its one call with a one-line
+    # StoreError, and the next call gets a fresh connection. Reads and writes both.
+    import psycopg
+    from sqlalchemy import text
+
+    import bastion.store.db as dbmod
+
+    db = Database(pg_url)
+
+    def kill_others() -> None:
+        with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://")) as c:
+            c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+    def one() -> int:
+        with db.quick_read() as conn:
+            return int(conn.execute(text("SELECT 1")).scalar_one())
+
+    assert one() == 1
+    kill_others()
+    monkeypatch.setattr(dbmod, "_PING_AFTER_IDLE_S", 0.0)  # idle "long enough": pinged, replaced, no error
+    assert one() == 1
+    kill_others()
+    monkeypatch.setattr(dbmod, "_PING_AFTER_IDLE_S", 3600.0)  # trusted without a ping: one failure, then fine
+    with pytest.raises(StoreError, match="Cannot read the metadata database"):
+        one()
+    assert one() == 1
+    kill_others()
+    with pytest.raises(StoreError, match="Cannot write to the metadata database"):
+        with db.write() as conn:
+            conn.execute(text("SELECT 1"))
+    with db.write() as conn:
+        assert conn.execute(text("SELECT 1")).scalar_one() == 1
+    db.dispose()

@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         from bastion.engine import get_engine
 
         p = project()
-        keyring = load_keyring(p.settings, required=False)
+        keyring = load_keyring(p, required=False)
         eng = get_engine(engine or p.settings.engine, scheduler=scheduler or p.settings.scheduler or None)
         try:
             with progress_bar("Protecting") as bar:
@@ -112,7 +112,7 @@ def register(app: typer.Typer) -> None:
         cols = [c.strip() for c in columns.split(",") if c.strip()]
         check_reveal_allowed(p, path, cols, role)  # before the passphrase prompt
         result = reveal_audited(
-            p, path, cols, keyring=lambda: load_keyring(p.settings), role=role, output=output,
+            p, path, cols, keyring=lambda: load_keyring(p), role=role, output=output,
             limit=None if output else limit,
         )
         if json_out:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError, SQLAlchemyError
 
 from bastion.errors import ConfigError, StoreError
 
@@ -24,8 +25,14 @@ __all__ = ["HEAD_REVISION", "Database"]
 
 log = logging.getLogger("bastion.store")
 
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 _WRITE_LOCK_KEY = 0x6261_7374  # "bast": PostgreSQL advisory lock serializing Bastion writers
+# A pooled PostgreSQL connection idle for longer than this is pinged before use (a dropped connection is then
+# replaced instead of failing the call); one used more recently is trusted, which saves a round trip per call
+# on the hot paths (resolve, promote, key checks). A connection the server dropped within this window fails
+# its one call with a one-line StoreError, and the pool replaces it for the next call.
+_PING_AFTER_IDLE_S = 1.0
+_PG_BEGIN_LOCKED = f"BEGIN; SELECT pg_advisory_xact_lock({_WRITE_LOCK_KEY})"
 
 
 def _redact(url: str) -> str:
@@ -88,17 +95,41 @@ class Database:
         if self.dialect == "postgresql" and parsed_driver(url) is None:
             url = url.replace("postgresql://", "postgresql+psycopg://", 1)
         # A short connect timeout: an unreachable server is a one-line error in seconds, not a hang.
-        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+        engine = create_engine(url, connect_args={"connect_timeout": 5})
+
+        @event.listens_for(engine, "checkout")
+        def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+            if time.monotonic() - record.info.get("bastion_used", 0.0) <= _PING_AFTER_IDLE_S:
+                return
+            try:
+                engine.dialect.do_ping(dbapi_conn)  # in autocommit: leaves no transaction open
+            except Exception as e:  # the pool retries the checkout with a fresh connection
+                raise DisconnectionError(str(e)) from e
+
+        @event.listens_for(engine, "checkin")
+        def _mark_used(_dbapi_conn: Any, record: Any) -> None:
+            if record is not None:
+                record.info["bastion_used"] = time.monotonic()
+
+        return engine
 
     # -- transactions -------------------------------------------------------------------------
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A serialized write transaction: commits on success, rolls back on any error."""
         try:
+            if self.dialect == "postgresql":
+                # BEGIN and the writers' lock in one round trip: on an autocommit connection we open the
+                # transaction ourselves (psycopg would otherwise send its own BEGIN first); COMMIT/ROLLBACK
+                # still go through the driver, which ends the open transaction.
+                with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT",
+                                                             bastion_write=True) as conn:
+                    with conn.begin():
+                        _begin_locked(conn)
+                        yield conn
+                return
             with self.engine.connect().execution_options(bastion_write=True) as conn:
                 with conn.begin():
-                    if self.dialect == "postgresql":
-                        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _WRITE_LOCK_KEY})
                     yield conn
         except OperationalError as e:
             raise StoreError(f"Cannot write to the metadata database {_redact(self.url)}: {_why(e)}") from e
@@ -115,11 +146,14 @@ class Database:
 
     @contextmanager
     def quick_read(self) -> Iterator[Connection]:
-        """Reads without an explicit transaction on SQLite (each statement sees a committed snapshot);
-        for hot lookups of immutable rows. PostgreSQL uses a normal read transaction."""
+        """Reads without an explicit transaction (each statement sees its own committed snapshot), for hot
+        lookups done in ONE statement: no BEGIN/COMMIT round trips on PostgreSQL, no read lock on SQLite."""
         if self.dialect != "sqlite":
-            with self.read() as conn:
-                yield conn
+            try:
+                with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    yield conn
+            except OperationalError as e:
+                raise StoreError(f"Cannot read the metadata database {_redact(self.url)}: {_why(e)}") from e
             return
         try:
             with self.engine.connect().execution_options(bastion_autocommit_read=True) as conn:
@@ -162,6 +196,21 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _begin_locked(conn: Connection) -> None:
+    """Send ``BEGIN; SELECT pg_advisory_xact_lock(…)`` as one simple query (two statements: psycopg must not
+    prepare it, hence the driver call); a driver error invalidates the pooled connection like SQLAlchemy would."""
+    import psycopg
+
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    try:
+        driver.execute(_PG_BEGIN_LOCKED, prepare=False)
+    except psycopg.Error as e:
+        if isinstance(e, psycopg.OperationalError) or driver.closed:
+            conn.invalidate(e)
+        raise OperationalError(_PG_BEGIN_LOCKED, None, e) from e
 
 
 def parsed_driver(url: str) -> str | None:
