@@ -192,6 +192,7 @@ def register(
             info, converted = validate_artifact(
                 project, path, flavor, dataset_refs=dataset_refs, trusted=trusted, convert=convert,
                 scan_status=scan_doc["status"] if scan_doc else "unscanned", workdir=Path(tmp),
+                allowed_globals=tuple(scan_doc.get("allowed_globals") or ()) if scan_doc else (),
             )
             if converted is not None:
                 original = path.name
@@ -255,8 +256,15 @@ def register(
                 "flavor_document": flavor_digest,
                 "requirements": (flavor_doc or {}).get("requirements", []),
                 "allowed_findings": allow_findings or {},
+                # what the restricted unpickler may import when this version is loaded (bound to this record)
+                "allowed_globals": list((scan_doc or {}).get("allowed_globals") or []),
             },
         )
+    if scan_doc is not None and scan_doc.get("allowed_globals"):
+        # anchor the allowance at once (with an audit key): loads verify it against a signed checkpoint
+        from bastion.audit.checkpoints import write_checkpoint
+
+        write_checkpoint(project)
     return _row(_Values(values))
 
 
@@ -318,6 +326,12 @@ def load(project: Project, ref: str, *, trusted: list[str] | None) -> Any:
         raise UnsafeArtifactError(f"{mv.ref} is a folder artifact; load it with its framework from model_path().")
     if trusted:
         project.audited("model.load.trusted_types", mv.ref, {"trusted": sorted(trusted)})
+    allowed: tuple[str, ...] = ()
+    if mv.flavor in ("pickle", "joblib") and mv.scan_status == "allowed":
+        # the globals allowed at registration, verified against the audited registration record on every load
+        allowed = _scanning.audited_allowed_globals(project, mv)
+    if allowed:
+        trusted = sorted({*(trusted or []), *allowed})
     key = (id(project.blobs), mv.digest, tuple(sorted(trusted or [])))
     ident = _blob_identity(project, mv.digest)
     with _load_lock:
@@ -342,11 +356,11 @@ def _load_uncached(project: Project, mv: ModelVersion, trusted: list[str] | None
             "be gated or served; use model_path() and your framework's safe loader, or register the model as "
             "skops, ONNX, XGBoost JSON/UBJ or LightGBM text."
         )
-    if mv.flavor in ("pickle", "joblib") and mv.scan_status != "clean":
+    if mv.flavor in ("pickle", "joblib") and mv.scan_status not in ("clean", "allowed"):
         raise UnsafeArtifactError(
             f"Model {mv.ref} is a {mv.flavor} file whose recorded scan is '{mv.scan_status}'; Bastion unpickles "
-            "only artifacts scanned clean (and then only through its restricted unpickler). Re-save it with skops, "
-            "or run 'bastion model scan'."
+            "only artifacts scanned clean or registered with audited allowed findings (and then only through its "
+            "restricted unpickler). Re-save it with skops, or run 'bastion model scan'."
         )
     data = project.blobs.get_bytes(mv.digest, what=f"model {mv.ref}")
     model = get_flavor(mv.flavor).load(data, what=f"Model {mv.ref}", trusted=trusted)

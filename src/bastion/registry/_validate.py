@@ -90,6 +90,7 @@ def validate_artifact(
     convert: str | None,
     scan_status: str,
     workdir: Path,
+    allowed_globals: tuple[str, ...] = (),
 ) -> tuple[FlavorInfo, Path | None]:
     """Load ``path`` as ``flavor`` and predict on the dataset; returns the flavor document and, when converted,
     the skops file to store instead. Raises a BastionError saying why the registration is refused."""
@@ -102,8 +103,11 @@ def validate_artifact(
         return FlavorInfo(flavor=flavor, framework=fl.framework(), notes=(
             "stored as an opaque artifact: scanned, signed and versioned, never gated or served",)), None
     what = f"{path.name} (flavor {flavor})"
-    if flavor in ("pickle", "joblib") and scan_status not in ("clean", "unscanned"):
+    if flavor in ("pickle", "joblib") and scan_status not in ("clean", "unscanned", "allowed"):
         raise UnsafeArtifactError(f"{what} is not loaded: its scan is '{scan_status}'.")
+    if flavor in ("pickle", "joblib") and allowed_globals:
+        # the globals of the findings the operator allows now (audited with this registration), nothing more
+        trusted = sorted({*(trusted or []), *allowed_globals})
     try:
         model = fl.load(path.read_bytes(), what=what, trusted=trusted)
     except BastionError as e:

@@ -23,7 +23,7 @@ from typing import IO, Any
 from bastion.errors import UnsafeArtifactError
 from bastion.scan import _policy
 
-__all__ = ["MAX_ALLOCATION", "restricted_load", "restricted_loads"]
+__all__ = ["MAX_ALLOCATION", "allowable", "restricted_load", "restricted_loads"]
 
 #: Largest allocation (bytes, or items for ranges) an allowlisted call may be asked to make.
 MAX_ALLOCATION = 1 << 28
@@ -750,6 +750,22 @@ def _load(fh: IO[bytes], allow: Iterable[str], what: str) -> object:
                                   "Nothing was loaded.") from None
 
 
+def _critical_hit(entry: str) -> str | None:
+    # the longest importable module prefix is unknown here; check every split against the critical list
+    parts = entry.split(".")
+    for i in range(1, len(parts)):
+        hit = _policy.critical_match(".".join(parts[:i]), ".".join(parts[i:]))
+        if hit is not None:
+            return hit
+    return None
+
+
+def allowable(entry: str) -> bool:
+    """Whether ``entry`` may ever be allowed: a dotted ``module.name`` that is not on the critical list."""
+    return (isinstance(entry, str) and _NAME.fullmatch(entry) is not None and "." in entry
+            and _critical_hit(entry) is None and entry not in _GUARDED)
+
+
 def _parse_allow(allow: Iterable[str]) -> frozenset[str]:
     if isinstance(allow, str):
         allow = [allow]
@@ -757,13 +773,10 @@ def _parse_allow(allow: Iterable[str]) -> frozenset[str]:
     for entry in allow:
         if not isinstance(entry, str) or not _NAME.fullmatch(entry) or "." not in entry:
             raise UnsafeArtifactError(f"An allowed global must be a dotted 'module.name'; got {entry!r}.")
-        # the longest importable module prefix is unknown here; check every split against the critical list
-        parts = entry.split(".")
-        for i in range(1, len(parts)):
-            hit = _policy.critical_match(".".join(parts[:i]), ".".join(parts[i:]))
-            if hit is not None:
-                raise UnsafeArtifactError(f"{entry} gives code execution or system access (matches {hit!r}); "
-                                          "it cannot be allowed.")
+        hit = _critical_hit(entry)
+        if hit is not None or entry in _GUARDED:
+            raise UnsafeArtifactError(f"{entry} gives code execution or system access (matches {hit or entry!r}); "
+                                      "it cannot be allowed.")
         out.add(entry)
     return frozenset(out)
 
