@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect
 
-from bastion.errors import ConfigError, StoreError
+from bastion.errors import ConfigError, RegistryError, StoreError
 from bastion.store.db import HEAD_REVISION, Database
 from bastion.store.schema import metadata
 
@@ -42,18 +43,33 @@ def test_bad_urls(url: str, err: type[Exception]) -> None:
 
 
 # ------------------------------------------------------------------ PostgreSQL hot paths (issue 17, bench/registry)
-def _counting(db: Database) -> list[str]:
-    from sqlalchemy import event
+def _round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every query psycopg sends (its first words), and every COMMIT/ROLLBACK that reaches the server."""
+    import psycopg
+    from psycopg.pq import TransactionStatus
 
-    seen: list[str] = []
-    event.listen(db.engine, "before_cursor_execute",
-                 lambda _c, _cur, statement, *_a: seen.append(statement.split(None, 1)[0].upper()))
-    return seen
+    sent: list[str] = []
+    execute, commit = psycopg.Cursor.execute, psycopg.Connection.commit
+
+    def counted_execute(self: Any, query: Any, *a: Any, **kw: Any) -> Any:
+        sent.append(" ".join(str(query).split()[:3]).upper())
+        return execute(self, query, *a, **kw)
+
+    def counted_commit(self: Any) -> None:
+        if self.info.transaction_status != TransactionStatus.IDLE:
+            sent.append("COMMIT")
+        commit(self)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted_execute)
+    monkeypatch.setattr(psycopg.Connection, "commit", counted_commit)
+    return sent
 
 
-def test_postgres_resolve_is_one_statement_and_promote_three(pg_url: str, tmp_path: Path) -> None:
-    # Round trips are the cost on PostgreSQL: resolving an alias is one statement (no BEGIN/COMMIT, no ping of a
-    # connection used a moment ago); a promotion is the lookup, one state read under the lock and one write.
+def test_postgres_resolve_is_one_round_trip_and_promote_three(pg_url: str, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # Round trips are the cost on PostgreSQL: resolving an alias is one query (no BEGIN/COMMIT, no ping of a
+    # connection used a moment ago); a promotion is the lookup, then BEGIN + lock + the state read in one
+    # simple query, then the write (alias, history and audit entry in one statement) sent with the COMMIT.
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
@@ -64,13 +80,14 @@ def test_postgres_resolve_is_one_statement_and_promote_three(pg_url: str, tmp_pa
     for i in range(2):
         p.log_model(LogisticRegression().fit(X, [0, 1, 0, 1 - i]), name="m")
     p.promote("m:1", alias="prod")
-    seen = _counting(p.db)
+    sent = _round_trips(monkeypatch)
     assert p.get_model("m@prod").version == 1
-    assert seen == ["SELECT"]
-    seen.clear()
+    assert sent == ["SELECT MODELS.ID, MODELS.NAME,"]
+    sent.clear()
     mv = p.promote("m:2", alias="prod")
     assert (mv.version, mv.aliases) == (2, ("prod",))
-    assert seen == ["SELECT", "SELECT", "WITH"]
+    assert sent == ["SELECT MODELS.ID, MODELS.NAME,", "BEGIN; SELECT PG_ADVISORY_XACT_LOCK(1650553716);",
+                    "WITH SET_ALIAS AS"]
     # what the single statements wrote is what the SQLite path writes: the alias, its history, the audit entry
     assert p.get_model("m@prod").version == 2
     assert [h["version"] for h in p.alias_history("m", "prod")] == [1, 2]
@@ -78,6 +95,14 @@ def test_postgres_resolve_is_one_statement_and_promote_three(pg_url: str, tmp_pa
     assert (entry.action, entry.subject, entry.details["previous"]) == ("model.promote", "m:2", 1)
     assert p.audit.verify().ok
     assert p.rollback("m", alias="prod").version == 1
+    # a version deleted meanwhile is refused under the lock, and nothing is written
+    p.delete_model("m:2", reason="test")
+    from bastion.registry._aliases import apply_promotion
+
+    before = p.audit.count()
+    with pytest.raises(RegistryError, match="deleted meanwhile"):
+        apply_promotion(p, mv, "prod", evidence=None, forced=False, force_reason=None)
+    assert p.audit.count() == before and p.get_model("m@prod").version == 1
     p.close()
 
 

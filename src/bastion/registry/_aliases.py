@@ -71,7 +71,8 @@ _PG_PUSH_HISTORY = (
     .returning(alias_history.c.id)
     .cte("push_history")
 )
-_PG_PROMOTE = audit_log.insert().add_cte(_PG_SET_ALIAS, _PG_PUSH_HISTORY)
+_PG_PROMOTE = (audit_log.insert().values({c.name: bindparam(c.name) for c in audit_log.c})
+               .add_cte(_PG_SET_ALIAS, _PG_PUSH_HISTORY))
 
 
 def _set_alias(conn: Connection, project: ProjectHandle, name: str, alias: str, version: int) -> None:
@@ -96,9 +97,9 @@ def apply_promotion(
     The audit entry is the truth (it names version and digest); the alias table is its cache.
     """
     check_alias(alias)
-    with project.transaction() as conn:
-        state = conn.execute(_PROMOTE_STATE, {"k_kind": KIND, "k_name": mv.name, "k_alias": alias,
-                                              "k_version": mv.version}).one()
+    keys = {"k_kind": KIND, "k_name": mv.name, "k_alias": alias, "k_version": mv.version}
+    with project.transaction(first=(_PROMOTE_STATE, keys)) as conn:
+        state = conn.info["bastion_first"]
         if not state.live:
             raise RegistryError(f"Model {mv.ref} was deleted meanwhile; not promoted.")
         previous = state.previous
@@ -113,7 +114,8 @@ def apply_promotion(
         if conn.dialect.name == "postgresql":
             params = {"a_kind": KIND, "a_name": mv.name, "a_alias": alias, "a_version": mv.version, "a_at": at,
                       "a_by": project.actor, "a_reason": force_reason or ""}
-            project.record(conn, action, mv.ref, details, head=head, with_statement=(_PG_PROMOTE, params))
+            project.record(conn, action, mv.ref, details, head=head, with_statement=(_PG_PROMOTE, params),
+                           last=True)
         else:
             _set_alias(conn, project, mv.name, alias, mv.version)
             conn.execute(
