@@ -46,6 +46,10 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _REPO = Path(__file__).resolve().parents[1]
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
@@ -131,6 +135,22 @@ class Environment:
         text = f"load average {self.load_start} at start"
         return text + (f", {self.load_end} at end" if self.load_end is not None else "")
 
+    def versions(self, venv: str, *packages: str) -> str:
+        """``"numpy 2.4.6, pandas 3.1.2"``: the versions of ``packages`` in venv ``venv``, read from its freeze file.
+
+        A package the venv does not have is named ``"<name> not installed"``, never left out silently.
+        """
+        path = self.path.parent / f"freeze-{venv}.txt"
+        if venv not in self.pythons or not path.is_file():
+            raise ValueError(f"no venv {venv!r} was recorded; recorded: {', '.join(self.pythons)}")
+        pinned = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            name, sep, version = line.partition("==")
+            if sep:
+                pinned[_canonical(name)] = version.strip()
+        return ", ".join(f"{p} {pinned[_canonical(p)]}" if _canonical(p) in pinned else f"{p} not installed"
+                         for p in packages)
+
     def markdown(self) -> str:
         """A few Markdown lines naming commit, machine, Python versions, load and freeze files for RESULTS.md."""
         pythons = ", ".join(f"{name}: Python {version}" for name, version in self.pythons.items())
@@ -169,7 +189,7 @@ def record_environment(results_dir: str | os.PathLike[str], venvs: Mapping[str, 
 
 def main(argv: list[str]) -> int:
     if len(argv) < 1 or any("=" not in a for a in argv[1:]):
-        sys.stderr.write("usage: python bench/_freeze.py RESULTS_DIR [NAME=PYTHON ...] (default: bastion=this python)\n")
+        sys.stderr.write("usage: python bench/_freeze.py RESULTS_DIR [NAME=PYTHON ...] (default bastion=this python)\n")
         return 2
     pairs = dict(a.split("=", 1) for a in argv[1:]) or None
     try:

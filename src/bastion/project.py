@@ -169,12 +169,15 @@ class Project:
         flavor: str | None = None,
         convert: str | None = None,
         trusted: list[str] | None = None,
+        feature_names: list[str] | None = None,
     ) -> ModelVersion:
         """Register an in-memory estimator (saved with skops) or a model file/folder as a new version.
 
         A file must load as its flavor (detected, or ``flavor=``; ``"file"`` stores it opaque, never gated or
         served) and predict on a few rows of the first dataset given; ``convert="skops"`` re-saves a pickle or
         joblib file with skops; ``trusted`` names reviewed skops/pickle types (recorded with the version).
+        Without a dataset, an ONNX/XGBoost/LightGBM model's inputs come from its own signature (named by
+        ``feature_names`` when the artifact does not name them) and it must run on a generated probe batch.
         """
         return _models.register(
             self,
@@ -191,6 +194,7 @@ class Project:
             flavor=flavor,
             convert=convert,
             trusted=trusted,
+            feature_names=feature_names,
         )
 
     register_model = log_model

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,6 +49,10 @@ def test_record_environment_writes_freeze_versions_load_and_commit(tmp_path: Pat
     summary = env.markdown()
     assert f"bastion: Python {version}" in summary and "`freeze-bastion.txt`" in summary
     assert re.search(rf"load average {_LOAD} at start, {_LOAD} at end", summary)
+    assert env.versions("bastion", "PyYAML", "pytest", "no-such-package-xyz") == (
+        f"PyYAML {yaml.__version__}, pytest {pytest.__version__}, no-such-package-xyz not installed")
+    with pytest.raises(ValueError, match="no venv 'mlflow' was recorded"):
+        env.versions("mlflow", "mlflow")
 
 
 @pytest.mark.parametrize("name", ["", "../up", "a/b", "-x", "ok\n", "sp ace"])

@@ -197,6 +197,10 @@ def _feature_frame(model: Any, df: pd.DataFrame, target: str) -> pd.DataFrame:
     return df.drop(columns=[target])
 
 
+#: Checks that measure the training data itself (group shares; membership inference against training rows).
+_NEED_TRAINING_DATA = ("diversity", "privacy")
+
+
 def _training_frame(project: ProjectHandle, mv: Any, target: str) -> tuple[pd.DataFrame | None, list[dict[str, Any]]]:
     """The first dataset version in the model's lineage that has the target column."""
     infos = []
@@ -242,6 +246,14 @@ def run_gate(
         raise ConfigError("No target column: pass --target or set 'target' in the policy.")
     mv = project.get_model(ref)
     ref = mv.ref
+    needs_training = [n for n in pol.checks if n in _NEED_TRAINING_DATA]
+    if needs_training and train_data is None and not mv.datasets:
+        raise DataError(
+            f"The {' and '.join(needs_training)} check{'s' if len(needs_training) > 1 else ''} of policy "
+            f"'{pol.name}' need{'' if len(needs_training) > 1 else 's'} the model's training dataset, and {ref} was "
+            "registered without one. Register the model with its training dataset (bastion model register FILE "
+            "--dataset NAME:VERSION), or leave those checks out of the policy. Nothing was run or stored."
+        )
     df, data_info = read_frame(project, data)
     if target not in df.columns:
         raise DataError(f"The target column '{target}' is not in the data; columns are {list(df.columns)}.")

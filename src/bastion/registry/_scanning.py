@@ -57,6 +57,8 @@ def scan_for_register(project: Project, path: Path, *, allow_findings: dict[str,
         )
     status = "clean" if not blocking else "allowed"
     max_sev = report.max_severity
+    from bastion.vulns.rescan import scanner_rules_version
+
     doc.update(
         {
             "status": status,
@@ -66,6 +68,8 @@ def scan_for_register(project: Project, path: Path, *, allow_findings: dict[str,
             # exactly the globals of allowed findings: what the restricted unpickler may import at load time
             "allowed_globals": sorted(
                 {f.construct for f in blocking if f.rule_id in GLOBAL_RULES and _is_global(f.construct)}),
+            # the rules this report was made with: the first `model rescan` names what changed since
+            **scanner_rules_version(),
         }
     )
     return doc
