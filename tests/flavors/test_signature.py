@@ -364,3 +364,12 @@ def test_a_version_without_dataset_or_signature_is_not_served(project: Any, arti
         signature_specs(mv.ref, project.attachments(mv.ref, "flavor"))
     with pytest.raises(ConfigError, match="cannot validate"):
         signature_specs("x:1", [{"inputs": [{"name": "a", "type": "complex64"}]}])
+
+
+def test_gate_on_positional_inputs_refuses_a_wrong_width(served: dict[str, Any]) -> None:
+    from bastion.gates.run import run_gate
+
+    p = served["project"]
+    hold = served["hold"].assign(extra=1.0)  # five columns besides the target for a four-input graph
+    with pytest.raises(DataError, match="takes 4 unnamed inputs in order, but the data has 5 columns"):
+        run_gate(p, "sig-onnx:1", p.settings.root / "bastion-policy.yaml", hold, "label")
