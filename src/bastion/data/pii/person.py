@@ -179,6 +179,9 @@ class PersonRecognizer(Recognizer):
                 continue  # "St. Mary's Hospital", "Mercy General": places named after people
             words = [t for _, t in toks if t[0].isupper()]
             before = text[max(0, s - 28) : s]
+            cut = max(before.rfind(". "), before.rfind("; "), before.rfind("\n"))
+            if cut >= 0:
+                before = before[cut + 1 :]  # context words of the previous sentence say nothing here
             if title is not None:
                 yield (m.start("lead") if m.group("lead") else s), e, 0.92
                 continue
