@@ -26,6 +26,7 @@ from bastion.data.pii._names import NOT_NAMES, first_names, last_names
 from bastion.data.pii.person import _FACILITY_AFTER, _LOW, _UP
 
 __all__ = ["find_context_names"]
+_NONSPACE = re.compile(r"\S+")
 
 # Latin Extended-B and Latin Extended Additional (Romanian ș/ț, Vietnamese ...) on top of person.py's letters
 _XB_UP = "".join(c for c in map(chr, [*range(0x180, 0x250), *range(0x1E00, 0x1F00)]) if c.isupper())
@@ -220,7 +221,7 @@ def _clip(text: str, start: int, end: int, strength: int) -> tuple[int, int] | N
     last_end = -1
     first_start = -1
     weak_first = False  # the run so far is one everyday word that is also a name ("Jan", "May")
-    for m in re.finditer(r"\S+", text[start:end]):
+    for m in _NONSPACE.finditer(text[start:end]):
         word = m.group(0).rstrip(",")
         w_start, w_end = start + m.start(), start + m.start() + len(word)
         core = word.split("-")[0]
