@@ -179,16 +179,16 @@ _END = r"(?![\w@'’])"
 # title + name: "Dr. Okafor", "Dr A. Lindstrøm", "Frau Dr. Weiß", "Prof. van der Berg". The title comes first so
 # the regex engine can skip to its few possible first letters; the word boundary is checked in Python.
 _TITLE_RE = re.compile(rf"(?:{_alt(_TITLES)})(?: (?:{_alt(_SECOND_TITLES)}))? (?P<name>{_RUN}){_END}")
-# one pass for the other triggers (one pass over a big text costs less than three):
+# one pass, one trie for the other triggers (cheaper than a pass or a branch per kind); the kind of the
+# trigger that matched is looked up after:
 # relative or carer + name: "her daughter Maria Lopez", "son, Ben", "Mother (Ana)", "the patient's husband X";
 # clinical role + name: "registrar Aoife Byrne", "GP Dorothea Hassing";
 # introducing phrase or sign-off + name or "Surname, Given": "spoke to ...", "NOK: Kowalski, Jan", "Kind regards, ..."
 _CONTEXT_RE = re.compile(
-    rf"(?<![\w.@'’-])(?:(?P<kin>{_alt(_KIN, fold_first=True)}){_GLUE_KIN}"
-    rf"|(?P<role>{_alt(_ROLES, fold_first=True)})(?:,? |: | \()"
-    rf"|(?:{_alt(_INTRO, fold_first=True)}) {_POSS})"
+    rf"(?<![\w.@'’-])(?P<trig>{_alt(_KIN + _ROLES + _INTRO, fold_first=True)})(?:,? |: | \(| - | – ){_POSS}"
     rf"(?P<name>{_COMMA}|{_RUN}){_END}"
 )
+_KIN_FORMS = frozenset(w for k in _KIN for w in (k, k[:1].swapcase() + k[1:]))
 # name + relation in apposition, found from the relation: "Toró, the patient's sister", "Anna Kowalska
 # (daughter)", "Kožešník, Teodora (carer)"; the name run is then matched backwards from the relation
 _APPOS_TAIL_RE = re.compile(
@@ -199,6 +199,7 @@ _APPOS_NAME_RE = re.compile(rf"(?:{_COMMA}|{_WORD}(?:(?: (?:{_PART} )*|-){_WORD}
 # a dash sign-off: "-- Walter Stanley (FY2)" (two or more words, then the end, a comma or a bracket)
 _DASH_RE = re.compile(rf"(?:--|—) (?P<name>{_WORD}(?:(?: (?:{_PART} )*|-){_WORD}){{1,3}})(?=$|\n|,| \()", re.M)
 _BOUNDARY = frozenset(".@'’-_")
+_NONSPACE = re.compile(r"\S+")
 
 
 def _starts_word(text: str, pos: int) -> bool:
@@ -217,9 +218,9 @@ def _clip(text: str, start: int, end: int, strength: int) -> tuple[int, int] | N
     last_end = -1
     first_start = -1
     weak_first = False  # the run so far is one everyday word that is also a name ("Jan", "May")
-    for m in re.finditer(r"\S+", text[start:end]):
+    for m in _NONSPACE.finditer(text, start, end):
         word = m.group(0).rstrip(",")
-        w_start, w_end = start + m.start(), start + m.start() + len(word)
+        w_start, w_end = m.start(), m.start() + len(word)
         core = word.split("-")[0]
         if core[:1].islower() or (len(core) == 2 and core.endswith(".")) or word.endswith("."):
             # particles and initials only lead or sit inside a name
@@ -263,7 +264,7 @@ def find_context_names(text: str) -> Iterator[tuple[int, int, float]]:
             if got is not None:
                 yield got[0], got[1], 0.9
     for m in _CONTEXT_RE.finditer(text):
-        kin = m.start("kin") >= 0
+        kin = m.group("trig") in _KIN_FORMS
         got = _clip(text, m.start("name"), m.end("name"), 1 if kin else 0)
         if got is not None:
             yield got[0], got[1], 0.85 if kin else 0.8
