@@ -23,9 +23,9 @@ from functools import lru_cache
 from typing import Any
 
 from bastion.data.pii._names import NOT_NAMES, first_names, last_names
-from bastion.data.pii.person import _FACILITY_AFTER, _LOW, _UP
+from bastion.data.pii.person import _FACILITY_AFTER, _FACILITY_BEFORE, _LOW, _UP
 
-__all__ = ["find_context_names"]
+__all__ = ["find_context_names", "refine_model_span"]
 
 # Latin Extended-B and Latin Extended Additional (Romanian ș/ț, Vietnamese ...) on top of person.py's letters
 _XB_UP = "".join(c for c in map(chr, [*range(0x180, 0x250), *range(0x1E00, 0x1F00)]) if c.isupper())
@@ -282,3 +282,25 @@ def find_context_names(text: str) -> Iterator[tuple[int, int, float]]:
         got = _clip(text, back.start(), e, 0)
         if got is not None and got[1] == e:
             yield got[0], got[1], 0.8
+
+
+def refine_model_span(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """A PERSON span from a statistical model, held to the same shape evidence as a name found by position:
+    no digits ("Lasix 40"), no grammar, clinical or title words at its start ("Der Patient", "Seen"), never a
+    facility or an eponym ("Murphy's sign", "Guillain-Barré syndrome"); None when nothing is left."""
+    words = [(m.start(), m.end()) for m in _NONSPACE.finditer(text, start, end)]
+    while words and any(ch.isdigit() for ch in text[words[0][0] : words[0][1]]):
+        words.pop(0)  # "71yo Pravoslav"
+    while words and any(ch.isdigit() for ch in text[words[-1][0] : words[-1][1]]):
+        words.pop()  # "Lasix 40"
+    if not words or any(ch.isdigit() for ch in text[words[0][0] : words[-1][1]]):
+        return None
+    start, end = words[0][0], words[-1][1]
+    if text[start:end].split()[0].rstrip(".") in _PLACE_PREFIX or _FACILITY_BEFORE.search(
+        text, max(0, start - 7), start
+    ):
+        return None  # "St Thomas' Ward"
+    return _clip(text, start, end, 0)
+
+
+_PLACE_PREFIX = frozenset({"St", "Saint", "Santa", "San", "Mount", "Mt", "Fort", "Lake", "Port"})
