@@ -53,6 +53,9 @@ _TITLES = (
     "Hausärztin", "Pfleger", "Pflegerin", "Schwester", "Fam.",
 )  # fmt: skip
 _TITLE_WORDS = frozenset(t.rstrip(".") for t in _TITLES if t[:1].isupper()) - {"Don", "Pan", "Lady", "Lord"}
+_TITLE_ABBREVIATIONS = frozenset(
+    "Dr Drs Prof Mr Mrs Ms Mx Hr Fr Sr Sra Srta Dott Sig Mme Mlle Dhr Mevr Mw Dña St Mt".split()
+)
 # a second title after the first: "Frau Dr. Weiß", "Herr Prof. Dr. Maier"
 _SECOND_TITLES = ("Dr", "Dr.", "Prof", "Prof.", "Prof. Dr.", "dr.", "prof.", "Dott.", "Dott.ssa", "Dr.ssa")
 _KIN = (
@@ -214,29 +217,36 @@ def _known() -> frozenset[str]:
 def _clip(text: str, start: int, end: int, strength: int) -> tuple[int, int] | None:
     """Cut a candidate name run at the first word that cannot be part of it; None when nothing is left."""
     known = _known()
-    pos = start
+    firsts = first_names()
     last_end = -1
     first_start = -1
     weak_first = False  # the run so far is one everyday word that is also a name ("Jan", "May")
+    after_given = False  # the word before is an initial or a dictionary given name ("L. Ward", "Jason Lane")
     for m in _NONSPACE.finditer(text, start, end):
         word = m.group(0).rstrip(",")
         w_start, w_end = m.start(), m.start() + len(word)
         core = word.split("-")[0]
         if core[:1].islower() or (len(core) == 2 and core.endswith(".")) or word.endswith("."):
             # particles and initials only lead or sit inside a name
-            pos = w_end
             if first_start < 0:
                 first_start = w_start
+            after_given = core[:1].isupper()
             continue
-        if core in _HARD_STOP or core in _TITLE_WORDS or (core not in known and core.lower().endswith(_NOUN_SUFFIX)):
+        if core in _TITLE_ABBREVIATIONS and w_end < len(text) and text[w_end] == ".":
+            break  # "Oberarzt Dr. <PERSON>": an abbreviated title, never a name
+        if core in _HARD_STOP or (core not in known and core.lower().endswith(_NOUN_SUFFIX)):
             break
-        if core in _SOFT_STOP or core in NOT_NAMES:
-            # right after a title any capitalised word is a surname ("Dr. West", "Dr. Ward"); after a relative
-            # one that is no clinical or place word; elsewhere a dictionary name that is not the whole run
+        if core in _SOFT_STOP or core in NOT_NAMES or core in _TITLE_WORDS:
+            # right after a title any capitalised word is a surname ("Dr. West", "Dr. Doctor"); after a relative
+            # one that is no clinical, place or title word; after an initial or a given name a dictionary
+            # surname ("L. Ward", "Jason Lane"); elsewhere a dictionary name that is not the whole run
             # ("Pt Jan van Wessex", "Anna May Smith")
-            if last_end < 0 and (strength == 2 or (strength == 1 and core not in _SOFT_STOP)):
+            soft = core in _SOFT_STOP or core in _TITLE_WORDS
+            if last_end < 0 and first_start < 0 and (strength == 2 or (strength == 1 and not soft)):
                 pass
-            elif core in known and core not in _SOFT_STOP:
+            elif after_given and core in known:
+                pass
+            elif core in known and not soft:
                 if last_end < 0:
                     weak_first = True
             else:
@@ -246,8 +256,7 @@ def _clip(text: str, start: int, end: int, strength: int) -> tuple[int, int] | N
         if first_start < 0:
             first_start = w_start
         last_end = w_end
-        pos = w_end
-    del pos
+        after_given = core in firsts
     if last_end < 0 or weak_first:
         return None
     if _FACILITY_AFTER.match(text, last_end) or _EPONYM_AFTER.match(text, last_end):
