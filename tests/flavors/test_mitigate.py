@@ -109,7 +109,6 @@ def test_mitigated_version_gates_signs_promotes_and_serves(world: dict[str, Any]
         except Exception:
             init_signing_key(p, "release", passphrase=PASSPHRASE)
             key = load_signing_key(p, "release", passphrase=PASSPHRASE)
-        base_gate = run_gate(p, world["base"][kind].ref, world["root"] / "bastion-policy.yaml", hold, "label")
         result = run_gate(p, new.ref, world["root"] / "bastion-policy.yaml", hold, "label")
         sign_version(p, new.ref, key=key)
     finally:
@@ -118,7 +117,7 @@ def test_mitigated_version_gates_signs_promotes_and_serves(world: dict[str, Any]
         else:
             os.environ["BASTION_KEY_PASSPHRASE"] = old
     fair = {c.name: c for c in result.checks}["fairness"]
-    assert fair.passed and not {c.name: c for c in base_gate.checks}["fairness"].passed
+    assert fair.passed  # the base's gap on this holdout is above the 0.05 threshold (the test above)
     assert result.passed, result.failed_required
     p.promote(new.ref, alias="staging")
     served = load_trusted(p, f"{new.name}@staging")
@@ -182,3 +181,25 @@ def test_expgrad_on_a_flavor_model_says_to_use_threshold(world: dict[str, Any]) 
     with pytest.raises(ConfigError, match="with --method threshold"):
         mitigate(p, world["base"]["xgboost"].ref, method="expgrad", data="credit:1", target="label",
                  sensitive=["sex"])
+
+
+def test_cli_mitigates_a_flavor_model(world: dict[str, Any]) -> None:
+    import contextlib
+    import io
+
+    from bastion.cli.main import main
+
+    p, base = world["project"], world["base"]["onnx"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            main(["gate", "mitigate", base.ref, "--data", "credit-validation:1", "--target", "label", "--sensitive",
+                  "sex", "--json", "--project", str(world["root"])])
+            code = 0
+        except SystemExit as e:
+            code = int(e.code or 0)
+    assert code == 0, out.getvalue()
+    doc = json.loads(out.getvalue())
+    assert doc["flavor"] == "mitigated" and doc["parent"] == base.ref
+    assert type(p.load_model(doc["ref"] if "ref" in doc else f"{doc['name']}:{doc['version']}")).__name__ == \
+        "MitigatedClassifier"

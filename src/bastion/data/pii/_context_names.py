@@ -195,6 +195,7 @@ _KIN_FORMS = frozenset(w for k in _KIN for w in (k, k[:1].swapcase() + k[1:]))
 # name + relation in apposition, found from the relation: "Toró, the patient's sister", "Anna Kowalska
 # (daughter)", "Kožešník, Teodora (carer)"; the name run is then matched backwards from the relation
 _APPOS_TAIL_RE = re.compile(
+    r"(?=,| [(\-–])"  # implied by the three openings below; it only skips text faster
     rf"(?:,? \(|, (?:the patient['’]s |the pt['’]s |the |his |her |their |pt['’]s |patient['’]s )?|,? (?:- |– ))"
     rf"(?:{_alt(_KIN + _ROLES, fold_first=True)})\b"
 )
