@@ -75,7 +75,10 @@ def prepare(*, mlflow: bool = True) -> dict[str, Any]:
                                   protect_email=False)
     p = open_project(root)
     key = create_api_key(p, "bench", ["predict"]).key
-    skops_path = Path(p.model_path(sample.refs[0]))
+    # a copy of its own: the project's model cache is Bastion's, and a server may replace it while the bare
+    # app of the next worker count still needs the file
+    skops_path = WORK / "model.skops"
+    shutil.copyfile(p.model_path(sample.refs[0]), skops_path)
     p.close()
     row = {f: round(float(v), 6) for f, v in sample.frame[list(sample.features)].iloc[0].items()}
     rows100 = [{f: round(float(v), 6) for f, v in r.items()}
