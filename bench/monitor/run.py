@@ -4,8 +4,8 @@ Generates reference/current Parquet files (20 numeric + 5 categorical columns, p
 shift, variance change, new category), then runs each tool in its own subprocess (peers in their own
 venvs) and records wall time, peak RSS (ru_maxrss of the child) and which columns each flagged.
 
-Usage:  .venv/bin/python bench/monitor/run.py --rows 100000 1000000 --repeats 3
-        .venv/bin/python bench/monitor/run.py --rows 10000000 --tools bastion-dask --repeats 1
+Usage:  PYTHONPATH=src python bench/monitor/run.py --rows 100000 1000000 --repeats 3  (under the bench lock)
+        PYTHONPATH=src python bench/monitor/run.py --rows 10000000 --tools bastion-dask --repeats 1
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -25,10 +26,15 @@ import pyarrow.parquet as pq
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 WORK = HERE / "work"
+sys.path.append(str(HERE.parent))  # bench/: _freeze records versions and load
+from _freeze import record_environment  # noqa: E402
+
+# Each peer in its own venv (/work/shared/PEERS.md); BENCH_VENVS overrides the folder holding them.
+_VENV_ROOT = Path(os.environ.get("BENCH_VENVS", "/work/bench-venvs"))
 VENVS = {
-    "evidently": ROOT / "bench" / ".venv-evidently" / "bin" / "python",
-    "alibi": ROOT / "bench" / ".venv-alibi" / "bin" / "python",
-    "nannyml": ROOT / "bench" / ".venv-nannyml" / "bin" / "python",
+    "evidently": _VENV_ROOT / "evidently" / "bin" / "python",
+    "alibi": _VENV_ROOT / "alibi-detect" / "bin" / "python",
+    "nannyml": _VENV_ROOT / "nannyml" / "bin" / "python",
 }
 N_NUM, N_CAT = 20, 5
 # Planted drifts: num_0 mean shift (+0.5 sd), num_1 variance change (sd x2), cat_0 new category (10% of rows).
@@ -206,7 +212,7 @@ SCRIPTS = {
 
 def run_measured(tool: str, ref: Path, cur: Path) -> dict:
     """Run under /usr/bin/time -v for the child's own peak RSS."""
-    py = VENVS.get(tool, ROOT / ".venv" / "bin" / "python")
+    py = VENVS.get(tool, Path(sys.executable))
     args = ["/usr/bin/time", "-v", str(py), "-c", SCRIPTS[tool], str(ref), str(cur)]
     if tool in ("bastion", "bastion-dask"):
         args.append("dask" if tool == "bastion-dask" else "local")
@@ -215,15 +221,19 @@ def run_measured(tool: str, ref: Path, cur: Path) -> dict:
     proc = subprocess.run(args, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
     rss_kb = None
+    cpu_s = 0.0
     for ln in proc.stderr.splitlines():
         if "Maximum resident set size" in ln:
             rss_kb = int(ln.split(":")[1])
+        if "User time (seconds)" in ln or "System time (seconds)" in ln:
+            cpu_s += float(ln.split(":")[1])
     if proc.returncode != 0:
         tail = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("\t")]
         return {"tool": tool, "error": tail[-1] if tail else f"exit {proc.returncode}"}
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1]
     doc = json.loads(line)
-    doc.update(tool=tool, wall_seconds=wall, peak_rss_mb=(rss_kb or 0) / 1024)
+    # cpu_seconds: user + system time of the whole child (imports and loading included), against the load
+    doc.update(tool=tool, wall_seconds=wall, cpu_seconds=cpu_s, peak_rss_mb=(rss_kb or 0) / 1024)
     return doc
 
 
@@ -237,9 +247,11 @@ def main() -> None:
     ap.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--tools", nargs="+", default=["bastion", "alibi", "nannyml", "evidently"])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--evidently-repeats", type=int, default=1)
+    ap.add_argument("--evidently-repeats", type=int, default=3)
     ap.add_argument("--out", default=str(HERE / "results.json"))
     a = ap.parse_args()
+    venvs = {"bastion": sys.executable} | {t: str(VENVS[t]) for t in a.tools if t in VENVS}
+    env = record_environment(HERE, venvs)
     results = json.loads(Path(a.out).read_text()) if Path(a.out).exists() else []
     for rows in a.rows:
         ref, cur = make_data(rows)
@@ -262,6 +274,8 @@ def main() -> None:
                     "seconds_median": statistics.median(x["seconds"] for x in ok),
                     "seconds_all": [round(x["seconds"], 3) for x in ok],
                     "wall_median": statistics.median(x["wall_seconds"] for x in ok),
+                    "cpu_seconds_median": statistics.median(x["cpu_seconds"] for x in ok),
+                    "cpu_seconds_all": [round(x["cpu_seconds"], 2) for x in ok],
                     "peak_rss_mb_median": statistics.median(x["peak_rss_mb"] for x in ok),
                     "flagged": ok[0]["flagged"],
                     "caught_all_planted": DRIFTED <= set(ok[0]["flagged"]),
@@ -271,10 +285,14 @@ def main() -> None:
                     "load_peak_mb_median": _median(ok, "load_peak_mb"),
                     "loaded_rss_mb_median": _median(ok, "loaded_rss_mb"),
                     "date": time.strftime("%Y-%m-%d"),
+                    "commit": env.commit,
+                    "load_average_start": env.load_start,
                 }
             print(json.dumps(rec), flush=True)
             results = [x for x in results if not (x["rows"] == rows and x["tool"] == tool)] + [rec]
             Path(a.out).write_text(json.dumps(results, indent=2))
+    env.finish()
+    print(env.markdown())
 
 
 if __name__ == "__main__":

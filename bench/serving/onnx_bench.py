@@ -28,11 +28,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import run as base  # noqa: E402  (the serving benchmark's wrk driver, server stop and versions helpers)
 
+sys.path.insert(0, str(HERE.parents[1]))
+from bench._freeze import Environment, record_environment  # noqa: E402
+
 REPO = base.REPO
 WORK = HERE / "work" / "onnx"  # gitignored (bench/**/work/)
 base.WORK = WORK  # its wrk driver reads post.lua from here
 N_FEATURES = base.N_FEATURES
 BEGIN, END = "<!-- onnx-bench:begin -->", "<!-- onnx-bench:end -->"
+ENV_DIR = HERE / "onnx"  # environment.txt and freeze-<venv>.txt of the last run
 
 
 def prepare() -> dict[str, Any]:
@@ -169,7 +173,7 @@ def run(workers: int, duration: float, rounds: int, conc: int) -> dict[str, Any]
     return {"workers": workers, "concurrency": conc, "raw": raw, "answers": same}
 
 
-def render(res: dict[str, Any], args: argparse.Namespace, took: float) -> str:
+def render(res: dict[str, Any], args: argparse.Namespace, took: float, env: Environment) -> str:
     raw = res["raw"]
     med = {s: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")} for s, rs in raw.items()}
     loads = [r["load"] for rs in raw.values() for r in rs]
@@ -207,8 +211,7 @@ def render(res: dict[str, Any], args: argparse.Namespace, took: float) -> str:
         "", "Same answer from each server for the first row (the comparison is like for like):", "",
         "```json", json.dumps(res["answers"], sort_keys=True), "```", "",
         f"Versions: {versions()}", "",
-        f"Machine: {platform.platform()}; pip freeze of both venvs: `bench/serving/freeze-onnx-bastion.txt`, "
-        "`bench/serving/freeze-onnx-mlflow.txt`.", "", END,
+        f"Machine: {platform.platform()}. {env.markdown()} (files in `bench/serving/onnx/`)", "", END,
     ]
     return "\n".join(lines)
 
@@ -236,14 +239,16 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=8)
     args = ap.parse_args()
+    if args.rounds < 3:
+        ap.error(f"--rounds must be at least 3 (medians of interleaved rounds); got {args.rounds}")
+    # versions, commit, load at start and end and `pip freeze` of every venv used: bench/serving/onnx/
+    env = record_environment(ENV_DIR, {"bastion": str(base.BASTION_PY), "mlflow": str(base.MLFLOW_PY)})
     t0 = time.monotonic()
     res = run(args.workers, args.duration, args.rounds, args.concurrency)
     took = time.monotonic() - t0
+    env.finish()
     (HERE / "onnx_results.json").write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
-    for name, py in (("bastion", base.BASTION_PY), ("mlflow", base.MLFLOW_PY)):
-        freeze = subprocess.run([str(py), "-m", "pip", "freeze"], capture_output=True, text=True).stdout
-        (HERE / f"freeze-onnx-{name}.txt").write_text(freeze)
-    section = render(res, args, took)
+    section = render(res, args, took, env)
     results = HERE / "RESULTS.md"
     text = results.read_text(encoding="utf-8") if results.exists() else ""
     if BEGIN in text and END in text:

@@ -21,6 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bastion.crypto.signing import SigningKey, TrustStore, sign_model, verify_model
 
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # bench/: _freeze records versions and load
+from _freeze import record_environment
+
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
 
@@ -69,6 +72,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-upstream", action="store_true")
     args = ap.parse_args()
+    env = record_environment(HERE, {"bastion": sys.executable})
 
     model = WORK / "model"
     paths = make_model(model, args.size_mb, args.files)
@@ -119,6 +123,8 @@ def main() -> None:
         out[name] = {"median_s": med, "ratio_vs_sha256sum": med / base, "runs_s": ts}
     (WORK / "results.json").write_text(
         json.dumps({"files": len(paths), "bytes": size, "load_average": load, "rows": out}, indent=2))
+    env.finish()
+    print(env.markdown())
 
 
 if __name__ == "__main__":

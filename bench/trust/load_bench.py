@@ -1,7 +1,8 @@
 """Serving load time: how long `load_trusted` (evaluate + load) takes for a signed, gated, promoted model.
 
 Run with a Bastion source tree first on PYTHONPATH; prints one JSON line (median of N loads, and the number
-of signature / attestation verifications and artifact hashes per load).
+of signature / attestation verifications and artifact hashes per load). ``load_bench.py N [RESULTS_DIR]``:
+versions, commit and load go to RESULTS_DIR (default: this folder), see bench/_freeze.py.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # bench/: _freeze records versions and load
+from _freeze import record_environment
+
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+    env = record_environment(sys.argv[2] if len(sys.argv) > 2 else Path(__file__).parent, {"bastion": sys.executable})
     import bastion.gates.attestation as attestation
     import bastion.gates.signatures as signatures
     from bastion.project import open_project
@@ -59,8 +64,10 @@ def main() -> None:
         load_trusted(p, "sample@production")
         times.append(time.perf_counter() - t0)
     p.close()
+    env.finish()
     print(json.dumps({"median_ms": round(statistics.median(times) * 1000, 1), "n": n,
-                      "per_load": {k: v / n for k, v in counts.items()}}))
+                      "runs_ms": [round(t * 1000, 1) for t in times],
+                      "per_load": {k: v / n for k, v in counts.items()}, "environment": env.markdown()}))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # tests.ui.conftest: the same gate document the tests use
+sys.path.append(str(HERE.parent))  # bench/: _freeze records versions and load
+from _freeze import record_environment  # noqa: E402
 
 BAR_MS = 300.0
 
@@ -153,12 +155,14 @@ def main() -> None:
     ap.add_argument("--audit", type=int, default=1_000_000)
     ap.add_argument("--reps", type=int, default=15)
     args = ap.parse_args()
+    env = record_environment(HERE, {"bastion": sys.executable})
     work = HERE / "work"
     shutil.rmtree(work, ignore_errors=True)
     t0 = time.perf_counter()
     build(work / "proj", args.models, args.versions, args.audit)
     build_s = time.perf_counter() - t0
     results = measure(work / "proj", args.models, args.versions, args.reps)
+    env.finish()
     lines = [
         "# Dashboard render benchmark",
         "",
@@ -168,8 +172,9 @@ def main() -> None:
         f"2 aliases per model, gate + scan + signature + monitoring window stored with each aliased version, "
         f"{args.audit:,} audit entries (a valid hash chain), SQLite (WAL); built by direct SQL inserts in "
         f"{build_s:.1f} s.",
-        f"- Machine: {platform.machine()}, {os.cpu_count()} shared cores, Python {platform.python_version()}. "
-        "Other developers' jobs ran at the same time; medians are quoted.",
+        f"- Machine: {platform.machine()}, {os.cpu_count()} shared cores, Python {platform.python_version()}, "
+        f"commit {env.commit}; {env.load_text()} (1/5/15 min; other developers' jobs ran at the same time, "
+        "medians are quoted). Packages: `freeze-bastion.txt`; details: `environment.txt`.",
         "- Timed: full request through the FastAPI app in-process (Starlette TestClient, logged in, session and "
         f"CSRF checks, Jinja2 render, security headers), {args.reps} repetitions after one warm-up request.",
         "- The version page verifies the signature on every view (re-hashes the artifact); here the artifact is a "

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.append(str(HERE.parent))  # bench/: _freeze records versions and load
+from _freeze import record_environment  # noqa: E402
 
 
 def _installed() -> dict[str, str]:
@@ -125,6 +127,7 @@ def main() -> None:
     ap.add_argument("--affected-share", type=float, default=0.005,
                     help="share of records on installed packages that affect the installed version")
     args = ap.parse_args()
+    run_env = record_environment(HERE, {"bastion": sys.executable})
 
     from bastion.project import init_project
     from bastion.vulns import check as check_mod
@@ -193,6 +196,8 @@ def main() -> None:
             "matches": matched,
             "matches_per_version_median": statistics.median(len(v.matches) for v in report.versions),
         }
+        run_env.finish()
+        results["environment"] = run_env.markdown()
         (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
         print(json.dumps(results, indent=2))
         print()
@@ -204,6 +209,7 @@ def main() -> None:
         print(f"| check {len(report.versions):,} versions, warm | {results['check_warm_median_s']} s | {warm} |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    print(run_env.markdown())
     sys.stdout.flush()
 
 

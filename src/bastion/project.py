@@ -67,9 +67,10 @@ class Project:
         return self.settings.actor
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """A serialized write transaction; audit entries appended in it commit with the change."""
-        with self.db.write() as conn:
+    def transaction(self, *, first: tuple[Any, dict[str, Any]] | None = None) -> Iterator[Connection]:
+        """A serialized write transaction; audit entries appended in it commit with the change (``first``: see
+        :meth:`bastion.store.db.Database.write`)."""
+        with self.db.write(first=first) as conn:
             conn.info["bastion_audit"] = []
             yield conn
             entries: list[AuditEntry] = conn.info.pop("bastion_audit", [])
@@ -85,9 +86,14 @@ class Project:
         details: dict[str, Any] | None = None,
         *,
         actor: str | None = None,
+        head: tuple[int, str] | None = None,
+        with_statement: tuple[Any, dict[str, Any]] | None = None,
+        last: bool = False,
     ) -> AuditEntry:
-        """Append an audit entry inside ``conn``'s transaction (``actor``: default the project's)."""
-        entry = self.audit.append(conn, action=action, subject=subject, details=details, actor=actor)
+        """Append an audit entry inside ``conn``'s transaction (``actor``: default the project's; ``head`` and
+        ``with_statement``: see :meth:`bastion.audit.log.AuditLog.append`)."""
+        entry = self.audit.append(conn, action=action, subject=subject, details=details, actor=actor, head=head,
+                                  with_statement=with_statement, last=last)
         conn.info.setdefault("bastion_audit", []).append(entry)
         return entry
 
@@ -163,12 +169,15 @@ class Project:
         flavor: str | None = None,
         convert: str | None = None,
         trusted: list[str] | None = None,
+        feature_names: list[str] | None = None,
     ) -> ModelVersion:
         """Register an in-memory estimator (saved with skops) or a model file/folder as a new version.
 
         A file must load as its flavor (detected, or ``flavor=``; ``"file"`` stores it opaque, never gated or
         served) and predict on a few rows of the first dataset given; ``convert="skops"`` re-saves a pickle or
         joblib file with skops; ``trusted`` names reviewed skops/pickle types (recorded with the version).
+        Without a dataset, an ONNX/XGBoost/LightGBM model's inputs come from its own signature (named by
+        ``feature_names`` when the artifact does not name them) and it must run on a generated probe batch.
         """
         return _models.register(
             self,
@@ -185,6 +194,7 @@ class Project:
             flavor=flavor,
             convert=convert,
             trusted=trusted,
+            feature_names=feature_names,
         )
 
     register_model = log_model

@@ -197,6 +197,18 @@ def _scan(project: ProjectHandle, mv: ModelVersion) -> Evidence:
                                f"scan ({audited}); rows were deleted or added around the audit log",
                         {"digest": digest, "audited": audited})
     data = {"clean": bool(last.get("clean")), "max_severity": last.get("max_severity"), "digest": digest}
+    if mv.scan_status == "allowed" and last.get("status") == "allowed":
+        # findings an operator allowed at registration: proven by the audited registration record, never the row
+        from bastion.registry._scanning import audited_allowed_globals
+
+        try:
+            allowed = audited_allowed_globals(project, mv)
+        except BastionError as e:
+            return Evidence(False, f"the scan of {mv.ref} has allowed findings that cannot be proven: {e}", data)
+        return Evidence(True, "scan clean except findings allowed at registration (audited)"
+                        + (f": {', '.join(allowed)}" if allowed else ""),
+                        {**data, "allowed_findings": sorted(last.get("allowed_findings") or {}),
+                         "allowed_globals": list(allowed)})
     if not last.get("clean") or mv.scan_status != "clean":
         return Evidence(False, f"the last scan of {mv.ref} is not clean (status '{mv.scan_status}', max "
                                f"severity {last.get('max_severity')}).", data)

@@ -90,8 +90,13 @@ def test_a_clean_rescan_keeps_the_version_promotable_and_the_chain_consistent(op
 
 
 def test_unchanged_rules_rescan_clean_and_store_versions(opaque: Any) -> None:
-    before = len(opaque.attachments("opaque:3", "scan"))
+    registered = opaque.attachments("opaque:3", "scan")
+    before = len(registered)
+    # the registration scan records the rules it applied, so the first re-scan can compare with them
+    assert registered[0]["rules_version"] == scanner_rules_version()["rules_version"]
+    assert registered[0]["scanner_version"] == scanner_rules_version()["scanner_version"]
     result = rescan(opaque, "opaque@production")
+    assert result.previous_rules_version == result.rules_version  # unchanged rules: the same version
     assert (result.ref, result.status, result.exit_code, result.new_findings) == ("opaque:3", "clean", 0, ())
     docs = opaque.attachments("opaque:3", "scan")
     assert len(docs) == before + 1  # stored next to the registration report, which is kept
@@ -111,6 +116,7 @@ def test_changed_rules_give_a_new_finding_alert_and_rollback(opaque: Any, new_ru
     assert doc["status"] == FINDING_STATUS
     assert [f["rule_id"] for f in doc["new_findings"]] == ["xfmt.exec"]
     assert doc["rules_version"] != doc["previous_rules_version"]  # the plugin is part of today's rules
+    assert doc["previous_rules_version"] == old_rules["rules_version"]  # the registration scan's, not null
     assert old_rules.get("findings") == []  # the old report is still there, unchanged
     assert doc["rollbacks"] == [{"model": "opaque", "alias": "production", "rolled_back": True, "from_version": 3,
                                  "to_version": 2, "skipped": {}}]

@@ -86,12 +86,14 @@ def model_detail(
         ("scan", m.scan_status),
     ]
     if flavor:
-        from bastion.flavors import is_servable, signature_summary
+        from bastion.flavors import inputs_summary, is_servable, signature_summary
 
         rows[3] = ("flavor", f"{m.flavor} ({'gated and served' if is_servable(m.flavor) else 'stored only'}"
                              f"{', ' + str(flavor.get('task')) if flavor.get('task') else ''})")
         rows.insert(4, ("input signature", signature_summary(flavor.get("signature"))))
         rows.insert(5, ("requirements", ", ".join(flavor.get("requirements") or []) or "-"))
+        if flavor.get("inputs"):
+            rows.insert(5, ("request fields", inputs_summary(flavor.get("inputs"))))
         for note in flavor.get("notes") or []:
             rows.append(("note", str(note)))
     if m.deleted:

@@ -8,7 +8,7 @@ import typer
 from bastion.cli import _render, model_card, model_rescan, model_scan, model_sign
 from bastion.cli._common import console, print_json, progress_bar, project
 from bastion.cli._render import short
-from bastion.errors import RegistryError
+from bastion.errors import DataError, RegistryError
 
 app = typer.Typer(help="Version, inspect, promote and roll back models.", no_args_is_help=True)
 
@@ -34,6 +34,31 @@ def _value(v: str) -> object:
     return {"true": True, "false": False}.get(v.lower(), v)
 
 
+def _feature_names(value: str | None) -> list[str] | None:
+    """``a,b,c`` or ``@FILE`` (a JSON list of strings, or one name per line)."""
+    if value is None:
+        return None
+    if not value.startswith("@"):
+        return [n.strip() for n in value.split(",")]
+    import json
+    from pathlib import Path
+
+    path = Path(value[1:])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"Cannot read the feature names file {path}: {type(e).__name__}.") from e
+    if text.lstrip().startswith("["):
+        try:
+            names = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path} is not a JSON list of names: {e.msg} at line {e.lineno}.") from e
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise DataError(f"{path} must hold a JSON list of strings (the feature names in order).")
+        return names
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 @app.command("register")
 def register(
     path: str = typer.Argument(..., help="Model file or folder."),
@@ -51,9 +76,13 @@ def register(
         "an opaque artifact that is never gated or served. Detected from the content when omitted."),
     convert: str = typer.Option(None, "--convert", help="Re-save a joblib/pickle model with skops ('skops')."),
     trust: list[str] = typer.Option(None, "--trust", help="A reviewed skops/pickle type to allow (repeatable)."),
+    feature_names: str = typer.Option(
+        None, "--feature-names", help="Without --dataset: the model's input names in order, comma-separated, or "
+        "@FILE (a JSON list or one name per line). Default: the names the model file carries, else f0..fN-1."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Scan a model artifact, check it loads as its flavor (and predicts on its dataset), register it."""
+    """Scan a model artifact, check it loads as its flavor and predicts on its dataset (or, without one, on a
+    batch generated from its input signature), register it."""
     allowed = {f: reason or "" for f in allow_finding or []}
     if allowed and not (reason or "").strip():
         raise RegistryError("--allow-finding needs --reason saying why the finding is acceptable.")
@@ -74,6 +103,7 @@ def register(
             flavor=flavor,
             convert=convert,
             trusted=list(trust or []) or None,
+            feature_names=_feature_names(feature_names),
         )
     if json_out:
         print_json(mv.to_dict())

@@ -19,6 +19,7 @@ from bastion.flavors.interface import (
     InputSignature,
     ModelAdapter,
     TensorSpec,
+    inputs_summary,
     signature_summary,
 )
 
@@ -32,6 +33,7 @@ __all__ = [
     "detect_flavor",
     "flavor_names",
     "get_flavor",
+    "inputs_summary",
     "is_servable",
     "signature_summary",
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "ModelAdapter",
     "TensorSpec",
     "dist_version",
+    "inputs_summary",
     "require",
     "signature_summary",
 ]
@@ -92,6 +93,8 @@ class ModelAdapter(abc.ABC):
     """
 
     flavor: ClassVar[str]
+    #: element type a request value becomes when the model declares no typed tensors (boosters: numbers)
+    input_type: ClassVar[str] = "double"
     #: scikit-learn estimator tag, so the gate and fairlearn treat the adapter as the estimator kind it is.
     _estimator_type: str
 
@@ -188,6 +191,8 @@ class FlavorInfo:
     notes: tuple[str, ...] = field(default_factory=tuple)
     #: dataset columns an unnamed-input model takes, in order, as resolved at registration (when unambiguous)
     input_columns: tuple[str, ...] | None = None
+    #: request fields (name, element type) of a version registered without a dataset, from its signature
+    inputs: tuple[dict[str, str], ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -200,6 +205,7 @@ class FlavorInfo:
             "classes": [c.item() if hasattr(c, "item") else c for c in self.classes] if self.classes else None,
             "notes": list(self.notes),
             "input_columns": list(self.input_columns) if self.input_columns is not None else None,
+            "inputs": [dict(f) for f in self.inputs] if self.inputs is not None else None,
         }
 
 
@@ -255,6 +261,15 @@ def _task(model: Any) -> str | None:
 def _classes(model: Any) -> tuple[Any, ...] | None:
     c = getattr(model, "classes_", None) if model is not None else None
     return tuple(np.asarray(c).tolist()) if c is not None else None
+
+
+def inputs_summary(fields: list[dict[str, Any]] | None) -> str:
+    """One line for people: the request fields of a version registered without a dataset, or ``""``."""
+    if not fields:
+        return ""
+    shown = ", ".join(f"{f.get('name')}: {f.get('type')}" for f in fields[:12])
+    return f"{len(fields)} fields from the model's signature (no dataset): {shown}" + (" …" if len(fields) > 12
+                                                                                      else "")
 
 
 def signature_summary(doc: dict[str, Any] | None) -> str:

@@ -106,9 +106,15 @@ class OnnxAdapter(ModelAdapter):
 
     def _matrix(self, x: Any) -> Any:
         if self.single:
-            arr = super()._matrix(x)
             t = self._in_types[0]
-            arr = arr.astype(t, copy=False)
+            if t is np.str_:  # text features: never through float
+                names = getattr(self, "feature_names_in_", None)
+                if hasattr(x, "columns"):
+                    x = (x[list(names)] if names is not None else x).to_numpy(dtype=object)
+                arr = np.asarray(x, dtype=object).astype(str)
+                arr = arr.reshape(1, -1) if arr.ndim == 1 else arr
+            else:
+                arr = super()._matrix(x).astype(t, copy=False)
             return {self.inputs[0].name: arr.reshape(-1) if len(self.inputs[0].shape) == 1 else arr}
         feed: dict[str, Any] = {}
         if hasattr(x, "columns"):

@@ -19,6 +19,7 @@ _MAX_CLASSES = 10_000
 
 class XGBoostAdapter(ModelAdapter):
     flavor = "xgboost"
+    input_type = "float"  # XGBoost computes in float32
 
     def __init__(self, booster: Any, *, objective: str, num_class: int) -> None:
         self.booster = booster

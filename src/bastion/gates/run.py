@@ -194,7 +194,17 @@ def _feature_frame(model: Any, df: pd.DataFrame, target: str) -> pd.DataFrame:
         if missing:
             raise DataError(f"The data lacks feature columns the model was trained on: {missing}.")
         return df[list(names)]
-    return df.drop(columns=[target])
+    out = df.drop(columns=[target])
+    n = getattr(model, "n_features_in_", None)
+    if n is not None and out.shape[1] != n:  # positional inputs: a wrong width is the data's fault, said so
+        raise DataError(f"The model takes {n} unnamed inputs in order, but the data has {out.shape[1]} columns "
+                        f"besides the target '{target}': {list(out.columns)[:12]}. Give exactly its inputs and the "
+                        "target (or register the model with names: --dataset, or --feature-names).")
+    return out
+
+
+#: Checks that measure the training data itself (group shares; membership inference against training rows).
+_NEED_TRAINING_DATA = ("diversity", "privacy")
 
 
 def _training_frame(project: ProjectHandle, mv: Any, target: str) -> tuple[pd.DataFrame | None, list[dict[str, Any]]]:
@@ -242,6 +252,14 @@ def run_gate(
         raise ConfigError("No target column: pass --target or set 'target' in the policy.")
     mv = project.get_model(ref)
     ref = mv.ref
+    needs_training = [n for n in pol.checks if n in _NEED_TRAINING_DATA]
+    if needs_training and train_data is None and not mv.datasets:
+        raise DataError(
+            f"The {' and '.join(needs_training)} check{'s' if len(needs_training) > 1 else ''} of policy "
+            f"'{pol.name}' need{'' if len(needs_training) > 1 else 's'} the model's training dataset, and {ref} was "
+            "registered without one. Register the model with its training dataset (bastion model register FILE "
+            "--dataset NAME:VERSION), or leave those checks out of the policy. Nothing was run or stored."
+        )
     df, data_info = read_frame(project, data)
     if target not in df.columns:
         raise DataError(f"The target column '{target}' is not in the data; columns are {list(df.columns)}.")

@@ -17,6 +17,7 @@ from sqlalchemy import and_, bindparam, func, select
 
 from bastion.errors import DataError, NotFoundError, RegistryError, UnsafeArtifactError
 from bastion.flavors import ModelAdapter, detect_flavor, get_flavor, is_servable
+from bastion.flavors.mitigated import MitigationSpec
 from bastion.flavors.sklearn import save_estimator
 from bastion.registry import _scanning
 from bastion.registry._common import aliases_of, dumps, loads, now_iso, resolve_version
@@ -31,17 +32,25 @@ if TYPE_CHECKING:
 KIND = "model"
 
 # Built once with bind parameters (statement construction dominates lookups on SQLite).
+# Every alias of the version found, in the same statement (one round trip: a lookup is one statement).
+# Alias names are letters, digits, '_' and '-' (refs.ALIAS_RE), so ',' separates them unambiguously.
+_all_aliases = aliases.alias("all_aliases")
+_ALIASES_COL = (
+    select(func.aggregate_strings(_all_aliases.c.alias, ","))
+    .where(_all_aliases.c.kind == KIND, _all_aliases.c.name == models.c.name,
+           _all_aliases.c.version == models.c.version)
+    .scalar_subquery()
+    .label("all_aliases")
+)
 _BY_ALIAS = (
-    select(models)
+    select(models, _ALIASES_COL)
     .join(aliases, and_(aliases.c.name == models.c.name, aliases.c.version == models.c.version))
     .where(aliases.c.kind == KIND, aliases.c.name == bindparam("k_name"), aliases.c.alias == bindparam("k_alias"))
 )
-_BY_VERSION = select(models).where(models.c.name == bindparam("k_name"), models.c.version == bindparam("k_version"))
+_BY_VERSION = select(models, _ALIASES_COL).where(models.c.name == bindparam("k_name"),
+                                                 models.c.version == bindparam("k_version"))
 _MAX_VERSION = select(func.max(models.c.version)).where(models.c.name == bindparam("k_name"))
 _INSERT_MODEL = models.insert()
-_ALIASES_OF = select(aliases.c.alias).where(
-    aliases.c.kind == KIND, aliases.c.name == bindparam("k_name"), aliases.c.version == bindparam("k_version")
-)
 _env_digest_cache: dict[int, str] = {}
 
 # Loaded models by (store, digest, trusted types): a hit is re-checked against the blob file's identity
@@ -142,6 +151,7 @@ def register(
     flavor: str | None = None,
     convert: str | None = None,
     trusted: list[str] | None = None,
+    feature_names: list[str] | None = None,
 ) -> ModelVersion:
     from bastion.registry._validate import validate_artifact
 
@@ -172,9 +182,9 @@ def register(
             if convert and flavor not in ("pickle", "joblib"):
                 raise DataError(f"--convert skops converts pickle or joblib files; {path.name} is flavor '{flavor}'.")
         else:
-            if flavor is not None or convert is not None:
-                raise DataError("flavor= and convert= apply to model files; an in-memory estimator is saved with "
-                                "skops.")
+            if flavor is not None or convert is not None or feature_names is not None:
+                raise DataError("flavor=, convert= and feature_names= apply to model files; an in-memory estimator "
+                                "is saved with skops.")
             path, framework, flavor = save_estimator(model, Path(tmp))
             info = get_flavor("skops").info(model)  # the estimator in hand: its signature without a reload
             flavor_doc = {**info.to_dict(), "framework": framework,
@@ -184,6 +194,8 @@ def register(
             info, converted = validate_artifact(
                 project, path, flavor, dataset_refs=dataset_refs, trusted=trusted, convert=convert,
                 scan_status=scan_doc["status"] if scan_doc else "unscanned", workdir=Path(tmp),
+                feature_names=feature_names,
+                allowed_globals=tuple(scan_doc.get("allowed_globals") or ()) if scan_doc else (),
             )
             if converted is not None:
                 original = path.name
@@ -247,8 +259,15 @@ def register(
                 "flavor_document": flavor_digest,
                 "requirements": (flavor_doc or {}).get("requirements", []),
                 "allowed_findings": allow_findings or {},
+                # what the restricted unpickler may import when this version is loaded (bound to this record)
+                "allowed_globals": list((scan_doc or {}).get("allowed_globals") or []),
             },
         )
+    if scan_doc is not None and scan_doc.get("allowed_globals"):
+        # anchor the allowance at once (with an audit key): loads verify it against a signed checkpoint
+        from bastion.audit.checkpoints import write_checkpoint
+
+        write_checkpoint(project)
     return _row(_Values(values))
 
 
@@ -268,11 +287,11 @@ def get(project: Project, ref: str, *, include_deleted: bool = False) -> ModelVe
             row = conn.execute(_BY_VERSION, {"k_name": r.name, "k_version": r.version}).first()
         else:
             row = None
-        if row is None:
-            name, version = resolve_version(conn, models, KIND, r)  # raises NotFoundError naming what exists
-            row = conn.execute(select(models).where(models.c.name == name, models.c.version == version)).one()
-        al = tuple(sorted(a for (a,) in conn.execute(_ALIASES_OF, {"k_name": row.name, "k_version": row.version})))
-    mv = _row(row, al)
+    if row is None:
+        with project.db.read() as conn:  # "latest", or not found: resolve_version's message names what exists
+            name, version = resolve_version(conn, models, KIND, r)
+            row = conn.execute(_BY_VERSION, {"k_name": name, "k_version": version}).one()
+    mv = _row(row, tuple(sorted(row.all_aliases.split(","))) if row.all_aliases else ())
     if mv.deleted and not include_deleted:
         raise RegistryError(f"Model {mv.ref} was deleted on {mv.deleted_at}; it cannot be used.")
     return mv
@@ -310,6 +329,12 @@ def load(project: Project, ref: str, *, trusted: list[str] | None) -> Any:
         raise UnsafeArtifactError(f"{mv.ref} is a folder artifact; load it with its framework from model_path().")
     if trusted:
         project.audited("model.load.trusted_types", mv.ref, {"trusted": sorted(trusted)})
+    allowed: tuple[str, ...] = ()
+    if mv.flavor in ("pickle", "joblib") and mv.scan_status == "allowed":
+        # the globals allowed at registration, verified against the audited registration record on every load
+        allowed = _scanning.audited_allowed_globals(project, mv)
+    if allowed:
+        trusted = sorted({*(trusted or []), *allowed})
     key = (id(project.blobs), mv.digest, tuple(sorted(trusted or [])))
     ident = _blob_identity(project, mv.digest)
     with _load_lock:
@@ -334,20 +359,51 @@ def _load_uncached(project: Project, mv: ModelVersion, trusted: list[str] | None
             "be gated or served; use model_path() and your framework's safe loader, or register the model as "
             "skops, ONNX, XGBoost JSON/UBJ or LightGBM text."
         )
-    if mv.flavor in ("pickle", "joblib") and mv.scan_status != "clean":
+    if mv.flavor in ("pickle", "joblib") and mv.scan_status not in ("clean", "allowed"):
         raise UnsafeArtifactError(
             f"Model {mv.ref} is a {mv.flavor} file whose recorded scan is '{mv.scan_status}'; Bastion unpickles "
-            "only artifacts scanned clean (and then only through its restricted unpickler). Re-save it with skops, "
-            "or run 'bastion model scan'."
+            "only artifacts scanned clean or registered with audited allowed findings (and then only through its "
+            "restricted unpickler). Re-save it with skops, or run 'bastion model scan'."
         )
     data = project.blobs.get_bytes(mv.digest, what=f"model {mv.ref}")
     model = get_flavor(mv.flavor).load(data, what=f"Model {mv.ref}", trusted=trusted)
+    if isinstance(model, MitigationSpec):  # thresholds over a base version's artifact, loaded by its digest
+        return resolve_mitigation(project, model, what=f"Model {mv.ref}")
     if isinstance(model, ModelAdapter) and getattr(model, "feature_names_in_", None) is None:
         # the registry (never the artifact) says which dataset columns an unnamed-input model takes
         docs = project.attachments(mv.ref, "flavor")
         cols = docs[-1].get("input_columns") if docs else None
-        if cols and len(cols) == getattr(model, "n_features_in_", -1):
+        if cols and len(cols) == (getattr(model, "n_features_in_", None) or len(cols)):
             model.bind_columns([str(c) for c in cols])
+    return model
+
+
+def resolve_mitigation(project: Project, spec: MitigationSpec, *, what: str) -> Any:
+    """The mitigated classifier a stored :class:`MitigationSpec` describes: its base version loaded through that
+    version's flavor, refused unless the base still exists with exactly the digest the document records."""
+    import numpy as np
+
+    from bastion.gates.mitigate import MitigatedClassifier
+
+    try:
+        base_mv = get(project, spec.base_ref)
+    except (NotFoundError, RegistryError) as e:
+        raise UnsafeArtifactError(f"{what} applies fairness thresholds to {spec.base_ref}, which cannot be used: "
+                                  f"{e}") from e
+    if base_mv.digest != spec.base_digest or base_mv.flavor != spec.base_flavor:
+        raise UnsafeArtifactError(
+            f"{what} was made from {spec.base_ref} with digest {spec.base_digest} ({spec.base_flavor}); the registry "
+            f"now records {base_mv.digest} ({base_mv.flavor}). Nothing was loaded.")
+    base = load(project, base_mv.ref, trusted=None)
+    if not isinstance(base, ModelAdapter):
+        raise UnsafeArtifactError(f"{what}: its base {base_mv.ref} did not load as a {spec.base_flavor} model.")
+    model = MitigatedClassifier(
+        base=base, method=spec.method, sensitive=list(spec.sensitive), groups=list(spec.groups),
+        params=np.asarray(spec.params, dtype=np.float64).reshape(-1, 6), classes=np.asarray(spec.classes),
+        feature_names=np.asarray(spec.feature_names, dtype=object),
+        base_features=np.asarray(spec.base_features, dtype=object))
+    model.base_flavor_ = spec.base_flavor  # what the flavor document and the ML-BOM name as the framework
+    model.base_ref_ = base_mv.ref
     return model
 
 

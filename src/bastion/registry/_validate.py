@@ -11,6 +11,8 @@ import numpy as np
 
 from bastion.errors import BastionError, DataError, UnsafeArtifactError
 from bastion.flavors import FlavorInfo, ModelAdapter, get_flavor, is_servable
+from bastion.flavors.mitigated import MitigationSpec
+from bastion.flavors.probe import PROBE_ROWS, InputField, input_fields, probe
 from bastion.flavors.sklearn import save_estimator
 
 if TYPE_CHECKING:
@@ -90,24 +92,40 @@ def validate_artifact(
     convert: str | None,
     scan_status: str,
     workdir: Path,
+    feature_names: list[str] | None = None,
+    allowed_globals: tuple[str, ...] = (),
 ) -> tuple[FlavorInfo, Path | None]:
-    """Load ``path`` as ``flavor`` and predict on the dataset; returns the flavor document and, when converted,
-    the skops file to store instead. Raises a BastionError saying why the registration is refused."""
+    """Load ``path`` as ``flavor`` and predict on the dataset (without one: on a probe batch generated from its
+    input signature); returns the flavor document and, when converted, the skops file to store instead. Raises a
+    BastionError saying why the registration is refused."""
     fl = get_flavor(flavor)
+    if feature_names is not None and dataset_refs:
+        raise DataError("--feature-names names the inputs of a model registered without a dataset; with --dataset "
+                        "the dataset's columns name them. Give one or the other.")
     if convert is not None and convert != "skops":
         raise DataError(f"Models can be converted to 'skops' only; got --convert {convert!r}.")
     if convert and flavor not in ("pickle", "joblib"):
         raise DataError(f"--convert skops converts pickle or joblib files; {path.name} is flavor '{flavor}'.")
     if not is_servable(flavor) or path.is_dir():
+        if feature_names is not None:
+            raise DataError(f"--feature-names applies to models Bastion serves; {path.name} is stored as an opaque "
+                            f"'{flavor}' artifact.")
         return FlavorInfo(flavor=flavor, framework=fl.framework(), notes=(
             "stored as an opaque artifact: scanned, signed and versioned, never gated or served",)), None
     what = f"{path.name} (flavor {flavor})"
-    if flavor in ("pickle", "joblib") and scan_status not in ("clean", "unscanned"):
+    if flavor in ("pickle", "joblib") and scan_status not in ("clean", "unscanned", "allowed"):
         raise UnsafeArtifactError(f"{what} is not loaded: its scan is '{scan_status}'.")
+    if flavor in ("pickle", "joblib") and allowed_globals:
+        # the globals of the findings the operator allows now (audited with this registration), nothing more
+        trusted = sorted({*(trusted or []), *allowed_globals})
     try:
         model = fl.load(path.read_bytes(), what=what, trusted=trusted)
     except BastionError as e:
         raise type(e)(f"Refusing to register {path.name}: {e}") from e
+    if isinstance(model, MitigationSpec):
+        from bastion.registry._models import resolve_mitigation
+
+        model = resolve_mitigation(project, model, what=f"Refusing to register {path.name}")
     notes: list[str] = []
     columns: list[str] | None = None
     converted: Path | None = None
@@ -126,8 +144,21 @@ def validate_artifact(
         except DataError as e:
             raise DataError(f"Refusing to register {path.name} with dataset {dv.ref}: {e}.") from e
         notes.append(f"predicted on {min(SMOKE_ROWS, len(frame))} rows of {dv.ref} at registration")
+    fields: tuple[InputField, ...] | None = None
+    if not dataset_refs and (isinstance(model, ModelAdapter) or feature_names is not None):
+        try:
+            fields = input_fields(model, feature_names)
+            probe(model, fields)
+        except DataError as e:
+            raise DataError(f"Refusing to register {path.name} without a dataset: {e}. Register it with its "
+                            "training dataset (--dataset NAME:VERSION) instead, or fix the model.") from e
+        if feature_names is not None:
+            columns = [f.name for f in fields]
+        notes.append(f"no dataset: inputs from its signature ({len(fields)} fields); ran on a generated batch of "
+                     f"{PROBE_ROWS} rows at registration")
     info = fl.info(model)
     return FlavorInfo(flavor=info.flavor, framework=info.framework, requirements=info.requirements,
                       signature=info.signature, task=info.task, classes=info.classes,
                       notes=info.notes + tuple(notes),
-                      input_columns=tuple(columns) if columns and isinstance(model, ModelAdapter) else None), converted
+                      input_columns=tuple(columns) if columns and isinstance(model, ModelAdapter) else None,
+                      inputs=tuple(f.to_dict() for f in fields) if fields is not None else None), converted

@@ -19,7 +19,13 @@ from bastion.audit.refusals import record_refusal
 from bastion.errors import BastionError, ConfigError, VerificationError
 from bastion.flavors import ModelAdapter
 from bastion.registry.refs import parse_ref
-from bastion.serve.validation import FeatureSpec, InputSchema, build_input_schema, feature_specs
+from bastion.serve.validation import (
+    FeatureSpec,
+    InputSchema,
+    build_input_schema,
+    feature_specs,
+    signature_specs,
+)
 from bastion.trust import TrustReport, evaluate
 
 if TYPE_CHECKING:
@@ -254,17 +260,22 @@ def load_trusted(
     from bastion.gates.run import load_gate_model
 
     model = load_gate_model(project, mv.ref)  # skops with trusted types; pickles only when scanned clean
-    if not mv.datasets:
-        raise ConfigError(f"{mv.ref} records no training dataset; the server builds input validation from it.")
-    dv = project.get_dataset(mv.datasets[0])
-    feats = _input_features(model, dv, target or _policy_target(project, mv.ref))
-    sens = sensitive_fields(project, dv.ref)
-    specs: list[FeatureSpec] = feature_specs(dv.schema, dv.stats, feats, margin=margin, sensitive=sorted(sens))
+    specs: list[FeatureSpec]
+    if mv.datasets:
+        dv = project.get_dataset(mv.datasets[0])
+        dataset_ref = dv.ref
+        feats = _input_features(model, dv, target or _policy_target(project, mv.ref))
+        sens = sensitive_fields(project, dv.ref)
+        specs = feature_specs(dv.schema, dv.stats, feats, margin=margin, sensitive=sorted(sens))
+    else:  # registered without a dataset: validation from the input signature recorded at registration
+        dataset_ref = ""
+        specs = signature_specs(mv.ref, project.attachments(mv.ref, "flavor"))
     schema = build_input_schema(specs, model_name=mv.name, max_rows=max_rows, max_depth=max_depth)
     classes = getattr(model, "classes_", None)
     loaded = LoadedModel(
         name=mv.name, version=mv.version, digest=mv.digest, alias=parsed.alias, model=model, schema=schema,
-        trust=report, dataset_ref=dv.ref, classes=list(np.asarray(classes).tolist()) if classes is not None else None,
+        trust=report, dataset_ref=dataset_ref,
+        classes=list(np.asarray(classes).tolist()) if classes is not None else None,
         argmax_consistent=_argmax_consistent(model),
     )
     log.info("loaded %s for %s after trust checks", mv.ref, ref)

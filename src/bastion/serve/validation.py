@@ -26,6 +26,7 @@ __all__ = [
     "build_input_schema",
     "feature_specs",
     "json_depth",
+    "signature_specs",
 ]
 
 _FLOAT_TYPES = ("double", "float", "halffloat", "float64", "float32", "float16", "decimal")
@@ -192,6 +193,43 @@ def feature_specs(
             raw = st["categories"]
             cats = tuple(sorted(str(c) for c in (raw.keys() if isinstance(raw, Mapping) else raw)))
         out.append(FeatureSpec(name, kind, nullable, lo, hi, cats, name in sensitive))
+    return out
+
+
+# What a JSON value may be for each declared element type: the element type's own range (float32 overflows to
+# inf above 3.4e38; integers stay exact in the float64 matrix only up to 2**53).
+_F32_MAX = float(np.finfo(np.float32).max)
+_F16_MAX = float(np.finfo(np.float16).max)
+_EXACT_INT = 2**53
+_ELEMENT_KINDS: dict[str, tuple[Literal["number", "integer", "string", "boolean"], float | None, float | None]] = {
+    "double": ("number", None, None), "float": ("number", -_F32_MAX, _F32_MAX),
+    "float16": ("number", -_F16_MAX, _F16_MAX),
+    "int64": ("integer", -_EXACT_INT, _EXACT_INT), "uint64": ("integer", 0, _EXACT_INT),
+    "int32": ("integer", -(2**31), 2**31 - 1), "uint32": ("integer", 0, 2**32 - 1),
+    "int16": ("integer", -(2**15), 2**15 - 1), "uint16": ("integer", 0, 2**16 - 1),
+    "int8": ("integer", -128, 127), "uint8": ("integer", 0, 255),
+    "string": ("string", None, None), "bool": ("boolean", None, None),
+}
+
+
+def signature_specs(ref: str, flavor_docs: Sequence[Mapping[str, Any]]) -> list[FeatureSpec]:
+    """Specs of a version registered without a dataset, from the input fields its registration recorded (names
+    and element types from the model's signature): types and the element type's range; no training ranges."""
+    doc = flavor_docs[-1] if flavor_docs else {}
+    fields = doc.get("inputs")
+    if not isinstance(fields, list) or not fields:
+        raise ConfigError(
+            f"{ref} records no training dataset and no input signature, so the server cannot validate requests. "
+            "Register the model with its training dataset (--dataset NAME:VERSION), or, for an ONNX, XGBoost or "
+            "LightGBM model, register it again so its signature is recorded."
+        )
+    out: list[FeatureSpec] = []
+    for f in fields:
+        if not isinstance(f, Mapping) or not isinstance(f.get("name"), str) or f.get("type") not in _ELEMENT_KINDS:
+            raise ConfigError(f"{ref}: the recorded input signature has a field the server cannot validate: "
+                              f"{str(f)[:120]} (numbers, integers, strings and booleans are supported).")
+        kind, lo, hi = _ELEMENT_KINDS[str(f["type"])]
+        out.append(FeatureSpec(str(f["name"]), kind, False, lo, hi))
     return out
 
 

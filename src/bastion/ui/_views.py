@@ -175,7 +175,7 @@ def version_page(project: ProjectHandle, ref: str, *, root_path: str = "") -> di
 
 def _flavor(project: ProjectHandle, mv: ModelVersion) -> dict[str, Any]:
     """Flavor, framework, requirements and input signature recorded at registration (for the version page)."""
-    from bastion.flavors import is_servable, signature_summary
+    from bastion.flavors import inputs_summary, is_servable, signature_summary
 
     doc = _last(project, mv.ref, "flavor") or {}
     return {
@@ -184,6 +184,7 @@ def _flavor(project: ProjectHandle, mv: ModelVersion) -> dict[str, Any]:
         "requirements": list(doc.get("requirements") or []),
         "signature": signature_summary(doc.get("signature")) if doc else "not recorded",
         "input_columns": doc.get("input_columns"),
+        "inputs": inputs_summary(doc.get("inputs")),
     }
 
 

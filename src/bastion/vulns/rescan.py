@@ -169,7 +169,8 @@ def rescan(project: Project, ref: str) -> RescanResult:
             "previous_status": mv.scan_status,
             "new_findings": [f"{f.get('rule_id')}:{f.get('construct')}" for f in new][:50], **versions,
         })
-    prev_rules = ((previous or {}).get("rescan") or {}).get("rules_version")
+    # a re-scan report keeps its versions under "rescan"; the registration report at the top level
+    prev_rules = ((previous or {}).get("rescan") or {}).get("rules_version") or (previous or {}).get("rules_version")
     return RescanResult(
         ref=mv.ref, digest=mv.digest, status=status, new_findings=tuple(new), report_digest=digest,
         previous_digest=prev_digest, scanner_version=versions["scanner_version"],

@@ -6,8 +6,9 @@ Built-in recognizers live one per module beside this file; plugins subclass `Rec
 from __future__ import annotations
 
 import re
+import sys
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
@@ -16,6 +17,9 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "GATE_ALPHA",
+    "GATE_CAPS",
+    "GATE_DIGIT",
     "SCHEMA_VERSION",
     "ColumnFinding",
     "EntityType",
@@ -24,10 +28,18 @@ __all__ = [
     "Span",
     "TableScanReport",
     "as_mask",
+    "fullmatch_mask",
 ]
 
 SCHEMA_VERSION = 1
 _CONTEXT = 48  # characters of text either side of a candidate that context rules look at
+
+#: `Recognizer.text_gate` values shared by the built-ins: a match starts at a digit (or an ASCII letter) that
+#: does not follow a word character or a hyphen
+GATE_DIGIT = r"(?<![\w-])(?=\d)"
+GATE_ALPHA = r"(?<![\w-])(?=[A-Za-z])"
+#: a capital followed by a capital, a digit, a space or a hyphen (national IDs written in capitals and digits)
+GATE_CAPS = r"(?<![\w-])(?=[A-Z][A-Z\d -])"
 
 
 def as_mask(values: pd.Series | np.ndarray) -> np.ndarray:
@@ -35,6 +47,45 @@ def as_mask(values: pd.Series | np.ndarray) -> np.ndarray:
     if isinstance(values, pd.Series):
         values = values.fillna(False).to_numpy(dtype=bool)
     return np.array(values, dtype=bool)
+
+
+def fullmatch_mask(values: pd.Series, pattern: str | re.Pattern[str], flags: int = 0) -> np.ndarray:
+    """Cells of ``values`` that ``pattern`` matches in full, as a boolean mask (non-str cells never match).
+
+    Same answer as ``values.str.fullmatch(pattern)``, faster: cells whose length no match can have are
+    skipped before the regex runs, and there is no per-call pandas overhead.
+    """
+    compiled, lo, hi = _with_width(pattern, flags)
+    fm = compiled.fullmatch
+    return np.fromiter(
+        (isinstance(v, str) and lo <= len(v) <= hi and fm(v) is not None for v in values.tolist()),
+        dtype=bool,
+        count=len(values),
+    )
+
+
+_WIDTHS: dict[tuple[str, int], tuple[re.Pattern[str], int, int]] = {}
+
+
+def _with_width(pattern: str | re.Pattern[str], flags: int) -> tuple[re.Pattern[str], int, int]:
+    if isinstance(pattern, re.Pattern):
+        flags |= pattern.flags
+        pattern = pattern.pattern
+    key = (pattern, flags)
+    got = _WIDTHS.get(key)
+    if got is None:
+        compiled = re.compile(pattern, flags)
+        lo, hi = 0, sys.maxsize
+        try:  # the shortest and longest text a match can span (re's own parser; unknown -> no bound)
+            import re._parser as sre_parse
+
+            lo, hi = sre_parse.parse(pattern, flags).getwidth()
+        except Exception:  # a private module: any failure only loses the shortcut
+            lo, hi = 0, sys.maxsize
+        if len(_WIDTHS) > 4096:
+            _WIDTHS.clear()
+        got = _WIDTHS[key] = (compiled, int(lo), int(hi))
+    return got
 
 
 class EntityType(StrEnum):
@@ -162,13 +213,21 @@ class Recognizer(ABC):
     priority: ClassVar[int] = 50
     text_pattern: ClassVar[str | None] = None
     text_flags: ClassVar[int] = 0
+    #: a zero-width regex that holds where every match of ``text_pattern`` starts (e.g. `GATE_DIGIT`).
+    #: Recognizers that declare the same gate (and keep the default `find_in_text`) are searched in one
+    #: pass over the text instead of one pass each; the matches are the same. Leave None when unsure.
+    text_gate: ClassVar[str | None] = None
     #: words before a text match that raise its score
     context_words: ClassVar[tuple[str, ...]] = ()
     base_score: ClassVar[float] = 0.8
 
     @abstractmethod
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        """Boolean mask over ``values`` (str Series, stripped, non-empty): cells that are this entity."""
+        """Boolean mask over ``values`` (str Series, stripped, non-empty): cells that are this entity.
+
+        Each cell is judged on its own (column-wide judgement belongs in `refine`): the scanner may pass
+        only the distinct values of a column and spread the mask over its cells.
+        """
 
     def match_named(self, values: pd.Series) -> np.ndarray:
         """Like `match_cells`, when the column name already says this entity (may accept looser forms)."""
@@ -190,11 +249,28 @@ class Recognizer(ABC):
         """
         if self.text_pattern is None:
             return
-        for m in self._compiled_text().finditer(text):
-            start, end = m.span()
-            score = self.score_span(m.group(0), text[max(0, start - _CONTEXT) : start], text[end : end + _CONTEXT])
-            if score is not None:
+        yield from self.scored(text, (m.span() for m in self._compiled_text().finditer(text)))
+
+    def scored(
+        self, text: str, spans: Iterable[tuple[int, int]], *, verify: bool = True
+    ) -> Iterator[tuple[int, int, float]]:
+        """`find_in_text` for candidate ``spans`` of ``text_pattern`` already found (by a shared pass).
+
+        With ``verify=False`` `verify_span` is left to the caller.
+        """
+        for start, end in spans:
+            match = text[start:end]
+            score = self.score_span(match, text[max(0, start - _CONTEXT) : start], text[end : end + _CONTEXT])
+            if score is not None and (not verify or self.verify_span(match)):
                 yield start, end, score
+
+    def verify_span(self, match: str) -> bool:
+        """The costly last check of a text candidate that `score_span` accepted (e.g. parsing a phone number).
+
+        `find_in_text` applies it to every candidate. The scanner skips it for a candidate that could not be
+        kept anyway: one whose exact span a recognizer of higher priority also found.
+        """
+        return True
 
     def _compiled_text(self) -> re.Pattern[str]:
         cached = self.__dict__.get("_text_re")
@@ -211,8 +287,15 @@ class Recognizer(ABC):
 
     def has_context(self, before: str) -> bool:
         """True when one of ``context_words`` occurs in ``before`` (lower-cased text before a match)."""
-        low = before.lower()
-        return any(w in low for w in self.context_words)
+        words = self.context_words
+        if not words:
+            return False
+        cached = self.__dict__.get("_context_re")
+        if cached is None or cached[0] is not words:
+            # one search for all words instead of one substring test per word (same answer)
+            cached = (words, re.compile("|".join(re.escape(w) for w in words)))
+            self.__dict__["_context_re"] = cached
+        return cached[1].search(before.lower()) is not None
 
 
 class RegexRecognizer(Recognizer):
@@ -233,8 +316,7 @@ class RegexRecognizer(Recognizer):
         return np.fromiter((self.validate(v) for v in values), dtype=bool, count=len(values))
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        pattern = re.compile(self.cell_pattern, self.cell_flags)
-        mask = as_mask(values.str.fullmatch(pattern))
+        mask = fullmatch_mask(values, self.cell_pattern, self.cell_flags)
         if mask.any():
             idx = np.flatnonzero(mask)
             ok = self.validate_many(values.iloc[idx].tolist())

@@ -11,9 +11,10 @@ import pandas as pd
 
 from bastion.data.pii._mask import mask_name
 from bastion.data.pii._names import AMBIGUOUS, NOT_NAMES, TITLES, first_names, last_names
-from bastion.data.pii.interface import EntityType, Recognizer, as_mask
+from bastion.data.pii.interface import EntityType, Recognizer, as_mask, fullmatch_mask
 
 __all__ = ["PersonRecognizer"]
+_NONSPACE = re.compile(r"\S+")
 
 # Latin-1 plus Latin Extended-A (Polish, Czech, Hungarian, Turkish ... letters)
 _EXT_UP = "".join(c for c in map(chr, range(0x100, 0x180)) if c.isupper())
@@ -24,7 +25,7 @@ _TOK = rf"(?:O['’]|Mc|Mac|D['’])?[{_UP}][{_LOW}]+(?:-[{_UP}][{_LOW}]+)?"
 _PARTICLE = r"(?:van der|van den|van de|van|von|de la|de los|del|de|da|di|dos|du|le|la|bin|ibn|al|el|ten|ter)"
 _TITLE = "|".join(sorted(TITLES, key=len, reverse=True))
 _SEQ = re.compile(
-    rf"(?<![\w.@'’-])(?:(?P<title>{_TITLE})\.? (?P<lead>(?:{_PARTICLE} ){{0,2}}))?"
+    rf"(?=[{_UP}])(?<![\w.@'’-])(?:(?P<title>{_TITLE})\.? (?P<lead>(?:{_PARTICLE} ){{0,2}}))?"
     rf"(?P<name>{_TOK}(?: (?:{_PARTICLE} )?{_TOK}){{0,3}})(?![\w@'’])"
 )
 _CONTEXT = (
@@ -32,9 +33,9 @@ _CONTEXT = (
     "wife", "husband", "mother", "father", "brother", "sister", "dear", "hi ", "hello", "cc:", "signed",
     "seen by", "referred by", "guardian", "caregiver", "pt ", "client", "customer", "user",
 )
-_INITIAL_NAME = re.compile(rf"(?<![\w.])(?<!\d )[A-Z]\. ?(?P<name>{_TOK}(?: {_TOK})?)(?![\w@'’])")
+_INITIAL_NAME = re.compile(rf"(?=[A-Z])(?<![\w.])(?<!\d )[A-Z]\. ?(?P<name>{_TOK}(?: {_TOK})?)(?![\w@'’])")
 _CAPS_COMMA = re.compile(
-    rf"(?<![\w])(?P<last>[{_UP}]{{2,}}(?:[-' ][{_UP}]{{2,}})?), (?P<first>{_TOK})(?![\w@'’])"
+    rf"(?=[{_UP}])(?<![\w])(?P<last>[{_UP}]{{2,}}(?:[-' ][{_UP}]{{2,}})?), (?P<first>{_TOK})(?![\w@'’])"
 )
 _CELL = re.compile(
     rf"(?:(?:{_TITLE})\.? )?(?P<first>{_TOK})(?:,? (?:{_PARTICLE} )?(?:[{_UP}]\. )?(?P<last>{_TOK}(?: {_TOK})?))?"
@@ -81,9 +82,12 @@ class PersonRecognizer(Recognizer):
 
     def _cell_kinds(self, values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         norm = values.where(~values.str.isupper(), values.str.title())
-        parts = norm.str.fullmatch(_CELL)
-        ok = as_mask(parts)
-        ext = norm.str.extract(rf"^(?:(?:{_TITLE})\.? )?(?P<a>{_TOK})(?:,? .*?(?P<b>{_TOK}))?$")
+        ok = fullmatch_mask(norm, _CELL)
+        full, first_only, last_only = (np.zeros(len(values), dtype=bool) for _ in range(3))
+        if not ok.any():
+            return full, first_only, last_only  # every kind needs a name-shaped cell
+        named = norm[ok]  # only name-shaped cells can be any kind: look closer at those alone
+        ext = named.str.extract(rf"^(?:(?:{_TITLE})\.? )?(?P<a>{_TOK})(?:,? .*?(?P<b>{_TOK}))?$")
         first_set, last_set = first_names(), last_names()
         a_vals = ext["a"].tolist()
         b_vals = ext["b"].tolist()
@@ -92,11 +96,11 @@ class PersonRecognizer(Recognizer):
         has_b = as_mask(ext["b"].notna())
         b_last = _member(b_vals, last_set)
         b_first = _member(b_vals, first_set)
-        comma = as_mask(norm.str.contains(",", regex=False))
+        comma = as_mask(named.str.contains(",", regex=False))
         # one known part is enough for a "First Last" cell: names outside the dictionaries are common
-        full = ok & has_b & (a_first | b_last | (comma & a_last & b_first))
-        first_only = ok & ~has_b & a_first
-        last_only = ok & ~has_b & a_last & ~a_first
+        full[ok] = has_b & (a_first | b_last | (comma & a_last & b_first))
+        first_only[ok] = ~has_b & a_first
+        last_only[ok] = ~has_b & a_last & ~a_first
         return full, first_only, last_only
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
@@ -124,7 +128,11 @@ class PersonRecognizer(Recognizer):
         return (1.0 if kind[0] == "full names" else 0.9), (why,)
 
     def find_in_text(self, text: str) -> Iterator[tuple[int, int, float]]:
+        from bastion.data.pii._context_names import find_context_names
+
         yield from self._find_sequences(text)
+        # names outside the dictionaries, by the words around them (titles, relatives, roles, sign-offs)
+        yield from find_context_names(text)
         first_set = first_names()
         # "J. Grunt": an initial and a capitalised surname, dictionary or not
         for m in _INITIAL_NAME.finditer(text):
@@ -142,12 +150,11 @@ class PersonRecognizer(Recognizer):
     def _find_sequences(self, text: str) -> Iterator[tuple[int, int, float]]:
         first_set, last_set = first_names(), last_names()
         for m in _SEQ.finditer(text):
-            name = m.group("name")
-            title = m.group("title")
+            title, name = m.group("title", "name")
             if title is None and " " not in name and name not in first_set and name not in last_set:
                 continue  # the common case: one capitalised word that is no name
             start = m.start("name")
-            toks = [(t.start() + start, t.group(0)) for t in re.finditer(r"\S+", name)]
+            toks = [(t.start() + start, t.group(0)) for t in _NONSPACE.finditer(name)]
             keep_unknown = False
             if title is None:
                 while toks and toks[0][1] in NOT_NAMES:
@@ -173,6 +180,9 @@ class PersonRecognizer(Recognizer):
                 continue  # "St. Mary's Hospital", "Mercy General": places named after people
             words = [t for _, t in toks if t[0].isupper()]
             before = text[max(0, s - 28) : s]
+            cut = max(before.rfind(". "), before.rfind("; "), before.rfind("\n"))
+            if cut >= 0:
+                before = before[cut + 1 :]  # context words of the previous sentence say nothing here
             if title is not None:
                 yield (m.start("lead") if m.group("lead") else s), e, 0.92
                 continue

@@ -9,7 +9,7 @@ import pandas as pd
 
 from bastion.data.pii._checksums import itin_valid, ssn_valid
 from bastion.data.pii._mask import mask_keep_last
-from bastion.data.pii.interface import EntityType, Recognizer, as_mask
+from bastion.data.pii.interface import GATE_DIGIT, EntityType, Recognizer, fullmatch_mask
 
 __all__ = ["SsnRecognizer"]
 
@@ -21,12 +21,14 @@ class SsnRecognizer(Recognizer):
     entity = EntityType.US_SSN
     name_hints = (r"ssn", r"social_?sec", r"\bsocial\b", r"tax_?id", r"\btin\b", r"itin")
     priority = 85
-    text_pattern = r"(?<![\w-])\d{3}([- ])\d{2}\1\d{4}(?![\w-])|(?<![\w-])\d{9}(?![\w-])"
+    # "123-45-6789", "123 45 6789" (one separator throughout) or 9 bare digits
+    text_pattern = r"(?<![\w-])(?:\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}|\d{9})(?![\w-])"
+    text_gate = GATE_DIGIT
     context_words = ("ssn", "social security", "social sec", "ss#", "ss #", "tax id")
     base_score = 0.85
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        formatted = as_mask(values.str.fullmatch(_FORMATTED))
+        formatted = fullmatch_mask(values, _FORMATTED)
         mask = formatted.copy()
         if formatted.any():
             idx = np.flatnonzero(formatted)
@@ -37,7 +39,7 @@ class SsnRecognizer(Recognizer):
 
     def match_bare(self, values: pd.Series) -> np.ndarray:
         """Bare 9-digit cells that obey the issuance rules (used only with name evidence)."""
-        bare = as_mask(values.str.fullmatch(_BARE))
+        bare = fullmatch_mask(values, _BARE)
         if bare.any():
             idx = np.flatnonzero(bare)
             ok = np.fromiter((ssn_valid(v) for v in values.iloc[idx]), dtype=bool, count=len(idx))

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from bastion.data.pii.interface import EntityType, Recognizer, as_mask
+from bastion.data.pii.interface import GATE_DIGIT, EntityType, Recognizer, fullmatch_mask
 
 __all__ = ["UsZipRecognizer"]
 
@@ -21,11 +21,12 @@ class UsZipRecognizer(Recognizer):
     negative_name_hints = (r"order", r"sku", r"\blot\b", r"count", r"qty", r"amount", r"price", r"\bid\b")
     priority = 30
     text_pattern = r"(?<![\w-])\d{5}(?:-\d{4})?(?![\w-])"
+    text_gate = GATE_DIGIT
     context_words = ("zip", "postal", "postcode", "zip code")
     base_score = 0.8
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        return as_mask(values.str.fullmatch(_CELL))
+        return fullmatch_mask(values, _CELL)
 
     def refine(self, values: pd.Series, mask: np.ndarray, *, named: bool) -> tuple[float, tuple[str, ...]]:
         if named or not mask.any():

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import logging
@@ -17,7 +18,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from bastion.crypto.keys import Keyring, keyring_path, resolve_provider
+from bastion.crypto.keys import Keyring, project_data_keyring, resolve_provider
 from bastion.data.protect import operators as ops
 from bastion.data.protect._kanon import KAnonPlan, plan_k_anonymity, qi_kind
 from bastion.data.protect._linkage import RowLinker, name_dictionary
@@ -43,12 +44,11 @@ def _as_policy(policy: Policy | Mapping[str, Any] | str | Path | None) -> Policy
 
 
 def project_keyring(root: str | Path | None = None, *, passphrase: str | None = None) -> Keyring:
-    """The data key ring of the project at ``root`` (nearest project by default)."""
-    from bastion.config import load_settings
+    """The data key ring of the project at ``root`` (nearest project by default), in its metadata database."""
+    from bastion.project import open_project
 
-    settings = load_settings(root)
-    provider = resolve_provider(settings.key_path, passphrase=passphrase)
-    return Keyring(keyring_path(settings.key_path), provider)
+    project = open_project(root)
+    return project_data_keyring(project, resolve_provider(project.settings.key_path, passphrase=passphrase))
 
 
 def read_columns(path: Path, columns: list[str]) -> pa.Table:
@@ -93,7 +93,8 @@ def _scan(data: Any, policy: Policy) -> Any:
             "PII detection (bastion.data.pii) is unavailable; give an explicit policy and "
             "scan, or install Bastion fully."
         ) from e
-    return pii.scan_table(data, sample_rows=policy.sample_rows)
+    # with the opt-in NER, a text column where only the model finds names is still free text to protect
+    return pii.scan_table(data, sample_rows=policy.sample_rows, ner=policy.ner)
 
 
 def build_plan(
@@ -149,6 +150,10 @@ def build_plan(
     plan = ProtectionPlan(actions=actions, policy=policy, quasi_identifiers=qis)
     if detector is not None:
         plan.detector = detector
+    elif policy.ner:
+        # the opt-in NER recognizer for names in text: protection and the residual check both use it
+        pii = importlib.import_module("bastion.data.pii")
+        plan.detector = functools.partial(pii.detect_spans_batch, ner=policy.ner)
     plan.linker = _linker(schema, actions, qis, read_columns)
     if policy.min_k and qis:
         if read_columns is None:
