@@ -126,6 +126,17 @@ def main() -> None:
         tools["model_signing verify key (CLI)"] = lambda: subprocess.run(
             [up, "verify", "key", str(model), "--signature", str(up_sig), "--public_key", str(pub)],
             check=True, capture_output=True)
+    try:  # the same library in-process: its numbers without the CLI's interpreter start-up and imports
+        from model_signing import signing as ms_signing
+        from model_signing import verifying as ms_verifying
+    except ImportError:
+        ms_signing = None
+    if ms_signing is not None and not args.no_upstream:
+        api_sig = WORK / "upstream-api.sig"
+        tools["model_signing sign (Python API)"] = lambda: ms_signing.Config().use_elliptic_key_signer(
+            private_key=priv).sign(model, api_sig)
+        tools["model_signing verify (Python API)"] = lambda: ms_verifying.Config().use_elliptic_key_verifier(
+            public_key=pub).verify(model, api_sig)
     rows = timed_round_robin(tools, args.runs)
 
     base = rows["sha256sum (coreutils, all files)"][0]
