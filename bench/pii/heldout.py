@@ -344,6 +344,17 @@ def typed_overlap(gold: list[list[tuple[str, int, int]]], pred: list[list[tuple[
     return out
 
 
+def span_survives(note: str, s: int, e: int, out: str) -> bool:
+    """A gold span survives when its text stands in the protected note as a whole word more often than the
+    input note held it outside the span: "Hopkins" the patient is gone when only "Johns Hopkins Hospital"
+    (which was there anyway) remains; a first name inside another word is no leak."""
+    import re
+
+    word = re.compile(rf"(?<!\w){re.escape(note[s:e])}(?!\w)")
+    before = len(word.findall(note[:s] + "\x00" + note[e:]))
+    return len(word.findall(out)) > before
+
+
 def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
     p = tp / (tp + fp) if tp + fp else 1.0
     r = tp / (tp + fn) if tp + fn else 1.0
@@ -409,30 +420,48 @@ def measure(rows: int, seed: int, presidio_rows: int, repeats: int) -> dict[str,
     res["protect_stats"] = dict(prot.stats)
     res["residual_identifiers"] = prot.residual_identifiers
     res["residual"] = {c: dict(v) for c, v in prot.residual.items()}
-    out_text = out.astype(str).agg(" \x1f ".join, axis=1).tolist()
-    survive_struct, total_struct = {}, 0
+    # A PII value survives when the output row holds it verbatim. A match only inside a decoy (non-PII) cell
+    # that held the same string before protection is a coincidence of independent values (a random 5-digit
+    # charge equal to the row's ZIP), not a leak: protection did not put it there and nothing ties it to
+    # the person. Those are counted apart, never silently dropped.
+    decoy_cols = [c for c, v in labels.items() if v is None]
+    pii_cols = [c for c in out.columns if c not in decoy_cols]
+    out_text = out[pii_cols].astype(str).agg(" \x1f ".join, axis=1).tolist()
+    out_decoy = out[decoy_cols].astype(str).agg(" \x1f ".join, axis=1).tolist()
+    in_decoy = frame[decoy_cols].astype(str).agg(" \x1f ".join, axis=1).tolist()
+    survive_struct, coincide, total_struct = {}, {}, 0
     for c, ent in labels.items():
         if not ent or ent == "TEXT":
             continue
         vals = frame[c].astype(str).tolist()
         total_struct += len(vals)
-        left = sum(1 for v, row in zip(vals, out_text, strict=True) if v and v in row)
+        left = same = 0
+        for v, row, od, idc in zip(vals, out_text, out_decoy, in_decoy, strict=True):
+            if not v:
+                continue
+            if v in row or (v in od and v not in idc):
+                left += 1
+            elif v in od:
+                same += 1
         if left:
             survive_struct[c] = left
+        if same:
+            coincide[c] = same
     res["structured_values"] = total_struct
     res["structured_survivors"] = survive_struct
+    res["structured_coincidences"] = coincide
     out_notes = out["clinical_note"].astype(str).tolist()
     total_spans, survive_spans = 0, {}
     for note, row_gold, outn in zip(notes, gold, out_notes, strict=True):
         for ent, s, e in row_gold:
             total_spans += 1
-            if note[s:e] in outn:
+            if span_survives(note, s, e, outn):
                 survive_spans[ent] = survive_spans.get(ent, 0) + 1
     res["text_spans"] = total_spans
     res["text_survivors"] = survive_spans
     res["surviving_examples"] = [
         (ent, note[s:e]) for note, row_gold, outn in zip(notes, gold, out_notes, strict=True)
-        for ent, s, e in row_gold if note[s:e] in outn
+        for ent, s, e in row_gold if span_survives(note, s, e, outn)
     ][:8]  # fmt: skip
     res["output_has_rows"] = len(out)
     del np
@@ -519,6 +548,10 @@ def write(res: dict[str, Any], out: Path, load: str, cmd: str) -> None:
     if wrong:
         L.append("Columns not classified as labelled: " + "; ".join(
             f"{c} (label {v['label']}, got {v['predicted']})" for c, v in wrong.items()) + ".\n")
+    if res.get("structured_coincidences"):
+        L.append(f"Not counted as survivors: PII values equal to a decoy cell's own input value in the same row "
+                 f"(independent values that coincide, e.g. a random 5-digit charge equal to the row's ZIP): "
+                 f"{res['structured_coincidences']}.\n")
     if res["structured_survivors"] or res["text_survivors"]:
         L.append(f"Survivors by column: {res['structured_survivors']}; in text by entity: {res['text_survivors']}.\n")
     if res["clean_false_alarm_examples"]:

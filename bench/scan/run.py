@@ -372,6 +372,10 @@ def summarize(samples: list[dict[str, Any]], v: dict[str, Any]) -> dict[str, Any
             "error_names": err}
 
 
+ENV: Any = None  # the recorded environment (bench/_freeze.py)
+ALLOWED: dict[str, Any] | None = None  # allowed_load.py's timings
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=3, help="timed runs per tool and input (median reported)")
@@ -401,10 +405,14 @@ def main() -> None:
     versions = []
     for tool in tools(work):
         if tool.available() and tool.venv not in [v for v, _ in versions]:
-            freeze = subprocess.run([str(tool.python), "-m", "pip", "freeze", "--all"], capture_output=True, text=True)
             slug = "bastion" if tool.venv == BASTION_VENV else tool.venv.name.removeprefix(".venv-")
-            (HERE / f"freeze-{slug}.txt").write_text(freeze.stdout)
             versions.append((tool.venv, slug))
+    # versions, commit, machine, load and `pip freeze` of every venv, beside the results (bench/_freeze.py)
+    sys.path.insert(0, str(BENCH))
+    from _freeze import record_environment
+
+    global ENV
+    ENV = record_environment(HERE, {slug: str(venv / "bin" / "python") for venv, slug in versions})
     want = ("picklescan", "modelscan", "fickling", "modelaudit", "numpy", "torch")
     found = []
     for venv, slug in versions:
@@ -433,7 +441,13 @@ def main() -> None:
             row["inproc"] = {what: inproc(tool, script, target, flags)
                              for what, target in (("corpus", manifest.parent), ("big", big), ("small", small))}
         results[tool.name] = row
-    (work / "results.json").write_text(json.dumps(results, indent=1))
+    print("allowed-finding loads ...", flush=True)
+    run = subprocess.run([str(BASTION_PY), str(HERE / "allowed_load.py"), "--runs", "21"], capture_output=True,
+                         text=True, check=True)
+    global ALLOWED
+    ALLOWED = json.loads(run.stdout.strip().splitlines()[-1])
+    ENV.finish()
+    (work / "results.json").write_text(json.dumps({**results, "_allowed_load": ALLOWED}, indent=1))
     args.out.write_text(render(results, samples, args, big))
     print(f"wrote {args.out}")
 
@@ -469,6 +483,53 @@ def bars(results: dict[str, Any], size_mb: int) -> list[str]:
     return out
 
 
+_LEGACY = ("torch-legacy", "torch-tar")
+
+
+def legacy_torch(results: dict[str, Any], samples: list[dict[str, Any]]) -> list[str]:
+    """Rows for legacy PyTorch checkpoints: a payload in each pickle torch.load reads, and benign files."""
+    bad = [s["name"] for s in samples if s["malicious"] and s["format"] in _LEGACY]
+    good = [s["name"] for s in samples if not s["malicious"] and s["format"] in (*_LEGACY, "torch")]
+    out = ["## Legacy PyTorch checkpoints (issue 12 follow-up)", "",
+           f"{len(bad)} malicious legacy files (the non-zip stream with a payload in its magic-number, protocol, "
+           "sys_info, object or storage-keys pickle; the tar format with a payload in each record pickle of "
+           "`storages` and `tensors`, after raw bytes, in the storage-views pickle, in `pickle`, and without "
+           f"`sys_info`), each proven to run under `torch.load(weights_only=False)`; {len(good)} benign torch "
+           "files (zip and legacy: state_dict, whole module, optimizer state, sparse, quantized, nested, meta, "
+           "float8 tensors, parameters with state, buffers; legacy tar).", "",
+           "| tool | legacy malicious detected | benign torch files flagged |", "|---|---|---|"]
+    for name, r in results.items():
+        v = r["verdicts"]
+        hit = sum(bool(v[n]["flagged"]) for n in bad)
+        fp = sum(bool(v[n]["flagged"]) for n in good)
+        out.append(f"| {name} | {hit}/{len(bad)} ({_pct(hit, len(bad))}) | {fp}/{len(good)} |")
+    return out
+
+
+def allowed_load() -> list[str]:
+    """Rows for loading a version registered with --allow-finding (no peer has an equivalent)."""
+    a = ALLOWED
+    if a is None:
+        return []
+    ms = {k: 1000 * v for k, v in a.items() if k.endswith("_s")}
+    return ["## Loading a version registered with --allow-finding", "",
+            f"`bench/scan/allowed_load.py`: a {a['size_bytes'] / 2**20:.1f} MiB pickle (a scikit-learn pipeline with a "
+            "50-tree random forest, wrapped in a class of a local module, registered with `--allow-finding` and a "
+            "reason; status `" + a["allowed_status"] + "`) and the unwrapped pipeline (clean), in a project with an "
+            f"audit key. Median of {a['runs']} loads each, load cache cleared. No peer scanner loads models, so the "
+            "comparison is with plain `pickle.loads` (which runs whatever the file says).", "",
+            "| load | median (ms) |", "|---|---|",
+            f"| `load_model` of the allowed version (allowance verified against the audit chain and its signed "
+            f"checkpoint, blob re-hashed, restricted unpickling) | {ms['load_model_allowed_s']:.1f} |",
+            f"| `load_model` of the clean version (same pipeline, no allowance to verify) | "
+            f"{ms['load_model_clean_s']:.1f} |",
+            f"| `restricted_loads(data, allow=[the allowed class])` alone | {ms['restricted_loads_allowed_s']:.1f} |",
+            f"| `pickle.loads(data)` (unprotected) | {ms['pickle_loads_s']:.1f} |", "",
+            f"Verifying the allowance costs {ms['load_model_allowed_s'] - ms['load_model_clean_s']:.1f} ms per load; "
+            "the restricted unpickler (CPython's pure-Python unpickler with checks) is the larger cost against "
+            "`pickle.loads`'s C implementation."]
+
+
 def _inproc_bar(r: dict[str, Any], ps: dict[str, Any], mark: Any) -> str:
     mine, theirs = r.get("inproc", {}).get("big"), ps.get("inproc", {}).get("big")
     if mine is None or theirs is None:
@@ -500,6 +561,8 @@ def render(results: dict[str, Any], samples: list[dict[str, Any]], args: argpars
         f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}. Versions: {VERSIONS}; `pip freeze` of every venv "
         "used is in `bench/scan/freeze-*.txt`.",
         "",
+        *(ENV.markdown().splitlines() if ENV is not None else []),
+        "",
         f"Corpus: `tests/scan/corpus/generate.py` plus the 14 issue-12 samples of `tests/scan/test_adversarial.py` "
         f"(rows `adversarial/...`), {len(samples)} files ({mal} malicious, {len(samples) - mal} "
         "benign). 'Detected' = the tool's default failing verdict for that file (Bastion: a finding at HIGH or "
@@ -525,6 +588,7 @@ def render(results: dict[str, Any], samples: list[dict[str, Any]], args: argpars
                      f"{r['corpus']['exit']} |")
     ps = results.get("picklescan")
     lines += ["", *bars(results, args.size_mb)]
+    lines += ["", *legacy_torch(results, samples), "", *allowed_load()]
     lines += ["", f"## Large PyTorch checkpoint ({big.stat().st_size / 2**20:.0f} MiB state_dict of random float32 "
               "tensors) and a 64 MiB one", "",
               f"| tool | {args.size_mb} MiB: time (s) | vs picklescan | peak RSS (MiB) | in-process scan (s) "

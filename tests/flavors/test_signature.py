@@ -300,3 +300,76 @@ def test_gates_that_need_training_data_say_so(served: dict[str, Any], tmp_path: 
     assert "diversity and privacy checks of policy 'div' need the model's training dataset" in text
     assert "sig-onnx:1 was registered without one" in text and "Traceback" not in out
     assert len(p.attachments("sig-onnx:1", "gate")) == before  # nothing stored
+
+
+def _typed_inputs_onnx(dest: Path) -> tuple[Path, Any]:
+    """skl2onnx over a DataFrame: one input per column, typed string, int64 and float."""
+    import pandas as pd
+    from skl2onnx import to_onnx
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    n = 300
+    df = pd.DataFrame({"city": rng.choice(["a", "b", "c"], n), "visits": rng.integers(0, 20, n).astype("int64"),
+                       "score": rng.normal(size=n).astype("float32")})
+    y = ((df["city"] == "a") ^ (df["score"] > 0)).astype(int)
+    pipe = Pipeline([("ct", ColumnTransformer([("oh", OneHotEncoder(handle_unknown="ignore"), ["city"]),
+                                               ("num", StandardScaler(), ["visits", "score"])])),
+                     ("lr", LogisticRegression())]).fit(df, y)
+    path = dest / "typed.onnx"
+    path.write_bytes(to_onnx(pipe, df[:1], options={id(pipe[-1]): {"zipmap": False}},
+                             target_opset=17).SerializeToString())
+    return path, df
+
+
+def test_typed_inputs_of_a_multi_input_graph_are_validated_and_fed(project: Any, tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from bastion.serve.validation import InvalidInput, build_input_schema, signature_specs
+
+    path, df = _typed_inputs_onnx(tmp_path)
+    mv = project.log_model(path, name="typed")
+    docs = project.attachments(mv.ref, "flavor")
+    assert docs[-1]["inputs"] == [{"name": "city", "type": "string"}, {"name": "visits", "type": "int64"},
+                                  {"name": "score", "type": "float"}]
+    schema = build_input_schema(signature_specs(mv.ref, docs), model_name="typed")
+    model = project.load_model(mv.ref)
+    rows = df.head(25)
+    body = {"instances": [{"city": str(r.city), "visits": int(r.visits), "score": float(r.score)}
+                          for r in rows.itertuples()]}
+    got = model.predict(schema.to_matrix(schema.parse(json.dumps(body).encode())))  # what the server does
+    sess = ort.InferenceSession(path.read_bytes(), providers=["CPUExecutionProvider"])
+    feed = {"city": rows[["city"]].to_numpy(dtype=object).astype(str), "visits": rows[["visits"]].to_numpy(),
+            "score": rows[["score"]].to_numpy(dtype=np.float32)}
+    assert got.tolist() == [int(v) for v in sess.run(None, feed)[0]]
+    good = body["instances"][0]
+    for bad, err in (({**good, "visits": 1.5}, "int_type"), ({**good, "visits": "3"}, "int_type"),
+                     ({**good, "city": 3}, "string_type"), ({**good, "visits": 2**60}, "less_than_equal"),
+                     ({**good, "score": 1e39}, "less_than_equal"), ({"visits": 1, "score": 0.5}, "missing"),
+                     ({**good, "city": None}, "string_type")):
+        with pytest.raises(InvalidInput) as e:
+            schema.parse(json.dumps({"instances": [bad]}).encode())
+        assert e.value.status == 422 and err in {x["type"] for x in e.value.errors}, (bad, e.value.errors)
+
+
+def test_a_version_without_dataset_or_signature_is_not_served(project: Any, artifacts: dict[str, Any]) -> None:
+    from bastion.errors import ConfigError
+    from bastion.serve.validation import signature_specs
+
+    mv = project.log_model(artifacts["skops"], name="plain")  # scikit-learn, no dataset: nothing to validate by
+    with pytest.raises(ConfigError, match="records no training dataset and no input signature"):
+        signature_specs(mv.ref, project.attachments(mv.ref, "flavor"))
+    with pytest.raises(ConfigError, match="cannot validate"):
+        signature_specs("x:1", [{"inputs": [{"name": "a", "type": "complex64"}]}])
+
+
+def test_gate_on_positional_inputs_refuses_a_wrong_width(served: dict[str, Any]) -> None:
+    from bastion.gates.run import run_gate
+
+    p = served["project"]
+    hold = served["hold"].assign(extra=1.0)  # five columns besides the target for a four-input graph
+    with pytest.raises(DataError, match="takes 4 unnamed inputs in order, but the data has 5 columns"):
+        run_gate(p, "sig-onnx:1", p.settings.root / "bastion-policy.yaml", hold, "label")

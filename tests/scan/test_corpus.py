@@ -271,6 +271,7 @@ def test_benign_samples_do_not_touch_the_canary_when_loaded(scan_corpus: Corpus,
         "joblib": "joblib",
         "torch": "torch",
         "torch-legacy": "torch",
+        "torch-tar": "torch",
         "gzip": "gzip>pickle",
         "gguf": "gguf",
     }

@@ -101,29 +101,100 @@ def _try(client: Any, user: str, password: str) -> int:
                            follow_redirects=False).status_code)
 
 
-def test_address_throttle_is_shared_by_workers(two_workers: tuple[Any, Any]) -> None:
+def test_account_on_address_throttle_is_shared_by_workers(two_workers: tuple[Any, Any]) -> None:
     a, b = two_workers
     codes = [_try(a if i % 2 else b, "viewer", "wrong-password") for i in range(5)]
     assert codes == [401] * 5
-    assert _try(a, "viewer", "wrong-password") == 429 and _try(b, "admin", PASSWORDS["admin"]) == 429
+    assert _try(a, "viewer", PASSWORDS["viewer"]) == 429 and _try(b, "viewer", PASSWORDS["viewer"]) == 429
+    # keyed on the account *and* the address: another account from the same address is not blocked
+    assert _try(b, "admin", PASSWORDS["admin"]) == 303
 
 
-def test_account_lockout_across_addresses(ui_root: Path) -> None:
-    """A new address per try (what a forged X-Forwarded-For did) still locks the account after 10."""
+def test_address_throttle_blocks_spraying_many_accounts(ui_root: Path) -> None:
     from starlette.testclient import TestClient
 
     from bastion.ui import create_ui_app
 
+    with TestClient(create_ui_app(ui_root, login_limit=4), base_url="http://127.0.0.1", client=ADDR) as c:
+        codes = [_try(c, user, "wrong-password") for user in ("viewer", "operator", "x1", "x2")]
+        assert codes == [401] * 4
+        assert _try(c, "admin", PASSWORDS["admin"]) == 429  # the address waits, whatever account it names
+
+
+def _from(app: Any, addr: str, user: str, password: str) -> int:
+    from starlette.testclient import TestClient
+
+    with TestClient(app, base_url="http://127.0.0.1", client=(addr, 1000)) as c:
+        return _try(c, user, password)
+
+
+def test_failures_from_one_address_cannot_lock_the_user_out(ui_root: Path) -> None:
+    """The abuse of a per-account lockout: anyone could lock a user out for 5 minutes with 10 wrong
+    passwords. Now an attacker's address is blocked for that account, and the user logs in from theirs."""
+    from bastion.ui import create_ui_app
+
     app = create_ui_app(ui_root)
-    codes = []
-    for i in range(12):
-        with TestClient(app, base_url="http://127.0.0.1", client=(f"198.51.100.{i}", 1000)) as c:
-            codes.append(_try(c, "operator", f"guess-{i}"))
-    assert codes == [401] * 10 + [429] * 2
-    with TestClient(app, base_url="http://127.0.0.1", client=("192.0.2.1", 1000)) as c:
-        r_locked = _try(c, "operator", PASSWORDS["operator"])  # the account waits out its window
-        r_other = _try(c, "viewer", PASSWORDS["viewer"])  # other accounts are not affected
-    assert (r_locked, r_other) == (429, 303)
+    codes = [_from(app, "198.51.100.66", "operator", f"guess-{i}") for i in range(7)]
+    assert codes == [401] * 5 + [429] * 2
+    assert _from(app, "198.51.100.66", "operator", PASSWORDS["operator"]) == 429  # the attacker's address
+    assert _from(app, "192.0.2.10", "operator", PASSWORDS["operator"]) == 303  # the user, elsewhere
+
+
+def _bastion(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """`bastion ARGS` in-process through the real entry point (error mapping included): exit code, output."""
+    from bastion.cli.main import main
+
+    capsys.readouterr()
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_distributed_guessing_locks_the_account_until_an_admin_unlocks_it(
+        ui_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A new address per try (what a forged X-Forwarded-For did) still locks the account at the account-wide
+    limit; `bastion users unlock` lifts it (audited), other accounts are never affected."""
+    from bastion.ui import create_ui_app
+
+    app = create_ui_app(ui_root, account_login_limit=4)
+    codes = [_from(app, f"198.51.100.{i}", "operator", f"guess-{i}") for i in range(5)]
+    assert codes == [401] * 4 + [429]
+    assert _from(app, "192.0.2.1", "operator", PASSWORDS["operator"]) == 429  # locked for everyone now
+    assert _from(app, "192.0.2.1", "viewer", PASSWORDS["viewer"]) == 303  # other accounts are not
+    code, out = _bastion(capsys, "users", "unlock", "operator", "--project", str(ui_root))
+    assert code == 0 and "unlocked" in out, out
+    assert _from(app, "192.0.2.1", "operator", PASSWORDS["operator"]) == 303
+    entry = app.state.project.audit.entries(action="ui.user.unlock", limit=1)[0]
+    assert entry.subject == "user:operator" and entry.details["cleared"] >= 1
+    code, out = _bastion(capsys, "users", "unlock", "operator", "--project", str(ui_root))
+    assert code == 0 and "not locked" in out, out
+
+
+@pytest.mark.parametrize("name", ["nobody", "operator ", "opera%", "opera_or"])
+def test_unlock_refuses_unknown_users_and_touches_nobody_else(ui_root: Path, name: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad input: an unknown name (or a LIKE pattern, a trailing space) is an error that names the known
+    users, exit code 2, and clears no one's counters."""
+    from sqlalchemy import select
+
+    from bastion.store.schema import login_throttle
+    from bastion.ui import create_ui_app
+
+    app = create_ui_app(ui_root)
+    assert _from(app, "198.51.100.1", "operator", "wrong-password") == 401
+    with app.state.project.db.read() as conn:
+        before = sorted(tuple(r) for r in conn.execute(select(login_throttle.c.scope, login_throttle.c.key)))
+    assert ("pair", "operator 198.51.100.1") in before
+    code, out = _bastion(capsys, "users", "unlock", name, "--project", str(ui_root))
+    assert code == 2, out
+    assert "No dashboard user" in out and "Traceback" not in out
+    with app.state.project.db.read() as conn:
+        after = sorted(tuple(r) for r in conn.execute(select(login_throttle.c.scope, login_throttle.c.key)))
+    assert after == before
 
 
 def test_unknown_accounts_leave_no_throttle_rows(client: Any, ui_app: Any) -> None:

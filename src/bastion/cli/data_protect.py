@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from bastion.cli._common import console, print_json, progress_bar, project
+
+if TYPE_CHECKING:
+    from bastion.data.protect.policy import Policy
 
 
 def register(app: typer.Typer) -> None:
@@ -30,6 +34,9 @@ def register(app: typer.Typer) -> None:
             False, "--accept-residual", help="Register even when identifiers survive (needs --reason; audited)."
         ),
         reason: str = typer.Option(None, "--reason", help="Why residual identifiers are accepted (audited)."),
+        ner: str = typer.Option(
+            None, "--ner", help="Opt-in NER for names in text: 'spacy:MODEL' (an installed spaCy model package)."
+        ),
         json_out: bool = typer.Option(False, "--json"),
     ) -> None:
         """Protect PII per the policy (or the scan's defaults), write Parquet and register it with lineage."""
@@ -37,6 +44,15 @@ def register(app: typer.Typer) -> None:
         from bastion.data.protect import protect_into_project, report_path_for
         from bastion.engine import get_engine
 
+        chosen: Path | Policy | None = policy
+        if ner is not None:
+            import dataclasses
+
+            from bastion.data.pii._ner import check_option
+            from bastion.data.protect import Policy, load_policy
+
+            check_option(ner)
+            chosen = dataclasses.replace(load_policy(policy) if policy else Policy(), ner=ner)
         p = project()
         keyring = load_keyring(p.settings, required=False)
         eng = get_engine(engine or p.settings.engine, scheduler=scheduler or p.settings.scheduler or None)
@@ -46,7 +62,7 @@ def register(app: typer.Typer) -> None:
                     p,
                     path,
                     output,
-                    policy=policy,
+                    policy=chosen,
                     keyring=keyring,
                     name=name,
                     engine=eng,

@@ -1,4 +1,4 @@
-"""`bastion users add|list|remove`: dashboard users (argon2-hashed passwords, roles viewer|operator|admin)."""
+"""`bastion users add|list|remove|unlock`: dashboard users (argon2-hashed passwords, roles viewer|operator|admin)."""
 
 from __future__ import annotations
 
@@ -63,3 +63,16 @@ def remove(
 
     UserStore(project(project_dir)).remove(name)
     console.print(f"User {name} removed.")
+
+
+@app.command("unlock")
+def unlock(
+    name: str = typer.Argument(..., help="User name."),
+    project_dir: str = typer.Option(None, "--project", help="Project folder (default: nearest above cwd)."),
+) -> None:
+    """Lift a user's login lockout now (failed logins from several addresses lock an account for a while)."""
+    from bastion.cli._common import console, project
+    from bastion.ui.users import UserStore
+
+    cleared = UserStore(project(project_dir)).unlock(name)
+    console.print(f"User {name} unlocked." if cleared else f"User {name} was not locked out; nothing to do.")

@@ -11,6 +11,7 @@ from bastion.errors import ConfigError
 from bastion.flavors.file import OpaqueFlavor, opaque_kind
 from bastion.flavors.interface import Flavor
 from bastion.flavors.lightgbm import LightGBMFlavor
+from bastion.flavors.mitigated import MitigatedFlavor
 from bastion.flavors.onnx import OnnxFlavor
 from bastion.flavors.sklearn import JoblibFlavor, PickleFlavor, SkopsFlavor
 from bastion.flavors.xgboost import XGBoostFlavor
@@ -23,11 +24,11 @@ ENTRY_POINT_GROUP = "bastion.flavors"
 _HEAD = 4096
 #: The order detection tries them in (most specific first).
 _BUILTIN: tuple[Flavor, ...] = (
-    SkopsFlavor(), OnnxFlavor(), XGBoostFlavor(), LightGBMFlavor(), JoblibFlavor(), PickleFlavor(),
+    SkopsFlavor(), OnnxFlavor(), MitigatedFlavor(), XGBoostFlavor(), LightGBMFlavor(), JoblibFlavor(), PickleFlavor(),
 )
 _OPAQUE = ("file", "directory", "torch", "keras", "hdf5", "numpy", "gguf", "safetensors", "zip")
 #: Flavors gates and the server load themselves.
-SERVABLE = frozenset({"skops", "onnx", "xgboost", "lightgbm", "pickle", "joblib"})
+SERVABLE = frozenset({"skops", "onnx", "xgboost", "lightgbm", "pickle", "joblib", "mitigated"})
 
 
 @functools.lru_cache(maxsize=1)

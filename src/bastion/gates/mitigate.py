@@ -53,7 +53,12 @@ class MitigatedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     ``method="threshold"``: per-group randomized thresholds on the base model's positive-class score,
     stored as rows ``[p0, threshold0, op0, p1, threshold1, op1]`` (op 0 is ``>``, 1 is ``<``).
     ``method="expgrad"``: a weighted mixture of estimators fitted on the base pipeline's features.
+    Over an ONNX/XGBoost/LightGBM base the version is stored as a reference to the base's artifact plus the
+    thresholds (:mod:`bastion.flavors.mitigated`); ``base_flavor_`` and ``base_ref_`` say which, once loaded.
     """
+
+    base_flavor_: str | None = None
+    base_ref_: str | None = None
 
     def __init__(self, base: Any = None, method: str = "threshold", sensitive: list[str] | None = None,
                  groups: list[str] | None = None, params: np.ndarray | None = None,
@@ -124,6 +129,32 @@ class MitigatedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return labels
 
 
+class PrefitAdapter(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """A loaded non-scikit-learn model (a flavor's predict adapter) as the prefit estimator fairlearn takes.
+
+    Never fitted here: ``fit`` refuses, ``predict``/``predict_proba`` are the framework's own.
+    """
+
+    def __init__(self, adapter: Any = None) -> None:
+        self.adapter = adapter
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(self.adapter.classes_)
+
+    def fit(self, X: Any, y: Any = None) -> PrefitAdapter:
+        raise TypeError("a registered model is mitigated as it is (prefit); it is never re-fitted")
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(self.adapter.predict(X))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return np.asarray(self.adapter.predict_proba(X))
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+
 def fit_mitigation(
     model: Any, train: pd.DataFrame, target: str, sensitive: Sequence[str], *,
     method: Literal["threshold", "expgrad"] = "threshold", constraints: str = "demographic_parity",
@@ -153,7 +184,10 @@ def fit_mitigation(
         if constraints not in {"demographic_parity", "equalized_odds", "true_positive_rate_parity",
                                "false_positive_rate_parity"}:
             raise ConfigError(f"Unknown constraint {constraints!r} for ThresholdOptimizer.")
-        to = ThresholdOptimizer(estimator=model, constraints=constraints, prefit=True,
+        from bastion.flavors import ModelAdapter
+
+        prefit = PrefitAdapter(model) if isinstance(model, ModelAdapter) else model
+        to = ThresholdOptimizer(estimator=prefit, constraints=constraints, prefit=True,
                                 predict_method="predict_proba", objective="accuracy_score")
         to.fit(X, y, sensitive_features=keys)
         groups, rows = [], []
@@ -169,7 +203,8 @@ def fit_mitigation(
     if method == "expgrad":
         steps = getattr(model, "steps", None)
         if not steps or len(steps) < 2:
-            raise ConfigError("ExponentiatedGradient needs a scikit-learn Pipeline (preprocessing + estimator).")
+            raise ConfigError("ExponentiatedGradient needs a scikit-learn Pipeline (preprocessing + estimator); "
+                              "mitigate ONNX, XGBoost and LightGBM models with --method threshold.")
         pre = clone(model[:-1]).fit(X, y)
         Z = pre.transform(X)
         if hasattr(Z, "toarray"):
@@ -192,6 +227,26 @@ def fit_mitigation(
     raise ConfigError(f"Unknown mitigation method {method!r}; expected 'threshold' or 'expgrad'.")
 
 
+def mitigation_spec(mitigated: MitigatedClassifier, *, base_ref: str, base_digest: str, base_flavor: str) -> Any:
+    """The stored form of a threshold mitigation over a flavor adapter: the base's ref and digest plus the table."""
+    from bastion.flavors.mitigated import MitigationSpec
+
+    if mitigated.method != "threshold":
+        raise ConfigError(f"Only threshold mitigations are stored by reference; got {mitigated.method!r}.")
+
+    def plain(v: Any) -> Any:
+        return v.item() if hasattr(v, "item") else v
+
+    return MitigationSpec(
+        base_ref=base_ref, base_digest=base_digest, base_flavor=base_flavor, method="threshold",
+        sensitive=tuple(mitigated.sensitive or ()), groups=tuple(mitigated.groups or ()),
+        params=tuple(tuple(float(x) for x in row) for row in np.asarray(mitigated.params, dtype=np.float64)),
+        classes=tuple(plain(c) for c in np.asarray(mitigated.classes).tolist()),
+        feature_names=tuple(str(n) for n in np.asarray(mitigated.feature_names, dtype=object)),
+        base_features=tuple(str(n) for n in np.asarray(mitigated.base_features, dtype=object)),
+    )
+
+
 def mitigate(
     project: ProjectHandle, ref: str, *, method: Literal["threshold", "expgrad"], data: pd.DataFrame | str,
     target: str, sensitive: Sequence[str], constraints: str = "demographic_parity",
@@ -211,12 +266,26 @@ def mitigate(
     desc = (mv.description + "\n\n" if mv.description else "") + (
         f"Fairness-mitigated version of {mv.ref} ({method}, {constraints}, sensitive: {', '.join(sensitive)})."
     )
-    new = project.log_model(
-        mitigated, name=name or mv.name, datasets=datasets, parent=mv.ref, description=desc,
-        params={**mv.params, "mitigation.method": method, "mitigation.constraints": constraints,
-                "mitigation.sensitive": list(sensitive)},
-        tags={**mv.tags, "mitigated_from": mv.ref},
-    )
+    kwargs: dict[str, Any] = {
+        "name": name or mv.name, "datasets": datasets, "parent": mv.ref, "description": desc,
+        "params": {**mv.params, "mitigation.method": method, "mitigation.constraints": constraints,
+                   "mitigation.sensitive": list(sensitive)},
+        "tags": {**mv.tags, "mitigated_from": mv.ref},
+    }
+    from bastion.flavors import ModelAdapter
+
+    if isinstance(model, ModelAdapter):  # never re-serialise the framework's model: refer to its artifact
+        import tempfile
+        from pathlib import Path
+
+        spec = mitigation_spec(mitigated, base_ref=mv.ref, base_digest=mv.digest, base_flavor=mv.flavor)
+        with tempfile.TemporaryDirectory(prefix="bastion-mitigate-") as tmp:
+            path = Path(tmp) / f"{mv.name}-mitigated.json"
+            path.write_bytes(spec.to_json())
+            path.chmod(0o600)
+            new = project.log_model(path, **kwargs)
+    else:
+        new = project.log_model(mitigated, **kwargs)
     project.audited("gate.mitigate", new.ref, {"parent": mv.ref, "method": method, "constraints": constraints,
                                                 "sensitive": list(sensitive)})
     return new

@@ -194,7 +194,13 @@ def _feature_frame(model: Any, df: pd.DataFrame, target: str) -> pd.DataFrame:
         if missing:
             raise DataError(f"The data lacks feature columns the model was trained on: {missing}.")
         return df[list(names)]
-    return df.drop(columns=[target])
+    out = df.drop(columns=[target])
+    n = getattr(model, "n_features_in_", None)
+    if n is not None and out.shape[1] != n:  # positional inputs: a wrong width is the data's fault, said so
+        raise DataError(f"The model takes {n} unnamed inputs in order, but the data has {out.shape[1]} columns "
+                        f"besides the target '{target}': {list(out.columns)[:12]}. Give exactly its inputs and the "
+                        "target (or register the model with names: --dataset, or --feature-names).")
+    return out
 
 
 #: Checks that measure the training data itself (group shares; membership inference against training rows).

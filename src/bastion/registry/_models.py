@@ -17,6 +17,7 @@ from sqlalchemy import and_, bindparam, func, select
 
 from bastion.errors import DataError, NotFoundError, RegistryError, UnsafeArtifactError
 from bastion.flavors import ModelAdapter, detect_flavor, get_flavor, is_servable
+from bastion.flavors.mitigated import MitigationSpec
 from bastion.flavors.sklearn import save_estimator
 from bastion.registry import _scanning
 from bastion.registry._common import aliases_of, dumps, loads, now_iso, resolve_version
@@ -358,12 +359,43 @@ def _load_uncached(project: Project, mv: ModelVersion, trusted: list[str] | None
         )
     data = project.blobs.get_bytes(mv.digest, what=f"model {mv.ref}")
     model = get_flavor(mv.flavor).load(data, what=f"Model {mv.ref}", trusted=trusted)
+    if isinstance(model, MitigationSpec):  # thresholds over a base version's artifact, loaded by its digest
+        return resolve_mitigation(project, model, what=f"Model {mv.ref}")
     if isinstance(model, ModelAdapter) and getattr(model, "feature_names_in_", None) is None:
         # the registry (never the artifact) says which dataset columns an unnamed-input model takes
         docs = project.attachments(mv.ref, "flavor")
         cols = docs[-1].get("input_columns") if docs else None
         if cols and len(cols) == (getattr(model, "n_features_in_", None) or len(cols)):
             model.bind_columns([str(c) for c in cols])
+    return model
+
+
+def resolve_mitigation(project: Project, spec: MitigationSpec, *, what: str) -> Any:
+    """The mitigated classifier a stored :class:`MitigationSpec` describes: its base version loaded through that
+    version's flavor, refused unless the base still exists with exactly the digest the document records."""
+    import numpy as np
+
+    from bastion.gates.mitigate import MitigatedClassifier
+
+    try:
+        base_mv = get(project, spec.base_ref)
+    except (NotFoundError, RegistryError) as e:
+        raise UnsafeArtifactError(f"{what} applies fairness thresholds to {spec.base_ref}, which cannot be used: "
+                                  f"{e}") from e
+    if base_mv.digest != spec.base_digest or base_mv.flavor != spec.base_flavor:
+        raise UnsafeArtifactError(
+            f"{what} was made from {spec.base_ref} with digest {spec.base_digest} ({spec.base_flavor}); the registry "
+            f"now records {base_mv.digest} ({base_mv.flavor}). Nothing was loaded.")
+    base = load(project, base_mv.ref, trusted=None)
+    if not isinstance(base, ModelAdapter):
+        raise UnsafeArtifactError(f"{what}: its base {base_mv.ref} did not load as a {spec.base_flavor} model.")
+    model = MitigatedClassifier(
+        base=base, method=spec.method, sensitive=list(spec.sensitive), groups=list(spec.groups),
+        params=np.asarray(spec.params, dtype=np.float64).reshape(-1, 6), classes=np.asarray(spec.classes),
+        feature_names=np.asarray(spec.feature_names, dtype=object),
+        base_features=np.asarray(spec.base_features, dtype=object))
+    model.base_flavor_ = spec.base_flavor  # what the flavor document and the ML-BOM name as the framework
+    model.base_ref_ = base_mv.ref
     return model
 
 

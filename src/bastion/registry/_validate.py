@@ -11,6 +11,7 @@ import numpy as np
 
 from bastion.errors import BastionError, DataError, UnsafeArtifactError
 from bastion.flavors import FlavorInfo, ModelAdapter, get_flavor, is_servable
+from bastion.flavors.mitigated import MitigationSpec
 from bastion.flavors.probe import PROBE_ROWS, InputField, input_fields, probe
 from bastion.flavors.sklearn import save_estimator
 
@@ -121,6 +122,10 @@ def validate_artifact(
         model = fl.load(path.read_bytes(), what=what, trusted=trusted)
     except BastionError as e:
         raise type(e)(f"Refusing to register {path.name}: {e}") from e
+    if isinstance(model, MitigationSpec):
+        from bastion.registry._models import resolve_mitigation
+
+        model = resolve_mitigation(project, model, what=f"Refusing to register {path.name}")
     notes: list[str] = []
     columns: list[str] | None = None
     converted: Path | None = None

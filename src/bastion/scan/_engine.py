@@ -190,12 +190,29 @@ def _dispatch(stream: IO[bytes], ctx: ScanContext) -> str:
                 result = analyze_pickle_stream(stream, ctx, tentative=True)
                 if result is not None:
                     ctx.label = "pickle"
-            if result is None and head and b"\0" not in head and (ctx.size or 0) <= 1 << 20 \
+            graph = False
+            if result is None and is_real_file(stream):
+                from bastion.scan import tensorflow
+
+                if tensorflow.looks_like_graph(head) and (ctx.size or 0) <= 64 << 20:
+                    stream.seek(0)
+                    graph = tensorflow.scan_graph(stream.read(64 << 20), ctx)
+                    if graph:
+                        ctx.label = "tensorflow"
+            if result is None and not graph and head and b"\0" not in head and (ctx.size or 0) <= 1 << 20 \
                     and is_real_file(stream):
+                from bastion.scan.configs import scan_config_text
                 from bastion.scan.templates import scan_text_templates
 
                 if scan_text_templates(stream, ctx):
                     ctx.label = "template"
+                stream.seek(0)
+                try:
+                    text = stream.read(1 << 20).decode("utf-8")
+                except UnicodeDecodeError:
+                    text = ""
+                if text.lstrip().startswith("{") and scan_config_text(text, ctx) and ctx.label != "template":
+                    ctx.label = "config"
         if fmt != "zip" and is_real_file(stream) and _has_zip_directory(stream):
             # zipfile (Keras, numpy.load of .npz via zipfile, plain unzip) finds a zip by its end record,
             # so a file that starts as something else can still load as a zip (a polyglot).

@@ -350,6 +350,9 @@ class ZipScanner(FormatScanner):
 # -- tar ----------------------------------------------------------------------------------------
 
 
+_TORCH_TAR_MEMBERS = frozenset({"sys_info", "storages", "tensors", "pickle"})
+
+
 class TarScanner(FormatScanner):
     """Tar archives (plain; compressed ones arrive through `CompressedScanner`), incl. legacy torch tar."""
 
@@ -387,7 +390,8 @@ class TarScanner(FormatScanner):
                             f"The name {name!r} appears more than once; extraction keeps the last copy, which "
                             "may not be the one that was reviewed.", _REM_ARCHIVE)
                 _member_findings(ctx, name, "tar")
-                if name == "sys_info" and member.isfile():
+                if name in _TORCH_TAR_MEMBERS and member.isfile():
+                    # torch.load reads a tar with these members as a legacy checkpoint (sys_info is optional)
                     torch_tar = True
                 names.add(name, self._member(tf, member, ctx, torch_tar=torch_tar))
         except tarfile.TarError as exc:
@@ -421,7 +425,8 @@ class TarScanner(FormatScanner):
         if torch_tar and name in ("storages", "tensors"):
             from bastion.scan import torch as torch_scan
 
-            torch_scan.scan_legacy_tar_data(buffered(ExpandingRaw(handle, ctx, None)), ctx.child(name, flags=flags))
+            torch_scan.scan_legacy_tar_data(buffered(ExpandingRaw(handle, ctx, None)), ctx.child(name, flags=flags),
+                                            name)
             return "pytorch-legacy-tar"
         return ctx.scan_nested(buffered(ExpandingRaw(handle, ctx, None)), name, flags=flags, size=member.size)
 

@@ -165,6 +165,84 @@ def _reachable(value: Any, limit: int = 4096) -> list[Any]:
     return out
 
 
+def _full(value: Any) -> str | None:
+    return ".".join(_policy.normalize(value.module, value.name)) if isinstance(value, _Global) else None
+
+
+def _made_by(value: Any, names: frozenset[str] | tuple[str, ...]) -> bool:
+    return isinstance(value, _Obj) and _full(value.func) in names
+
+
+def _no_globals(value: Any) -> bool:
+    return not any(isinstance(v, _Global | _Obj | _Pers) for v in _reachable(value))
+
+
+_NP_ARRAYS = ("numpy._core.multiarray._reconstruct", "numpy.core.multiarray._reconstruct", "numpy.ndarray")
+_SIZE = ("torch.Size",)
+_ORDERED_DICTS = ("collections.OrderedDict",)
+_DEVICES = ("torch.device",)
+
+
+def _is_shape(value: Any) -> bool:
+    if _made_by(value, _SIZE):
+        inner = value.args[0] if isinstance(value.args, tuple) and len(value.args) == 1 else None
+        return isinstance(inner, tuple | list) and all(type(d) is int for d in inner)
+    return isinstance(value, tuple | list) and all(type(d) is int for d in value)
+
+
+def _is_state(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, tuple):
+        return len(value) <= 2 and all(_is_state(v) for v in value)
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and not (k.startswith("__") and k.endswith("__")) for k in value) and _no_globals(value)
+
+
+def _torch_kind(kind: str, value: Any, in_place: set[int]) -> bool:
+    """Whether ``value`` (as the scan sees it) is of ``kind`` (see ``_signatures.TORCH_SIGNATURES``)."""
+    if kind == "storage":
+        return isinstance(value, _Pers)
+    if kind == "tensor":
+        return _made_by(value, _signatures.TORCH_TENSOR_MAKERS)
+    if kind in ("int", "bool", "str", "bytes"):
+        want = {"int": int, "bool": bool, "str": str, "bytes": bytes}[kind]
+        return type(value) is want or (kind == "bytes" and isinstance(value, _Opaque) and value.kind == "bytes")
+    if kind == "shape":
+        return _is_shape(value)
+    if kind == "hooks":
+        return value is None or (isinstance(value, dict) and _no_globals(value)) or (
+            _made_by(value, _ORDERED_DICTS) and value.args in ((), ([],)))
+    if kind == "dtype" or kind == "tclass":
+        name = _full(value)
+        ok = name in _signatures.TORCH_DTYPES if kind == "dtype" else (
+            name is not None and name.startswith("torch.") and _policy.is_allowed(value.module, value.name))
+        if ok:
+            in_place.add(id(value))
+        return ok
+    if kind == "layout":
+        if _full(value) in _signatures.TORCH_LAYOUTS:
+            in_place.add(id(value))
+            return True
+        return _made_by(value, ("torch.serialization._get_layout",))
+    if kind == "qparams":
+        if not (isinstance(value, tuple) and value and _full(value[0]) in _signatures.QSCHEMES):
+            return False
+        in_place.add(id(value[0]))
+        return all(_no_globals(v) or _made_by(v, _signatures.TORCH_TENSOR_MAKERS) for v in value[1:])
+    if kind == "tensors":
+        return isinstance(value, tuple | list) and all(
+            _made_by(v, _signatures.TORCH_TENSOR_MAKERS) or _is_shape(v) or v is None or type(v) in (bool, int)
+            for v in value)
+    if kind == "ndarray":
+        return _made_by(value, _NP_ARRAYS)
+    if kind == "device":
+        return isinstance(value, str) or _made_by(value, _DEVICES)
+    if kind == "state":
+        return _is_state(value)
+    return _no_globals(value)  # "data"
+
+
 def _constructed_wrapper(obj: _Obj) -> bool:
     """joblib decides by isinstance: a wrapper built by NEWOBJ, ``copyreg.__newobj__`` or
     ``copyreg._reconstructor`` is as much a wrapper as one built by calling the class."""
@@ -446,12 +524,16 @@ class _Machine:
         if full == "builtins.getattr":
             return  # per-use method lookups are judged by _method_lookup; anything else is critical
         permitted = _signatures.class_positions(full)
+        in_place: set[int] = set()
+        torch_sig = _signatures.TORCH_SIGNATURES.get(full)
+        if torch_sig is not None and allowed_callee:
+            in_place = self._torch_signature(full, torch_sig, args, how)
         for index, arg in enumerate(args):
             for value in _reachable(arg):
                 if isinstance(value, _Global):
                     inner = ".".join(_policy.normalize(value.module, value.name))
                     top = value is arg
-                    if top and index in permitted and _signatures.fits(full, index, inner):
+                    if id(value) in in_place or (top and index in permitted and _signatures.fits(full, index, inner)):
                         continue
                     use = self.res.uses.get((value.module, value.name))
                     if use is not None and use.called_at is None:
@@ -465,6 +547,33 @@ class _Machine:
         if full in _signatures.TORCH_REBUILD_FROM_TYPE and len(args) >= 3 and isinstance(args[0], _Global) \
                 and isinstance(args[2], tuple):
             self._check_arguments(args[0], args[2], how)  # _rebuild_from_type_v2 calls args[0](*args[2])
+
+    def _torch_signature(self, full: str, sig: tuple[tuple[str, ...], int], args: tuple[Any, ...],
+                         how: str) -> set[int]:
+        """Judge a call of a torch rebuild helper position by position; returns the ids of the globals that
+        sit where the helper takes one (a dtype, a qscheme, a layout, a tensor class)."""
+        kinds, required = sig
+        if not required <= len(args) <= len(kinds):
+            self._signature_mismatch(full, f"{len(args)} arguments (it takes {required} to {len(kinds)})", how)
+            return set()
+        in_place: set[int] = set()
+        for index, (kind, arg) in enumerate(zip(kinds, args, strict=False)):
+            ok = _torch_kind(kind, arg, in_place)
+            if not ok:
+                self._signature_mismatch(full, f"{_describe(arg)} at position {index}, which takes {kind}", how)
+        return in_place
+
+    def _signature_mismatch(self, callee: str, what: str, how: str) -> None:
+        self.ctx.add(
+            "pickle.argument-signature",
+            Severity.HIGH,
+            f"{callee}: {what}",
+            f"{how} calls {callee} with {what}. torch's own files never do; a value of another kind there "
+            "reaches code the helper runs on it (attribute reads, calls, state written onto the tensor).",
+            _REMEDIATE_GLOBAL,
+            offset=self.op_offset,
+        )
+        self.res.dangerous_seen = True
 
     def _gadget(self, callee: str, what: str, how: str) -> None:
         self.ctx.add(

@@ -10,6 +10,7 @@ raises `bastion.errors.UnsafeArtifactError`: a scanner miss is a refused load, n
 
 from __future__ import annotations
 
+import collections
 import io
 import math
 import os
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bastion.errors import UnsafeArtifactError
-from bastion.scan import _policy
+from bastion.scan import _policy, _signatures
 
 __all__ = ["MAX_ALLOCATION", "allowable", "restricted_load", "restricted_loads"]
 
@@ -275,14 +276,67 @@ def _getattr(loader: _RestrictedUnpickler, name: str, args: tuple[Any, ...], kwa
         raise _Refused(f"getattr looks up {full}, which is not on the allowlist.")
 
 
-_TORCH_REBUILDS = frozenset(
-    f"torch._utils.{n}" for n in (
-        "_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
-        "_rebuild_parameter_with_state", "_rebuild_qtensor", "_rebuild_sparse_tensor",
-        "_rebuild_meta_tensor_no_storage", "_rebuild_nested_tensor", "_rebuild_wrapper_subclass",
-        "_rebuild_device_tensor_from_numpy", "_rebuild_device_tensor_from_cpu_tensor",
-    )
-)
+_TORCH_REBUILDS = _signatures.TORCH_TENSOR_MAKERS - _signatures.TORCH_REBUILD_FROM_TYPE
+
+
+def _torch_value(kind: str, value: Any, loader: _RestrictedUnpickler) -> bool:
+    """Whether the real ``value`` is of ``kind`` (see ``_signatures.TORCH_SIGNATURES``)."""
+    import numpy as np
+    import torch
+
+    def shape(v: Any) -> bool:
+        return isinstance(v, tuple | list) and all(type(d) is int for d in v)
+
+    if kind == "storage":
+        return isinstance(value, torch.storage.TypedStorage | torch.UntypedStorage)
+    if kind == "tensor":
+        return isinstance(value, torch.Tensor)
+    if kind in ("int", "bool", "str", "bytes"):
+        return type(value) is {"int": int, "bool": bool, "str": str, "bytes": bytes}[kind]
+    if kind == "shape":
+        return shape(value)
+    if kind == "hooks":
+        return value is None or (type(value) in (dict, collections.OrderedDict) and not value)
+    if kind == "dtype":
+        return isinstance(value, torch.dtype)
+    if kind == "layout":
+        return isinstance(value, torch.layout)
+    if kind == "qparams":
+        return (isinstance(value, tuple) and bool(value) and isinstance(value[0], torch.qscheme)
+                and all(isinstance(v, torch.Tensor) or _is_data(v, loader, set()) is None for v in value[1:]))
+    if kind == "tensors":
+        return isinstance(value, tuple | list) and all(
+            isinstance(v, torch.Tensor) or shape(v) or v is None or type(v) in (bool, int) for v in value)
+    if kind == "ndarray":
+        return type(value) is np.ndarray and not value.dtype.hasobject
+    if kind == "device":
+        return isinstance(value, str | torch.device)
+    if kind == "tclass":
+        return isinstance(value, type) and issubclass(value, torch.Tensor) and id(value) in loader.resolved
+    if kind == "state":
+        parts = value if isinstance(value, tuple) and len(value) <= 2 else (value,)
+        return all(v is None or (isinstance(v, dict) and _planted(v) is None and _is_data(v, loader, set()) is None)
+                   for v in parts)
+    return _is_data(value, loader, set()) is None
+
+
+def _torch_rebuild(loader: _RestrictedUnpickler, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """torch's rebuild helpers, position by position: storages, tensors, dtypes and constants where torch puts
+    them, never a callable or an object whose attributes the helper would read or write."""
+    kinds, required = _signatures.TORCH_SIGNATURES[name]
+    if kwargs or not required <= len(args) <= len(kinds):
+        raise _Refused(f"{name} takes {required} to {len(kinds)} positional arguments; got {len(args)}"
+                       f"{' and keywords' if kwargs else ''}.")
+    for index, (kind, value) in enumerate(zip(kinds, args, strict=False)):
+        if not _torch_value(kind, value, loader):
+            raise _Refused(f"{name} takes {kind} at position {index}; got {_describe(value, loader)}.")
+
+
+def _legacy_tensor(loader: _RestrictedUnpickler, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    loader.require_data(name, args, kwargs)
+    sizes = [a for a in args if type(a) is int]
+    if sizes and math.prod(max(a, 0) for a in sizes) > MAX_ALLOCATION:
+        raise _Refused(f"{name} was asked to allocate {math.prod(sizes)} elements (limit {MAX_ALLOCATION}).")
 
 
 def _rebuild_from_type(loader: _RestrictedUnpickler, name: str, args: tuple[Any, ...],
@@ -363,6 +417,9 @@ _SIGNATURES: dict[str, Checker] = {
     "torch._tensor._rebuild_from_type_v2": _rebuild_from_type,
     "torch._utils._rebuild_from_type_v2": _rebuild_from_type,
     "torch.storage._load_from_bytes": _torch_load_from_bytes,
+    **{n: _torch_rebuild for n in _signatures.TORCH_SIGNATURES if n != "torch.storage._load_from_bytes"},
+    **{f"torch.{n}Tensor": _legacy_tensor for n in ("Double", "Float", "Half", "BFloat16", "Long", "Int", "Short",
+                                                   "Char", "Byte", "Bool")},
     "numpy.ma.core._mareconstruct": _mareconstruct,
     "pandas.core.indexes.base._new_Index": _class_first,
     "pandas.core.indexes.datetimes._new_DatetimeIndex": _class_first,

@@ -104,7 +104,43 @@ def uvicorn_connection_options(limits: ConnectionLimits) -> dict[str, Any]:
     if soft < limits.max_connections + 64:
         log.warning("open-file limit %s is below the connection cap %s; new connections may be reset",
                     soft, limits.max_connections)
-    return {"http": guarded_http(), "timeout_keep_alive": limits.keep_alive_s, "limit_concurrency": None}
+    return {"http": guarded_http(), "loop": "bastion.serve._conn:new_guarded_loop",
+            "timeout_keep_alive": limits.keep_alive_s, "limit_concurrency": None}
+
+
+def new_guarded_loop() -> asyncio.AbstractEventLoop:
+    """uvicorn's ``loop=`` hook: a new event loop of the usual kind (uvloop when installed, as uvicorn's
+    ``auto``), whose ``create_server`` bounds a TLS handshake (and a TLS shutdown) by the header-read
+    timeout instead of asyncio's default 60 s (and 30 s).
+
+    With TLS the HTTP protocol (and so the guard's timer) only sees a connection once its handshake is
+    done: a client that opens TCP and never sends its ClientHello, or sends it a byte at a time, would
+    otherwise hold the socket for a minute.
+    """
+    global _LOOP_CLASS
+    if _LOOP_CLASS is None:
+        base: Any
+        try:
+            import uvloop
+
+            base = uvloop.Loop
+        except ImportError:  # pragma: no cover - uvicorn[standard] brings uvloop
+            base = asyncio.SelectorEventLoop
+
+        async def create_server(self: Any, *args: Any, **kw: Any) -> Any:
+            if kw.get("ssl") is not None:
+                timeout = ConnectionLimits.from_env().header_timeout_s
+                kw.setdefault("ssl_handshake_timeout", timeout)
+                # a closed connection waits this long (not 30 s) for the client's close_notify
+                kw.setdefault("ssl_shutdown_timeout", timeout)
+            return await base.create_server(self, *args, **kw)
+
+        _LOOP_CLASS = type(f"Guarded{base.__name__}", (base,), {"create_server": create_server})
+    loop: asyncio.AbstractEventLoop = _LOOP_CLASS()
+    return loop
+
+
+_LOOP_CLASS: Any = None
 
 
 class _Registry:
@@ -170,6 +206,57 @@ def registry_for(server_state: Any) -> _Registry:
     return reg
 
 
+class _CoalescingTransport:
+    """The connection's transport, sending a response head together with the first body write.
+
+    uvicorn writes a response's head and its body with two ``write`` calls, that is two ``send`` system
+    calls and two segments on the wire (the client wakes up twice). Here a head is held back and joined
+    with the write that follows it; when nothing follows in the same loop iteration (a streamed response,
+    ``100 Continue``) it goes out on the next iteration. Order is never changed: every write goes through
+    the one pending buffer. Everything else is the wrapped transport's.
+    """
+
+    __slots__ = ("_head", "_loop", "_t")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._t = transport
+        self._loop = loop
+        self._head: bytes | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._t.writelines((head, data))
+        elif data[-4:] == b"\r\n\r\n" and data[:5] == b"HTTP/":
+            self._head = bytes(data)
+            self._loop.call_soon(self._flush)
+        else:
+            self._t.write(data)
+
+    def _flush(self) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            if not self._t.is_closing():
+                self._t.write(head)
+
+    def writelines(self, data: Any) -> None:
+        self._flush()
+        self._t.writelines(data)
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._t.write_eof()
+
+    def close(self) -> None:
+        self._flush()
+        self._t.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._t, name)
+
+
 class _GuardMixin:
     """Mixed in front of a uvicorn HTTP protocol class (which provides the attributes used here)."""
 
@@ -178,7 +265,13 @@ class _GuardMixin:
     loop: asyncio.AbstractEventLoop
     server_state: Any
 
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        # Made when the connection is accepted: before a TLS handshake, which the head's deadline includes.
+        self._bastion_born = self.loop.time()
+
     def connection_made(self, transport: asyncio.Transport) -> None:
+        transport = _CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
         super().connection_made(transport)  # type: ignore[misc]
         peer = transport.get_extra_info("peername")
         self._bastion_client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
@@ -190,7 +283,8 @@ class _GuardMixin:
             transport.abort()
             return
         self._bastion_registered = True
-        self._bastion_arm()
+        # the first head is due header_timeout_s after the accept (a TLS handshake spent part of that)
+        self._bastion_arm(self._bastion_born - self.loop.time())
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._bastion_disarm()
@@ -226,10 +320,10 @@ class _GuardMixin:
             self._bastion_reg.remove(self, self._bastion_client)
         self.transport.close()
 
-    def _bastion_arm(self) -> None:
+    def _bastion_arm(self, offset: float = 0.0) -> None:
         self._bastion_disarm()
-        self._bastion_timer = self.loop.call_later(self._bastion_reg.limits.header_timeout_s, self._bastion_expire,
-                                                   self.cycle)
+        delay = max(0.0, self._bastion_reg.limits.header_timeout_s + offset)
+        self._bastion_timer = self.loop.call_later(delay, self._bastion_expire, self.cycle)
 
     def _bastion_disarm(self) -> None:
         timer = getattr(self, "_bastion_timer", None)

@@ -200,7 +200,7 @@ ui_sessions = Table(
 login_throttle = Table(
     "login_throttle",
     metadata,
-    Column("scope", String(8), primary_key=True),  # "addr" or "user"
+    Column("scope", String(8), primary_key=True),  # "addr", "user" or "pair" (user + " " + addr)
     Column("key", String(200), primary_key=True),
     Column("window_start", Float, nullable=False),
     Column("failures", Integer, nullable=False),

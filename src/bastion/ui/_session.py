@@ -3,7 +3,7 @@
 A session cookie is 32 random bytes; the database keeps only its SHA-256, with the user, role, CSRF token
 and expiry. So sessions are shared by every worker and dashboard process, survive restarts, and end for
 good on logout, password or role change and user removal (rows deleted). The throttle counts failed logins
-per client address and per existing account in a window; both are shared the same way.
+per account and address, per address and per existing account in a window; shared the same way.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from bastion.store.schema import login_throttle, ui_sessions, ui_users
 if TYPE_CHECKING:
     from bastion.protocols import ProjectHandle
 
-__all__ = ["COOKIE", "LoginThrottle", "SessionStore"]
+__all__ = ["COOKIE", "LoginThrottle", "SessionStore", "unlock_account"]
 
 COOKIE = "bastion_session"
 _MAX_COOKIE = 128
@@ -74,47 +74,68 @@ class SessionStore:
 
 @dataclass(frozen=True)
 class Verdict:
-    """Whether a login may be tried: ``scope`` names what is blocked ("address" or "account") or is None."""
+    """Whether a login may be tried: ``scope`` names what is blocked ("address", "account on this address"
+    or "account") or is None."""
 
     scope: str | None
     retry_after: int = 0
 
 
+_SCOPES = {"pair": "account on this address", "addr": "address", "user": "account"}
+
+
+def _pair(user: str, addr: str) -> str:
+    # a space is in no user name (users._NAME), so "alice 10.0.0.1" cannot be read as another pair
+    return f"{user} {addr}"[:200]
+
+
 class LoginThrottle:
-    """Failed logins per client address (``addr_limit``) and per existing account (``user_limit``) within
-    ``window`` seconds; at the limit, every login from that address or for that account is refused (429)
-    until the window that started with the first failure has passed."""
+    """Failed logins counted per account and address, per address, and per account, in the project database
+    (so shared by every worker and dashboard process) within ``window`` seconds.
+
+    Lockout is keyed on the account *and* address first (``pair_limit``): someone guessing, or trying to
+    lock a user out, from one address blocks only that address for that account. An address trying many
+    accounts is blocked at ``addr_limit``. The account itself is locked for everyone only at the higher
+    ``user_limit`` (failures from many addresses: a distributed guess); ``unlock`` (``bastion users unlock``)
+    lifts it. At a limit every login in that scope is refused (429) until the window that started with its
+    first failure has passed.
+    """
 
     def __init__(
-        self, project: ProjectHandle, *, addr_limit: int = 5, user_limit: int = 10, window: float = 300.0
+        self, project: ProjectHandle, *, pair_limit: int = 5, addr_limit: int = 20, user_limit: int = 50,
+        window: float = 300.0,
     ) -> None:
         self.project = project
-        self.addr_limit, self.user_limit, self.window = addr_limit, user_limit, window
+        self.pair_limit, self.addr_limit, self.user_limit, self.window = pair_limit, addr_limit, user_limit, window
+
+    def _limit(self, scope: str) -> int:
+        return {"pair": self.pair_limit, "addr": self.addr_limit}.get(scope, self.user_limit)
 
     def check(self, addr: str, user: str) -> Verdict:
-        """A read: is this address or account blocked now?"""
+        """A read: is this account from this address, this address, or this account blocked now?"""
         now = time.time()
-        keys = [("addr", addr[:200]), ("user", user[:200])]
+        t = login_throttle.c
         with self.project.db.quick_read() as conn:
             rows = conn.execute(select(login_throttle).where(
-                login_throttle.c.window_start > now - self.window,
-                ((login_throttle.c.scope == "addr") & (login_throttle.c.key == keys[0][1]))
-                | ((login_throttle.c.scope == "user") & (login_throttle.c.key == keys[1][1])))).all()
-        for r in rows:
-            limit = self.addr_limit if r.scope == "addr" else self.user_limit
-            if r.failures >= limit:
-                return Verdict("address" if r.scope == "addr" else "account",
-                               max(1, int(r.window_start + self.window - now) + 1))
+                t.window_start > now - self.window,
+                ((t.scope == "pair") & (t.key == _pair(user, addr)))
+                | ((t.scope == "addr") & (t.key == addr[:200]))
+                | ((t.scope == "user") & (t.key == user[:200])))).all()
+        for r in sorted(rows, key=lambda r: list(_SCOPES).index(r.scope) if r.scope in _SCOPES else 9):
+            if r.failures >= self._limit(r.scope):
+                return Verdict(_SCOPES.get(r.scope, "account"), max(1, int(r.window_start + self.window - now) + 1))
         return Verdict(None)
 
     def failed(self, addr: str, user: str | None) -> None:
-        """Count a failure for the address and (when it exists) the account; one write transaction."""
+        """Count a failure for the address, and (when the account exists) for the account on this address and
+        the account; one write transaction."""
         now = time.time()
+        keys = [("addr", addr[:200])]
+        if user:
+            keys += [("pair", _pair(user, addr)), ("user", user[:200])]
         with self.project.transaction() as conn:
             conn.execute(delete(login_throttle).where(login_throttle.c.window_start <= now - self.window))
-            for scope, key in (("addr", addr[:200]), ("user", (user or "")[:200])):
-                if scope == "user" and not user:
-                    continue
+            for scope, key in keys:
                 found = conn.execute(update(login_throttle).where(
                     login_throttle.c.scope == scope, login_throttle.c.key == key)
                     .values(failures=login_throttle.c.failures + 1)).rowcount
@@ -122,8 +143,24 @@ class LoginThrottle:
                     conn.execute(insert(login_throttle).values(scope=scope, key=key, window_start=now, failures=1))
 
     def succeeded(self, addr: str, user: str) -> None:
-        """A successful login clears the address's and the account's failures."""
+        """A successful login clears the failures of this account on this address. The address's failures
+        (other accounts tried from it) and the account's (tries from other addresses) stay counted: a
+        guesser who also holds one valid account must not reset them by logging in."""
         with self.project.transaction() as conn:
             conn.execute(delete(login_throttle).where(
-                ((login_throttle.c.scope == "addr") & (login_throttle.c.key == addr[:200]))
-                | ((login_throttle.c.scope == "user") & (login_throttle.c.key == user[:200]))))
+                (login_throttle.c.scope == "pair") & (login_throttle.c.key == _pair(user, addr))))
+
+    def unlock(self, user: str) -> int:
+        """Lift every lockout of account ``user`` (account-wide and per address); returns the rows removed.
+        Audited callers use :meth:`bastion.ui.users.UserStore.unlock`."""
+        with self.project.transaction() as conn:
+            return unlock_account(conn, user)
+
+
+def unlock_account(conn: Any, user: str) -> int:
+    """Delete the throttle rows of account ``user`` (account-wide and on every address) in ``conn``'s
+    transaction; returns how many there were. Address-wide rows stay: they count other accounts too."""
+    t = login_throttle.c
+    return int(conn.execute(delete(login_throttle).where(
+        ((t.scope == "user") & (t.key == user[:200]))
+        | ((t.scope == "pair") & t.key.startswith(f"{user} ", autoescape=True)))).rowcount)

@@ -66,8 +66,9 @@ def create_ui_app(
     project_root: str | Path | None = None,
     *,
     secure_cookies: bool | None = None,
-    login_limit: int = 5,
-    account_login_limit: int = 10,
+    login_limit: int = 20,
+    account_login_limit: int = 50,
+    account_address_login_limit: int = 5,
     login_window: float = 300.0,
     session_max_age: int = 8 * 3600,
 ) -> FastAPI:
@@ -77,14 +78,16 @@ def create_ui_app(
     ----------
     secure_cookies
         Mark cookies ``Secure``; default: only when the request came over HTTPS.
-    login_limit, account_login_limit, login_window
-        Failed logins allowed per client address and per account within ``login_window`` seconds (counted
-        in the project database, so shared by every worker and dashboard process).
+    account_address_login_limit, login_limit, account_login_limit, login_window
+        Failed logins allowed for one account from one client address, per client address (any accounts),
+        and per account (from any addresses: only a distributed guess reaches it) within ``login_window``
+        seconds (counted in the project database, so shared by every worker and dashboard process).
     """
     project = open_project(project_root)
     users = UserStore(project)
     sessions = SessionStore(project, max_age=session_max_age)
-    throttle = LoginThrottle(project, addr_limit=login_limit, user_limit=account_login_limit, window=login_window)
+    throttle = LoginThrottle(project, pair_limit=account_address_login_limit, addr_limit=login_limit,
+                             user_limit=account_login_limit, window=login_window)
     actors: dict[str, Project] = {}
     actors_lock = threading.Lock()
     env = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=select_autoescape(["html"]))

@@ -155,6 +155,20 @@ class UserStore:
             ended = conn.execute(delete(ui_sessions).where(ui_sessions.c.user_name == name)).rowcount
             self.project.record(conn, "ui.user.remove", f"user:{name}", {"sessions_ended": ended} if ended else {})
 
+    def unlock(self, name: str) -> int:
+        """Lift the login lockouts of ``name`` (account-wide and per address) before their window ends;
+        audited as ``ui.user.unlock``. Returns how many lockout counters were cleared."""
+        from bastion.ui._session import unlock_account
+
+        self._import_legacy()
+        with self.project.transaction() as conn:
+            if conn.execute(select(ui_users.c.name).where(ui_users.c.name == name)).first() is None:
+                known = sorted(conn.execute(select(ui_users.c.name)).scalars())
+                raise ConfigError(f"No dashboard user {name!r}; known: {', '.join(known) or 'none'}.")
+            cleared = unlock_account(conn, name)
+            self.project.record(conn, "ui.user.unlock", f"user:{name}", {"cleared": cleared})
+        return cleared
+
     def authenticate(self, name: str, password: str) -> User:
         """The user when ``password`` matches; raises AuthError otherwise (same message either way)."""
         self._import_legacy()

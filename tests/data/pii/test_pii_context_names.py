@@ -75,6 +75,9 @@ CLEAN = [
     "Seen by GP. Spoke to the Emergency Department.",
     "Lives with his wife. She manages his medication.",
     "Son visited on Monday.",
+    # protected text must not read as new names: a title before a title, context from the previous sentence
+    "Oberarzt Dr. <PERSON> hat entlassen.",
+    "Emergency contact: <PERSON> (sister), e-mail <EMAIL>.  Foley catheter removed this morning.",
 ]
 
 

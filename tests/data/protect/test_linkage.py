@@ -89,6 +89,20 @@ def test_diacritics_are_folded():
     assert fold("Núñez") == "nunez" and len(fold("Straße")) == len("Straße")
 
 
+def test_a_letter_whose_lower_case_is_longer_does_not_unfold_the_note():
+    # "İ".lower() is two characters; the fold once fell back to the raw text for the whole note
+    row = {**ROW, "name": "Gökdeniz Atan"}
+    note = "Thank you for seeing Gökdeniz Atan. Lives with her fiancée İltan."
+    assert _find(note, row) == ["PERSON:Gökdeniz Atan"]
+    assert len(fold(note)) == len(note) and fold("İltan") == "iltan"
+
+
+@pytest.mark.parametrize("name", ["Şule Yıldız", "Łukasz Żurawski", "Šárka Řezníčková", "Ольга Петрова"])
+def test_names_starting_with_capitals_beyond_latin_1_are_linked(name):
+    row = {**ROW, "name": name}
+    assert _find(f"Seen today: {name}, stable.", row) == [f"PERSON:{name}"]
+
+
 def test_the_name_column_is_a_dictionary_for_every_row():
     rows = [
         {**ROW, "name": "Thandiwe Kahananui", "note": "Visit by her brother Keoni Mthembu."},

@@ -1763,6 +1763,11 @@ def build_corpus(dest: Path, canary: Path) -> list[Sample]:
         _malicious_pickles(b)
         _malicious_containers(b)
         _benign(b)
+        bad, good = _sibling("_torch_legacy").samples(b.canary)
+        for name, (data, technique, fmt) in bad.items():
+            b.bad(name, data, technique, fmt, loader="torch")
+        for name, (data, technique, fmt) in good.items():
+            b.add(name, data, malicious=False, technique=technique, fmt=fmt)
     (dest / "manifest.json").write_text(
         json.dumps(
             {"schema_version": 1, "canary": str(canary), "samples": [s.to_dict() for s in b.samples]},

@@ -79,37 +79,53 @@ def classify_column(name: str, raw: pd.Series, recs: Sequence[Recognizer]) -> Co
         return ColumnVerdict(ColumnFinding(name, None, "none", 0.0, 0.0, ("no non-empty values in the sample",)), False)
     values = values.reset_index(drop=True)
     norm = normalize_name(name)
+    # recognizers judge each cell on its own (`Recognizer.match_cells`): match the distinct values once and
+    # spread the result over the cells (category-like columns have few distinct values)
+    codes, uniques = pd.factorize(values)
+    distinct = pd.Series(uniques, dtype=object) if len(uniques) < len(values) else None
     best: tuple[float, int, Recognizer, float, tuple[str, ...], np.ndarray] | None = None
-    notes: list[str] = []
-    best_partial: tuple[float, str] = (0.0, "")
-    for rec in recs:
+    best_idx = -1
+    notes: list[tuple[int, str]] = []
+    best_partial: tuple[float, int, str] = (0.0, 0, "")
+    # highest possible key first, so that recognizers that cannot beat the verdict so far are skipped;
+    # ties still go to the recognizer listed first, as if every recognizer had run in order
+    order = sorted(range(len(recs)), key=lambda i: -recs[i].priority)
+    for idx in order:
+        rec = recs[idx]
         named = bool(rec.name_hints) and _hint(rec.name_hints, norm)
         negative = bool(rec.negative_name_hints) and _hint(rec.negative_name_hints, norm)
         if rec.requires_name_evidence and not named:
             continue
         if negative and not named:
             continue
-        mask = rec.match_named(values) if named else rec.match_cells(values)
+        if best is not None:
+            bound = min(0.99, 0.95 + (0.1 if named else 0.0)) + rec.priority / 1000.0
+            if bound < best[0] or (bound == best[0] and idx > best_idx):
+                continue
+        match = rec.match_named if named else rec.match_cells
+        mask = np.asarray(match(values) if distinct is None else match(distinct)[codes], dtype=bool)
         share = float(mask.mean()) if len(mask) else 0.0
         needed = rec.min_share * (0.5 if named else 1.0)
         if share < needed:
-            if share > best_partial[0]:
-                best_partial = (share, str(rec.entity))
+            if share > best_partial[0] or (share == best_partial[0] and share > 0 and idx < best_partial[1]):
+                best_partial = (share, idx, str(rec.entity))
             if named and share == 0.0:
-                notes.append(f"name suggests {rec.entity} but no sampled value matches")
+                notes.append((idx, f"name suggests {rec.entity} but no sampled value matches"))
             continue
         factor, ev = rec.refine(values, mask, named=named)
         if factor <= 0.0:
-            notes.extend(ev)
+            notes.extend((idx, e) for e in ev)
             continue
-        conf = min(0.99, (0.5 + 0.45 * share) * factor + (0.1 if named else 0.0))
+        # the documented range of `refine`'s factor is [0, 1]; the bound above relies on it
+        conf = min(0.99, (0.5 + 0.45 * share) * min(factor, 1.0) + (0.1 if named else 0.0))
         evidence = [f"{share:.0%} of {len(values)} sampled values match {rec.entity}"]
         if named:
             evidence.append(f"column name '{name}' suggests {rec.entity}")
         evidence.extend(ev)
         key = conf + rec.priority / 1000.0
-        if best is None or key > best[0]:
+        if best is None or key > best[0] or (key == best[0] and idx < best_idx):
             best = (key, rec.priority, rec, share, tuple(evidence), mask)
+            best_idx = idx
     if best is not None:
         _, _, rec, share, evidence_t, mask = best
         conf = min(0.99, best[0] - rec.priority / 1000.0)
@@ -120,8 +136,9 @@ def classify_column(name: str, raw: pd.Series, recs: Sequence[Recognizer]) -> Co
     if float(lengths.mean()) >= TEXT_MIN_CHARS and float(words.mean()) >= TEXT_MIN_WORDS:
         ev = (f"free text: {lengths.mean():.0f} characters and {words.mean():.1f} words per cell on average",)
         return ColumnVerdict(ColumnFinding(name, None, "text", 0.0, 0.0, ev), True)
+    said = [n for _, n in sorted(notes, key=lambda t: t[0])]  # stable: in recognizer order, as listed
     if best_partial[0] > 0:
-        notes.insert(0, f"at most {best_partial[0]:.0%} of values look like {best_partial[1]} (too few)")
-    if not notes:
-        notes.append("no entity type matches the values or the name")
-    return ColumnVerdict(ColumnFinding(name, None, "none", 0.0, 0.0, tuple(dict.fromkeys(notes))), False)
+        said.insert(0, f"at most {best_partial[0]:.0%} of values look like {best_partial[2]} (too few)")
+    if not said:
+        said.append("no entity type matches the values or the name")
+    return ColumnVerdict(ColumnFinding(name, None, "none", 0.0, 0.0, tuple(dict.fromkeys(said))), False)

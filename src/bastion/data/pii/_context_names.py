@@ -52,6 +52,7 @@ _TITLES = (
     "Oberarzt", "Oberärztin", "Chefarzt", "Chefärztin", "Assistenzarzt", "Assistenzärztin", "Hausarzt",
     "Hausärztin", "Pfleger", "Pflegerin", "Schwester", "Fam.",
 )  # fmt: skip
+_TITLE_WORDS = frozenset(t.rstrip(".") for t in _TITLES if t[:1].isupper()) - {"Don", "Pan", "Lady", "Lord"}
 # a second title after the first: "Frau Dr. Weiß", "Herr Prof. Dr. Maier"
 _SECOND_TITLES = ("Dr", "Dr.", "Prof", "Prof.", "Prof. Dr.", "dr.", "prof.", "Dott.", "Dott.ssa", "Dr.ssa")
 _KIN = (
@@ -226,7 +227,7 @@ def _clip(text: str, start: int, end: int, strength: int) -> tuple[int, int] | N
             if first_start < 0:
                 first_start = w_start
             continue
-        if core in _HARD_STOP or (core not in known and core.lower().endswith(_NOUN_SUFFIX)):
+        if core in _HARD_STOP or core in _TITLE_WORDS or (core not in known and core.lower().endswith(_NOUN_SUFFIX)):
             break
         if core in _SOFT_STOP or core in NOT_NAMES:
             # right after a title any capitalised word is a surname ("Dr. West", "Dr. Ward"); after a relative

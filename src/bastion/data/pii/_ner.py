@@ -1,19 +1,38 @@
-"""Optional spaCy NER backend for PERSON spans: used only when asked for and a model is installed.
+"""Optional spaCy NER recognizer for PERSON spans in free text: opt-in, used only when asked for
+(``--ner spacy:MODEL`` or ``ner:`` in the protection policy) and only with a locally installed model.
 
-Models are never downloaded: `spacy.load` gets a locally installed package name.
+Models are never downloaded: `spacy.load` gets an installed package name. The default pipeline does not
+need it: rules, dictionaries, context and row linkage find names; see bench/pii/RESULTS.md for what a model
+adds on two corpora.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
 from bastion.data.pii.interface import Span
 from bastion.errors import ConfigError
 
-__all__ = ["ner_spans"]
+__all__ = ["DEFAULT_MODEL", "check_option", "ner_spans"]
 
 DEFAULT_MODEL = "en_core_web_sm"
+_OPTION = re.compile(r"spacy(?::(?P<model>[A-Za-z_][A-Za-z0-9_.\-]{0,99}))?")
+_LABELS = frozenset({"PERSON", "PER"})  # English (OntoNotes) and multilingual (WikiNER) models
+_SCORE = 0.8
+
+
+def check_option(option: str, where: str = "--ner") -> str:
+    """The model package an NER option names (``"spacy"`` or ``"spacy:MODEL"``); ConfigError otherwise."""
+    m = _OPTION.fullmatch(option)
+    if m is None:
+        raise ConfigError(
+            f"{where}: {option!r} is not an NER option; use 'spacy' or 'spacy:MODEL' with an installed spaCy "
+            "model package (for example 'spacy:en_core_web_sm')."
+        )
+    return m.group("model") or DEFAULT_MODEL
 
 
 @lru_cache(maxsize=2)
@@ -21,7 +40,10 @@ def _load(model: str) -> Any:
     try:
         import spacy
     except ImportError as e:
-        raise ConfigError("The spaCy NER backend needs spaCy: pip install spacy, then a model package.") from e
+        raise ConfigError(
+            "The NER recognizer needs spaCy and a model package: pip install spacy, then the model's package "
+            "(Bastion never downloads models). Or drop the --ner option / the policy's 'ner:' key."
+        ) from e
     if not spacy.util.is_package(model):
         raise ConfigError(
             f"The spaCy model {model!r} is not installed; Bastion never downloads models. "
@@ -31,12 +53,29 @@ def _load(model: str) -> Any:
 
 
 def ner_spans(texts: list[str], option: str) -> list[list[Span]]:
-    """PERSON spans from spaCy for each text; ``option`` is ``"spacy"`` or ``"spacy:MODEL"``."""
-    backend, _, model = option.partition(":")
-    if backend != "spacy":
-        raise ConfigError(f"Unknown NER backend {backend!r}; the only one is 'spacy' (or 'spacy:MODEL').")
-    nlp = _load(model or DEFAULT_MODEL)
+    """PERSON spans from a spaCy model for each text; ``option`` is ``"spacy"`` or ``"spacy:MODEL"``."""
+    nlp = _load(check_option(option))
+    return person_spans(texts, nlp.pipe)
+
+
+def person_spans(
+    texts: Sequence[str], pipe: Callable[..., Iterable[Any]], *, batch_size: int = 128
+) -> list[list[Span]]:
+    """PERSON spans from any spaCy-like ``pipe(texts, batch_size=...)`` (docs with ``.ents``), trimmed of
+    punctuation at their ends; spans with no letter are dropped."""
     out: list[list[Span]] = []
-    for doc in nlp.pipe(texts, batch_size=128):
-        out.append([Span("PERSON", e.start_char, e.end_char, 0.8) for e in doc.ents if e.label_ == "PERSON"])
+    for text, doc in zip(texts, pipe(list(texts), batch_size=batch_size), strict=True):
+        row: list[Span] = []
+        for ent in doc.ents:
+            if ent.label_ not in _LABELS:
+                continue
+            s, e = int(ent.start_char), int(ent.end_char)
+            piece = text[s:e]
+            lead = len(piece) - len(piece.lstrip(" \t\n,;:([{'\"-"))
+            s += lead
+            while e > s and not (text[e - 1].isalnum() or text[e - 1] == "."):
+                e -= 1
+            if e > s and any(ch.isalpha() for ch in text[s:e]):
+                row.append(Span("PERSON", s, e, _SCORE))
+        out.append(row)
     return out

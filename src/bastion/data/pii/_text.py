@@ -3,7 +3,9 @@ then matches are mapped back to cells and overlaps resolved (longest, then highe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -86,9 +88,11 @@ def _scan_chunk(
     c_end: list[int] = []
     c_score: list[float] = []
     c_rec: list[int] = []
+    shared = _shared_candidates(chunk, recs)
     for k, rec in enumerate(recs):
         url = rec.entity == "URL"
-        for s, e, score in rec.find_in_text(chunk):
+        found = rec.find_in_text(chunk) if k not in shared else rec.scored(chunk, shared[k])
+        for s, e, score in found:
             if score < min_score:
                 continue
             if url:
@@ -113,6 +117,72 @@ def _scan_chunk(
         )
     for r, cands in per_row.items():
         out[rows[r]] = _resolve(cands)
+
+
+_FUSABLE_FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL
+_INLINE = (("i", re.IGNORECASE), ("m", re.MULTILINE), ("s", re.DOTALL))
+
+
+def _fusable(rec: Recognizer) -> bool:
+    if rec.text_gate is None or rec.text_pattern is None or type(rec).find_in_text is not Recognizer.find_in_text:
+        return False
+    if rec.text_flags & ~_FUSABLE_FLAGS:
+        return False
+    # numbered groups would be renumbered (and back-references broken) inside a combined pattern
+    return rec._compiled_text().groups == 0
+
+
+@lru_cache(maxsize=32)
+def _fused(recs: tuple[Recognizer, ...]) -> tuple[tuple[re.Pattern[str], tuple[int, ...]], ...]:
+    """One combined pattern per gate shared by two or more recognizers, and the recognizers it stands for.
+
+    At each position where the gate holds and at least one pattern matches, a lookahead per recognizer
+    captures that recognizer's match from this position, if any (the same match its own pattern gives there).
+    """
+    by_gate: dict[str, list[int]] = {}
+    for k, rec in enumerate(recs):
+        if _fusable(rec):
+            by_gate.setdefault(str(rec.text_gate), []).append(k)
+    out = []
+    for gate, members in by_gate.items():
+        if len(members) < 2:
+            continue
+        wrapped = []
+        for k in members:
+            flags = recs[k].text_flags
+            inline = "".join(f for f, bit in _INLINE if flags & bit)
+            wrapped.append(f"(?{inline}:{recs[k].text_pattern})" if inline else f"(?:{recs[k].text_pattern})")
+        any_ = "|".join(wrapped)
+        each = "".join(f"(?:(?=(?P<g{j}>{w}))|)" for j, w in enumerate(wrapped))
+        out.append((re.compile(f"{gate}(?={any_}){each}"), tuple(members)))
+    return tuple(out)
+
+
+def _shared_candidates(chunk: str, recs: Sequence[Recognizer]) -> dict[int, list[tuple[int, int]]]:
+    """Candidate spans of the recognizers that share a gate, found in one pass per gate.
+
+    Each recognizer keeps the leftmost candidates that do not overlap its previous one: exactly what
+    ``finditer`` of its own pattern returns, since its matches can only start where the gate holds.
+    """
+    out: dict[int, list[tuple[int, int]]] = {}
+    for pattern, members in _fused(tuple(recs)):
+        lists: list[list[tuple[int, int]]] = [[] for _ in members]
+        last = [0] * len(members)
+        empty = [False] * len(members)
+        n = len(members)
+        for m in pattern.finditer(chunk):
+            regs = m.regs
+            for j in range(n):
+                s, e = regs[j + 1]
+                if s >= last[j]:  # an unmatched lookahead gives (-1, -1)
+                    if e == s:
+                        empty[j] = True  # a pattern that matches empty text runs on its own (finditer rules)
+                    lists[j].append((s, e))
+                    last[j] = e
+        for j, k in enumerate(members):
+            if not empty[j]:
+                out[k] = lists[j]
+    return out
 
 
 def _resolve(cands: list[tuple[int, int, float, Recognizer]]) -> list[Span]:

@@ -39,8 +39,11 @@ _US = (
     rf"{_SUFFIX}\.?{_UNIT}(?:{_US_TAIL}|{_UK_TAIL})"
 )
 _UK_FLAT = rf"(?:Flat|Apartment|Unit) \d{{1,4}}[A-Z]?, (?:{_CAP} ){{1,3}}{_SUFFIX}{_UK_TAIL}"
+# (the lookaheads after the first letter in _DE and _NL are implied by the rest: a word, a space, a house number;
+# they only stop the street-suffix search early on every other capitalised word)
 _DE = (
-    r"[A-ZÄÖÜ][A-Za-zäöüß\-]+(?:straße|strasse|str\.|weg|platz|allee|gasse|ring|damm|ufer|chaussee|steig|pfad|"
+    r"[A-ZÄÖÜ](?=[A-Za-zäöüß\-.]++ \d)"
+    r"[A-Za-zäöüß\-]+(?:straße|strasse|str\.|weg|platz|allee|gasse|ring|damm|ufer|chaussee|steig|pfad|"
     r"Straße|Weg|Platz|Allee|Gasse|Ring)"
     r" \d{1,4}[a-z]?(?:[-/]\d{1,4}[a-z]?)?(?:, ?\d{5} [A-ZÄÖÜ][a-zäöüß]+(?:[ -][A-ZÄÖÜ][a-zäöüß]+){0,2})?"
 )
@@ -70,7 +73,7 @@ _IT = (
     r"(?:,? \d{5},? [A-Z][\w']+(?: [A-Z][\w']+){0,3}(?: \([A-Z]{2}\))?)?"
 )
 _NL = (
-    r"[A-Z][a-z]+(?:straat|laan|weg|plein|singel|gracht|kade|dijk|hof|park|steeg|pad|dreef|markt|baan|"
+    r"[A-Z](?=[a-z]++ \d)[a-z]+(?:straat|laan|weg|plein|singel|gracht|kade|dijk|hof|park|steeg|pad|dreef|markt|baan|"
     r"wal|veld|burg|poort|plantsoen|boulevard|ring)"
     r" \d{1,4}(?: ?[a-zA-Z]|-\d{1,3})?(?:,? \d{4} ?[A-Z]{2}(?:,? '?s?-?[A-Z][\w'-]+(?: [A-Z][\w-]+){0,2})?)?"
 )
@@ -134,7 +137,8 @@ class StreetAddressRecognizer(Recognizer):
     negative_name_hints = (r"\bip\b", r"e_?mail", r"mac_?addr", r"url", r"web")
     priority = 55
     min_share = 0.5
-    text_pattern = rf"(?<![\w-]){_ANY}(?![\w])"
+    # the lookahead is implied by _ANY (digit, capital or Polish ul./al./pl./os.): it only skips positions faster
+    text_pattern = rf"(?<![\w-])(?=[\dA-ZÄÖÜuapo]){_ANY}(?![\w])"
     context_words = ("live", "lives", "address", "resides", "moved to", "at ", "wohnt", "habite", "vive", "abita")
     base_score = 0.85
 
@@ -162,6 +166,7 @@ class StreetAddressRecognizer(Recognizer):
 
 
 _TEXT_POSTCODE = re.compile(
+    r"(?=[A-Z\d])"  # implied by every alternative; it only skips positions faster
     r"(?P<code>"
     r"\b[A-Z]{2,3},? \d{4,5}(?:-\d{4})?"  # US state + ZIP, AU state + postcode
     rf"|\b{_UK_POST}"

@@ -9,7 +9,7 @@ import pandas as pd
 
 from bastion.data.pii._checksums import card_brand_ok, luhn_valid_many
 from bastion.data.pii._mask import mask_keep_last
-from bastion.data.pii.interface import EntityType, Recognizer, as_mask
+from bastion.data.pii.interface import GATE_DIGIT, EntityType, Recognizer, as_mask
 
 __all__ = ["CreditCardRecognizer"]
 
@@ -21,6 +21,7 @@ class CreditCardRecognizer(Recognizer):
     name_hints = (r"card", r"\bcc\b", r"\bpan\b", r"credit", r"debit")
     priority = 90
     text_pattern = r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])"
+    text_gate = GATE_DIGIT
     context_words = ("card", "visa", "mastercard", "amex", "credit", "debit", "cc ")
     base_score = 0.9
 

@@ -55,7 +55,8 @@ class DateOfBirthRecognizer(Recognizer):
     name_hints = (r"birth", r"\bdob\b", r"\bborn\b", r"\bbday\b", r"geburt", r"naissance")
     negative_name_hints = _NOT_BIRTH
     priority = 45
-    text_pattern = rf"(?<![\w/.-]){_DATE}(?![\w/]|[.-]\d)"
+    # the lookahead is implied by _DATE (a digit or an English month); it only skips positions faster
+    text_pattern = rf"(?<![\w/.-])(?=[\dJFMASOND]){_DATE}(?![\w/]|[.-]\d)"
     text_flags = re.IGNORECASE
     context_words = _BIRTH_WORDS
     base_score = 0.85

@@ -25,7 +25,8 @@ class IbanRecognizer(Recognizer):
     entity = EntityType.IBAN
     name_hints = (r"iban", r"bank_?acc", r"account_?n", r"\bbic\b", r"\bacct\b")
     priority = 95
-    text_pattern = rf"(?<![A-Za-z0-9])(?:{_country_alternation()})(?![A-Za-z0-9])"
+    # the lookahead (two capitals and two digits) is implied by every country shape; it only skips text faster
+    text_pattern = rf"(?=[A-Z]{{2}}\d\d)(?<![A-Za-z0-9])(?:{_country_alternation()})(?![A-Za-z0-9])"
     context_words = ("iban", "bank", "account", "transfer", "konto", "compte")
     base_score = 0.95
 

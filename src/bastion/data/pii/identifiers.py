@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from bastion.data.pii._mask import mask_keep_last
-from bastion.data.pii.interface import EntityType, Recognizer, as_mask
+from bastion.data.pii.interface import GATE_ALPHA, EntityType, Recognizer, as_mask
 
 __all__ = ["IdNumberRecognizer", "MedicalRecordRecognizer", "identifier_like"]
 
@@ -62,6 +62,7 @@ class MedicalRecordRecognizer(Recognizer):
     negative_name_hints = _OBJECT_WORDS
     priority = 75
     text_pattern = r"(?<![\w-])(?:MRN|MR|PT|EHR|HN|H)[-_ #:]{0,2}\d{5,12}(?![\w-])"
+    text_gate = GATE_ALPHA
     text_flags = re.IGNORECASE
     context_words = ("mrn", "medical record", "record", "chart", "patient", "hospital n", "hosp", "case")
     base_score = 0.9

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "GATE_ALPHA",
+    "GATE_DIGIT",
     "SCHEMA_VERSION",
     "ColumnFinding",
     "EntityType",
@@ -28,6 +30,11 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 _CONTEXT = 48  # characters of text either side of a candidate that context rules look at
+
+#: `Recognizer.text_gate` values shared by the built-ins: a match starts at a digit (or an ASCII letter) that
+#: does not follow a word character or a hyphen
+GATE_DIGIT = r"(?<![\w-])(?=\d)"
+GATE_ALPHA = r"(?<![\w-])(?=[A-Za-z])"
 
 
 def as_mask(values: pd.Series | np.ndarray) -> np.ndarray:
@@ -162,13 +169,21 @@ class Recognizer(ABC):
     priority: ClassVar[int] = 50
     text_pattern: ClassVar[str | None] = None
     text_flags: ClassVar[int] = 0
+    #: a zero-width regex that holds where every match of ``text_pattern`` starts (e.g. `GATE_DIGIT`).
+    #: Recognizers that declare the same gate (and keep the default `find_in_text`) are searched in one
+    #: pass over the text instead of one pass each; the matches are the same. Leave None when unsure.
+    text_gate: ClassVar[str | None] = None
     #: words before a text match that raise its score
     context_words: ClassVar[tuple[str, ...]] = ()
     base_score: ClassVar[float] = 0.8
 
     @abstractmethod
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        """Boolean mask over ``values`` (str Series, stripped, non-empty): cells that are this entity."""
+        """Boolean mask over ``values`` (str Series, stripped, non-empty): cells that are this entity.
+
+        Each cell is judged on its own (column-wide judgement belongs in `refine`): the scanner may pass
+        only the distinct values of a column and spread the mask over its cells.
+        """
 
     def match_named(self, values: pd.Series) -> np.ndarray:
         """Like `match_cells`, when the column name already says this entity (may accept looser forms)."""
@@ -190,9 +205,12 @@ class Recognizer(ABC):
         """
         if self.text_pattern is None:
             return
-        for m in self._compiled_text().finditer(text):
-            start, end = m.span()
-            score = self.score_span(m.group(0), text[max(0, start - _CONTEXT) : start], text[end : end + _CONTEXT])
+        yield from self.scored(text, (m.span() for m in self._compiled_text().finditer(text)))
+
+    def scored(self, text: str, spans: Iterable[tuple[int, int]]) -> Iterator[tuple[int, int, float]]:
+        """`find_in_text` for candidate ``spans`` of ``text_pattern`` already found (by a shared pass)."""
+        for start, end in spans:
+            score = self.score_span(text[start:end], text[max(0, start - _CONTEXT) : start], text[end : end + _CONTEXT])
             if score is not None:
                 yield start, end, score
 
@@ -211,8 +229,15 @@ class Recognizer(ABC):
 
     def has_context(self, before: str) -> bool:
         """True when one of ``context_words`` occurs in ``before`` (lower-cased text before a match)."""
-        low = before.lower()
-        return any(w in low for w in self.context_words)
+        words = self.context_words
+        if not words:
+            return False
+        cached = self.__dict__.get("_context_re")
+        if cached is None or cached[0] is not words:
+            # one search for all words instead of one substring test per word (same answer)
+            cached = (words, re.compile("|".join(re.escape(w) for w in words)))
+            self.__dict__["_context_re"] = cached
+        return cached[1].search(before.lower()) is not None
 
 
 class RegexRecognizer(Recognizer):

@@ -33,7 +33,12 @@ class IpAddressRecognizer(Recognizer):
     name_hints = (r"\bip\b", r"ip_?addr", r"ipv[46]", r"client_?ip", r"remote_?addr", r"src_?ip", r"host_?addr")
     negative_name_hints = (r"version", r"\bver\b", r"release", r"build", r"firmware")
     priority = 70
-    text_pattern = rf"(?<![\w.:]){_V4}(?![\w]|\.\d)|(?<![\w:])(?:{_V6})(?![\w:])"
+    # the shared lookbehind and the lookahead are implied by both shapes (an octet and a dot, or up to four hex
+    # digits and a colon); they only skip text faster
+    text_pattern = (
+        rf"(?<![\w:])(?=\d{{1,3}}\.|[0-9A-Fa-f]{{0,4}}:)"
+        rf"(?:(?<![\w.:]){_V4}(?![\w]|\.\d)|(?:{_V6})(?![\w:]))"
+    )
     context_words = ("ip", "address", "from", "login", "host", "client", "server")
     base_score = 0.8
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from bastion.data.pii import _national as nat
 from bastion.data.pii._mask import mask_keep_last
-from bastion.data.pii.interface import Recognizer, as_mask
+from bastion.data.pii.interface import GATE_ALPHA, GATE_DIGIT, Recognizer, as_mask
 
 __all__ = ["NATIONAL_ID_RECOGNIZERS", "NationalIdRecognizer"]
 
@@ -65,7 +65,7 @@ class NationalIdRecognizer(Recognizer):
 
 
 def _text(shape: str) -> str:
-    return rf"(?<![\w-]){shape}(?![\w-])"
+    return rf"(?<![\w-])(?:{shape})(?![\w-])"
 
 
 class UkNhsRecognizer(NationalIdRecognizer):
@@ -74,6 +74,7 @@ class UkNhsRecognizer(NationalIdRecognizer):
     cell_shape = r"\d{3}[ -]?\d{3}[ -]?\d{4}"
     needs_context = True  # 3-3-4 digits are a phone shape too
     text_pattern = _text(r"\d{3}[ -]?\d{3}[ -]?\d{4}")
+    text_gate = GATE_DIGIT
     context_words = ("nhs",)
     min_share = 0.9
 
@@ -83,6 +84,7 @@ class UkNinoRecognizer(NationalIdRecognizer):
     name_hints = (r"\bnino\b", r"national_?insurance", r"\bni_?(?:no|num|number)\b")
     cell_shape = r"[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]"
     text_pattern = _text(r"[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]")
+    text_gate = GATE_ALPHA
     text_flags = 0
     context_words = ("national insurance", "nino", "ni number", "ni no")
 
@@ -92,6 +94,7 @@ class EsNifRecognizer(NationalIdRecognizer):
     name_hints = (r"\bdni\b", r"\bnif\b", r"documento")
     cell_shape = r"\d{8}[ -]?[A-Z]"
     text_pattern = _text(r"\d{8}[ -]?[A-Z]")
+    text_gate = GATE_DIGIT
     text_flags = 0
     context_words = ("dni", "nif", "documento")
 
@@ -101,6 +104,7 @@ class EsNieRecognizer(NationalIdRecognizer):
     name_hints = (r"\bnie\b",)
     cell_shape = r"[XYZ][ -]?\d{7}[ -]?[A-Z]"
     text_pattern = _text(r"[XYZ][ -]?\d{7}[ -]?[A-Z]")
+    text_gate = GATE_ALPHA
     text_flags = 0
     context_words = ("nie", "extranjero")
 
@@ -110,6 +114,7 @@ class ItFiscalCodeRecognizer(NationalIdRecognizer):
     name_hints = (r"codice_?fiscale", r"\bcf\b", r"fiscal_?code", r"\bcod_?fisc")
     cell_shape = r"[A-Z]{6}[\dA-Z]{2}[A-Z][\dA-Z]{2}[A-Z][\dA-Z]{3}[A-Z]"
     text_pattern = _text(r"[A-Z]{6}[\dLMNPQRSTUV]{2}[ABCDEHLMPRST][\dLMNPQRSTUV]{2}[A-Z][\dLMNPQRSTUV]{3}[A-Z]")
+    text_gate = GATE_ALPHA
     text_flags = 0
     context_words = ("codice fiscale", "c.f.", "cf")
 
@@ -120,6 +125,7 @@ class PlPeselRecognizer(NationalIdRecognizer):
     cell_shape = r"\d{11}"
     needs_context = True
     text_pattern = _text(r"\d{11}")
+    text_gate = GATE_DIGIT
     context_words = ("pesel",)
 
 
@@ -129,6 +135,7 @@ class NlBsnRecognizer(NationalIdRecognizer):
     cell_shape = r"\d{4}[ .]?\d{2}[ .]?\d{3}|\d{3}[ .]?\d{3}[ .]?\d{3}"
     needs_context = True
     text_pattern = _text(r"\d{4}[ .]?\d{2}[ .]?\d{3}|\d{3}[ .]?\d{3}[ .]?\d{3}")
+    text_gate = GATE_DIGIT
     context_words = ("bsn", "burgerservicenummer", "sofinummer")
     min_share = 0.9
 
@@ -138,6 +145,7 @@ class FrNirRecognizer(NationalIdRecognizer):
     name_hints = (r"\bnir\b", r"insee", r"secu", r"s[ée]curit[ée]_?sociale", r"\bnss\b")
     cell_shape = r"[12378] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}"
     text_pattern = _text(r"[12378] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}")
+    text_gate = GATE_DIGIT
     context_words = ("sécurité sociale", "securite sociale", "nir", "insee", "sécu")
 
 
@@ -147,6 +155,7 @@ class DeTaxIdRecognizer(NationalIdRecognizer):
     cell_shape = r"\d{2} ?\d{3} ?\d{3} ?\d{3}"
     needs_context = True
     text_pattern = _text(r"\d{2} ?\d{3} ?\d{3} ?\d{3}")
+    text_gate = GATE_DIGIT
     context_words = ("steuer-id", "steuer id", "steuerid", "steueridentifikationsnummer", "idnr", "tax id")
 
 
@@ -157,6 +166,7 @@ class BrCpfRecognizer(NationalIdRecognizer):
     needs_context = True
     formatted = r"\d{3}\.\d{3}\.\d{3}-\d{2}"
     text_pattern = _text(r"\d{3}\.?\d{3}\.?\d{3}-?\d{2}")
+    text_gate = GATE_DIGIT
     context_words = ("cpf",)
 
 
@@ -167,6 +177,7 @@ class InAadhaarRecognizer(NationalIdRecognizer):
     needs_context = True
     formatted = r"\d{4}[ -]\d{4}[ -]\d{4}"
     text_pattern = _text(r"\d{4}[ -]?\d{4}[ -]?\d{4}")
+    text_gate = GATE_DIGIT
     context_words = ("aadhaar", "aadhar", "uid", "uidai")
 
 
@@ -175,6 +186,7 @@ class InPanRecognizer(NationalIdRecognizer):
     name_hints = (r"\bpan\b", r"pan_?(?:no|num|number|card)")
     cell_shape = r"[A-Z]{5}\d{4}[A-Z]"
     text_pattern = _text(r"[A-Z]{3}[ABCFGHLJPTK][A-Z]\d{4}[A-Z]")
+    text_gate = GATE_ALPHA
     text_flags = 0
     context_words = ("pan",)
 
@@ -185,6 +197,7 @@ class AuTfnRecognizer(NationalIdRecognizer):
     cell_shape = r"\d{3} ?\d{3} ?\d{2,3}"
     needs_context = True
     text_pattern = _text(r"\d{3} ?\d{3} ?\d{3}")
+    text_gate = GATE_DIGIT
     context_words = ("tfn", "tax file")
     min_share = 0.9
 
@@ -194,6 +207,7 @@ class SgNricRecognizer(NationalIdRecognizer):
     name_hints = (r"\bnric\b", r"\bfin\b")
     cell_shape = r"[STFGM]\d{7}[A-Z]"
     text_pattern = _text(r"[STFGM]\d{7}[A-Z]")
+    text_gate = GATE_ALPHA
     text_flags = 0
     context_words = ("nric", "fin")
 

@@ -24,7 +24,7 @@ _TOK = rf"(?:O['’]|Mc|Mac|D['’])?[{_UP}][{_LOW}]+(?:-[{_UP}][{_LOW}]+)?"
 _PARTICLE = r"(?:van der|van den|van de|van|von|de la|de los|del|de|da|di|dos|du|le|la|bin|ibn|al|el|ten|ter)"
 _TITLE = "|".join(sorted(TITLES, key=len, reverse=True))
 _SEQ = re.compile(
-    rf"(?<![\w.@'’-])(?:(?P<title>{_TITLE})\.? (?P<lead>(?:{_PARTICLE} ){{0,2}}))?"
+    rf"(?=[{_UP}])(?<![\w.@'’-])(?:(?P<title>{_TITLE})\.? (?P<lead>(?:{_PARTICLE} ){{0,2}}))?"
     rf"(?P<name>{_TOK}(?: (?:{_PARTICLE} )?{_TOK}){{0,3}})(?![\w@'’])"
 )
 _CONTEXT = (
@@ -32,9 +32,9 @@ _CONTEXT = (
     "wife", "husband", "mother", "father", "brother", "sister", "dear", "hi ", "hello", "cc:", "signed",
     "seen by", "referred by", "guardian", "caregiver", "pt ", "client", "customer", "user",
 )
-_INITIAL_NAME = re.compile(rf"(?<![\w.])(?<!\d )[A-Z]\. ?(?P<name>{_TOK}(?: {_TOK})?)(?![\w@'’])")
+_INITIAL_NAME = re.compile(rf"(?=[A-Z])(?<![\w.])(?<!\d )[A-Z]\. ?(?P<name>{_TOK}(?: {_TOK})?)(?![\w@'’])")
 _CAPS_COMMA = re.compile(
-    rf"(?<![\w])(?P<last>[{_UP}]{{2,}}(?:[-' ][{_UP}]{{2,}})?), (?P<first>{_TOK})(?![\w@'’])"
+    rf"(?=[{_UP}])(?<![\w])(?P<last>[{_UP}]{{2,}}(?:[-' ][{_UP}]{{2,}})?), (?P<first>{_TOK})(?![\w@'’])"
 )
 _CELL = re.compile(
     rf"(?:(?:{_TITLE})\.? )?(?P<first>{_TOK})(?:,? (?:{_PARTICLE} )?(?:[{_UP}]\. )?(?P<last>{_TOK}(?: {_TOK})?))?"
@@ -177,6 +177,9 @@ class PersonRecognizer(Recognizer):
                 continue  # "St. Mary's Hospital", "Mercy General": places named after people
             words = [t for _, t in toks if t[0].isupper()]
             before = text[max(0, s - 28) : s]
+            cut = max(before.rfind(". "), before.rfind("; "), before.rfind("\n"))
+            if cut >= 0:
+                before = before[cut + 1 :]  # context words of the previous sentence say nothing here
             if title is not None:
                 yield (m.start("lead") if m.group("lead") else s), e, 0.92
                 continue

@@ -9,7 +9,7 @@ import pandas as pd
 
 from bastion.data.pii._checksums import itin_valid, ssn_valid
 from bastion.data.pii._mask import mask_keep_last
-from bastion.data.pii.interface import EntityType, Recognizer, as_mask
+from bastion.data.pii.interface import GATE_DIGIT, EntityType, Recognizer, as_mask
 
 __all__ = ["SsnRecognizer"]
 
@@ -21,7 +21,9 @@ class SsnRecognizer(Recognizer):
     entity = EntityType.US_SSN
     name_hints = (r"ssn", r"social_?sec", r"\bsocial\b", r"tax_?id", r"\btin\b", r"itin")
     priority = 85
-    text_pattern = r"(?<![\w-])\d{3}([- ])\d{2}\1\d{4}(?![\w-])|(?<![\w-])\d{9}(?![\w-])"
+    # "123-45-6789", "123 45 6789" (one separator throughout) or 9 bare digits
+    text_pattern = r"(?<![\w-])(?:\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}|\d{9})(?![\w-])"
+    text_gate = GATE_DIGIT
     context_words = ("ssn", "social security", "social sec", "ss#", "ss #", "tax id")
     base_score = 0.85
 

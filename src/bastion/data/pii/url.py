@@ -17,7 +17,7 @@ class UrlRecognizer(RegexRecognizer):
     priority = 40
     cell_pattern = rf"(?:(?:https?|ftp)://(?:[^\s/@]+@)?{_HOST}|www\.{_HOST})(?:[/?#][^\s]*)?"
     cell_flags = re.IGNORECASE
-    text_pattern = rf"(?<![\w@.])(?:(?:https?|ftp)://{_HOST}|www\.{_HOST})(?:[/?#][^\s<>\"']*)?"
+    text_pattern = rf"(?=[hfw])(?<![\w@.])(?:(?:https?|ftp)://{_HOST}|www\.{_HOST})(?:[/?#][^\s<>\"']*)?"
     text_flags = re.IGNORECASE
     base_score = 0.7
 

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from bastion.data.pii.interface import EntityType, Recognizer, as_mask
+from bastion.data.pii.interface import GATE_DIGIT, EntityType, Recognizer, as_mask
 
 __all__ = ["UsZipRecognizer"]
 
@@ -21,6 +21,7 @@ class UsZipRecognizer(Recognizer):
     negative_name_hints = (r"order", r"sku", r"\blot\b", r"count", r"qty", r"amount", r"price", r"\bid\b")
     priority = 30
     text_pattern = r"(?<![\w-])\d{5}(?:-\d{4})?(?![\w-])"
+    text_gate = GATE_DIGIT
     context_words = ("zip", "postal", "postcode", "zip code")
     base_score = 0.8
 

@@ -41,7 +41,12 @@ _NOT_LINKED = frozenset({"US_ZIP"})  # a ZIP alone is a quasi-identifier: only e
 _TITLES = frozenset("mr mrs ms miss mx dr prof sir herr frau mme mlle sr sra dott dra".split())
 _PARTICLES = frozenset("van der den de la los del da di dos du le bin ibn al el ten ter von y e".split())
 _NAME_TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
-_CAP_TOKEN = re.compile(r"(?<![^\W\d_])[A-ZÀ-ÖØ-Þ][^\W\d_]*(?:['’][^\W\d_]+)?")
+# a word starting with a capital of any Latin, Greek or Cyrillic alphabet ("Łukasz", "Şule", "Žofie", "Ольга")
+_CAPITALS = "".join(
+    c for c in map(chr, [*range(0xC0, 0x250), *range(0x1E00, 0x1F00), *range(0x386, 0x3AC), *range(0x400, 0x430)])
+    if c.isupper()
+)
+_CAP_TOKEN = re.compile(rf"(?<![^\W\d_])[A-Z{_CAPITALS}][^\W\d_]*(?:['’][^\W\d_]+)?")
 _DIGIT_RUN = re.compile(r"\d(?:[ .\-/()]{0,2}\d)*")
 _NON_DIGIT = re.compile(r"\D")
 _PREFIX = re.compile(r"[A-Za-z]{1,4}[-#: ]?$")
@@ -63,14 +68,20 @@ _DMY = re.compile(r"(\d{1,2})[./-](\d{1,2})[./-]((?:1[89]|20)\d\d)")
 
 
 def fold(text: str) -> str:
-    """Lower case without diacritics, one character per character of ``text`` (so offsets carry over)."""
+    """Lower case without diacritics, one character per character of ``text`` (so offsets carry over).
+
+    Character by character: a letter whose lower case is longer ("İ" -> "i̇") keeps its first character, so
+    one such letter cannot unfold the whole text (which once left every name in that note unlinked)."""
     low = text.lower()
-    if low.isascii():
-        return low if len(low) == len(text) else text
-    out = "".join(
-        ch if ch.isascii() else (unicodedata.normalize("NFKD", ch)[:1] or ch) for ch in low
-    )
-    return out if len(out) == len(text) else low if len(low) == len(text) else text
+    if low.isascii() and len(low) == len(text):
+        return low
+    return "".join(_fold_char(ch) for ch in text)
+
+
+@lru_cache(maxsize=4096)
+def _fold_char(ch: str) -> str:
+    low = ch.lower()[:1] or ch
+    return low if low.isascii() else (unicodedata.normalize("NFKD", low)[:1] or low)
 
 
 def link_kind(entity: str | None) -> str | None:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import logging
@@ -93,7 +94,8 @@ def _scan(data: Any, policy: Policy) -> Any:
             "PII detection (bastion.data.pii) is unavailable; give an explicit policy and "
             "scan, or install Bastion fully."
         ) from e
-    return pii.scan_table(data, sample_rows=policy.sample_rows)
+    # with the opt-in NER, a text column where only the model finds names is still free text to protect
+    return pii.scan_table(data, sample_rows=policy.sample_rows, ner=policy.ner)
 
 
 def build_plan(
@@ -149,6 +151,10 @@ def build_plan(
     plan = ProtectionPlan(actions=actions, policy=policy, quasi_identifiers=qis)
     if detector is not None:
         plan.detector = detector
+    elif policy.ner:
+        # the opt-in NER recognizer for names in text: protection and the residual check both use it
+        pii = importlib.import_module("bastion.data.pii")
+        plan.detector = functools.partial(pii.detect_spans_batch, ner=policy.ner)
     plan.linker = _linker(schema, actions, qis, read_columns)
     if policy.min_k and qis:
         if read_columns is None:

@@ -138,6 +138,7 @@ _TOP_KEYS = {
     "k_anonymity",
     "sample_rows",
     "max_cell_bytes",
+    "ner",
     "batch_rows",
 }
 
@@ -157,6 +158,8 @@ class Policy:
     sample_rows: int = 1000
     max_cell_bytes: int = 1 << 20
     batch_rows: int = 65_536
+    #: optional NER recognizer for names in free text ("spacy:MODEL", an installed model package); opt-in
+    ner: str | None = None
     source: str = "defaults"
 
     def entity_rule(self, entity: str) -> Rule:
@@ -185,6 +188,7 @@ class Policy:
             }
             if self.min_k
             else None,
+            "ner": self.ner,
             "source": self.source,
         }
 
@@ -247,9 +251,21 @@ class Policy:
             min_k=min_k,
             max_suppression=max_supp,
             hierarchies=hierarchies,
+            ner=_parse_ner(data.get("ner"), source),
             source=source,
             **ints,
         )
+
+
+def _parse_ner(value: Any, source: str) -> str | None:
+    if value is None:
+        return None
+    from bastion.data.pii._ner import check_option
+
+    if not isinstance(value, str):
+        raise ConfigError(f"{source}: protection.ner must be a string like 'spacy:en_core_web_sm'; got {value!r}.")
+    check_option(value, f"{source}: protection.ner")
+    return value
 
 
 def _parse_k_anonymity(
