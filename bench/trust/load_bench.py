@@ -8,6 +8,7 @@ versions, commit and load go to RESULTS_DIR (default: this folder), see bench/_f
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -65,6 +66,7 @@ def main() -> None:
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     p.close()
+    shutil.rmtree(root.parent, ignore_errors=True)  # the scratch project
     env.finish()
     print(json.dumps({"median_ms": round(statistics.median(times) * 1000, 1), "n": n,
                       "runs_ms": [round(t * 1000, 1) for t in times],
