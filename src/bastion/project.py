@@ -67,9 +67,10 @@ class Project:
         return self.settings.actor
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """A serialized write transaction; audit entries appended in it commit with the change."""
-        with self.db.write() as conn:
+    def transaction(self, *, first: tuple[Any, dict[str, Any]] | None = None) -> Iterator[Connection]:
+        """A serialized write transaction; audit entries appended in it commit with the change (``first``: see
+        :meth:`bastion.store.db.Database.write`)."""
+        with self.db.write(first=first) as conn:
             conn.info["bastion_audit"] = []
             yield conn
             entries: list[AuditEntry] = conn.info.pop("bastion_audit", [])
@@ -85,9 +86,14 @@ class Project:
         details: dict[str, Any] | None = None,
         *,
         actor: str | None = None,
+        head: tuple[int, str] | None = None,
+        with_statement: tuple[Any, dict[str, Any]] | None = None,
+        last: bool = False,
     ) -> AuditEntry:
-        """Append an audit entry inside ``conn``'s transaction (``actor``: default the project's)."""
-        entry = self.audit.append(conn, action=action, subject=subject, details=details, actor=actor)
+        """Append an audit entry inside ``conn``'s transaction (``actor``: default the project's; ``head`` and
+        ``with_statement``: see :meth:`bastion.audit.log.AuditLog.append`)."""
+        entry = self.audit.append(conn, action=action, subject=subject, details=details, actor=actor, head=head,
+                                  with_statement=with_statement, last=last)
         conn.info.setdefault("bastion_audit", []).append(entry)
         return entry
 

@@ -41,7 +41,7 @@ class ProjectHandle(Protocol):
     @property
     def actor(self) -> str: ...
 
-    def transaction(self) -> AbstractContextManager[Connection]: ...
+    def transaction(self, *, first: tuple[Any, dict[str, Any]] | None = None) -> AbstractContextManager[Connection]: ...
 
     def record(
         self,
@@ -51,6 +51,9 @@ class ProjectHandle(Protocol):
         details: dict[str, Any] | None = None,
         *,
         actor: str | None = None,
+        head: tuple[int, str] | None = None,
+        with_statement: tuple[Any, dict[str, Any]] | None = None,
+        last: bool = False,
     ) -> AuditEntry: ...
 
     def audited(self, action: str, subject: str, details: dict[str, Any] | None = None) -> AuditEntry: ...

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from bastion.audit.refusals import RefusalAggregator
-from bastion.store.db import Database
+from bastion.store.db import Database, commit_with
 from bastion.store.schema import audit_log
 
 __all__ = ["GENESIS", "AuditEntry", "AuditLog", "ChainReport", "entry_hash"]
@@ -170,20 +170,35 @@ class AuditLog:
         subject: str,
         details: dict[str, Any] | None = None,
         actor: str | None = None,
+        head: tuple[int, str] | None = None,
+        with_statement: tuple[Any, dict[str, Any]] | None = None,
+        last: bool = False,
     ) -> AuditEntry:
-        """Append one entry in ``conn``'s (serialized write) transaction."""
-        last = conn.execute(_LAST_ENTRY).first()
-        seq = (int(last[0]) + 1) if last else 1
-        prev = str(last[1]) if last else GENESIS
+        """Append one entry in ``conn``'s (serialized write) transaction.
+
+        ``head``: ``(seq, hash)`` of the newest entry, when the caller read it in this transaction after taking
+        the write lock (saves a query; ``(0, GENESIS)`` for an empty chain). ``with_statement``: ``(insert,
+        params)`` built by the caller as its own CTE-carrying INSERT of this entry (PostgreSQL: the caller's
+        writes ride in the same statement, one round trip); its params are merged with the entry's columns.
+        ``last``: this is the transaction's last statement (PostgreSQL: sent with the COMMIT).
+        """
+        if head is None:
+            newest = conn.execute(_LAST_ENTRY).first()
+            head = (int(newest[0]), str(newest[1])) if newest else (0, GENESIS)
+        seq = head[0] + 1
+        prev = head[1]
         ts = now_iso()
         who = actor or self.actor
         details_json = canonical(details or {}).decode()
         h = entry_hash(seq, ts, who, action, subject, details_json, prev)
-        conn.execute(
-            _INSERT_ENTRY,
-            {"seq": seq, "ts": ts, "actor": who, "action": action, "subject": subject,
-             "details_json": details_json, "prev_hash": prev, "hash": h},
-        )
+        row = {"seq": seq, "ts": ts, "actor": who, "action": action, "subject": subject,
+               "details_json": details_json, "prev_hash": prev, "hash": h}
+        stmt, params = (_INSERT_ENTRY, row) if with_statement is None else (with_statement[0],
+                                                                            {**with_statement[1], **row})
+        if last:
+            commit_with(conn, stmt, params)
+        else:
+            conn.execute(stmt, params)
         return AuditEntry(seq, ts, who, action, subject, details or {}, prev, h)
 
     def entries(

@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
             check_option(ner)
             chosen = dataclasses.replace(load_policy(policy) if policy else Policy(), ner=ner)
         p = project()
-        keyring = load_keyring(p.settings, required=False)
+        keyring = load_keyring(p, required=False)
         eng = get_engine(engine or p.settings.engine, scheduler=scheduler or p.settings.scheduler or None)
         try:
             with progress_bar("Protecting") as bar:
@@ -128,7 +128,7 @@ def register(app: typer.Typer) -> None:
         cols = [c.strip() for c in columns.split(",") if c.strip()]
         check_reveal_allowed(p, path, cols, role)  # before the passphrase prompt
         result = reveal_audited(
-            p, path, cols, keyring=lambda: load_keyring(p.settings), role=role, output=output,
+            p, path, cols, keyring=lambda: load_keyring(p), role=role, output=output,
             limit=None if output else limit,
         )
         if json_out:

@@ -18,6 +18,7 @@ from bastion.crypto.keys import (
     KeyProvider,
     Keyring,
     keyring_path,
+    project_data_keyring,
     resolve_provider,
     rotate_project_master_key,
 )
@@ -56,10 +57,10 @@ def load_provider(settings: Any, *, required: bool = True) -> KeyProvider | None
     return resolve_provider(path, passphrase=_ask_passphrase(f"Passphrase for {path}", confirm=False))
 
 
-def load_keyring(settings: Any, *, required: bool = True) -> Keyring | None:
-    """The project's data key ring opened with its master key."""
-    provider = load_provider(settings, required=required)
-    return Keyring(keyring_path(settings.key_path), provider) if provider is not None else None
+def load_keyring(project: Any, *, required: bool = True) -> Keyring | None:
+    """The project's data key ring (in its database) opened with this machine's master key."""
+    provider = load_provider(project.settings, required=required)
+    return project_data_keyring(project, provider) if provider is not None else None
 
 
 def register(app: typer.Typer) -> None:
@@ -137,7 +138,7 @@ def register(app: typer.Typer) -> None:
     def list_(json_out: bool = typer.Option(False, "--json")) -> None:
         """List the project's data keys (ids, purpose, scope; never key material)."""
         p = project()
-        entries = Keyring.list_entries(keyring_path(p.settings.key_path))
+        entries = Keyring.list_entries(keyring_path(p.settings.key_path), project=p)
         if json_out:
             print_json([e.to_dict() for e in entries])
             return

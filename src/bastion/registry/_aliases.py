@@ -8,13 +8,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from bastion.audit.log import GENESIS
 from bastion.errors import NotFoundError, RegistryError
 from bastion.registry._common import now_iso, resolve_version
 from bastion.registry.records import ModelVersion
 from bastion.registry.refs import check_alias, check_name
-from bastion.store.schema import alias_history, aliases, models
+from bastion.store.schema import alias_history, aliases, audit_log, models
 
 if TYPE_CHECKING:
     from bastion.project import Project
@@ -39,6 +41,39 @@ _DELETED_AT = select(models.c.deleted_at).where(models.c.name == bindparam("k_na
                                                 models.c.version == bindparam("k_version"))
 _INSERT_HISTORY = alias_history.insert()
 
+# Promote reads everything it checks under the write lock in ONE statement: is the version still live (and
+# there), where the alias points now, and the audit chain's head (the entry it appends links to it).
+_PROMOTE_STATE = select(
+    select(func.count()).select_from(models).where(
+        models.c.name == bindparam("k_name"), models.c.version == bindparam("k_version"),
+        models.c.deleted_at.is_(None)).scalar_subquery().label("live"),
+    _CURRENT_ALIAS.scalar_subquery().label("previous"),
+    select(audit_log.c.seq).order_by(audit_log.c.seq.desc()).limit(1).scalar_subquery().label("head_seq"),
+    select(audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1).scalar_subquery().label("head_hash"),
+)
+# PostgreSQL: the alias upsert and the history push ride as data-modifying CTEs on the audit entry's INSERT,
+# so the whole promotion is one statement (one round trip) after the state read.
+_PG_SET_ALIAS = (
+    pg_insert(aliases)
+    .values(kind=bindparam("a_kind"), name=bindparam("a_name"), alias=bindparam("a_alias"),
+            version=bindparam("a_version"), updated_at=bindparam("a_at"), updated_by=bindparam("a_by"))
+    .on_conflict_do_update(index_elements=[aliases.c.kind, aliases.c.name, aliases.c.alias],
+                           set_={"version": bindparam("a_version"), "updated_at": bindparam("a_at"),
+                                 "updated_by": bindparam("a_by")})
+    .returning(aliases.c.version)
+    .cte("set_alias")
+)
+_PG_PUSH_HISTORY = (
+    alias_history.insert()
+    .values(kind=bindparam("a_kind"), name=bindparam("a_name"), alias=bindparam("a_alias"),
+            version=bindparam("a_version"), active=1, at=bindparam("a_at"), by=bindparam("a_by"),
+            reason=bindparam("a_reason"))
+    .returning(alias_history.c.id)
+    .cte("push_history")
+)
+_PG_PROMOTE = (audit_log.insert().values({c.name: bindparam(c.name) for c in audit_log.c})
+               .add_cte(_PG_SET_ALIAS, _PG_PUSH_HISTORY))
+
 
 def _set_alias(conn: Connection, project: ProjectHandle, name: str, alias: str, version: int) -> None:
     values = {"version": version, "updated_at": now_iso(), "updated_by": project.actor}
@@ -62,23 +97,33 @@ def apply_promotion(
     The audit entry is the truth (it names version and digest); the alias table is its cache.
     """
     check_alias(alias)
-    with project.transaction() as conn:
-        current = conn.execute(_DELETED_AT, {"k_name": mv.name, "k_version": mv.version}).scalar()
-        if current is not None:
+    keys = {"k_kind": KIND, "k_name": mv.name, "k_alias": alias, "k_version": mv.version}
+    with project.transaction(first=(_PROMOTE_STATE, keys)) as conn:
+        state = conn.info["bastion_first"]
+        if not state.live:
             raise RegistryError(f"Model {mv.ref} was deleted meanwhile; not promoted.")
-        previous = conn.execute(_CURRENT_ALIAS, {"k_kind": KIND, "k_name": mv.name, "k_alias": alias}).scalar()
-        _set_alias(conn, project, mv.name, alias, mv.version)
-        conn.execute(
-            _INSERT_HISTORY,
-            {"kind": KIND, "name": mv.name, "alias": alias, "version": mv.version, "active": 1, "at": now_iso(),
-             "by": project.actor, "reason": force_reason or ""},
-        )
+        previous = state.previous
+        head = (int(state.head_seq), str(state.head_hash)) if state.head_seq is not None else (0, GENESIS)
         details: dict[str, Any] = {"alias": alias, "version": mv.version, "previous": previous, "digest": mv.digest}
         if evidence is not None:
             details["evidence"] = evidence
         if forced:
             details.update({"forced": True, "reason": force_reason, "refused_because": list(refused_because or [])})
-        project.record(conn, "model.promote.forced" if forced else "model.promote", mv.ref, details)
+        action = "model.promote.forced" if forced else "model.promote"
+        at = now_iso()
+        if conn.dialect.name == "postgresql":
+            params = {"a_kind": KIND, "a_name": mv.name, "a_alias": alias, "a_version": mv.version, "a_at": at,
+                      "a_by": project.actor, "a_reason": force_reason or ""}
+            project.record(conn, action, mv.ref, details, head=head, with_statement=(_PG_PROMOTE, params),
+                           last=True)
+        else:
+            _set_alias(conn, project, mv.name, alias, mv.version)
+            conn.execute(
+                _INSERT_HISTORY,
+                {"kind": KIND, "name": mv.name, "alias": alias, "version": mv.version, "active": 1, "at": at,
+                 "by": project.actor, "reason": force_reason or ""},
+            )
+            project.record(conn, action, mv.ref, details, head=head)
     return replace(mv, aliases=tuple(sorted({*mv.aliases, alias})))
 
 

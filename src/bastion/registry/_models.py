@@ -32,17 +32,25 @@ if TYPE_CHECKING:
 KIND = "model"
 
 # Built once with bind parameters (statement construction dominates lookups on SQLite).
+# Every alias of the version found, in the same statement (one round trip: a lookup is one statement).
+# Alias names are letters, digits, '_' and '-' (refs.ALIAS_RE), so ',' separates them unambiguously.
+_all_aliases = aliases.alias("all_aliases")
+_ALIASES_COL = (
+    select(func.aggregate_strings(_all_aliases.c.alias, ","))
+    .where(_all_aliases.c.kind == KIND, _all_aliases.c.name == models.c.name,
+           _all_aliases.c.version == models.c.version)
+    .scalar_subquery()
+    .label("all_aliases")
+)
 _BY_ALIAS = (
-    select(models)
+    select(models, _ALIASES_COL)
     .join(aliases, and_(aliases.c.name == models.c.name, aliases.c.version == models.c.version))
     .where(aliases.c.kind == KIND, aliases.c.name == bindparam("k_name"), aliases.c.alias == bindparam("k_alias"))
 )
-_BY_VERSION = select(models).where(models.c.name == bindparam("k_name"), models.c.version == bindparam("k_version"))
+_BY_VERSION = select(models, _ALIASES_COL).where(models.c.name == bindparam("k_name"),
+                                                 models.c.version == bindparam("k_version"))
 _MAX_VERSION = select(func.max(models.c.version)).where(models.c.name == bindparam("k_name"))
 _INSERT_MODEL = models.insert()
-_ALIASES_OF = select(aliases.c.alias).where(
-    aliases.c.kind == KIND, aliases.c.name == bindparam("k_name"), aliases.c.version == bindparam("k_version")
-)
 _env_digest_cache: dict[int, str] = {}
 
 # Loaded models by (store, digest, trusted types): a hit is re-checked against the blob file's identity
@@ -279,11 +287,11 @@ def get(project: Project, ref: str, *, include_deleted: bool = False) -> ModelVe
             row = conn.execute(_BY_VERSION, {"k_name": r.name, "k_version": r.version}).first()
         else:
             row = None
-        if row is None:
-            name, version = resolve_version(conn, models, KIND, r)  # raises NotFoundError naming what exists
-            row = conn.execute(select(models).where(models.c.name == name, models.c.version == version)).one()
-        al = tuple(sorted(a for (a,) in conn.execute(_ALIASES_OF, {"k_name": row.name, "k_version": row.version})))
-    mv = _row(row, al)
+    if row is None:
+        with project.db.read() as conn:  # "latest", or not found: resolve_version's message names what exists
+            name, version = resolve_version(conn, models, KIND, r)
+            row = conn.execute(_BY_VERSION, {"k_name": name, "k_version": version}).one()
+    mv = _row(row, tuple(sorted(row.all_aliases.split(","))) if row.all_aliases else ())
     if mv.deleted and not include_deleted:
         raise RegistryError(f"Model {mv.ref} was deleted on {mv.deleted_at}; it cannot be used.")
     return mv

@@ -9,23 +9,31 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError, SQLAlchemyError
+from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from bastion.errors import ConfigError, StoreError
 
-__all__ = ["HEAD_REVISION", "Database"]
+__all__ = ["HEAD_REVISION", "Database", "commit_with"]
 
 log = logging.getLogger("bastion.store")
 
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 _WRITE_LOCK_KEY = 0x6261_7374  # "bast": PostgreSQL advisory lock serializing Bastion writers
+# A pooled PostgreSQL connection idle for longer than this is pinged before use (a dropped connection is then
+# replaced instead of failing the call); one used more recently is trusted, which saves a round trip per call
+# on the hot paths (resolve, promote, key checks). A connection the server dropped within this window fails
+# its one call with a one-line StoreError, and the pool replaces it for the next call.
+_PING_AFTER_IDLE_S = 1.0
+_PG_LOCK = f"SELECT pg_advisory_xact_lock({_WRITE_LOCK_KEY})"
 
 
 def _redact(url: str) -> str:
@@ -88,17 +96,47 @@ class Database:
         if self.dialect == "postgresql" and parsed_driver(url) is None:
             url = url.replace("postgresql://", "postgresql+psycopg://", 1)
         # A short connect timeout: an unreachable server is a one-line error in seconds, not a hang.
-        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+        engine = create_engine(url, connect_args={"connect_timeout": 5})
+
+        @event.listens_for(engine, "checkout")
+        def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+            if time.monotonic() - record.info.get("bastion_used", 0.0) <= _PING_AFTER_IDLE_S:
+                return
+            try:
+                engine.dialect.do_ping(dbapi_conn)  # in autocommit: leaves no transaction open
+            except Exception as e:  # the pool retries the checkout with a fresh connection
+                raise DisconnectionError(str(e)) from e
+
+        @event.listens_for(engine, "checkin")
+        def _mark_used(_dbapi_conn: Any, record: Any) -> None:
+            if record is not None:
+                record.info["bastion_used"] = time.monotonic()
+
+        return engine
 
     # -- transactions -------------------------------------------------------------------------
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A serialized write transaction: commits on success, rolls back on any error."""
+    def write(self, *, first: tuple[Executable, dict[str, Any]] | None = None) -> Iterator[Connection]:
+        """A serialized write transaction: commits on success, rolls back on any error.
+
+        ``first``: a statement (with its parameters) to run first, under the lock; its first row is in
+        ``conn.info["bastion_first"]``. On PostgreSQL it travels with BEGIN and the lock in one round trip.
+        """
         try:
+            if self.dialect == "postgresql":
+                # BEGIN and the writers' lock in one round trip: on an autocommit connection we open the
+                # transaction ourselves (psycopg would otherwise send its own BEGIN first); COMMIT/ROLLBACK
+                # still go through the driver, which ends the open transaction.
+                with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT",
+                                                             bastion_write=True) as conn:
+                    with conn.begin():
+                        conn.info["bastion_first"] = _begin_locked(conn, first)
+                        yield conn
+                return
             with self.engine.connect().execution_options(bastion_write=True) as conn:
                 with conn.begin():
-                    if self.dialect == "postgresql":
-                        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _WRITE_LOCK_KEY})
+                    if first is not None:
+                        conn.info["bastion_first"] = conn.execute(first[0], first[1]).first()
                     yield conn
         except OperationalError as e:
             raise StoreError(f"Cannot write to the metadata database {_redact(self.url)}: {_why(e)}") from e
@@ -115,11 +153,14 @@ class Database:
 
     @contextmanager
     def quick_read(self) -> Iterator[Connection]:
-        """Reads without an explicit transaction on SQLite (each statement sees a committed snapshot);
-        for hot lookups of immutable rows. PostgreSQL uses a normal read transaction."""
+        """Reads without an explicit transaction (each statement sees its own committed snapshot), for hot
+        lookups done in ONE statement: no BEGIN/COMMIT round trips on PostgreSQL, no read lock on SQLite."""
         if self.dialect != "sqlite":
-            with self.read() as conn:
-                yield conn
+            try:
+                with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    yield conn
+            except OperationalError as e:
+                raise StoreError(f"Cannot read the metadata database {_redact(self.url)}: {_why(e)}") from e
             return
         try:
             with self.engine.connect().execution_options(bastion_autocommit_read=True) as conn:
@@ -162,6 +203,79 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def commit_with(conn: Connection, stmt: Executable, params: dict[str, Any]) -> None:
+    """Run ``stmt`` as the LAST statement of a :meth:`Database.write` transaction; on PostgreSQL it travels
+    with the COMMIT in one round trip (the context's own commit then finds nothing left to do). Only for
+    writers whose work after this statement touches no database."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(stmt, params)
+        return
+    _simple(conn, [_bound(conn, stmt, params), "COMMIT"])
+
+
+def _bound(conn: Connection, stmt: Executable, params: dict[str, Any]) -> str:
+    """``stmt`` with its parameters bound client-side by psycopg (its quoting, never string formatting), for a
+    multi-statement simple query. Only the statement's text is compiled once and cached."""
+    import psycopg
+
+    key = (id(stmt), conn.dialect.name)
+    cached = _COMPILED.get(key)
+    if cached is None or cached[0] is not stmt:
+        compiled = cast(ClauseElement, stmt).compile(dialect=conn.dialect)
+        cached = (stmt, str(compiled), compiled)
+        _COMPILED[key] = cached
+    values = cached[2].construct_params(params)
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    return psycopg.ClientCursor(driver).mogrify(cached[1], values)
+
+
+_COMPILED: dict[tuple[int, str], tuple[Any, str, Any]] = {}
+
+
+def _simple(conn: Connection, statements: list[str]) -> Any:
+    """Send ``statements`` as one simple query (several statements: psycopg must not prepare it, hence the driver
+    call); returns the cursor positioned on the last result. A driver error invalidates the pooled connection like
+    SQLAlchemy would, and surfaces as SQLAlchemy's error."""
+    import psycopg
+
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    sql = "; ".join(statements)
+    try:
+        cur = driver.execute(sql, prepare=False)
+        for _ in statements[1:]:
+            cur.nextset()
+        return cur
+    except psycopg.Error as e:
+        if isinstance(e, psycopg.OperationalError) or driver.closed:
+            conn.invalidate(e)
+            raise OperationalError(statements[0], None, e) from e
+        from sqlalchemy.exc import DBAPIError
+
+        raise DBAPIError.instance(statements[-1], None, e, psycopg.Error) from e
+
+
+def _begin_locked(conn: Connection, first: tuple[Executable, dict[str, Any]] | None) -> Any:
+    """``BEGIN; SELECT pg_advisory_xact_lock(…)[; first]`` in one round trip; the first row of ``first``."""
+    if first is None:
+        _simple(conn, ["BEGIN", _PG_LOCK])
+        return None
+    cur = _simple(conn, ["BEGIN", _PG_LOCK, _bound(conn, first[0], first[1])])
+    row = cur.fetchone()
+    if row is None:
+        return None
+    names = [d.name for d in cur.description or ()]
+    return _FirstRow(dict(zip(names, row, strict=True)))
+
+
+class _FirstRow:
+    """Attribute access to the first row of ``first`` (like a SQLAlchemy Row)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
 
 
 def parsed_driver(url: str) -> str | None:

@@ -236,3 +236,43 @@ shared_documents = Table(
     Column("updated_at", String(40), nullable=False),
     Column("updated_by", String(200), nullable=False),
 )
+
+# Data keys of the team (envelope encryption): only wrapped key material, each wrap AEAD-bound to the key's id,
+# purpose, scope and the deployment; the key-encryption key stays on each machine (key file or environment).
+data_keys = Table(
+    "data_keys",
+    metadata,
+    Column("key_id", String(80), primary_key=True),
+    Column("purpose", String(16), nullable=False),
+    Column("scope", String(200), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("wraps_json", Text, nullable=False),  # {master key id: base64(nonce + AES-GCM ciphertext)}
+)
+
+# The alert delivery log of every machine: alerts raised and each sink's delivery outcome (the records of the
+# former local alerts.jsonl, in order).
+alert_log = Table(
+    "alert_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # "alert" or "delivery"
+    Column("alert_id", String(64), nullable=False),
+    Column("model", String(200), nullable=False, default=""),
+    Column("created", String(40), nullable=False),
+    Column("body", Text, nullable=False),  # the record as JSON
+    Index("ix_alert_log_alert_id", "alert_id"),
+    Index("ix_alert_log_model", "model"),
+)
+
+# Own-CA certificates trusted for certificate-mode signatures. Public, but a row counts only while the audit
+# chain's newest add/remove entry for its fingerprint is an add (a row inserted behind its back is ignored).
+trusted_cas = Table(
+    "trusted_cas",
+    metadata,
+    Column("fingerprint", String(71), primary_key=True),  # sha256:<hex of the DER certificate>
+    Column("subject", Text, nullable=False),
+    Column("pem", Text, nullable=False),
+    Column("added_at", String(40), nullable=False),
+    Column("added_by", String(200), nullable=False),
+)

@@ -39,6 +39,7 @@ __all__ = [
     "RotationResult",
     "create_key_file",
     "keyring_path",
+    "project_data_keyring",
     "resolve_provider",
     "rotate_master_key",
     "rotate_project_master_key",
@@ -50,6 +51,12 @@ PASSPHRASE_ENV = "BASTION_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a
 def keyring_path(key_path: Path) -> Path:
     """Where the data key ring lives for a master key file path."""
     return Path(key_path).parent / "data-keys.json"
+
+
+def project_data_keyring(project: ProjectHandle, provider: KeyProvider) -> Keyring:
+    """The project's data keys in its metadata database, unwrapped through ``provider`` (this machine's master
+    key); a ``data-keys.json`` left beside the key file is imported once (audited)."""
+    return Keyring(keyring_path(project.settings.key_path), provider, project=project)
 
 
 def resolve_provider(
@@ -81,14 +88,20 @@ class RotationResult:
 
 
 def rotate_master_key(
-    key_path: Path, old: KeyProvider, *, new_passphrase: str | None, new_provider: KeyProvider | None = None
+    key_path: Path,
+    old: KeyProvider,
+    *,
+    new_passphrase: str | None,
+    new_provider: KeyProvider | None = None,
+    project: ProjectHandle | None = None,
 ) -> RotationResult:
     """Re-wrap every data key under a new master key without touching the data.
 
     With ``new_provider`` (e.g. a new KMS key or environment key) the key file is left alone; otherwise a
-    fresh random master key replaces the key file at ``key_path`` (passphrase ``new_passphrase``).
+    fresh random master key replaces the key file at ``key_path`` (passphrase ``new_passphrase``). With
+    ``project`` the ring is the project's, in its database.
     """
-    ring = Keyring(keyring_path(key_path), old)
+    ring = Keyring(keyring_path(key_path), old, project=project)
     new_key: bytes | None = None
     if new_provider is None:
         new_key = secrets.token_bytes(MASTER_KEY_SIZE)
@@ -107,7 +120,7 @@ def rotate_project_master_key(
 ) -> RotationResult:
     """:func:`rotate_master_key` for a project's key file, audited (``keys.data.rotate``) by the library."""
     result = rotate_master_key(
-        project.settings.key_path, old, new_passphrase=new_passphrase, new_provider=new_provider
+        project.settings.key_path, old, new_passphrase=new_passphrase, new_provider=new_provider, project=project
     )
     project.audited("keys.data.rotate", result.new_key_id, result.to_dict())
     return result

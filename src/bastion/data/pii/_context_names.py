@@ -183,8 +183,10 @@ _TITLE_RE = re.compile(rf"(?:{_alt(_TITLES)})(?: (?:{_alt(_SECOND_TITLES)}))? (?
 # relative or carer + name: "her daughter Maria Lopez", "son, Ben", "Mother (Ana)", "the patient's husband X";
 # clinical role + name: "registrar Aoife Byrne", "GP Dorothea Hassing";
 # introducing phrase or sign-off + name or "Surname, Given": "spoke to ...", "NOK: Kowalski, Jan", "Kind regards, ..."
+# (the lookahead over all trigger words is implied by the three alternatives: it only skips words faster)
 _CONTEXT_RE = re.compile(
-    rf"(?<![\w.@'’-])(?:(?P<kin>{_alt(_KIN, fold_first=True)}){_GLUE_KIN}"
+    rf"(?<![\w.@'’-])(?={_alt(_KIN + _ROLES + _INTRO, fold_first=True)})"
+    rf"(?:(?P<kin>{_alt(_KIN, fold_first=True)}){_GLUE_KIN}"
     rf"|(?P<role>{_alt(_ROLES, fold_first=True)})(?:,? |: | \()"
     rf"|(?:{_alt(_INTRO, fold_first=True)}) {_POSS})"
     rf"(?P<name>{_COMMA}|{_RUN}){_END}"
@@ -192,6 +194,7 @@ _CONTEXT_RE = re.compile(
 # name + relation in apposition, found from the relation: "Toró, the patient's sister", "Anna Kowalska
 # (daughter)", "Kožešník, Teodora (carer)"; the name run is then matched backwards from the relation
 _APPOS_TAIL_RE = re.compile(
+    r"(?=,| [(\-–])"  # implied by the three openings below; it only skips text faster
     rf"(?:,? \(|, (?:the patient['’]s |the pt['’]s |the |his |her |their |pt['’]s |patient['’]s )?|,? (?:- |– ))"
     rf"(?:{_alt(_KIN + _ROLES, fold_first=True)})\b"
 )

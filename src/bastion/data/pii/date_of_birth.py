@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from bastion.data.pii.interface import EntityType, Recognizer, as_mask
+from bastion.data.pii.interface import EntityType, Recognizer, fullmatch_mask
 
 __all__ = ["DateOfBirthRecognizer"]
 
@@ -65,7 +65,7 @@ class DateOfBirthRecognizer(Recognizer):
     min_spread_years = 25
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        return as_mask(values.str.fullmatch(_CELL, flags=0))
+        return fullmatch_mask(values, _CELL)
 
     def refine(self, values: pd.Series, mask: np.ndarray, *, named: bool) -> tuple[float, tuple[str, ...]]:
         if named or not mask.any():

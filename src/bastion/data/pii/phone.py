@@ -13,7 +13,7 @@ import pandas as pd
 import phonenumbers
 
 from bastion.data.pii._mask import mask_keep_last
-from bastion.data.pii.interface import EntityType, Recognizer, as_mask
+from bastion.data.pii.interface import EntityType, Recognizer, fullmatch_mask
 
 __all__ = ["PhoneRecognizer"]
 
@@ -58,8 +58,8 @@ class PhoneRecognizer(Recognizer):
     base_score = 0.75
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        mask = as_mask(values.str.fullmatch(_CELL))
-        mask &= ~as_mask(values.str.fullmatch(_NOT_PHONE))
+        mask = fullmatch_mask(values, _CELL)
+        mask &= ~fullmatch_mask(values, _NOT_PHONE)
         if mask.any():
             idx = np.flatnonzero(mask)
             ok = np.fromiter((_parse_valid(v) for v in values.iloc[idx]), dtype=bool, count=len(idx))
@@ -85,9 +85,11 @@ class PhoneRecognizer(Recognizer):
         # dates and version-like dotted numbers are not phones
         if _NOT_PHONE.fullmatch(match):
             return None
-        if not _parse_valid(match):
-            return None
         return 0.9 if context else self.base_score
+
+    def verify_span(self, match: str) -> bool:
+        # parsing is the costly part: the scanner skips it for candidates an ID of higher priority also found
+        return _parse_valid(match)
 
     def mask(self, value: str) -> str:
         return mask_keep_last(value, 2)

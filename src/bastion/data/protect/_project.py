@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bastion.audit.refusals import record_refusal
-from bastion.crypto.keys import KeyProvider, Keyring, create_key_file, keyring_path, resolve_provider
+from bastion.crypto.keys import KeyProvider, Keyring, create_key_file, project_data_keyring, resolve_provider
 from bastion.data.protect._run import protect_file
 from bastion.data.protect.report import ProtectionReport
 from bastion.errors import DataError, KeyManagementError, PolicyViolation
@@ -32,7 +32,6 @@ def init_project_keys(project: ProjectHandle, *, passphrase: str | None) -> KeyP
     key ring; audited, with a passphrase-less key recorded as the unsafe development mode it is."""
     path = project.settings.key_path
     provider = create_key_file(path, passphrase)
-    Keyring(keyring_path(path), provider).save()
     from bastion.audit.checkpoints import init_audit_key
 
     init_audit_key(project)  # the audit key signs checkpoints of the chain; separate from every other key
@@ -46,8 +45,7 @@ def init_project_keys(project: ProjectHandle, *, passphrase: str | None) -> KeyP
 
 def open_project_keyring(project: ProjectHandle, *, passphrase: str | None = None) -> Keyring:
     """The project's data key ring under its master key (``BASTION_MASTER_KEY``, else the key file)."""
-    path = project.settings.key_path
-    return Keyring(keyring_path(path), resolve_provider(path, passphrase=passphrase))
+    return project_data_keyring(project, resolve_provider(project.settings.key_path, passphrase=passphrase))
 
 
 def protect_into_project(

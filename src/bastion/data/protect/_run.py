@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from bastion.crypto.keys import Keyring, keyring_path, resolve_provider
+from bastion.crypto.keys import Keyring, project_data_keyring, resolve_provider
 from bastion.data.protect import operators as ops
 from bastion.data.protect._kanon import KAnonPlan, plan_k_anonymity, qi_kind
 from bastion.data.protect._linkage import RowLinker, name_dictionary
@@ -44,12 +44,11 @@ def _as_policy(policy: Policy | Mapping[str, Any] | str | Path | None) -> Policy
 
 
 def project_keyring(root: str | Path | None = None, *, passphrase: str | None = None) -> Keyring:
-    """The data key ring of the project at ``root`` (nearest project by default)."""
-    from bastion.config import load_settings
+    """The data key ring of the project at ``root`` (nearest project by default), in its metadata database."""
+    from bastion.project import open_project
 
-    settings = load_settings(root)
-    provider = resolve_provider(settings.key_path, passphrase=passphrase)
-    return Keyring(keyring_path(settings.key_path), provider)
+    project = open_project(root)
+    return project_data_keyring(project, resolve_provider(project.settings.key_path, passphrase=passphrase))
 
 
 def read_columns(path: Path, columns: list[str]) -> pa.Table:
