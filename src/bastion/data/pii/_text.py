@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from itertools import pairwise
 
 import numpy as np
 
@@ -84,10 +85,7 @@ def _scan_chunk(
     lengths = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
     starts = np.zeros(len(parts), dtype=np.int64)
     np.cumsum(lengths[:-1] + 1, out=starts[1:])
-    c_start: list[int] = []
-    c_end: list[int] = []
-    c_score: list[float] = []
-    c_rec: list[int] = []
+    cands: list[tuple[int, int, float, int]] = []  # (start, end, score, recognizer index) in the chunk
     shared = _shared_candidates(chunk, recs)
     # candidates whose costly last check (`verify_span`) waits until the others are known
     deferred: list[tuple[int, int, float, int, int, int]] = []
@@ -99,6 +97,9 @@ def _scan_chunk(
             found = rec.scored(chunk, spans, verify=False)
         else:
             found = rec.find_in_text(chunk) if k not in shared else rec.scored(chunk, shared[k])
+        if not url and not defer:
+            cands.extend([(s, e, score, k) for s, e, score in found if score >= min_score])
+            continue
         for s, e, score in found:
             if score < min_score:
                 continue
@@ -108,45 +109,47 @@ def _scan_chunk(
                     e -= 1
             if defer:
                 deferred.append((s, e, score, k, s0, e0))
-                continue
-            c_start.append(s)
-            c_end.append(e)
-            c_score.append(score)
-            c_rec.append(k)
+            else:
+                cands.append((s, e, score, k))
     if deferred:
         # a non-empty span that a recognizer of higher priority also found is never kept (the overlap rule sees
         # that one first, with the same length): no need to verify it
         top: dict[tuple[int, int], int] = {}
-        for s, e, k in zip(c_start, c_end, c_rec, strict=True):
+        for s, e, _, k in cands:
             if e > s and top.get((s, e), -(2**31)) < recs[k].priority:
                 top[(s, e)] = recs[k].priority
         for s, e, score, k, s0, e0 in deferred:
             if e > s and top.get((s, e), -(2**31)) > recs[k].priority:
                 continue
             if recs[k].verify_span(chunk[s0:e0]):
-                c_start.append(s)
-                c_end.append(e)
-                c_score.append(score)
-                c_rec.append(k)
-    if not c_start:
+                cands.append((s, e, score, k))
+    if not cands:
         return
+    c_start, c_end, c_score, c_rec = zip(*cands, strict=True)
     s_arr = np.asarray(c_start, dtype=np.int64)
     e_arr = np.asarray(c_end, dtype=np.int64)
     row_idx = np.searchsorted(starts, s_arr, side="right") - 1
-    local_s = (s_arr - starts[row_idx]).tolist()
-    local_e = (e_arr - starts[row_idx]).tolist()
-    inside = (e_arr - starts[row_idx] <= lengths[row_idx]).tolist()  # a match across two cells is no match
+    local_s = s_arr - starts[row_idx]
+    local_e = e_arr - starts[row_idx]
+    keep = np.flatnonzero(local_e <= lengths[row_idx])  # a match across two cells is no match
+    # candidates grouped by row (stable: in the order found), each as a sortable tuple: longest, then highest
+    # priority, then highest score, then leftmost; the recognizer's place in the list breaks the remaining ties,
+    # as a stable sort in that order would
+    keep = keep[np.argsort(row_idx[keep], kind="stable")]
+    k_rows = row_idx[keep]
+    bounds = [0, *(np.flatnonzero(np.diff(k_rows)) + 1).tolist(), len(keep)]
     prio = [-r.priority for r in recs]
     ents = [str(r.entity) for r in recs]
-    # per row: sortable candidates (longest, then highest priority, then highest score, then leftmost; the
-    # recognizer's place in the list breaks the remaining ties, as a stable sort in that order would)
-    per_row: dict[int, list[tuple[int, int, float, int, int, int]]] = {}
-    for j, r in enumerate(row_idx.tolist()):
-        if inside[j]:
-            s0, e0, k = local_s[j], local_e[j], c_rec[j]
-            per_row.setdefault(r, []).append((s0 - e0, prio[k], -c_score[j], s0, e0, k))
-    for r, cands in per_row.items():
-        out[rows[r]] = _resolve(cands, ents)
+    keyed = [
+        (ls - le, prio[k], -c_score[j], ls, le, k)
+        for j, ls, le, k in zip(
+            keep.tolist(), local_s[keep].tolist(), local_e[keep].tolist(), [c_rec[j] for j in keep.tolist()],
+            strict=True,
+        )
+    ]
+    k_rows_l = k_rows.tolist()
+    for a, b in pairwise(bounds):
+        out[rows[k_rows_l[a]]] = _resolve(keyed[a:b], ents)
 
 
 def _deferrable(rec: Recognizer) -> bool:

@@ -14,6 +14,7 @@ from bastion.data.pii._names import AMBIGUOUS, NOT_NAMES, TITLES, first_names, l
 from bastion.data.pii.interface import EntityType, Recognizer, as_mask, fullmatch_mask
 
 __all__ = ["PersonRecognizer"]
+_NONSPACE = re.compile(r"\S+")
 
 # Latin-1 plus Latin Extended-A (Polish, Czech, Hungarian, Turkish ... letters)
 _EXT_UP = "".join(c for c in map(chr, range(0x100, 0x180)) if c.isupper())
@@ -153,7 +154,7 @@ class PersonRecognizer(Recognizer):
             if title is None and " " not in name and name not in first_set and name not in last_set:
                 continue  # the common case: one capitalised word that is no name
             start = m.start("name")
-            toks = [(t.start() + start, t.group(0)) for t in re.finditer(r"\S+", name)]
+            toks = [(t.start() + start, t.group(0)) for t in _NONSPACE.finditer(name)]
             keep_unknown = False
             if title is None:
                 while toks and toks[0][1] in NOT_NAMES:

@@ -16,6 +16,7 @@ from bastion.data.pii._mask import mask_keep_last
 from bastion.data.pii.interface import EntityType, Recognizer, fullmatch_mask
 
 __all__ = ["PhoneRecognizer"]
+_EXTENSION = re.compile(r" ?(?:x|ext\.?) ?(?=\d)")
 
 # Regions tried, in order, for numbers written without a country code.
 DEFAULT_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR", "NL", "IT", "ES")
@@ -75,7 +76,7 @@ class PhoneRecognizer(Recognizer):
         return 1.0, ()
 
     def score_span(self, match: str, before: str, after: str) -> float | None:
-        digits = sum(ch.isdigit() for ch in re.split(r" ?(?:x|ext\.?) ?(?=\d)", match)[0])
+        digits = sum(map(str.isdigit, _EXTENSION.split(match)[0]))
         if digits < 7 or digits > 15:
             return None
         context = self.has_context(before)
