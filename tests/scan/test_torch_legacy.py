@@ -125,6 +125,10 @@ _ODICT = A.call(G("collections", "OrderedDict"))
         # backward hooks holding a callable (hooks run on backward)
         ("hooks-hold-a-callable", A.call(G(_U, "_rebuild_parameter"), _META, False,
                                          A.Raw(A.EMPTY_DICT + A.value(0) + bytes(G("builtins", "print")) + b"s"))),
+        ("from-type-state-with-dunder", A.call(G("torch._tensor", "_rebuild_from_type"),
+                                               G(_U, "_rebuild_meta_tensor_no_storage"), G("torch", "Tensor"),
+                                               A.Raw(A.tup([G("torch", "float32"), (2,), (1,), False])),
+                                               {"__class__": 1})),
         ("layout-name-is-a-global", A.call(G("torch.serialization", "_get_layout"), G("torch", "strided"))),
         ("too-many-arguments", A.call(G(_U, "_rebuild_meta_tensor_no_storage"), G("torch", "float32"), (2,), (1,),
                                       False, 5)),

@@ -547,6 +547,8 @@ class _Machine:
         if full in _signatures.TORCH_REBUILD_FROM_TYPE and len(args) >= 3 and isinstance(args[0], _Global) \
                 and isinstance(args[2], tuple):
             self._check_arguments(args[0], args[2], how)  # _rebuild_from_type_v2 calls args[0](*args[2])
+            if len(args) == 4 and not _is_state(args[3]):  # then writes the state onto the tensor
+                self._signature_mismatch(full, f"{_describe(args[3])} at position 3, which takes state", how)
 
     def _torch_signature(self, full: str, sig: tuple[tuple[str, ...], int], args: tuple[Any, ...],
                          how: str) -> set[int]:

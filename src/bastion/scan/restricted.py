@@ -416,6 +416,7 @@ _SIGNATURES: dict[str, Checker] = {
     "builtins.getattr": _getattr,
     "torch._tensor._rebuild_from_type_v2": _rebuild_from_type,
     "torch._utils._rebuild_from_type_v2": _rebuild_from_type,
+    "torch._tensor._rebuild_from_type": _rebuild_from_type,  # v1: sets the tensor's __dict__ to its state
     "torch.storage._load_from_bytes": _torch_load_from_bytes,
     **{n: _torch_rebuild for n in _signatures.TORCH_SIGNATURES if n != "torch.storage._load_from_bytes"},
     **{f"torch.{n}Tensor": _legacy_tensor for n in ("Double", "Float", "Half", "BFloat16", "Long", "Int", "Short",
