@@ -130,7 +130,7 @@ def test_two_folders_one_postgres_one_bucket(tmp_path: Path, pg_url: str, s3_url
     from ..conftest import SeaweedS3  # noqa: F401  (type of the session fixture)
 
     keys = [o["Key"] for o in _s3_list(bucket, f"{prefix}/predictions/sample/")]
-    assert keys and all("/day=" in k and k.endswith(".parquet") for k in keys)
+    assert keys and all("/day=" in k and k.endswith(".parquet") for k in keys), out[-3000:]
     assert not list((b_root / ".bastion" / "predictions").glob("*/part-*.parquet"))
 
     # traffic served by B is monitored from A
