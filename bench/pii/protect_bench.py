@@ -64,6 +64,13 @@ def main() -> None:
     args = ap.parse_args()
     import json
     import statistics
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    sys.path.insert(0, str(here.parent))
+    from _freeze import record_environment
+
+    recorded = record_environment(here, {"bastion": sys.executable})
 
     variants = [("after", None, w) for w in args.workers]
     if args.before_src:
@@ -96,6 +103,8 @@ def main() -> None:
                         f"{per_core} | {r['arrow_mb'] / wall:.1f} | {max(x['peak_rss_mb'] for x in runs):.0f} |"
                     )
                     sys.stdout.flush()
+    recorded.finish()
+    print("\n" + recorded.markdown())
 
 
 if __name__ == "__main__":

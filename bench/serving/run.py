@@ -30,11 +30,17 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+sys.path.append(str(HERE.parent))  # bench/: _freeze records versions, load and pip freeze of every venv used
+from _freeze import Environment, record_environment  # noqa: E402
+
 WORK = HERE / "work"  # gitignored (bench/**/work/)
 # Bastion's interpreter: the repository's .venv, else the one running this script (with REPO/src first on
-# the path, so the working tree is what runs). MLflow's venv: BENCH_MLFLOW_VENV, else bench/.venv-mlflow.
+# the path, so the working tree is what runs). MLflow's venv: BENCH_MLFLOW_VENV, else the shared
+# /work/bench-venvs/mlflow when it exists, else bench/.venv-mlflow.
 BASTION_PY = REPO / ".venv" / "bin" / "python" if (REPO / ".venv" / "bin" / "python").exists() else Path(sys.executable)
-MLFLOW_VENV = Path(os.environ.get("BENCH_MLFLOW_VENV", REPO / "bench" / ".venv-mlflow"))
+_SHARED_MLFLOW = Path("/work/bench-venvs/mlflow")
+MLFLOW_VENV = Path(os.environ.get("BENCH_MLFLOW_VENV", _SHARED_MLFLOW if (_SHARED_MLFLOW / "bin" / "python").exists()
+                                  else REPO / "bench" / ".venv-mlflow"))
 MLFLOW_PY = MLFLOW_VENV / "bin" / "python"
 N_FEATURES = 30
 LUA = """
@@ -185,9 +191,11 @@ def run(workers_list: list[int], duration: float, rounds: int,
                 _, url, key = procs[s]
                 wrk(url, key, WORK / f"body-{s.split('-')[0]}-1.json", 8, 2)
             raw: dict[tuple[str, int, int], list[dict[str, float]]] = {}
-            for _ in range(rounds):
+            for i in range(rounds):
                 for conc, rows in scenarios:
-                    for s in servers:
+                    # interleaved, and the order reversed every other round: no server always runs right
+                    # after the same neighbour (or first, on a cold machine)
+                    for s in (servers if i % 2 == 0 else servers[::-1]):
                         if s == "bastion-fsync" and (conc, rows) != (8, 1):
                             continue
                         _, url, key = procs[s]
@@ -209,7 +217,7 @@ def run(workers_list: list[int], duration: float, rounds: int,
     return results
 
 
-def render(results: list[dict[str, Any]], args: argparse.Namespace, took: float) -> str:
+def render(results: list[dict[str, Any]], args: argparse.Namespace, took: float, env: Environment | None = None) -> str:
     def get(s: str, w: int, c: int, rows: int) -> dict[str, Any] | None:
         return next((r for r in results if (r["server"], r["workers"], r["concurrency"], r["rows"]) == (s, w, c, rows)),
                     None)
@@ -224,6 +232,7 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, took: float)
              f"average after each measurement: median {statistics.median(loads):.1f}, range {min(loads):.1f}-"
              f"{max(loads):.1f} (it includes the servers under test and wrk).", "",
              f"Versions: {versions()}.", "",
+             *([env.markdown(), ""] if env is not None else []),
              f"Model: scikit-learn LogisticRegression on {N_FEATURES} numeric features (skops), single-row "
              "requests unless the rows column says 100. Bastion runs with every layer on: API-key auth, "
              "generated validation (types, ranges, required, no unknown fields, depth/size limits), rate and "
@@ -287,10 +296,14 @@ def main() -> None:
     if not MLFLOW_PY.exists():
         subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
         subprocess.run([str(MLFLOW_PY), "-m", "pip", "install", "-q", "mlflow", "skops"], check=True)
+    # pip freeze of both venvs, commit, machine and load, in their own folder (bench/serving holds other
+    # benchmarks' files too)
+    env = record_environment(HERE / "env-run", {"bastion": str(BASTION_PY), "mlflow": str(MLFLOW_PY)})
     t0 = time.time()
     scenarios = [(int(c), int(r)) for c, r in (x.split("x") for x in args.scenarios)]
     results = run(args.workers, args.duration, args.rounds, scenarios)
-    text = render(results, args, time.time() - t0)
+    env.finish()
+    text = render(results, args, time.time() - t0, env)
     Path(args.out).write_text(text)
     (WORK / "results.json").write_text(json.dumps(results, indent=2))
     print(text)

@@ -1,13 +1,16 @@
 """Soak bench (not CI): legitimate traffic to `bastion serve --ui` mixed with each attack of issue 15, one
 phase after another, on loopback; counts legitimate failures and reports latency percentiles per phase.
 
-    python bench/serving/soak.py                      # ten minutes (five phases of two minutes)
-    python bench/serving/soak.py --duration 100       # a shorter look
+    python bench/serving/soak.py                      # ten minutes (six phases of 100 s)
+    python bench/serving/soak.py --duration 120       # a shorter look
 
 Phases: baseline; 2,100 idle connections (refreshed as the server evicts them); slowloris request heads;
 4 callers with a valid key sending ~75k-key bodies; a login flood on the dashboard with a new forged
-X-Forwarded-For per try. Legitimate traffic throughout: keyed predictions from 4 keep-alive clients and a
-/healthz probe. Writes bench/serving/SOAK.md.
+X-Forwarded-For per try; baseline again (what the attacks left behind). Legitimate traffic throughout:
+keyed predictions from 4 keep-alive clients and a /healthz probe. Every ``--sample`` seconds the server's
+resident memory and open descriptors (all its processes) and the legitimate latency of that interval are
+recorded, so drift over the run shows. Writes bench/serving/SOAK.md (and env-soak/: versions, load, pip
+freeze).
 """
 
 from __future__ import annotations
@@ -32,7 +35,29 @@ sys.path.insert(0, str(HERE))
 from run import BASTION_PY, free_port, prepare  # noqa: E402
 from run import stop as stop_proc  # noqa: E402
 
-PHASES = ["baseline", "idle-flood", "slowloris", "many-key-bodies", "login-flood-forged-xff"]
+sys.path.append(str(HERE.parent))  # bench/: _freeze records versions, load and pip freeze
+from _freeze import record_environment  # noqa: E402
+
+PHASES = ["baseline", "idle-flood", "slowloris", "many-key-bodies", "login-flood-forged-xff", "baseline-after"]
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def group_usage(pgid: int) -> tuple[int, float, int]:
+    """(processes, resident memory in MiB, open descriptors) of every process in process group ``pgid``."""
+    n, rss, fds = 0, 0, 0
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text()
+            if int(stat[stat.rindex(")") + 2:].split()[2]) != pgid:
+                continue
+            rss += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * _PAGE
+            fds += len(os.listdir(f"/proc/{p}/fd"))
+            n += 1
+        except (OSError, ValueError, IndexError):
+            continue
+    return n, rss / 2**20, fds
 
 
 class Legit:
@@ -41,6 +66,7 @@ class Legit:
     def __init__(self, port: int, key: str, body: bytes) -> None:
         self.port, self.key, self.body = port, key, body
         self.lat: dict[str, list[float]] = {}
+        self.timeline: list[float] = []  # every legitimate latency in order (the sampler slices it)
         self.fail: dict[str, list[str]] = {}
         self.retried: dict[str, int] = {}  # keep-alive connections the server had closed: one retry, counted
         self.phase = "baseline"
@@ -62,6 +88,7 @@ class Legit:
                     self.fail.setdefault(phase, []).append(f"{path} {r.status}")
                 else:
                     self.lat.setdefault(phase, []).append(took)
+                    self.timeline.append(took)
             except (OSError, http.client.HTTPException) as e:
                 # a keep-alive connection closed by the server between requests is retried once on a new one
                 if conn is not None:
@@ -78,6 +105,7 @@ class Legit:
                         self.fail.setdefault(phase, []).append(f"{path} {r.status}")
                     else:
                         self.lat.setdefault(phase, []).append(time.perf_counter() - t0)
+                        self.timeline.append(time.perf_counter() - t0)
                 except (OSError, http.client.HTTPException) as e2:
                     self.fail.setdefault(phase, []).append(f"{path} {type(e).__name__}/{type(e2).__name__}")
             time.sleep(pause)
@@ -190,8 +218,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=600, help="seconds in total (split over the phases)")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--sample", type=float, default=20, help="seconds between memory/descriptor/latency samples")
     ap.add_argument("--out", default=str(HERE / "SOAK.md"))
     args = ap.parse_args()
+    env_rec = record_environment(HERE / "env-soak", {"bastion": str(BASTION_PY)})
     prep = prepare(mlflow=False)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
     env.update(PYTHONPATH=str(REPO / "src"), BASTION_UI_PASSWORD="ops-password-1")
@@ -220,6 +250,23 @@ def main() -> None:
     per = args.duration / len(PHASES)
     load: dict[str, float] = {}
     t_start = time.time()
+    samples: list[dict[str, float | str]] = []
+    sampling = threading.Event()
+
+    def sampler() -> None:
+        seen = 0
+        while True:
+            n, rss, fds = group_usage(proc.pid)
+            lat = sorted(legit.timeline[seen:])
+            seen += len(lat)
+            q = (lambda f: lat[min(len(lat) - 1, int(f * len(lat)))] * 1000) if lat else (lambda f: float("nan"))
+            samples.append({"t": time.time() - t_start, "phase": legit.phase, "procs": n, "rss_mib": rss,
+                            "fds": fds, "ok": len(lat), "p50": q(0.5), "p99": q(0.99), "load": os.getloadavg()[0]})
+            if sampling.wait(args.sample):
+                return
+
+    sample_thread = threading.Thread(target=sampler, daemon=True)
+    sample_thread.start()
     try:
         for phase in PHASES:
             legit.phase = phase
@@ -230,6 +277,7 @@ def main() -> None:
                 "slowloris": lambda st: slowloris(port, st),
                 "many-key-bodies": lambda st: many_keys(port, prep["key"], "sample", st),
                 "login-flood-forged-xff": lambda st: login_flood(port, st),
+                "baseline-after": None,
             }[phase]
             t = threading.Thread(target=attack, args=(stop,)) if attack else None
             if t:
@@ -240,12 +288,16 @@ def main() -> None:
             if t:
                 t.join(60)
             print(f"{phase}: {len(legit.lat.get(phase, []))} ok, {len(legit.fail.get(phase, []))} failed", flush=True)
+        sampling.set()
+        sample_thread.join(30)
     finally:
+        sampling.set()
         legit.stop.set()
         for t in threads:
             t.join(30)
         stop_proc(proc)
     took = time.time() - t_start
+    env_rec.finish()
     lines = ["# Soak bench (issue 15)", "",
              f"Command: `python bench/serving/soak.py --duration {args.duration:g} --workers {args.workers}` "
              f"({took / 60:.1f} min, {per:.0f} s per phase). Server: `bastion serve sample@production --ui` with "
@@ -267,11 +319,30 @@ def main() -> None:
     all_fail = [f for v in legit.fail.values() for f in v]
     lines += ["", f"Legitimate failures in total: {len(all_fail)}"
               + (f" ({', '.join(sorted(set(all_fail))[:10])})" if all_fail else "") + "."]
+    lines += ["", "## Over time", "",
+              f"Every {args.sample:g} s: the server's processes (supervisor, workers, prediction-log shippers), "
+              "their resident memory and open descriptors summed, and the legitimate requests of the interval.", "",
+              "| t s | phase | processes | RSS MiB | open fds | legit ok | p50 ms | p99 ms | load |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for smp in samples:
+        lines.append(f"| {smp['t']:.0f} | {smp['phase']} | {smp['procs']} | {smp['rss_mib']:.0f} | {smp['fds']} | "
+                     f"{smp['ok']} | {smp['p50']:.2f} | {smp['p99']:.2f} | {smp['load']:.1f} |")
+    base = [x for x in samples if x["phase"] == "baseline"][1:]  # the first sample precedes any traffic
+    after = [x for x in samples if x["phase"] == "baseline-after"]
+    if base and after:
+        def med(rows: list[dict[str, float | str]], k: str) -> float:
+            return statistics.median(float(r[k]) for r in rows)
+        lines += ["", "Drift, baseline-after against baseline (medians of their samples): "
+                  f"RSS {med(base, 'rss_mib'):.0f} -> {med(after, 'rss_mib'):.0f} MiB, "
+                  f"open descriptors {med(base, 'fds'):.0f} -> {med(after, 'fds'):.0f}, "
+                  f"legit p50 {med(base, 'p50'):.2f} -> {med(after, 'p50'):.2f} ms, "
+                  f"p99 {med(base, 'p99'):.2f} -> {med(after, 'p99'):.2f} ms."]
+    lines += ["", f"{env_rec.markdown()} (files in `env-soak/`)"]
     text = "\n".join(lines) + "\n"
     Path(args.out).write_text(text)
     (WORK / "soak.json").write_text(json.dumps({"lat_ms_p50": {k: statistics.median(v) * 1000
                                                               for k, v in legit.lat.items() if v},
-                                                "fail": legit.fail}, indent=2))
+                                                "fail": legit.fail, "samples": samples}, indent=2))
     print(text)
 
 

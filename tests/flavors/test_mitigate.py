@@ -203,3 +203,20 @@ def test_cli_mitigates_a_flavor_model(world: dict[str, Any]) -> None:
     assert doc["flavor"] == "mitigated" and doc["parent"] == base.ref
     assert type(p.load_model(doc["ref"] if "ref" in doc else f"{doc['name']}:{doc['version']}")).__name__ == \
         "MitigatedClassifier"
+
+
+def test_the_base_of_a_live_mitigated_version_cannot_be_deleted(world: dict[str, Any], tmp_path: Path) -> None:
+    from bastion.errors import RegistryError
+
+    p, base, new = world["project"], world["base"]["xgboost"], world["mitigated"]["xgboost"]
+    with pytest.raises(RegistryError, match=f"mitigated version\\(s\\) {new.ref}"):
+        p.delete_model(base.ref, reason="cleanup")
+    assert not p.get_model(base.ref).deleted
+    # a mitigated document registered by hand gets the base as its parent, and no other
+    path = tmp_path / "again.json"
+    path.write_bytes(p.model_path(new.ref).read_bytes())
+    with pytest.raises(RegistryError, match="its parent cannot be"):
+        p.log_model(path, name="again", datasets=new.datasets, parent=world["base"]["onnx"].ref)
+    again = p.log_model(path, name="again", datasets=new.datasets)
+    assert again.parent == base.ref
+    p.delete_model(again.ref, reason="test")

@@ -204,6 +204,12 @@ def register(
                 info = type(info)(**{**info.__dict__, "notes": (*info.notes, f"original file: {original}")})
             framework = info.framework
             flavor_doc = info.to_dict()
+            if flavor == "mitigated":  # its lineage parent is the base it applies thresholds to, nothing else
+                base_ref = MitigationSpec.parse(path.read_bytes(), what=path.name).base_ref
+                if parent_ref not in (None, base_ref):
+                    raise RegistryError(f"{path.name} applies fairness thresholds to {base_ref}; its parent cannot "
+                                        f"be {parent_ref}.")
+                parent_ref = base_ref
             if trusted:
                 flavor_doc["trusted_types"] = sorted(trusted)
         digest, kind = project.blobs.put(path, progress=progress)
@@ -483,6 +489,13 @@ def delete(project: Project, ref: str, *, reason: str) -> ModelVersion:
         if al:
             raise RegistryError(
                 f"Model {name}:{version} is behind alias(es) {', '.join(al)}; move or roll them back first."
+            )
+        users = [f"{n}:{v}" for n, v in conn.execute(select(models.c.name, models.c.version).where(
+            models.c.parent == f"{name}:{version}", models.c.flavor == "mitigated", models.c.deleted_at.is_(None)))]
+        if users:
+            raise RegistryError(
+                f"Model {name}:{version} is the base whose artifact the mitigated version(s) {', '.join(users)} load; "
+                "delete those first."
             )
         conn.execute(models.update().where(models.c.id == r.id).values(deleted_at=now_iso(), deleted_by=project.actor))
         project.record(conn, "model.delete", f"{name}:{version}", {"reason": reason})

@@ -16,13 +16,14 @@ import json
 import logging
 import os
 import pickle
+import re
 import struct
 import sys
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from bastion.errors import AuthError, BastionError, ConfigError, StoreError
 from bastion.serve.audit_sink import AuditJournal, journal_dir
@@ -54,6 +56,26 @@ _INLINE_ROWS = 128  # batches up to this size predict on the event loop; bigger 
 # While serving, a background thread (journal fdatasync, alias poll) that wants the GIL makes the event loop
 # yield it after this long, not Python's default 5 ms, which would show up as tail latency.
 _SWITCH_INTERVAL_S = 0.0005
+
+
+# The two model routes, as Starlette matches "/v1/models/{name}:predict" (a name is anything but "/")
+_MODEL_PATH = re.compile(r"/v1/models/([^/]+):(predict|explain)")
+_INTERNAL = b'{"error":"internal","message":"internal error"}'
+
+
+class _ServerApp(FastAPI):
+    """FastAPI with a front door for the model routes: ``POST /v1/models/NAME:predict|explain`` goes straight
+    to the handler, past the generic middleware and routing layers (the handler authenticates, limits,
+    validates, journals and measures by itself, and turns every error into its answer). Everything else,
+    and a model route under a ``root_path``, takes the usual way (to the same handler)."""
+
+    fast_path: Callable[[Scope, Receive, Send], Awaitable[bool]] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_path
+        if fast is not None and scope["type"] == "http" and await fast(scope, receive, send):
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _json(status: int, doc: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -316,9 +338,9 @@ class ServerState:
                 log.exception("alias poll failed")
 
 
-def _principal(state: ServerState, request: Request, role: str) -> Principal:
+def _principal(state: ServerState, authorization: str | None, role: str) -> Principal:
     try:
-        p = state.auth.authenticate(request.headers.get("authorization"))
+        p = state.auth.authenticate(authorization)
     except AuthError as e:
         state.metrics.auth_rejected.labels("unauthenticated").inc()
         raise _Refused(401, "unauthorized", {"error": "unauthorized", "message": str(e)},
@@ -330,8 +352,8 @@ def _principal(state: ServerState, request: Request, role: str) -> Principal:
     return p
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    cl = request.headers.get("content-length")
+async def _read_body(receive: Receive, cl: str | None, limit: int) -> bytes:
+    """The request body from the ASGI ``receive`` channel; ``cl`` is the Content-Length header, if any."""
     if cl is not None:
         try:
             if int(cl) > limit:
@@ -342,7 +364,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     n = 0
     while True:
-        msg = await request.receive()
+        msg = await receive()
         if msg["type"] == "http.disconnect":
             raise InvalidInput(400, "The client disconnected before sending the whole body.")
         chunk = msg.get("body", b"")
@@ -435,7 +457,7 @@ def create_app(
             state.stop()
 
     # No trailing-slash redirects: Starlette builds their absolute URL from the Host header (reflected).
-    app = FastAPI(title="Bastion model server", version="1", docs_url=None, redoc_url=None, openapi_url=None,
+    app = _ServerApp(title="Bastion model server", version="1", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan, redirect_slashes=False)
     app.state.bastion = state
     roles: dict[tuple[str, str], str] = {}
@@ -445,8 +467,11 @@ def create_app(
     rid_prefix = uuid.uuid4().hex[:16] + "-"  # unique per process; a counter is cheaper than urandom per request
     rid_counter = itertools.count(1)
 
-    async def model_call(request: Request, name: str, route: str, role: str,
-                         fn: Callable[[LoadedModel, Any], dict[str, Any]]) -> Response:
+    async def model_call(authorization: str | None, content_length: str | None, receive: Receive,
+                         client: str | None, name: str, route: str, role: str,
+                         fn: Callable[[LoadedModel, Any], dict[str, Any]]) -> tuple[int, bytes, dict[str, str]]:
+        """One model request, from its parts (so the Starlette routes and the ASGI fast path share it);
+        returns the status, the JSON body and the headers of the answer."""
         t0 = time.perf_counter()
         rid = f"{rid_prefix}{next(rid_counter):x}"
         m = state.current
@@ -459,7 +484,7 @@ def create_app(
         try:
             if not state.ready or state.journal is None or not state.journal.is_open:
                 raise _Refused(503, "error", {"error": "unavailable", "message": "the server is not ready"})
-            principal = _principal(state, request, role)
+            principal = _principal(state, authorization, role)
             if name != m.name:
                 raise _Refused(404, "invalid", {"error": "not_found", "message": f"this server serves '{m.name}'"})
             try:
@@ -470,7 +495,7 @@ def create_app(
                                {"Retry-After": str(e.retry_after)}) from None
             task = deadlines.enter()
             try:
-                body = await _read_body(request, limits.max_body_bytes)
+                body = await _read_body(receive, content_length, limits.max_body_bytes)
                 rows = m.schema.parse(body)
                 x = m.matrix(rows)
                 deadlines.check(task)  # --timeout covers reading, parsing and validation too
@@ -512,7 +537,7 @@ def create_app(
                 await journal.record({"request_id": rid, "ts": ts, "key_id": key_id, "route": route,
                                       "model": m.name, "version": m.version, "outcome": outcome, "status": status,
                                       "rows": len(rows), "latency_ms": round(latency * 1000, 3),
-                                      "client": request.client.host if request.client else None})
+                                      "client": client})
             except StoreError:
                 status, outcome = 503, "error"
                 doc = {"error": "unavailable", "message": "the audit journal is unavailable; nothing was served"}
@@ -527,7 +552,14 @@ def create_app(
         if config.access_log:
             log.info("request", extra={"request_id": rid, "route": route, "status": status, "key_id": key_id,
                                        "latency_ms": round(latency * 1000, 3)})
-        return _json(status, doc, headers)
+        return status, json.dumps(doc, separators=(",", ":"), allow_nan=False).encode(), headers
+
+    async def model_response(request: Request, name: str, route: str, role: str,
+                             fn: Callable[[LoadedModel, Any], dict[str, Any]]) -> Response:
+        status, body, headers = await model_call(
+            request.headers.get("authorization"), request.headers.get("content-length"), request.receive,
+            request.client.host if request.client else None, name, route, role, fn)
+        return Response(body, status_code=status, media_type=_JSON, headers=headers)
 
     def _predict(m: LoadedModel, x: Any) -> dict[str, Any]:
         return m.predict(x)
@@ -556,31 +588,62 @@ def create_app(
            responses=bad_responses, openapi_extra={"requestBody": {"required": True, "content": {_JSON: {
                "schema": {"$ref": "#/components/schemas/PredictRequest"}}}}})
     async def predict(request: Request, name: str) -> Response:
-        return await model_call(request, name, "predict", "predict", _predict)
+        return await model_response(request, name, "predict", "predict", _predict)
 
     @route("/v1/models/{name}:explain", "POST", "explain", summary="Explain (role: explain)",
            responses={**bad_responses, "501": {"description": "Model is not linear"}},
            openapi_extra={"requestBody": {"required": True, "content": {_JSON: {
                "schema": {"$ref": "#/components/schemas/PredictRequest"}}}}})
     async def explain(request: Request, name: str) -> Response:
-        return await model_call(request, name, "explain", "explain", _explain)
+        return await model_response(request, name, "explain", "explain", _explain)
 
     # The two model routes also go in front as plain Starlette routes, so requests skip FastAPI's dependency
     # solving (the handlers read the request themselves); the FastAPI routes above document them.
     async def predict_raw(request: Request) -> Response:
-        return await model_call(request, request.path_params["name"], "predict", "predict", _predict)
+        return await model_response(request, request.path_params["name"], "predict", "predict", _predict)
 
     async def explain_raw(request: Request) -> Response:
-        return await model_call(request, request.path_params["name"], "explain", "explain", _explain)
+        return await model_response(request, request.path_params["name"], "explain", "explain", _explain)
 
     app.router.routes[:0] = [
         Route("/v1/models/{name}:predict", predict_raw, methods=["POST"], include_in_schema=False),
         Route("/v1/models/{name}:explain", explain_raw, methods=["POST"], include_in_schema=False),
     ]
 
+    async def fast_path(scope: Scope, receive: Receive, send: Send) -> bool:
+        """The model routes as plain ASGI (see :class:`_ServerApp`); False: not a model route, go the usual way."""
+        if scope["method"] != "POST" or scope.get("root_path"):
+            return False
+        hit = _MODEL_PATH.fullmatch(scope["path"])
+        if hit is None:
+            return False
+        authorization = content_length = None
+        for k, v in scope["headers"]:  # the first of repeated headers, as Starlette's Headers.get
+            if k == b"authorization":
+                if authorization is None:
+                    authorization = v.decode("latin-1")
+            elif k == b"content-length" and content_length is None:
+                content_length = v.decode("latin-1")
+        client = scope.get("client")
+        kind = hit.group(2)
+        try:
+            status, body, headers = await model_call(
+                authorization, content_length, receive, client[0] if client else None, hit.group(1), kind, kind,
+                _predict if kind == "predict" else _explain)
+        except Exception as e:  # model_call answers every error itself; this is a bug, and says only its type
+            log.error("model request failed outside its handler: %s", type(e).__qualname__)
+            status, body, headers = 500, _INTERNAL, {}
+        raw = [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
+        raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+        return True
+
+    app.fast_path = fast_path
+
     async def guarded(request: Request, role: str, fn: Callable[[Principal], Any]) -> Response:
         try:
-            p = _principal(state, request, role)
+            p = _principal(state, request.headers.get("authorization"), role)
         except _Refused as e:
             state.metrics.observe(request.url.path, e.outcome, 0.0)
             return _json(e.status, e.doc, e.headers)

@@ -42,6 +42,10 @@ FOUND = [
     ("Seen by Dr. Ward, then Dr. West.", "Ward"),  # everyday words as surnames after a title
     ("Lives with her husband Will.", "Will"),  # a dictionary name that is also a word, after a relative
     ("Reviewed by Dr. den Teulingh.", "den Teulingh"),
+    ("Son Brandon Lane (PESEL on file) will pay.", "Brandon Lane"),  # a street word as a surname after a name
+    ("Pt L. Ward seen today.", "L. Ward"),
+    ("Seen by Dr. Doctor today.", "Doctor"),  # a title word as a surname right after a title
+    ("Seen by Dr. die Pelser. DOB on file.", "die Pelser"),  # an unlisted particle between title and surname
 ]
 
 
@@ -77,6 +81,8 @@ CLEAN = [
     "Son visited on Monday.",
     # protected text must not read as new names: a title before a title, context from the previous sentence
     "Oberarzt Dr. <PERSON> hat entlassen.",
+    "Seen by Dr. in Cardiology; Penny Lane is the street.",
+    "Call Dr. on Monday.",
     "Emergency contact: <PERSON> (sister), e-mail <EMAIL>.  Foley catheter removed this morning.",
 ]
 
@@ -95,3 +101,7 @@ def test_spans_cover_the_name_only() -> None:
 def test_name_position_needs_a_word_boundary() -> None:
     # "son" inside "person" or "reason" is no relative
     assert _persons("The person Qwimbly left. For reason Qwimbly stayed.") == []
+
+
+def test_a_title_after_a_name_does_not_swallow_the_next_words() -> None:
+    assert _persons("Pt Micca, Sig.ra seen at Ospedale San Raffaele by the team.") == ["Micca"]

@@ -118,3 +118,37 @@ def test_protection_uses_the_model_only_when_asked(fake_model: _FakeNlp, tmp_pat
     assert not out["note"].str.contains("Qzxv|Wyplt").any()
     assert rep.residual_identifiers == 0
     assert rep.to_dict()["columns"]  # the report is complete
+
+
+class _ListNlp:
+    """Tags given (start, end) character ranges per text as PERSON."""
+
+    def __init__(self, tags: dict[str, list[tuple[int, int]]]) -> None:
+        self.tags = tags
+
+    def pipe(self, texts: list[str], batch_size: int) -> Any:
+        for t in texts:
+            yield _Doc([_Ent(s, e, "PERSON") for s, e in self.tags.get(t, [])])
+
+
+def _tag(text: str, piece: str) -> tuple[int, int]:
+    i = text.index(piece)
+    return i, i + len(piece)
+
+
+@pytest.mark.parametrize(
+    ("text", "tagged", "kept"),
+    [
+        ("71yo Qzxv was reviewed.", "71yo Qzxv", "Qzxv"),  # a token with digits is trimmed off
+        ("Lasix 40 mg daily.", "Lasix 40", "Lasix"),
+        ("Der Patient klagt über Kopfschmerzen.", "Der Patient", None),  # grammar and clinical words
+        ("Positive Murphy's sign today.", "Murphy", None),  # an eponym
+        ("Guillain-Barré syndrome excluded.", "Guillain-Barré", None),
+        ("Moved to St Thomas' Ward 4.", "St Thomas", None),  # a place named after a saint
+        ("Seen by the team.", "Seen", None),
+        ("Discussed with Qzxv Wyplt today.", "Qzxv Wyplt", "Qzxv Wyplt"),
+    ],
+)
+def test_model_spans_need_the_shape_of_a_name(text: str, tagged: str, kept: str | None) -> None:
+    spans = ner.person_spans([text], _ListNlp({text: [_tag(text, tagged)]}).pipe)[0]
+    assert [text[s.start : s.end] for s in spans] == ([kept] if kept else [])

@@ -64,6 +64,9 @@ def _text_values(raw: pd.Series) -> tuple[pd.Series | None, str | None]:
         return None, "non-integer numeric column"
     if len(s) == 0:
         return s.astype(str), None
+    if isinstance(dtype, pd.StringDtype):
+        vals = s.str.strip()  # already text: no per-cell conversion (the same strip as below)
+        return vals[vals != ""].astype(str), None
     # object columns may mix types (ints, dates, bytes): look at every cell as text
     vals = s.map(lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))
     vals = vals.str.strip()

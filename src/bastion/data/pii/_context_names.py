@@ -23,9 +23,9 @@ from functools import lru_cache
 from typing import Any
 
 from bastion.data.pii._names import NOT_NAMES, first_names, last_names
-from bastion.data.pii.person import _FACILITY_AFTER, _LOW, _UP
+from bastion.data.pii.person import _FACILITY_AFTER, _FACILITY_BEFORE, _LOW, _UP
 
-__all__ = ["find_context_names"]
+__all__ = ["find_context_names", "refine_model_span"]
 
 # Latin Extended-B and Latin Extended Additional (Romanian ș/ț, Vietnamese ...) on top of person.py's letters
 _XB_UP = "".join(c for c in map(chr, [*range(0x180, 0x250), *range(0x1E00, 0x1F00)]) if c.isupper())
@@ -53,6 +53,9 @@ _TITLES = (
     "Hausärztin", "Pfleger", "Pflegerin", "Schwester", "Fam.",
 )  # fmt: skip
 _TITLE_WORDS = frozenset(t.rstrip(".") for t in _TITLES if t[:1].isupper()) - {"Don", "Pan", "Lady", "Lord"}
+_TITLE_ABBREVIATIONS = frozenset(
+    "Dr Drs Prof Mr Mrs Ms Mx Hr Fr Sr Sra Srta Dott Sig Mme Mlle Dhr Mevr Mw Dña St Mt".split()
+)
 # a second title after the first: "Frau Dr. Weiß", "Herr Prof. Dr. Maier"
 _SECOND_TITLES = ("Dr", "Dr.", "Prof", "Prof.", "Prof. Dr.", "dr.", "prof.", "Dott.", "Dott.ssa", "Dr.ssa")
 _KIN = (
@@ -179,19 +182,30 @@ _END = r"(?![\w@'’])"
 # title + name: "Dr. Okafor", "Dr A. Lindstrøm", "Frau Dr. Weiß", "Prof. van der Berg". The title comes first so
 # the regex engine can skip to its few possible first letters; the word boundary is checked in Python.
 _TITLE_RE = re.compile(rf"(?:{_alt(_TITLES)})(?: (?:{_alt(_SECOND_TITLES)}))? (?P<name>{_RUN}){_END}")
-# one pass for the other triggers (one pass over a big text costs less than three):
+# title + an unlisted lower-case particle + one surname, then punctuation: "Dr. die Pelser.", "Dr. auch Schlauchin,"
+_TITLE_PARTICLE_RE = re.compile(
+    rf"(?:{_alt(_TITLES)}) (?P<name>(?P<part>[{_L}]{{2,4}}) {_WORD})(?=[.,;:)]|$)", re.M
+)
+_FUNCTION_WORDS = frozenset(
+    """at in on to of for and or nor the by is was has had are were be been seen saw sees see met
+    will can may did does who whom whose that this from with into onto upon over under per via not no yes
+    then than also too very just only as if so but yet al le la les un une et ou el los las y en con por
+    para del der den das und oder im am zum zur vom bei mit von auf aus nach""".split()
+)
+# one pass, one trie for the other triggers (cheaper than a pass or a branch per kind); the kind of the
+# trigger that matched is looked up after:
 # relative or carer + name: "her daughter Maria Lopez", "son, Ben", "Mother (Ana)", "the patient's husband X";
 # clinical role + name: "registrar Aoife Byrne", "GP Dorothea Hassing";
 # introducing phrase or sign-off + name or "Surname, Given": "spoke to ...", "NOK: Kowalski, Jan", "Kind regards, ..."
 _CONTEXT_RE = re.compile(
-    rf"(?<![\w.@'’-])(?:(?P<kin>{_alt(_KIN, fold_first=True)}){_GLUE_KIN}"
-    rf"|(?P<role>{_alt(_ROLES, fold_first=True)})(?:,? |: | \()"
-    rf"|(?:{_alt(_INTRO, fold_first=True)}) {_POSS})"
+    rf"(?<![\w.@'’-])(?P<trig>{_alt(_KIN + _ROLES + _INTRO, fold_first=True)})(?:,? |: | \(| - | – ){_POSS}"
     rf"(?P<name>{_COMMA}|{_RUN}){_END}"
 )
+_KIN_FORMS = frozenset(w for k in _KIN for w in (k, k[:1].swapcase() + k[1:]))
 # name + relation in apposition, found from the relation: "Toró, the patient's sister", "Anna Kowalska
 # (daughter)", "Kožešník, Teodora (carer)"; the name run is then matched backwards from the relation
 _APPOS_TAIL_RE = re.compile(
+    r"(?=,| [(\-–])"  # implied by the three openings below; it only skips text faster
     rf"(?:,? \(|, (?:the patient['’]s |the pt['’]s |the |his |her |their |pt['’]s |patient['’]s )?|,? (?:- |– ))"
     rf"(?:{_alt(_KIN + _ROLES, fold_first=True)})\b"
 )
@@ -199,6 +213,7 @@ _APPOS_NAME_RE = re.compile(rf"(?:{_COMMA}|{_WORD}(?:(?: (?:{_PART} )*|-){_WORD}
 # a dash sign-off: "-- Walter Stanley (FY2)" (two or more words, then the end, a comma or a bracket)
 _DASH_RE = re.compile(rf"(?:--|—) (?P<name>{_WORD}(?:(?: (?:{_PART} )*|-){_WORD}){{1,3}})(?=$|\n|,| \()", re.M)
 _BOUNDARY = frozenset(".@'’-_")
+_NONSPACE = re.compile(r"\S+")
 
 
 def _starts_word(text: str, pos: int) -> bool:
@@ -213,29 +228,36 @@ def _known() -> frozenset[str]:
 def _clip(text: str, start: int, end: int, strength: int) -> tuple[int, int] | None:
     """Cut a candidate name run at the first word that cannot be part of it; None when nothing is left."""
     known = _known()
-    pos = start
+    firsts = first_names()
     last_end = -1
     first_start = -1
     weak_first = False  # the run so far is one everyday word that is also a name ("Jan", "May")
-    for m in re.finditer(r"\S+", text[start:end]):
+    after_given = False  # the word before is an initial or a dictionary given name ("L. Ward", "Jason Lane")
+    for m in _NONSPACE.finditer(text, start, end):
         word = m.group(0).rstrip(",")
-        w_start, w_end = start + m.start(), start + m.start() + len(word)
+        w_start, w_end = m.start(), m.start() + len(word)
         core = word.split("-")[0]
         if core[:1].islower() or (len(core) == 2 and core.endswith(".")) or word.endswith("."):
             # particles and initials only lead or sit inside a name
-            pos = w_end
             if first_start < 0:
                 first_start = w_start
+            after_given = core[:1].isupper()
             continue
-        if core in _HARD_STOP or core in _TITLE_WORDS or (core not in known and core.lower().endswith(_NOUN_SUFFIX)):
+        if core in _TITLE_ABBREVIATIONS and w_end < len(text) and text[w_end] == ".":
+            break  # "Oberarzt Dr. <PERSON>": an abbreviated title, never a name
+        if core in _HARD_STOP or (core not in known and core.lower().endswith(_NOUN_SUFFIX)):
             break
-        if core in _SOFT_STOP or core in NOT_NAMES:
-            # right after a title any capitalised word is a surname ("Dr. West", "Dr. Ward"); after a relative
-            # one that is no clinical or place word; elsewhere a dictionary name that is not the whole run
+        if core in _SOFT_STOP or core in NOT_NAMES or core in _TITLE_WORDS:
+            # right after a title any capitalised word is a surname ("Dr. West", "Dr. Doctor"); after a relative
+            # one that is no clinical, place or title word; after an initial or a given name a dictionary
+            # surname ("L. Ward", "Jason Lane"); elsewhere a dictionary name that is not the whole run
             # ("Pt Jan van Wessex", "Anna May Smith")
-            if last_end < 0 and (strength == 2 or (strength == 1 and core not in _SOFT_STOP)):
+            soft = core in _SOFT_STOP or core in _TITLE_WORDS
+            if last_end < 0 and first_start < 0 and (strength == 2 or (strength == 1 and not soft)):
                 pass
-            elif core in known and core not in _SOFT_STOP:
+            elif after_given and core in known:
+                pass
+            elif core in known and not soft:
                 if last_end < 0:
                     weak_first = True
             else:
@@ -245,8 +267,7 @@ def _clip(text: str, start: int, end: int, strength: int) -> tuple[int, int] | N
         if first_start < 0:
             first_start = w_start
         last_end = w_end
-        pos = w_end
-    del pos
+        after_given = core in firsts
     if last_end < 0 or weak_first:
         return None
     if _FACILITY_AFTER.match(text, last_end) or _EPONYM_AFTER.match(text, last_end):
@@ -262,8 +283,13 @@ def find_context_names(text: str) -> Iterator[tuple[int, int, float]]:
             got = _clip(text, m.start("name"), m.end("name"), 2)
             if got is not None:
                 yield got[0], got[1], 0.9
+    for m in _TITLE_PARTICLE_RE.finditer(text):
+        if _starts_word(text, m.start()) and m.group("part") not in _FUNCTION_WORDS:
+            got = _clip(text, m.start("name"), m.end("name"), 2)
+            if got is not None:
+                yield got[0], got[1], 0.85
     for m in _CONTEXT_RE.finditer(text):
-        kin = m.start("kin") >= 0
+        kin = m.group("trig") in _KIN_FORMS
         got = _clip(text, m.start("name"), m.end("name"), 1 if kin else 0)
         if got is not None:
             yield got[0], got[1], 0.85 if kin else 0.8
@@ -281,3 +307,25 @@ def find_context_names(text: str) -> Iterator[tuple[int, int, float]]:
         got = _clip(text, back.start(), e, 0)
         if got is not None and got[1] == e:
             yield got[0], got[1], 0.8
+
+
+def refine_model_span(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """A PERSON span from a statistical model, held to the same shape evidence as a name found by position:
+    no digits ("Lasix 40"), no grammar, clinical or title words at its start ("Der Patient", "Seen"), never a
+    facility or an eponym ("Murphy's sign", "Guillain-Barré syndrome"); None when nothing is left."""
+    words = [(m.start(), m.end()) for m in _NONSPACE.finditer(text, start, end)]
+    while words and any(ch.isdigit() for ch in text[words[0][0] : words[0][1]]):
+        words.pop(0)  # "71yo Pravoslav"
+    while words and any(ch.isdigit() for ch in text[words[-1][0] : words[-1][1]]):
+        words.pop()  # "Lasix 40"
+    if not words or any(ch.isdigit() for ch in text[words[0][0] : words[-1][1]]):
+        return None
+    start, end = words[0][0], words[-1][1]
+    if text[start:end].split()[0].rstrip(".") in _PLACE_PREFIX or _FACILITY_BEFORE.search(
+        text, max(0, start - 7), start
+    ):
+        return None  # "St Thomas' Ward"
+    return _clip(text, start, end, 0)
+
+
+_PLACE_PREFIX = frozenset({"St", "Saint", "Santa", "San", "Mount", "Mt", "Fort", "Lake", "Port"})

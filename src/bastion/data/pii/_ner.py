@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
+from bastion.data.pii._context_names import refine_model_span
 from bastion.data.pii.interface import Span
 from bastion.errors import ConfigError
 
@@ -62,7 +63,8 @@ def person_spans(
     texts: Sequence[str], pipe: Callable[..., Iterable[Any]], *, batch_size: int = 128
 ) -> list[list[Span]]:
     """PERSON spans from any spaCy-like ``pipe(texts, batch_size=...)`` (docs with ``.ents``), trimmed of
-    punctuation at their ends; spans with no letter are dropped."""
+    punctuation at their ends and held to the shape evidence of the rules (`refine_model_span`): a small
+    model calls eponyms, drugs and capitalised nouns PERSON (bench/pii/RESULTS.md)."""
     out: list[list[Span]] = []
     for text, doc in zip(texts, pipe(list(texts), batch_size=batch_size), strict=True):
         row: list[Span] = []
@@ -75,7 +77,8 @@ def person_spans(
             s += lead
             while e > s and not (text[e - 1].isalnum() or text[e - 1] == "."):
                 e -= 1
-            if e > s and any(ch.isalpha() for ch in text[s:e]):
-                row.append(Span("PERSON", s, e, _SCORE))
+            got = refine_model_span(text, s, e) if e > s else None
+            if got is not None:
+                row.append(Span("PERSON", got[0], got[1], _SCORE))
         out.append(row)
     return out

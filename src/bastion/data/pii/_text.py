@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from itertools import pairwise
 
 import numpy as np
 
@@ -84,39 +85,81 @@ def _scan_chunk(
     lengths = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
     starts = np.zeros(len(parts), dtype=np.int64)
     np.cumsum(lengths[:-1] + 1, out=starts[1:])
-    c_start: list[int] = []
-    c_end: list[int] = []
-    c_score: list[float] = []
-    c_rec: list[int] = []
+    cands: list[tuple[int, int, float, int]] = []  # (start, end, score, recognizer index) in the chunk
     shared = _shared_candidates(chunk, recs)
+    # candidates whose costly last check (`verify_span`) waits until the others are known
+    deferred: list[tuple[int, int, float, int, int, int]] = []
     for k, rec in enumerate(recs):
         url = rec.entity == "URL"
-        found = rec.find_in_text(chunk) if k not in shared else rec.scored(chunk, shared[k])
+        defer = _deferrable(rec)
+        if defer:
+            spans = shared[k] if k in shared else [m.span() for m in rec._compiled_text().finditer(chunk)]
+            found = rec.scored(chunk, spans, verify=False)
+        else:
+            found = rec.find_in_text(chunk) if k not in shared else rec.scored(chunk, shared[k])
+        if not url and not defer:
+            cands.extend([(s, e, score, k) for s, e, score in found if score >= min_score])
+            continue
         for s, e, score in found:
             if score < min_score:
                 continue
+            s0, e0 = s, e
             if url:
                 while e > s and chunk[e - 1] in _TRAIL:
                     e -= 1
-            c_start.append(s)
-            c_end.append(e)
-            c_score.append(score)
-            c_rec.append(k)
-    if not c_start:
+            if defer:
+                deferred.append((s, e, score, k, s0, e0))
+            else:
+                cands.append((s, e, score, k))
+    if deferred:
+        # a non-empty span that a recognizer of higher priority also found is never kept (the overlap rule sees
+        # that one first, with the same length): no need to verify it
+        top: dict[tuple[int, int], int] = {}
+        for s, e, _, k in cands:
+            if e > s and top.get((s, e), -(2**31)) < recs[k].priority:
+                top[(s, e)] = recs[k].priority
+        for s, e, score, k, s0, e0 in deferred:
+            if e > s and top.get((s, e), -(2**31)) > recs[k].priority:
+                continue
+            if recs[k].verify_span(chunk[s0:e0]):
+                cands.append((s, e, score, k))
+    if not cands:
         return
+    c_start, c_end, c_score, c_rec = zip(*cands, strict=True)
     s_arr = np.asarray(c_start, dtype=np.int64)
     e_arr = np.asarray(c_end, dtype=np.int64)
     row_idx = np.searchsorted(starts, s_arr, side="right") - 1
     local_s = s_arr - starts[row_idx]
     local_e = e_arr - starts[row_idx]
-    inside = local_e <= lengths[row_idx]  # a match across two cells is no match
-    per_row: dict[int, list[tuple[int, int, float, Recognizer]]] = {}
-    for j in np.flatnonzero(inside):
-        per_row.setdefault(int(row_idx[j]), []).append(
-            (int(local_s[j]), int(local_e[j]), c_score[j], recs[c_rec[j]])
+    keep = np.flatnonzero(local_e <= lengths[row_idx])  # a match across two cells is no match
+    # candidates grouped by row (stable: in the order found), each as a sortable tuple: longest, then highest
+    # priority, then highest score, then leftmost; the recognizer's place in the list breaks the remaining ties,
+    # as a stable sort in that order would
+    keep = keep[np.argsort(row_idx[keep], kind="stable")]
+    k_rows = row_idx[keep]
+    bounds = [0, *(np.flatnonzero(np.diff(k_rows)) + 1).tolist(), len(keep)]
+    prio = [-r.priority for r in recs]
+    ents = [str(r.entity) for r in recs]
+    keyed = [
+        (ls - le, prio[k], -c_score[j], ls, le, k)
+        for j, ls, le, k in zip(
+            keep.tolist(), local_s[keep].tolist(), local_e[keep].tolist(), [c_rec[j] for j in keep.tolist()],
+            strict=True,
         )
-    for r, cands in per_row.items():
-        out[rows[r]] = _resolve(cands)
+    ]
+    k_rows_l = k_rows.tolist()
+    for a, b in pairwise(bounds):
+        out[rows[k_rows_l[a]]] = _resolve(keyed[a:b], ents)
+
+
+def _deferrable(rec: Recognizer) -> bool:
+    cls = type(rec)
+    return (
+        rec.text_pattern is not None
+        and cls.verify_span is not Recognizer.verify_span
+        and cls.find_in_text is Recognizer.find_in_text
+        and cls.scored is Recognizer.scored
+    )
 
 
 _FUSABLE_FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL
@@ -185,15 +228,28 @@ def _shared_candidates(chunk: str, recs: Sequence[Recognizer]) -> dict[int, list
     return out
 
 
-def _resolve(cands: list[tuple[int, int, float, Recognizer]]) -> list[Span]:
+def _resolve(cands: list[tuple[int, int, float, int, int, int]], ents: list[str]) -> list[Span]:
     """Non-overlapping spans: the longest wins, then the higher priority, then the higher score."""
-    cands.sort(key=lambda c: (-(c[1] - c[0]), -c[3].priority, -c[2], c[0]))
-    kept: list[tuple[int, int, float, Recognizer]] = []
-    for c in cands:
-        if all(c[1] <= k[0] or c[0] >= k[1] for k in kept):
-            kept.append(c)
-    kept.sort(key=lambda c: c[0])
-    return [Span(str(rec.entity), s, e, float(score)) for s, e, score, rec in kept]
+    if len(cands) == 1:
+        _, _, neg, s, e, k = cands[0]
+        return [Span(ents[k], s, e, float(-neg))]
+    cands.sort()
+    kept: list[tuple[int, int, float, int, int, int]] = []
+    if all(c[0] < 0 for c in cands):
+        # no empty span: one byte per character marks what is taken (same answer as the pairwise test below)
+        taken = bytearray(max(c[4] for c in cands))
+        for c in cands:
+            s, e = c[3], c[4]
+            if taken.find(1, s, e) < 0:
+                kept.append(c)
+                taken[s:e] = b"\x01" * (e - s)
+    else:
+        for c in cands:
+            s, e = c[3], c[4]
+            if all(e <= k[3] or s >= k[4] for k in kept):
+                kept.append(c)
+    kept.sort(key=lambda c: c[3])
+    return [Span(ents[k], s, e, float(-neg)) for _, _, neg, s, e, k in kept]
 
 
 def _merge(out: list[list[Span]], rows: list[int], extra: list[list[Span]], min_score: float) -> None:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from bastion.data.pii._checksums import card_brand_ok, luhn_valid_many
 from bastion.data.pii._mask import mask_keep_last
-from bastion.data.pii.interface import GATE_DIGIT, EntityType, Recognizer, as_mask
+from bastion.data.pii.interface import GATE_DIGIT, EntityType, Recognizer, fullmatch_mask
 
 __all__ = ["CreditCardRecognizer"]
 
@@ -26,7 +26,7 @@ class CreditCardRecognizer(Recognizer):
     base_score = 0.9
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        mask = as_mask(values.str.fullmatch(_CELL))
+        mask = fullmatch_mask(values, _CELL)
         if mask.any():
             idx = np.flatnonzero(mask)
             digits = values.iloc[idx].str.replace(r"\D", "", regex=True).tolist()

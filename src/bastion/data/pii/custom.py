@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bastion.data.pii.interface import Recognizer, as_mask
+from bastion.data.pii.interface import Recognizer, fullmatch_mask
 from bastion.errors import ConfigError
 
 __all__ = ["CustomPattern", "PatternRecognizer", "clear_patterns", "register_pattern"]
@@ -75,7 +75,7 @@ class PatternRecognizer(Recognizer):
         self._cell = re.compile(spec.pattern)
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        mask = as_mask(values.str.fullmatch(self._cell))
+        mask = fullmatch_mask(values, self._cell)
         if self.spec.validator is not None and mask.any():
             idx = np.flatnonzero(mask)
             ok = np.fromiter((bool(self.spec.validator(v)) for v in values.iloc[idx]), dtype=bool, count=len(idx))

@@ -9,9 +9,10 @@ import re
 import numpy as np
 import pandas as pd
 
-from bastion.data.pii.interface import EntityType, Recognizer, as_mask
+from bastion.data.pii.interface import EntityType, Recognizer, fullmatch_mask
 
 __all__ = ["DateOfBirthRecognizer"]
+_SENTENCE_END = re.compile(r"[.;!?] (?=\S)|\n")
 
 _MONTHS = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
@@ -65,7 +66,7 @@ class DateOfBirthRecognizer(Recognizer):
     min_spread_years = 25
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        return as_mask(values.str.fullmatch(_CELL, flags=0))
+        return fullmatch_mask(values, _CELL)
 
     def refine(self, values: pd.Series, mask: np.ndarray, *, named: bool) -> tuple[float, tuple[str, ...]]:
         if named or not mask.any():
@@ -90,7 +91,7 @@ class DateOfBirthRecognizer(Recognizer):
 
     def score_span(self, match: str, before: str, after: str) -> float | None:
         # the birth word must be in the same sentence ("born on 3 May 1980. Seen on 4 June 2024" has one)
-        near = re.split(r"[.;!?] (?=\S)|\n", before[-32:])[-1]
+        near = _SENTENCE_END.split(before[-32:])[-1]
         return 0.9 if self.has_context(near) else None
 
     def mask(self, value: str) -> str:

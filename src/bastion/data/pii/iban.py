@@ -7,7 +7,7 @@ import pandas as pd
 
 from bastion.data.pii._checksums import IBAN_LENGTHS, iban_valid_many
 from bastion.data.pii._mask import mask_keep_last
-from bastion.data.pii.interface import EntityType, Recognizer, as_mask
+from bastion.data.pii.interface import EntityType, Recognizer, fullmatch_mask
 
 __all__ = ["IbanRecognizer"]
 
@@ -31,8 +31,9 @@ class IbanRecognizer(Recognizer):
     base_score = 0.95
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        compact = values.str.replace(" ", "", regex=False).str.upper()
-        mask = as_mask(compact.str.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}"))
+        compact = pd.Series([v.replace(" ", "").upper() if isinstance(v, str) else v for v in values.tolist()],
+                            dtype=object)
+        mask = fullmatch_mask(compact, r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}")
         if mask.any():
             idx = np.flatnonzero(mask)
             ok = iban_valid_many(compact.iloc[idx].tolist())

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from bastion.data.pii._mask import mask_keep_last
-from bastion.data.pii.interface import GATE_ALPHA, EntityType, Recognizer, as_mask
+from bastion.data.pii.interface import EntityType, Recognizer, as_mask, fullmatch_mask
 
 __all__ = ["IdNumberRecognizer", "MedicalRecordRecognizer", "identifier_like"]
 
@@ -45,7 +45,7 @@ _OBJECT_WORDS = (
 def identifier_like(values: pd.Series, *, min_unique: float = 0.8) -> np.ndarray:
     """Cells that look like identifiers (no spaces, at least one digit), when the column is mostly unique."""
     mask = (
-        as_mask(values.str.fullmatch(_ID_LIKE))
+        fullmatch_mask(values, _ID_LIKE)
         & as_mask(values.str.contains(r"\d"))
     )
     if mask.sum() == 0 or values[mask].nunique() < min_unique * mask.sum():
@@ -61,14 +61,14 @@ class MedicalRecordRecognizer(Recognizer):
     )
     negative_name_hints = _OBJECT_WORDS
     priority = 75
-    text_pattern = r"(?<![\w-])(?:MRN|MR|PT|EHR|HN|H)[-_ #:]{0,2}\d{5,12}(?![\w-])"
-    text_gate = GATE_ALPHA
+    # the lookahead is implied by the prefixes (M, P, E or H); it only skips text faster
+    text_pattern = r"(?=[mpeh])(?<![\w-])(?:MRN|MR|PT|EHR|HN|H)[-_ #:]{0,2}\d{5,12}(?![\w-])"
     text_flags = re.IGNORECASE
     context_words = ("mrn", "medical record", "record", "chart", "patient", "hospital n", "hosp", "case")
     base_score = 0.9
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        return as_mask(values.str.fullmatch(_MRN_CELL))
+        return fullmatch_mask(values, _MRN_CELL)
 
     def match_named(self, values: pd.Series) -> np.ndarray:
         return np.asarray(self.match_cells(values) | identifier_like(values), dtype=bool)
@@ -109,7 +109,7 @@ class IdNumberRecognizer(Recognizer):
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
         # by value: letter-prefixed digit runs (the name may say nothing)
-        return as_mask(values.str.fullmatch(_PREFIXED))
+        return fullmatch_mask(values, _PREFIXED)
 
     def match_named(self, values: pd.Series) -> np.ndarray:
         return identifier_like(values)

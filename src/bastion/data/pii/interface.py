@@ -6,6 +6,7 @@ Built-in recognizers live one per module beside this file; plugins subclass `Rec
 from __future__ import annotations
 
 import re
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import pandas as pd
 
 __all__ = [
     "GATE_ALPHA",
+    "GATE_CAPS",
     "GATE_DIGIT",
     "SCHEMA_VERSION",
     "ColumnFinding",
@@ -26,6 +28,7 @@ __all__ = [
     "Span",
     "TableScanReport",
     "as_mask",
+    "fullmatch_mask",
 ]
 
 SCHEMA_VERSION = 1
@@ -35,6 +38,8 @@ _CONTEXT = 48  # characters of text either side of a candidate that context rule
 #: does not follow a word character or a hyphen
 GATE_DIGIT = r"(?<![\w-])(?=\d)"
 GATE_ALPHA = r"(?<![\w-])(?=[A-Za-z])"
+#: a capital followed by a capital, a digit, a space or a hyphen (national IDs written in capitals and digits)
+GATE_CAPS = r"(?<![\w-])(?=[A-Z][A-Z\d -])"
 
 
 def as_mask(values: pd.Series | np.ndarray) -> np.ndarray:
@@ -42,6 +47,45 @@ def as_mask(values: pd.Series | np.ndarray) -> np.ndarray:
     if isinstance(values, pd.Series):
         values = values.fillna(False).to_numpy(dtype=bool)
     return np.array(values, dtype=bool)
+
+
+def fullmatch_mask(values: pd.Series, pattern: str | re.Pattern[str], flags: int = 0) -> np.ndarray:
+    """Cells of ``values`` that ``pattern`` matches in full, as a boolean mask (non-str cells never match).
+
+    Same answer as ``values.str.fullmatch(pattern)``, faster: cells whose length no match can have are
+    skipped before the regex runs, and there is no per-call pandas overhead.
+    """
+    compiled, lo, hi = _with_width(pattern, flags)
+    fm = compiled.fullmatch
+    return np.fromiter(
+        (isinstance(v, str) and lo <= len(v) <= hi and fm(v) is not None for v in values.tolist()),
+        dtype=bool,
+        count=len(values),
+    )
+
+
+_WIDTHS: dict[tuple[str, int], tuple[re.Pattern[str], int, int]] = {}
+
+
+def _with_width(pattern: str | re.Pattern[str], flags: int) -> tuple[re.Pattern[str], int, int]:
+    if isinstance(pattern, re.Pattern):
+        flags |= pattern.flags
+        pattern = pattern.pattern
+    key = (pattern, flags)
+    got = _WIDTHS.get(key)
+    if got is None:
+        compiled = re.compile(pattern, flags)
+        lo, hi = 0, sys.maxsize
+        try:  # the shortest and longest text a match can span (re's own parser; unknown -> no bound)
+            import re._parser as sre_parse
+
+            lo, hi = sre_parse.parse(pattern, flags).getwidth()
+        except Exception:  # a private module: any failure only loses the shortcut
+            lo, hi = 0, sys.maxsize
+        if len(_WIDTHS) > 4096:
+            _WIDTHS.clear()
+        got = _WIDTHS[key] = (compiled, int(lo), int(hi))
+    return got
 
 
 class EntityType(StrEnum):
@@ -207,12 +251,26 @@ class Recognizer(ABC):
             return
         yield from self.scored(text, (m.span() for m in self._compiled_text().finditer(text)))
 
-    def scored(self, text: str, spans: Iterable[tuple[int, int]]) -> Iterator[tuple[int, int, float]]:
-        """`find_in_text` for candidate ``spans`` of ``text_pattern`` already found (by a shared pass)."""
+    def scored(
+        self, text: str, spans: Iterable[tuple[int, int]], *, verify: bool = True
+    ) -> Iterator[tuple[int, int, float]]:
+        """`find_in_text` for candidate ``spans`` of ``text_pattern`` already found (by a shared pass).
+
+        With ``verify=False`` `verify_span` is left to the caller.
+        """
         for start, end in spans:
-            score = self.score_span(text[start:end], text[max(0, start - _CONTEXT) : start], text[end : end + _CONTEXT])
-            if score is not None:
+            match = text[start:end]
+            score = self.score_span(match, text[max(0, start - _CONTEXT) : start], text[end : end + _CONTEXT])
+            if score is not None and (not verify or self.verify_span(match)):
                 yield start, end, score
+
+    def verify_span(self, match: str) -> bool:
+        """The costly last check of a text candidate that `score_span` accepted (e.g. parsing a phone number).
+
+        `find_in_text` applies it to every candidate. The scanner skips it for a candidate that could not be
+        kept anyway: one whose exact span a recognizer of higher priority also found.
+        """
+        return True
 
     def _compiled_text(self) -> re.Pattern[str]:
         cached = self.__dict__.get("_text_re")
@@ -258,8 +316,7 @@ class RegexRecognizer(Recognizer):
         return np.fromiter((self.validate(v) for v in values), dtype=bool, count=len(values))
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        pattern = re.compile(self.cell_pattern, self.cell_flags)
-        mask = as_mask(values.str.fullmatch(pattern))
+        mask = fullmatch_mask(values, self.cell_pattern, self.cell_flags)
         if mask.any():
             idx = np.flatnonzero(mask)
             ok = self.validate_many(values.iloc[idx].tolist())

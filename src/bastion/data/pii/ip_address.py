@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from bastion.data.pii.interface import EntityType, Recognizer, as_mask
+from bastion.data.pii.interface import EntityType, Recognizer, as_mask, fullmatch_mask
 
 __all__ = ["IpAddressRecognizer"]
 
@@ -43,7 +43,7 @@ class IpAddressRecognizer(Recognizer):
     base_score = 0.8
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        v4 = as_mask(values.str.fullmatch(_V4_RE))
+        v4 = fullmatch_mask(values, _V4_RE)
         maybe6 = as_mask(values.str.contains(":", regex=False)) & ~v4
         if maybe6.any():
             idx = np.flatnonzero(maybe6)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from bastion.data.pii import _national as nat
 from bastion.data.pii._mask import mask_keep_last
-from bastion.data.pii.interface import GATE_ALPHA, GATE_DIGIT, Recognizer, as_mask
+from bastion.data.pii.interface import GATE_CAPS, GATE_DIGIT, Recognizer, fullmatch_mask
 
 __all__ = ["NATIONAL_ID_RECOGNIZERS", "NationalIdRecognizer"]
 
@@ -42,7 +42,7 @@ class NationalIdRecognizer(Recognizer):
         return _SEPS.sub("", value).upper()
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        mask = as_mask(values.str.fullmatch(self.cell_shape, flags=re.IGNORECASE))
+        mask = fullmatch_mask(values, self.cell_shape, re.IGNORECASE)
         if mask.any():
             idx = np.flatnonzero(mask)
             ok = np.fromiter(
@@ -84,7 +84,7 @@ class UkNinoRecognizer(NationalIdRecognizer):
     name_hints = (r"\bnino\b", r"national_?insurance", r"\bni_?(?:no|num|number)\b")
     cell_shape = r"[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]"
     text_pattern = _text(r"[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]")
-    text_gate = GATE_ALPHA
+    text_gate = GATE_CAPS
     text_flags = 0
     context_words = ("national insurance", "nino", "ni number", "ni no")
 
@@ -104,7 +104,7 @@ class EsNieRecognizer(NationalIdRecognizer):
     name_hints = (r"\bnie\b",)
     cell_shape = r"[XYZ][ -]?\d{7}[ -]?[A-Z]"
     text_pattern = _text(r"[XYZ][ -]?\d{7}[ -]?[A-Z]")
-    text_gate = GATE_ALPHA
+    text_gate = GATE_CAPS
     text_flags = 0
     context_words = ("nie", "extranjero")
 
@@ -114,7 +114,7 @@ class ItFiscalCodeRecognizer(NationalIdRecognizer):
     name_hints = (r"codice_?fiscale", r"\bcf\b", r"fiscal_?code", r"\bcod_?fisc")
     cell_shape = r"[A-Z]{6}[\dA-Z]{2}[A-Z][\dA-Z]{2}[A-Z][\dA-Z]{3}[A-Z]"
     text_pattern = _text(r"[A-Z]{6}[\dLMNPQRSTUV]{2}[ABCDEHLMPRST][\dLMNPQRSTUV]{2}[A-Z][\dLMNPQRSTUV]{3}[A-Z]")
-    text_gate = GATE_ALPHA
+    text_gate = GATE_CAPS
     text_flags = 0
     context_words = ("codice fiscale", "c.f.", "cf")
 
@@ -186,7 +186,7 @@ class InPanRecognizer(NationalIdRecognizer):
     name_hints = (r"\bpan\b", r"pan_?(?:no|num|number|card)")
     cell_shape = r"[A-Z]{5}\d{4}[A-Z]"
     text_pattern = _text(r"[A-Z]{3}[ABCFGHLJPTK][A-Z]\d{4}[A-Z]")
-    text_gate = GATE_ALPHA
+    text_gate = GATE_CAPS
     text_flags = 0
     context_words = ("pan",)
 
@@ -207,7 +207,7 @@ class SgNricRecognizer(NationalIdRecognizer):
     name_hints = (r"\bnric\b", r"\bfin\b")
     cell_shape = r"[STFGM]\d{7}[A-Z]"
     text_pattern = _text(r"[STFGM]\d{7}[A-Z]")
-    text_gate = GATE_ALPHA
+    text_gate = GATE_CAPS
     text_flags = 0
     context_words = ("nric", "fin")
 

@@ -11,9 +11,10 @@ import pandas as pd
 
 from bastion.data.pii._mask import mask_name
 from bastion.data.pii._names import AMBIGUOUS, NOT_NAMES, TITLES, first_names, last_names
-from bastion.data.pii.interface import EntityType, Recognizer, as_mask
+from bastion.data.pii.interface import EntityType, Recognizer, as_mask, fullmatch_mask
 
 __all__ = ["PersonRecognizer"]
+_NONSPACE = re.compile(r"\S+")
 
 # Latin-1 plus Latin Extended-A (Polish, Czech, Hungarian, Turkish ... letters)
 _EXT_UP = "".join(c for c in map(chr, range(0x100, 0x180)) if c.isupper())
@@ -81,9 +82,12 @@ class PersonRecognizer(Recognizer):
 
     def _cell_kinds(self, values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         norm = values.where(~values.str.isupper(), values.str.title())
-        parts = norm.str.fullmatch(_CELL)
-        ok = as_mask(parts)
-        ext = norm.str.extract(rf"^(?:(?:{_TITLE})\.? )?(?P<a>{_TOK})(?:,? .*?(?P<b>{_TOK}))?$")
+        ok = fullmatch_mask(norm, _CELL)
+        full, first_only, last_only = (np.zeros(len(values), dtype=bool) for _ in range(3))
+        if not ok.any():
+            return full, first_only, last_only  # every kind needs a name-shaped cell
+        named = norm[ok]  # only name-shaped cells can be any kind: look closer at those alone
+        ext = named.str.extract(rf"^(?:(?:{_TITLE})\.? )?(?P<a>{_TOK})(?:,? .*?(?P<b>{_TOK}))?$")
         first_set, last_set = first_names(), last_names()
         a_vals = ext["a"].tolist()
         b_vals = ext["b"].tolist()
@@ -92,11 +96,11 @@ class PersonRecognizer(Recognizer):
         has_b = as_mask(ext["b"].notna())
         b_last = _member(b_vals, last_set)
         b_first = _member(b_vals, first_set)
-        comma = as_mask(norm.str.contains(",", regex=False))
+        comma = as_mask(named.str.contains(",", regex=False))
         # one known part is enough for a "First Last" cell: names outside the dictionaries are common
-        full = ok & has_b & (a_first | b_last | (comma & a_last & b_first))
-        first_only = ok & ~has_b & a_first
-        last_only = ok & ~has_b & a_last & ~a_first
+        full[ok] = has_b & (a_first | b_last | (comma & a_last & b_first))
+        first_only[ok] = ~has_b & a_first
+        last_only[ok] = ~has_b & a_last & ~a_first
         return full, first_only, last_only
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
@@ -146,12 +150,11 @@ class PersonRecognizer(Recognizer):
     def _find_sequences(self, text: str) -> Iterator[tuple[int, int, float]]:
         first_set, last_set = first_names(), last_names()
         for m in _SEQ.finditer(text):
-            name = m.group("name")
-            title = m.group("title")
+            title, name = m.group("title", "name")
             if title is None and " " not in name and name not in first_set and name not in last_set:
                 continue  # the common case: one capitalised word that is no name
             start = m.start("name")
-            toks = [(t.start() + start, t.group(0)) for t in re.finditer(r"\S+", name)]
+            toks = [(t.start() + start, t.group(0)) for t in _NONSPACE.finditer(name)]
             keep_unknown = False
             if title is None:
                 while toks and toks[0][1] in NOT_NAMES:

@@ -13,9 +13,10 @@ import pandas as pd
 import phonenumbers
 
 from bastion.data.pii._mask import mask_keep_last
-from bastion.data.pii.interface import EntityType, Recognizer, as_mask
+from bastion.data.pii.interface import EntityType, Recognizer, fullmatch_mask
 
 __all__ = ["PhoneRecognizer"]
+_EXTENSION = re.compile(r" ?(?:x|ext\.?) ?(?=\d)")
 
 # Regions tried, in order, for numbers written without a country code.
 DEFAULT_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR", "NL", "IT", "ES")
@@ -58,8 +59,8 @@ class PhoneRecognizer(Recognizer):
     base_score = 0.75
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        mask = as_mask(values.str.fullmatch(_CELL))
-        mask &= ~as_mask(values.str.fullmatch(_NOT_PHONE))
+        mask = fullmatch_mask(values, _CELL)
+        mask &= ~fullmatch_mask(values, _NOT_PHONE)
         if mask.any():
             idx = np.flatnonzero(mask)
             ok = np.fromiter((_parse_valid(v) for v in values.iloc[idx]), dtype=bool, count=len(idx))
@@ -75,7 +76,7 @@ class PhoneRecognizer(Recognizer):
         return 1.0, ()
 
     def score_span(self, match: str, before: str, after: str) -> float | None:
-        digits = sum(ch.isdigit() for ch in re.split(r" ?(?:x|ext\.?) ?(?=\d)", match)[0])
+        digits = sum(map(str.isdigit, _EXTENSION.split(match)[0]))
         if digits < 7 or digits > 15:
             return None
         context = self.has_context(before)
@@ -85,9 +86,11 @@ class PhoneRecognizer(Recognizer):
         # dates and version-like dotted numbers are not phones
         if _NOT_PHONE.fullmatch(match):
             return None
-        if not _parse_valid(match):
-            return None
         return 0.9 if context else self.base_score
+
+    def verify_span(self, match: str) -> bool:
+        # parsing is the costly part: the scanner skips it for candidates an ID of higher priority also found
+        return _parse_valid(match)
 
     def mask(self, value: str) -> str:
         return mask_keep_last(value, 2)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from bastion.data.pii._checksums import itin_valid, ssn_valid
 from bastion.data.pii._mask import mask_keep_last
-from bastion.data.pii.interface import GATE_DIGIT, EntityType, Recognizer, as_mask
+from bastion.data.pii.interface import GATE_DIGIT, EntityType, Recognizer, fullmatch_mask
 
 __all__ = ["SsnRecognizer"]
 
@@ -28,7 +28,7 @@ class SsnRecognizer(Recognizer):
     base_score = 0.85
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        formatted = as_mask(values.str.fullmatch(_FORMATTED))
+        formatted = fullmatch_mask(values, _FORMATTED)
         mask = formatted.copy()
         if formatted.any():
             idx = np.flatnonzero(formatted)
@@ -39,7 +39,7 @@ class SsnRecognizer(Recognizer):
 
     def match_bare(self, values: pd.Series) -> np.ndarray:
         """Bare 9-digit cells that obey the issuance rules (used only with name evidence)."""
-        bare = as_mask(values.str.fullmatch(_BARE))
+        bare = fullmatch_mask(values, _BARE)
         if bare.any():
             idx = np.flatnonzero(bare)
             ok = np.fromiter((ssn_valid(v) for v in values.iloc[idx]), dtype=bool, count=len(idx))

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from bastion.data.pii.interface import GATE_DIGIT, EntityType, Recognizer, as_mask
+from bastion.data.pii.interface import GATE_DIGIT, EntityType, Recognizer, fullmatch_mask
 
 __all__ = ["UsZipRecognizer"]
 
@@ -26,7 +26,7 @@ class UsZipRecognizer(Recognizer):
     base_score = 0.8
 
     def match_cells(self, values: pd.Series) -> np.ndarray:
-        return as_mask(values.str.fullmatch(_CELL))
+        return fullmatch_mask(values, _CELL)
 
     def refine(self, values: pd.Series, mask: np.ndarray, *, named: bool) -> tuple[float, tuple[str, ...]]:
         if named or not mask.any():
