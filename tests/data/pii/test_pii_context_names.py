@@ -45,6 +45,7 @@ FOUND = [
     ("Son Brandon Lane (PESEL on file) will pay.", "Brandon Lane"),  # a street word as a surname after a name
     ("Pt L. Ward seen today.", "L. Ward"),
     ("Seen by Dr. Doctor today.", "Doctor"),  # a title word as a surname right after a title
+    ("Seen by Dr. die Pelser. DOB on file.", "die Pelser"),  # an unlisted particle between title and surname
 ]
 
 
@@ -81,6 +82,7 @@ CLEAN = [
     # protected text must not read as new names: a title before a title, context from the previous sentence
     "Oberarzt Dr. <PERSON> hat entlassen.",
     "Seen by Dr. in Cardiology; Penny Lane is the street.",
+    "Call Dr. on Monday.",
     "Emergency contact: <PERSON> (sister), e-mail <EMAIL>.  Foley catheter removed this morning.",
 ]
 

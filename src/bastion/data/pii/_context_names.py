@@ -182,6 +182,16 @@ _END = r"(?![\w@'’])"
 # title + name: "Dr. Okafor", "Dr A. Lindstrøm", "Frau Dr. Weiß", "Prof. van der Berg". The title comes first so
 # the regex engine can skip to its few possible first letters; the word boundary is checked in Python.
 _TITLE_RE = re.compile(rf"(?:{_alt(_TITLES)})(?: (?:{_alt(_SECOND_TITLES)}))? (?P<name>{_RUN}){_END}")
+# title + an unlisted lower-case particle + one surname, then punctuation: "Dr. die Pelser.", "Dr. auch Schlauchin,"
+_TITLE_PARTICLE_RE = re.compile(
+    rf"(?:{_alt(_TITLES)}) (?P<name>(?P<part>[{_L}]{{2,4}}) {_WORD})(?=[.,;:)]|$)", re.M
+)
+_FUNCTION_WORDS = frozenset(
+    """at in on to of for and or nor the by is was has had are were be been seen saw sees see met
+    will can may did does who whom whose that this from with into onto upon over under per via not no yes
+    then than also too very just only as if so but yet al le la les un une et ou el los las y en con por
+    para del der den das und oder im am zum zur vom bei mit von auf aus nach""".split()
+)
 # one pass, one trie for the other triggers (cheaper than a pass or a branch per kind); the kind of the
 # trigger that matched is looked up after:
 # relative or carer + name: "her daughter Maria Lopez", "son, Ben", "Mother (Ana)", "the patient's husband X";
@@ -273,6 +283,11 @@ def find_context_names(text: str) -> Iterator[tuple[int, int, float]]:
             got = _clip(text, m.start("name"), m.end("name"), 2)
             if got is not None:
                 yield got[0], got[1], 0.9
+    for m in _TITLE_PARTICLE_RE.finditer(text):
+        if _starts_word(text, m.start()) and m.group("part") not in _FUNCTION_WORDS:
+            got = _clip(text, m.start("name"), m.end("name"), 2)
+            if got is not None:
+                yield got[0], got[1], 0.85
     for m in _CONTEXT_RE.finditer(text):
         kin = m.group("trig") in _KIN_FORMS
         got = _clip(text, m.start("name"), m.end("name"), 1 if kin else 0)
