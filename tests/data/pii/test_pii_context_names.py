@@ -46,6 +46,9 @@ FOUND = [
     ("Pt L. Ward seen today.", "L. Ward"),
     ("Seen by Dr. Doctor today.", "Doctor"),  # a title word as a surname right after a title
     ("Seen by Dr. die Pelser. DOB on file.", "die Pelser"),  # an unlisted particle between title and surname
+    ("Visto dal dott. La Barbarossi. Controllo.", "La Barbarossi"),  # a capitalised particle after a title
+    ("Gezien door dr. Le Flochard. Controle.", "Le Flochard"),
+    ("Oberarzt Dr. St-Germainville. Entlassung.", "St-Germainville"),  # a hyphenated name before a full stop
 ]
 
 
@@ -83,6 +86,7 @@ CLEAN = [
     "Oberarzt Dr. <PERSON> hat entlassen.",
     "Seen by Dr. in Cardiology; Penny Lane is the street.",
     "Call Dr. on Monday.",
+    "Le Patient est vu. La Barbarossi famille?",
     "Emergency contact: <PERSON> (sister), e-mail <EMAIL>.  Foley catheter removed this morning.",
 ]
 
