@@ -122,6 +122,37 @@ def test_a_forged_add_entry_without_a_checkpoint_is_not_trusted(two_folders: Any
     assert trusted_ca_certificates(a) == (ca.cert,)
 
 
+def test_a_forged_add_entry_covered_by_a_later_checkpoint_is_not_trusted(two_folders: Any, ca: CA) -> None:
+    # The next legitimate checkpoint signs the chain head and so covers the forged entry; only entries a
+    # checkpoint's writer appended itself are vouched for.
+    from bastion.audit.checkpoints import init_audit_key, write_checkpoint
+
+    a, b = two_folders
+    init_audit_key(a)
+    rogue = CA("Rogue Root")
+    fp = ca_fingerprint(rogue.cert)
+    with b.db.write() as conn:
+        b.audit.append(conn, action=CA_ADD, subject=fp, details={"subject": "CN=Rogue Root", "reason": ""})
+        conn.execute(trusted_cas.insert().values(fingerprint=fp, subject="CN=Rogue Root",
+                                                 pem=pem_cert(rogue.cert).decode(),
+                                                 added_at=datetime.now(UTC).isoformat(), added_by="x"))
+    [good] = add_trusted_ca(a, pem_cert(ca.cert))  # a legitimate add: its checkpoint covers the forged entry too
+    assert write_checkpoint(a) is not None
+    status = {c.fingerprint: c for c in list_trusted_cas(a)}
+    assert status[good.fingerprint].trusted
+    assert not status[fp].trusted and "vouches" in status[fp].why
+    assert trusted_ca_certificates(a) == (ca.cert,)
+    # a second folder with the audit public key copied in never trusts the forged entry either (here its artifact
+    # store, where checkpoints live, is its own folder: it finds no checkpoint and fails closed)
+    from bastion.audit.checkpoints import audit_key_paths
+
+    pub_b = audit_key_paths(b.settings)[1]
+    pub_b.parent.mkdir(parents=True, exist_ok=True)
+    pub_b.write_bytes(audit_key_paths(a.settings)[1].read_bytes())
+    assert rogue.cert not in trusted_ca_certificates(b)
+    assert not {c.fingerprint: c for c in list_trusted_cas(b)}[fp].trusted
+
+
 @pytest.mark.parametrize(("pem", "error"), [
     (b"not a pem", "holds no PEM certificates"),
     ("leaf", "is not a CA certificate"),

@@ -127,7 +127,7 @@ def _proof(project: ProjectHandle, entry: AuditEntry) -> str:
     following = project.audit.range(entry.seq + 1, entry.seq + 1)
     if following and following[0].prev_hash != entry.hash:
         return f"the audit chain breaks after its entry {entry.seq}"
-    ok, why = anchor(project, entry)
+    ok, why = anchor(project, entry, vouched=True)
     return "" if ok else f"its audit entry is not proven: {why}"
 
 
