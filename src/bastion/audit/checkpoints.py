@@ -56,7 +56,7 @@ KIND = "bastion.audit.checkpoint"
 log = logging.getLogger("bastion.audit")
 INTERVAL = 256  # entries: a checkpoint at least this often, besides every promote, rollback and gate run
 ANCHORED_ACTIONS = frozenset({"model.promote", "model.promote.forced", "model.rollback", "gate.run",
-                              "keys.audit.init"})
+                              "keys.audit.init", "keys.signing.ca.add", "keys.signing.ca.remove"})
 _KEY_FILE = "audit-ed25519.pem"
 _PUB_FILE = "audit-ed25519.pub"
 
