@@ -13,9 +13,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
-# the benchmark areas whose pages follow the rules (the rest join as their benchmarks are re-run)
-AREAS = ["signing", "trust", "ui", "vulns"]
-PAGES = sorted(p.relative_to(ROOT).as_posix() for area in AREAS for p in (BENCH / area).glob("RESULTS*.md"))
+# The result pages that follow the rules. Pages re-run before the rule (gates, monitor, registry's SQLite
+# run, serving's) say so at their top and join this list when their benchmark is re-run with bench/_freeze.py.
+PAGES = [
+    "bench/pii/RESULTS.md",
+    "bench/registry/RESULTS-pg-s3.md",
+    "bench/scan/RESULTS.md",
+    "bench/signing/RESULTS.md",
+    "bench/trust/RESULTS.md",
+    "bench/ui/RESULTS.md",
+    "bench/vulns/RESULTS.md",
+]
 
 # "load average 1.2 / 0.9 / 0.8", "load average at the start: 11.5", "load average at end (1/5/15 min): 2.0"
 _LOAD = re.compile(r"load average(?: at (?:the )?(?:start|end))?(?: \(1/5/15 min\))?[:\s]*\d+(\.\d+)?", re.I)
@@ -46,8 +54,9 @@ def problems_of(page: Path) -> list[str]:
     return out
 
 
-def test_the_pages_are_found() -> None:
-    assert {f"bench/{a}/RESULTS.md" for a in AREAS} <= set(PAGES)
+def test_every_listed_page_exists() -> None:
+    found = {p.relative_to(ROOT).as_posix() for p in BENCH.glob("*/RESULTS*.md")}
+    assert set(PAGES) <= found, sorted(set(PAGES) - found)
 
 
 @pytest.mark.parametrize("page", PAGES)
