@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -49,19 +50,35 @@ def make_model(root: Path, size_mb: int, files: int) -> list[Path]:
                 left -= n
     (root / "config.json").write_text('{"arch": "bench"}')
     paths.append(root / "config.json")
+    for stale in set(root.iterdir()) - set(paths):  # shards of an earlier run with other sizes: not this model
+        stale.unlink()
     return paths
 
 
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process and its finished children: tools run in- or out-of-process."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+CPU: dict[str, list[float]] = {}
+
+
 def timed_round_robin(tools: dict[str, object], runs: int) -> dict[str, tuple[float, list[float]]]:
-    """Time every tool ``runs`` times, interleaved, so all see the same background load on a shared box."""
+    """Time every tool ``runs`` times, interleaved, so all see the same background load on a shared box.
+
+    The CPU seconds of each run go to ``CPU[name]`` (less inflated by other jobs than wall time)."""
     for fn in tools.values():
         fn()  # warm-up: page cache and imports, so every tool reads from memory alike
     times: dict[str, list[float]] = {name: [] for name in tools}
+    for name in tools:
+        CPU[name] = []
     for _ in range(runs):
         for name, fn in tools.items():
-            t = time.perf_counter()
+            c, t = _cpu(), time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)
+            CPU[name].append(_cpu() - c)
     return {name: (statistics.median(ts), ts) for name, ts in times.items()}
 
 
@@ -109,6 +126,17 @@ def main() -> None:
         tools["model_signing verify key (CLI)"] = lambda: subprocess.run(
             [up, "verify", "key", str(model), "--signature", str(up_sig), "--public_key", str(pub)],
             check=True, capture_output=True)
+    try:  # the same library in-process: its numbers without the CLI's interpreter start-up and imports
+        from model_signing import signing as ms_signing
+        from model_signing import verifying as ms_verifying
+    except ImportError:
+        ms_signing = None
+    if ms_signing is not None and not args.no_upstream:
+        api_sig = WORK / "upstream-api.sig"
+        tools["model_signing sign (Python API)"] = lambda: ms_signing.Config().use_elliptic_key_signer(
+            private_key=priv).sign(model, api_sig)
+        tools["model_signing verify (Python API)"] = lambda: ms_verifying.Config().use_elliptic_key_verifier(
+            public_key=pub).verify(model, api_sig)
     rows = timed_round_robin(tools, args.runs)
 
     base = rows["sha256sum (coreutils, all files)"][0]
@@ -116,11 +144,13 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"model: {len(paths)} files, {size / 2**20:.0f} MiB; cores: {os.cpu_count()}; "
           f"runs: {args.runs} interleaved (+1 warm-up); load average at end: {load:.1f}")
-    print(f"{'tool':36} {'median s':>9} {'x sha256sum':>12}  runs")
+    print(f"{'tool':36} {'median s':>9} {'x sha256sum':>12} {'median CPU s':>13}  runs")
     out = {}
     for name, (med, ts) in rows.items():
-        print(f"{name:36} {med:9.3f} {med / base:12.2f}  {', '.join(f'{t:.3f}' for t in ts)}")
-        out[name] = {"median_s": med, "ratio_vs_sha256sum": med / base, "runs_s": ts}
+        cpu = statistics.median(CPU[name])
+        print(f"{name:36} {med:9.3f} {med / base:12.2f} {cpu:13.3f}  {', '.join(f'{t:.3f}' for t in ts)}")
+        out[name] = {"median_s": med, "ratio_vs_sha256sum": med / base, "runs_s": ts, "median_cpu_s": cpu,
+                     "cpu_s": CPU[name]}
     (WORK / "results.json").write_text(
         json.dumps({"files": len(paths), "bytes": size, "load_average": load, "rows": out}, indent=2))
     env.finish()

@@ -7,6 +7,7 @@ written and read back, the newest model's blob present), the keys and the option
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import time
@@ -158,15 +159,42 @@ def run_doctor(root: str | Path | None = None) -> list[Check]:
             active = [r for r in recs if r.status == "active"]
             here = [r for r in active if r.key_file and (s.home_path / "keys" / "signing" / r.key_file).is_file()]
             parts.append(f"{len(active)} active signing key(s), {len(here)} with a private key in this folder")
-        if s.key_path.is_file():
+        from bastion.crypto.keys.env import ENV_VAR
+
+        mk_id: str | None = None
+        if os.environ.get(ENV_VAR):
+            from bastion.crypto.keys.env import EnvKeyProvider
+
+            mk_id = EnvKeyProvider().key_id
+            parts.append(f"data master key from {ENV_VAR}")
+        elif s.key_path.is_file():
+            try:  # the key id is public in the key file: no passphrase needed to compare
+                mk_id = str(json.loads(s.key_path.read_text(encoding="utf-8")).get("key_id") or "") or None
+            except (OSError, ValueError):
+                mk_id = None
             parts.append("data master key file present")
         else:
-            from bastion.crypto.keys.env import ENV_VAR
+            parts.append("no data master key here (needed only to protect or reveal data)")
+        if db_ok and checks[2].status == OK:
+            from sqlalchemy import select
 
-            if os.environ.get(ENV_VAR):
-                parts.append(f"data master key from {ENV_VAR}")
-            else:
-                parts.append("no data master key here (needed only to protect or reveal data)")
+            from bastion.store.schema import data_keys
+
+            try:
+                with state["db"].read() as conn:
+                    wraps = [json.loads(w) for (w,) in conn.execute(select(data_keys.c.wraps_json))]
+            except Exception:  # table not created yet (older schema): nothing shared yet
+                wraps = []
+            if wraps and mk_id is not None:
+                foreign = sum(1 for w in wraps if mk_id not in w)
+                if foreign:
+                    status = WARN
+                    parts.append(f"{foreign} of {len(wraps)} shared data key(s) are not wrapped for this machine's "
+                                 f"master key {mk_id}: protected data cannot be revealed here")
+                else:
+                    parts.append(f"{len(wraps)} shared data key(s), all wrapped for this machine's master key")
+            elif wraps:
+                parts.append(f"{len(wraps)} shared data key(s) in the database")
         return status, "; ".join(parts)
 
     checks.append(_timed("keys", keys))

@@ -86,3 +86,25 @@ def test_unreachable_database_is_one_line_exit_2(tmp_path: Path) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "hunter2" not in proc.stderr
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+
+
+def test_keys_line_says_whether_shared_data_keys_unwrap_here(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    from bastion._doctor import run_doctor
+    from bastion.crypto.keys import EnvKeyProvider, project_data_keyring
+    from bastion.project import init_project
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    a = init_project(tmp_path / "a", database_url=url)
+    init_project(tmp_path / "b", database_url=url).close()
+    good = {"BASTION_MASTER_KEY": base64.b64encode(b"G" * 32).decode()}
+    project_data_keyring(a, EnvKeyProvider(environ=good)).get_or_create("encrypt", "d")
+    a.close()
+    monkeypatch.setenv("BASTION_MASTER_KEY", good["BASTION_MASTER_KEY"])
+    [keys] = [c for c in run_doctor(tmp_path / "b") if c.name == "keys"]
+    assert keys.status == "ok" and "1 shared data key(s), all wrapped for this machine's master key" in keys.detail
+    monkeypatch.setenv("BASTION_MASTER_KEY", base64.b64encode(b"X" * 32).decode())
+    [keys] = [c for c in run_doctor(tmp_path / "b") if c.name == "keys"]
+    assert keys.status == "warn" and "1 of 1 shared data key(s) are not wrapped" in keys.detail

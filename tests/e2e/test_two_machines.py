@@ -130,7 +130,7 @@ def test_two_folders_one_postgres_one_bucket(tmp_path: Path, pg_url: str, s3_url
     from ..conftest import SeaweedS3  # noqa: F401  (type of the session fixture)
 
     keys = [o["Key"] for o in _s3_list(bucket, f"{prefix}/predictions/sample/")]
-    assert keys and all("/day=" in k and k.endswith(".parquet") for k in keys)
+    assert keys and all("/day=" in k and k.endswith(".parquet") for k in keys), out[-3000:]
     assert not list((b_root / ".bastion" / "predictions").glob("*/part-*.parquet"))
 
     # traffic served by B is monitored from A
@@ -184,3 +184,72 @@ def test_doc_example_is_valid_json() -> None:
     s = load_settings(Path("/nonexistent-root"), env={"BASTION_STORAGE_OPTIONS": json.dumps(
         {"endpoint_url": "https://s3.internal.example", "region": "eu-west-1"})})
     assert s.storage_options["region"] == "eu-west-1"
+
+
+def test_two_folders_share_data_keys_alerts_and_cas(tmp_path: Path, pg_url: str, s3_url: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """On one PostgreSQL + one SeaweedFS bucket: data protected in A is revealed in B with the same
+    key-encryption key (each machine holds its own copy: here BASTION_MASTER_KEY), a wrong one is a clear error
+    and an edited key row is refused; alerts raised in B are listed from A; a CA trusted in A (audited) verifies
+    signatures in B, a CA row inserted behind the audit chain's back does not."""
+    import base64
+
+    from sqlalchemy import update
+
+    from bastion.crypto.aead import CellCipher
+    from bastion.crypto.keys import EnvKeyProvider, project_data_keyring
+    from bastion.crypto.signing import SigningKey, TrustStore, sign_model, verify_model
+    from bastion.crypto.signing.cas import add_trusted_ca, ca_fingerprint, list_trusted_cas
+    from bastion.errors import KeyManagementError, VerificationError
+    from bastion.monitor.alerts import Alert, deliver
+    from bastion.monitor.config import AlertsConfig
+    from bastion.project import init_project
+    from bastion.store.schema import data_keys, trusted_cas
+
+    from ..crypto.signing.conftest import CA, pem_cert
+
+    a_root, b_root = tmp_path / "machine-a", tmp_path / "machine-b"
+    _toml(a_root, pg_url, s3_url)
+    _toml(b_root, pg_url, s3_url)
+    a, b = init_project(a_root), init_project(b_root)  # keeps the bastion.toml written above
+    kek = {"BASTION_MASTER_KEY": base64.b64encode(b"K" * 32).decode()}
+
+    # data keys: made and used in A, unwrapped in B; only wrapped material in the shared database
+    key_a = project_data_keyring(a, EnvKeyProvider(environ=kek)).get_or_create("encrypt", "patients")
+    secret = CellCipher(key_a.material, key_id=key_a.key_id).encrypt(b"jane.doe@example.com", column="email")
+    key_b = project_data_keyring(b, EnvKeyProvider(environ=kek)).get(key_a.key_id)
+    assert CellCipher(key_b.material, key_id=key_b.key_id).decrypt(secret, column="email") == b"jane.doe@example.com"
+    wrong = {"BASTION_MASTER_KEY": base64.b64encode(b"W" * 32).decode()}
+    with pytest.raises(KeyManagementError, match="is wrapped by master key"):
+        project_data_keyring(b, EnvKeyProvider(environ=wrong)).get(key_a.key_id)
+    with a.db.write() as conn:
+        conn.execute(update(data_keys).where(data_keys.c.key_id == key_a.key_id).values(scope="other"))
+    with pytest.raises(KeyManagementError, match="altered"):
+        project_data_keyring(b, EnvKeyProvider(environ=kek)).get(key_a.key_id)
+
+    # alerts raised on B are listed from A (`bastion monitor alerts`)
+    raised = Alert("data-drift", "data_drift", "warning", "sample:1", "drift seen on machine B")
+    deliver([raised], AlertsConfig(), db=b.db)
+    r = _cli(a_root, "monitor", "alerts", "--json")
+    assert r.exit_code == 0, r.output
+    assert [x["id"] for x in json.loads(r.stdout)] == [raised.id]
+
+    # a CA trusted in A verifies certificate signatures in B; a row slipped into the table does not
+    ca, rogue = CA("Team Root"), CA("Rogue Root")
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"w" * 64)
+    add_trusted_ca(a, pem_cert(ca.cert), reason="e2e")
+    assert verify_model(model, sign_model(model, SigningKey("c", key, (ca.issue(key),))),
+                        TrustStore.from_project(b)).signer.kind == "certificate"
+    with b.db.write() as conn:
+        conn.execute(trusted_cas.insert().values(fingerprint=ca_fingerprint(rogue.cert), subject="CN=Rogue Root",
+                                                 pem=pem_cert(rogue.cert).decode(), added_at="x", added_by="x"))
+    with pytest.raises(VerificationError):
+        verify_model(model, sign_model(model, SigningKey("r", key, (rogue.issue(key),))), TrustStore.from_project(a))
+    assert {c.subject: c.trusted for c in list_trusted_cas(a)} == {"CN=Team Root": True, "CN=Rogue Root": False}
+    a.close()
+    b.close()

@@ -34,8 +34,10 @@ def test_shifted_traffic_alerts_rolls_back_and_is_stored(served: dict[str, Any],
     assert res.rollback is not None and res.rollback["to_version"] == 1
     assert p.get_model("risk@production").version == 1
     assert res.history and res.history[-1]["dataset_drift"] is True
-    log = p.settings.home_path / "monitor" / "alerts.jsonl"
-    assert log.exists() and "data-drift" in log.read_text()
+    from bastion.monitor.alerts import stored_alerts
+
+    assert not (p.settings.home_path / "monitor" / "alerts.jsonl").exists()  # the log is the shared database's
+    assert "data-drift" in {a["rule"] for a in stored_alerts(p.db, model="risk", kind="alert")}
     out = write_report(res, tmp_path / "r.html")
     html = out.read_text()
     assert "Plotly.newPlot" in html and "risk:2" in html and "Rolled back" in html

@@ -158,6 +158,34 @@ def test_scanner_miss_of_a_second_global_is_a_refused_load(project: Any, custom_
         _register(project, tmp_path / "model.pkl", _ALLOW)
 
 
+def test_a_forged_allowance_covered_by_a_later_checkpoint_is_refused(project: Any, custom_module: Any,
+                                                                      tmp_path: Path) -> None:
+    # A database-level attacker appends a well-formed registration record for a version of their own; the next
+    # legitimate checkpoint signs the chain head and so covers it. Covering is not vouching: refused.
+    from dataclasses import replace
+
+    from bastion.audit.checkpoints import anchor, init_audit_key, write_checkpoint
+    from bastion.registry._scanning import audited_allowed_globals
+
+    init_audit_key(project)
+    mv = _register(project, _write(tmp_path / "model.pkl", custom_module.Wrapper(_fitted())), _ALLOW)
+    assert audited_allowed_globals(project, mv) == (f"{_MODULE}.Wrapper",)
+    forged = replace(mv, version=mv.version + 1)
+    with project.db.write() as conn:
+        project.audit.append(conn, action="model.register", subject=forged.ref,
+                             details={**_register_entry(project, mv.ref).details,
+                                      "allowed_globals": [f"{_MODULE}.Wrapper", f"{_MODULE}.Other"]})
+    project.audited("note.after", "x", {})
+    assert write_checkpoint(project) is not None  # e.g. `bastion audit checkpoint`, or the periodic one
+    entry = _register_entry(project, forged.ref)
+    assert anchor(project, entry)[0]  # a checkpoint covers it...
+    ok, why = anchor(project, entry, vouched=True)
+    assert not ok and "vouches" in why  # ...but none vouches for it
+    with pytest.raises(UnsafeArtifactError, match="not proven by the audit chain"):
+        audited_allowed_globals(project, forged)
+    assert audited_allowed_globals(project, mv) == (f"{_MODULE}.Wrapper",)  # the real one still loads
+
+
 @pytest.mark.parametrize("rehash", [False, True])
 def test_editing_the_allowance_in_the_database_is_refused(project: Any, custom_module: Any, tmp_path: Path,
                                                           rehash: bool) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from bastion.cli.main import app
-from bastion.monitor.alerts import read_alert_log
+from bastion.monitor.alerts import stored_alerts
 from bastion.vulns import import_advisories
 from tests.vulns.conftest import installed, osv, write
 
@@ -34,7 +34,7 @@ def test_monitor_run_includes_the_vulnerability_pass(project: Any, tmp_path: Pat
     r = runner.invoke(app, ["monitor", "run", "--model", "m@production", "--once"])
     assert r.exit_code == 1, r.output
     assert "1 affected; 1 re-scanned" in r.output and "GHSA-mon-0003" in r.output
-    alerts = [a for a in read_alert_log(project.home / "monitor" / "alerts.jsonl") if a["kind"] == "alert"]
+    alerts = stored_alerts(project.db, kind="alert")
     assert [a["rule"] for a in alerts] == ["vulnerability"]
     state = json.loads((project.home / "monitor" / "vulns-m.json").read_text())
     assert state["last_run"] and (project.home / "monitor" / "vulns-m.json").stat().st_mode & 0o777 == 0o600

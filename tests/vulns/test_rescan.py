@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from bastion.cli.main import app
 from bastion.errors import IntegrityError
-from bastion.monitor.alerts import read_alert_log
+from bastion.monitor.alerts import stored_alerts
 from bastion.vulns.rescan import FINDING_STATUS, rescan, scanner_rules_version
 
 runner = CliRunner()
@@ -122,7 +122,7 @@ def test_changed_rules_give_a_new_finding_alert_and_rollback(opaque: Any, new_ru
                                  "to_version": 2, "skipped": {}}]
     assert opaque.get_model("opaque@production").version == 2
     assert opaque.get_model("opaque:3").scan_status == FINDING_STATUS
-    alerts = [a for a in read_alert_log(opaque.home / "monitor" / "alerts.jsonl") if a.get("kind") == "alert"]
+    alerts = stored_alerts(opaque.db, kind="alert")
     assert [(a["rule"], a["severity"], a["model"]) for a in alerts] == [("rescan-finding", "critical", "opaque:3")]
     # the promotion rules (and the server, through the same evaluator) refuse the version now
     from bastion.gates.promotion import check_promotion

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,7 +56,7 @@ KIND = "bastion.audit.checkpoint"
 log = logging.getLogger("bastion.audit")
 INTERVAL = 256  # entries: a checkpoint at least this often, besides every promote, rollback and gate run
 ANCHORED_ACTIONS = frozenset({"model.promote", "model.promote.forced", "model.rollback", "gate.run",
-                              "keys.audit.init"})
+                              "keys.audit.init", "keys.signing.ca.add", "keys.signing.ca.remove"})
 _KEY_FILE = "audit-ed25519.pem"
 _PUB_FILE = "audit-ed25519.pub"
 
@@ -166,10 +166,17 @@ class Checkpoint:
     prev: str | None
     key: str
     signature: str
+    # entries this checkpoint's writer appended itself and vouches for (``[seq, hash]``): an entry some
+    # later checkpoint merely covers may have been inserted by whoever can write the database
+    vouches: tuple[tuple[int, str], ...] = ()
 
     def body(self) -> dict[str, Any]:
-        return {"schema_version": 1, "kind": KIND, "number": self.number, "seq": self.seq, "hash": self.hash,
-                "time": self.time, "database": self.database, "prev": self.prev, "key": self.key}
+        body: dict[str, Any] = {"schema_version": 1, "kind": KIND, "number": self.number, "seq": self.seq,
+                                "hash": self.hash, "time": self.time, "database": self.database, "prev": self.prev,
+                                "key": self.key}
+        if self.vouches:
+            body["vouches"] = [[s, h] for s, h in self.vouches]
+        return body
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.body(), "signature": self.signature, "digest": self.digest}
@@ -180,8 +187,9 @@ def _parse(digest: str, data: bytes) -> Checkpoint:
     if not isinstance(doc, dict) or doc.get("kind") != KIND or doc.get("schema_version") != 1:
         raise IntegrityError(f"Blob {digest} in the checkpoint store is not an audit checkpoint.")
     try:
+        vouches = tuple((int(s), str(h)) for s, h in doc.get("vouches") or [])
         return Checkpoint(digest, int(doc["number"]), int(doc["seq"]), str(doc["hash"]), str(doc["time"]),
-                          str(doc["database"]), doc["prev"], str(doc["key"]), str(doc["signature"]))
+                          str(doc["database"]), doc["prev"], str(doc["key"]), str(doc["signature"]), vouches)
     except (KeyError, TypeError, ValueError) as e:
         raise IntegrityError(f"Checkpoint {digest} lacks a field or has a wrong type: {e}.") from e
 
@@ -197,8 +205,11 @@ def signature_ok(cp: Checkpoint, pub: Ed25519PublicKey) -> bool:
     return True
 
 
-def write_checkpoint(project: ProjectHandle) -> Checkpoint | None:
+def write_checkpoint(project: ProjectHandle, vouch: Sequence[AuditEntry] = ()) -> Checkpoint | None:
     """Sign the chain head now and store the checkpoint; None when the project has no audit key.
+
+    ``vouch``: entries the caller appended itself; the checkpoint names them, so :func:`anchor` with
+    ``vouched=True`` can tell them from entries someone inserted in the database before it was written.
 
     Runs in one serialized write transaction: the head cannot move while it is signed, and the
     ``audit.checkpoint`` entry naming the stored checkpoint is appended in the same transaction.
@@ -223,6 +234,8 @@ def write_checkpoint(project: ProjectHandle) -> Checkpoint | None:
         body = {"schema_version": 1, "kind": KIND, "number": number, "seq": int(last[0]), "hash": str(last[1]),
                 "time": now_iso(), "database": db, "prev": prev.get("digest") if prev is not None else None,
                 "key": _fingerprint(key.public_key())}
+        if vouch:
+            body["vouches"] = [[int(e.seq), str(e.hash)] for e in vouch]
         sig = base64.b64encode(key.sign(canonical(body))).decode()
         data = canonical({**body, "signature": sig})
         digest = store.put_bytes(data)
@@ -240,13 +253,17 @@ def after_commit(project: ProjectHandle, entries: list[AuditEntry]) -> None:
     if not (last // INTERVAL > (first - 1) // INTERVAL or any(e.action in ANCHORED_ACTIONS for e in entries)):
         return
     try:
-        write_checkpoint(project)
+        write_checkpoint(project, vouch=[e for e in entries if e.action in ANCHORED_ACTIONS])
     except (BastionError, OSError) as e:  # the next one covers these entries too; verify reports gaps
         log.warning("audit checkpoint failed: %s", type(e).__name__)
 
 
-def anchor(project: ProjectHandle, entry: AuditEntry) -> tuple[bool, str]:
+def anchor(project: ProjectHandle, entry: AuditEntry, *, vouched: bool = False) -> tuple[bool, str]:
     """Is ``entry`` covered by a signed checkpoint (the first one at or after it, linked back to it)?
+
+    ``vouched``: for entries that grant trust (an allowance, a CA), covering is not enough, since any later
+    checkpoint covers an entry inserted in the database behind Bastion's back: a checkpoint must also name it
+    among the entries its writer appended itself.
 
     Without an audit key the project has no checkpoints: ``(True, ...)`` saying so (nothing to prove).
     """
@@ -280,7 +297,12 @@ def anchor(project: ProjectHandle, entry: AuditEntry) -> tuple[bool, str]:
                 return False, f"entry {link.seq} under checkpoint {cp.number} was altered"
         if chain[-1].hash != cp.hash:
             return False, f"entry {cp.seq} differs from what checkpoint {cp.number} signed"
+        if vouched and (entry.seq, entry.hash) not in cp.vouches:
+            continue
         return True, f"entry {entry.seq} is covered by signed checkpoint {cp.number} (entry {cp.seq})"
+    if vouched:
+        return False, (f"no signed checkpoint vouches for entry {entry.seq} ({entry.action}): it was not written "
+                       "by Bastion with the audit key, or predates vouching; redo the action")
     return False, (f"no signed checkpoint covers entry {entry.seq} ({entry.action}); run `bastion audit "
                    "checkpoint` if it was written before the audit key existed")
 

@@ -1,11 +1,14 @@
-"""`bastion keys signing init|list|rotate|revoke|export` (owned by the signing work)."""
+"""`bastion keys signing init|list|rotate|revoke|export|ca add|ca remove|ca list` (owned by the signing work;
+`ca` by the team deployment work)."""
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from bastion.cli._common import console, print_json, project
@@ -105,4 +108,57 @@ def register(app: typer.Typer) -> None:
         rec = project_keyring(project()).active(name)
         typer.echo(rec.public_key, nl=False)
 
+    ca_app = typer.Typer(help="Own-CA root certificates trusted for certificate signatures (shared, audited).",
+                         no_args_is_help=True)
+
+    @ca_app.command("add")
+    def ca_add(
+        pem: Path = typer.Argument(..., help="PEM file with one or more CA certificates.", exists=True,
+                                   dir_okay=False),
+        reason: str = typer.Option("", "--reason", help="Why this CA is trusted (audited)."),
+        json_out: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Trust a CA for the whole deployment (every folder and server on this database); audited."""
+        from bastion.crypto.signing.cas import add_trusted_ca
+
+        added = add_trusted_ca(project(), pem.read_bytes(), source=str(pem), reason=reason)
+        if json_out:
+            print_json([c.to_dict() for c in added])
+            return
+        for c in added:
+            console.print(f"Trusted CA [bold]{escape(c.subject)}[/] ({c.fingerprint}).")
+
+    @ca_app.command("remove")
+    def ca_remove(
+        fingerprint: str = typer.Argument(..., help="sha256:<hex> from `ca list` (a unique prefix is enough)."),
+        reason: str = typer.Option(..., "--reason", help="Why (audited)."),
+        json_out: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Stop trusting a CA; audited."""
+        from bastion.crypto.signing.cas import remove_trusted_ca
+
+        c = remove_trusted_ca(project(), fingerprint, reason=reason)
+        if json_out:
+            print_json(c.to_dict())
+        else:
+            console.print(f"Removed trusted CA [bold]{escape(c.subject)}[/] ({c.fingerprint}).")
+
+    @ca_app.command("list")
+    def ca_list(json_out: bool = typer.Option(False, "--json")) -> None:
+        """Trusted CAs, and rows verification ignores (not proven by the audit chain)."""
+        from bastion.crypto.signing.cas import list_trusted_cas
+
+        cas = list_trusted_cas(project())
+        if json_out:
+            print_json([c.to_dict() for c in cas])
+            return
+        t = Table(title="Trusted CAs")
+        for col in ("subject", "fingerprint", "added", "by", "trusted"):
+            t.add_column(col)
+        for c in cas:
+            t.add_row(escape(c.subject), short(c.fingerprint, 23), c.added_at, escape(c.added_by),
+                      "yes" if c.trusted else "NO: " + escape(c.why))
+        console.print(t)
+
+    signing.add_typer(ca_app, name="ca")
     app.add_typer(signing, name="signing")

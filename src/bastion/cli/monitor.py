@@ -1,4 +1,4 @@
-"""`bastion monitor report|run|labels add`: thin doors onto ``bastion.monitor``."""
+"""`bastion monitor report|run|alerts|labels add`: thin doors onto ``bastion.monitor``."""
 
 from __future__ import annotations
 
@@ -94,6 +94,38 @@ def _summary(doc: dict[str, Any], output: Path | None) -> None:
             console.print(f"[bold red]Rolled back[/] {r['model']}@{r['alias']} -> version {r.get('to_version')}")
     if output:
         console.print(f"Report written to {output}")
+
+
+@app.command("alerts")
+def alerts_cmd(
+    model: str = typer.Option(None, "--model", help="Only alerts about this model (NAME or NAME:VERSION)."),
+    pending: bool = typer.Option(False, "--pending", help="Only alerts some sink has not taken yet."),
+    limit: int = typer.Option(50, "--limit", min=1, help="At most this many of the newest records."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Alerts raised by any machine of the deployment (the shared alert log), newest last."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from bastion.monitor.alerts import stored_alerts, stored_pending_alerts
+
+    p = project()
+    if pending:
+        recs = stored_pending_alerts(p.db)[-limit:]
+    else:
+        recs = stored_alerts(p.db, model=model, kind="alert", limit=limit)
+    if model and pending:
+        recs = [r for r in recs if r.get("model") == model or str(r.get("model", "")).startswith(model + ":")]
+    if json_out:
+        print_json(recs)
+        return
+    if not recs:
+        console.print("No alerts.")
+        return
+    table = Table("created", "model", "severity", "rule", "message")
+    for r in recs:
+        table.add_row(*(escape(str(r.get(k, ""))) for k in ("created", "model", "severity", "rule", "message")))
+    console.print(table)
 
 
 @app.command("report")

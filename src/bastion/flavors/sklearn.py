@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from bastion.errors import DataError, UnsafeArtifactError
-from bastion.flavors.interface import Flavor, dist_version, require
+from bastion.flavors._skops import skops_io
+from bastion.flavors.interface import Flavor, dist_version
 
 __all__ = ["BASTION_TRUSTED_TYPES", "JoblibFlavor", "PickleFlavor", "SkopsFlavor", "load_skops_bytes",
            "restricted_unpickle", "save_estimator", "untrusted_types"]
@@ -35,7 +36,7 @@ def _framework_of(model: Any) -> str:
 
 def save_estimator(model: Any, dest: Path) -> tuple[Path, str, str]:
     """Write an in-memory estimator with skops; returns ``(path, framework, flavor)``."""
-    sio = require("skops.io", extra="", what="Saving a scikit-learn model")
+    sio = skops_io("Saving a scikit-learn model")
     mod = type(model).__module__.split(".")[0]
     if mod not in _SAVABLE:
         raise DataError(
@@ -52,7 +53,7 @@ def save_estimator(model: Any, dest: Path) -> tuple[Path, str, str]:
 
 def untrusted_types(data: bytes) -> list[str]:
     """Types in a skops file that skops does not trust by default."""
-    import skops.io as sio
+    sio = skops_io()
 
     try:
         return list(sio.get_untrusted_types(data=data))
@@ -62,7 +63,7 @@ def untrusted_types(data: bytes) -> list[str]:
 
 def load_skops_bytes(data: bytes, *, trusted: list[str] | None = None, what: str = "model") -> Any:
     """Load a skops artifact only if every type in it is trusted by skops or named in ``trusted``."""
-    import skops.io as sio
+    sio = skops_io()
     from skops.io.exceptions import UntrustedTypesFoundException
 
     extra = set(trusted or []) | BASTION_TRUSTED_TYPES

@@ -1,7 +1,7 @@
-"""Alerts from monitoring results: rules from the ``monitoring.alerts`` config; delivery to a local
-JSON-lines log (always, first) and then to every configured sink (``bastion.monitor.sinks``: file,
-signed webhook, Slack, e-mail, Alertmanager, plugins), each retried with backoff; optional automatic
-rollback of the model alias, audited.
+"""Alerts from monitoring results: rules from the ``monitoring.alerts`` config; delivery recorded first in the
+alert log (the metadata database's ``alert_log`` table, shared by every machine of a deployment, and/or a local
+JSON-lines file) and then to every configured sink (``bastion.monitor.sinks``: file, signed webhook, Slack,
+e-mail, Alertmanager, plugins), each retried with backoff; optional automatic rollback of the model alias, audited.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from bastion.monitor.sinks.webhook import SIGNATURE_HEADER, sign_body
 
 if TYPE_CHECKING:
     from bastion.protocols import ProjectHandle
+    from bastion.store.db import Database
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -39,6 +40,8 @@ __all__ = [
     "post_webhook",
     "read_alert_log",
     "sign_body",
+    "stored_alerts",
+    "stored_pending_alerts",
 ]
 
 log = logging.getLogger("bastion.monitor")
@@ -154,6 +157,66 @@ def _append_jsonl(path: Path, doc: dict[str, Any]) -> None:
     append_jsonl(path, doc)
 
 
+def _store(db: Database, doc: dict[str, Any]) -> None:
+    """One alert-log record into the database (committed before any sink is tried)."""
+    from bastion.store.schema import alert_log
+
+    alert_id = str(doc.get("id") if doc.get("kind") == "alert" else doc.get("alert_id", ""))
+    with db.write() as conn:
+        conn.execute(alert_log.insert().values(
+            kind=str(doc.get("kind", "")), alert_id=alert_id[:64], model=str(doc.get("model") or "")[:200],
+            created=str(doc.get("created") or datetime.now(UTC).isoformat())[:40],
+            body=json.dumps(doc, sort_keys=True, default=str)))
+
+
+def stored_alerts(
+    db: Database, *, model: str | None = None, kind: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Records of the shared alert log (alerts and delivery records of every machine), oldest first.
+
+    ``model``: only alerts about that model (``name`` or ``name:version``) and their delivery records;
+    ``limit``: only the newest that many records.
+    """
+    from sqlalchemy import or_, select
+
+    from bastion.store.schema import alert_log
+
+    q = select(alert_log.c.body)
+    if kind is not None:
+        q = q.where(alert_log.c.kind == kind)
+    if model is not None:
+        ids = select(alert_log.c.alert_id).where(
+            alert_log.c.kind == "alert",
+            or_(alert_log.c.model == model, alert_log.c.model.startswith(model + ":", autoescape=True)))
+        q = q.where(alert_log.c.alert_id.in_(ids))
+    q = q.order_by(alert_log.c.id.desc() if limit else alert_log.c.id)
+    if limit:
+        q = q.limit(limit)
+    with db.read() as conn:
+        bodies = [b for (b,) in conn.execute(q)]
+    if limit:
+        bodies.reverse()
+    out = []
+    for b in bodies:
+        try:
+            out.append(json.loads(b))
+        except ValueError:
+            log.warning("alert log: skipped an unreadable record")
+    return out
+
+
+def _pending(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    delivered = {(r["alert_id"], r.get("destination")) for r in recs if r.get("kind") == "delivery" and r.get("ok")}
+    failed = {(r["alert_id"], r.get("destination")) for r in recs if r.get("kind") == "delivery" and not r.get("ok")}
+    waiting = {aid for aid, dest in failed - delivered}
+    return [r for r in recs if r.get("kind") == "alert" and r["id"] in waiting]
+
+
+def stored_pending_alerts(db: Database) -> list[dict[str, Any]]:
+    """Alerts in the shared log that some sink has not taken yet (a failed delivery and no later success)."""
+    return _pending(stored_alerts(db))
+
+
 def read_alert_log(path: str | Path) -> list[dict[str, Any]]:
     """Every record of the alert log (alerts and delivery records), in order."""
     p = Path(path)
@@ -173,11 +236,7 @@ def read_alert_log(path: str | Path) -> list[dict[str, Any]]:
 
 def pending_alerts(path: str | Path) -> list[dict[str, Any]]:
     """Alerts in the log that some sink has not taken yet (a failed delivery and no later success)."""
-    recs = read_alert_log(path)
-    delivered = {(r["alert_id"], r.get("destination")) for r in recs if r.get("kind") == "delivery" and r.get("ok")}
-    failed = {(r["alert_id"], r.get("destination")) for r in recs if r.get("kind") == "delivery" and not r.get("ok")}
-    waiting = {aid for aid, dest in failed - delivered}
-    return [r for r in recs if r.get("kind") == "alert" and r["id"] in waiting]
+    return _pending(read_alert_log(path))
 
 
 def configured_sinks(config: AlertsConfig, *, root: str | Path | None = None) -> list[AlertSink]:
@@ -189,24 +248,36 @@ def deliver(
     alerts: list[Alert],
     config: AlertsConfig,
     *,
-    log_path: str | Path,
+    log_path: str | Path | None = None,
+    db: Database | None = None,
     sleep: Callable[[float], None] = time.sleep,
     root: str | Path | None = None,
     sinks: list[AlertSink] | None = None,
 ) -> list[Delivery]:
-    """Write each alert to the local log (fsynced), then hand it to every configured sink.
+    """Record each alert in the alert log, then hand it to every configured sink.
 
     This is the one function to call to raise alerts (monitoring, vulnerability checks, re-scans).
-    The local record is written before any network call, so a receiver that is down loses nothing;
-    each sink's outcome (after its retries) is appended to the same log as a ``delivery`` record.
-    ``root`` resolves relative file-sink paths (the project root); ``sinks`` overrides the config's.
+    The alert log is the database's ``alert_log`` table (``db``: shared by every machine of a deployment)
+    and/or a local JSON-lines file (``log_path``, fsynced); at least one is needed. The record is written
+    before any network call, so a receiver that is down loses nothing; each sink's outcome (after its
+    retries) is recorded the same way as a ``delivery`` record. ``root`` resolves relative file-sink paths
+    (the project root); ``sinks`` overrides the config's.
     """
-    path = Path(log_path)
+    if log_path is None and db is None:
+        raise ValueError("deliver() needs an alert log: db= (the project database) and/or log_path=.")
+    path = Path(log_path) if log_path is not None else None
+
+    def record(doc: dict[str, Any]) -> None:
+        if db is not None:
+            _store(db, doc)
+        if path is not None:
+            _append_jsonl(path, doc)
+
     targets = configured_sinks(config, root=root) if sinks is None else sinks
     out = []
     for a in alerts:
         doc = a.to_dict()
-        _append_jsonl(path, doc)
+        record(doc)
         out.append(Delivery(a.id, "log", True, 1))
         for sink in targets:
             try:
@@ -216,9 +287,8 @@ def deliver(
                 log.warning("alert sink %s raised %s", sink.destination, type(e).__name__)
             d = Delivery(a.id, sink.destination, r.ok, r.attempts, r.error)
             if not d.ok:
-                log.warning("alert %s not delivered to %s: %s (kept in %s)", a.id, d.destination, d.error, path)
-            _append_jsonl(path, {"schema_version": 1, "kind": "delivery", "created": datetime.now(UTC).isoformat(),
-                                 **d.to_dict()})
+                log.warning("alert %s not delivered to %s: %s (kept in the alert log)", a.id, d.destination, d.error)
+            record({"schema_version": 1, "kind": "delivery", "created": datetime.now(UTC).isoformat(), **d.to_dict()})
             out.append(d)
     return out
 

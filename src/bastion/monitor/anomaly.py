@@ -157,7 +157,9 @@ def score_anomalies(model: AnomalyModel, inputs: pd.DataFrame | Iterable[pd.Data
 
 def save_anomaly_model(project: ProjectHandle, model_ref: str, model: AnomalyModel) -> str:
     """Store the forest (skops) in the blob store and attach its description to the model version."""
-    import skops.io as sio
+    from bastion.flavors._skops import skops_io
+
+    sio = skops_io()
 
     digest = project.blobs.put_bytes(sio.dumps(model.forest))
     project.attach(
@@ -182,7 +184,9 @@ def load_anomaly_model(project: ProjectHandle, model_ref: str) -> AnomalyModel |
     docs = project.attachments(model_ref, ATTACHMENT_KIND)
     if not docs:
         return None
-    import skops.io as sio
+    from bastion.flavors._skops import skops_io
+
+    sio = skops_io()
     from sklearn.ensemble import IsolationForest
 
     doc = docs[-1]

@@ -182,7 +182,7 @@ class AlertsConfig(_Strict):
     )
     webhook: WebhookConfig | None = None  # shorthand for one sink of type "webhook"
     sinks: list[SinkConfig] = Field(default_factory=list)  # see bastion.monitor.sinks
-    log: str | None = None  # default: <project home>/monitor/alerts.jsonl
+    log: str | None = None  # a local JSON-lines copy of the alert log (the log itself is in the project database)
     rollback: RollbackConfig = Field(default_factory=RollbackConfig)
 
     @field_validator("sinks", mode="before")

@@ -36,12 +36,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
-import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    # imported where used (pyarrow.dataset imports pandas): the server's log shipper, a child process that
+    # only writes, then starts in a fraction of a second
+    import pandas as pd
+    import pyarrow.dataset as pads
 
 from bastion.errors import DataError
 
@@ -175,6 +179,8 @@ def _rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
     for f in BASE_SCHEMA:
         vals = [r.get(f.name) for r in rows]
         if f.name == "ts":
+            import pandas as pd
+
             arr = pa.array(pd.to_datetime(pd.Series(vals, dtype=object), utc=True, format="ISO8601"), type=f.type)
         else:
             arr = pa.array(vals, type=f.type)
@@ -711,6 +717,8 @@ def prediction_log_files(home: str | Path | Any, model: str) -> list[Path]:
 
 
 def _dataset(files: Sequence[str | Path]) -> pads.Dataset:
+    import pyarrow.dataset as pads
+
     schemas = [pq.read_schema(f) for f in files]
     try:
         schema = pa.unify_schemas(schemas, promote_options="permissive")
@@ -720,6 +728,8 @@ def _dataset(files: Sequence[str | Path]) -> pads.Dataset:
 
 
 def _filter(start: datetime | None, end: datetime | None) -> Any:
+    import pyarrow.dataset as pads
+
     expr = None
     for op, bound in (("ge", start), ("lt", end)):
         if bound is None:
@@ -768,6 +778,8 @@ def read_prediction_log(
     columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The log (optionally a ``[start, end)`` window) as a DataFrame sorted by ``ts``."""
+    import pandas as pd
+
     files = _files(source, model)
     if not files:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in BASE_COLUMNS})

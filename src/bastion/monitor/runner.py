@@ -320,11 +320,13 @@ def _window_columns(files: list[Path], window_filter: Any, columns: list[str]) -
     return df.sort_values("ts", kind="stable").reset_index(drop=True) if "ts" in df.columns else df
 
 
-def alert_log_path(project: ProjectHandle, config: MonitoringConfig) -> Path:
+def alert_log_path(project: ProjectHandle, config: MonitoringConfig) -> Path | None:
+    """The local JSON-lines copy of the alert log, when ``monitoring.alerts.log`` asks for one; the alert log
+    itself is the project database's (shared by every machine)."""
     if config.alerts.log:
         p = Path(config.alerts.log)
         return p if p.is_absolute() else Path(project.settings.root) / p
-    return Path(project.settings.home_path) / "monitor" / "alerts.jsonl"
+    return None
 
 
 def run_window(
@@ -431,7 +433,7 @@ def run_window(
     deliveries: list[Delivery] = []
     rollback = None
     if dispatch and alerts:
-        deliveries = deliver(alerts, cfg.alerts, log_path=alert_log_path(project, cfg), sleep=sleep,
+        deliveries = deliver(alerts, cfg.alerts, db=project.db, log_path=alert_log_path(project, cfg), sleep=sleep,
                              root=project.settings.root)
         rollback = maybe_rollback(project, mv.name, alerts, cfg.alerts.rollback, monitored_version=mv.version)
     result = _replace(result, alerts=tuple(alerts), deliveries=tuple(deliveries), rollback=rollback)

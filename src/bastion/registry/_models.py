@@ -251,7 +251,7 @@ def register(
 
             flavor_digest = insert_doc(project, conn, "model", name, version, "flavor", flavor_doc, audit=False)
         # one audit entry covers the version and its scan report (the report's digest is in it)
-        project.record(
+        register_entry = project.record(
             conn,
             "model.register",
             ref,
@@ -273,7 +273,7 @@ def register(
         # anchor the allowance at once (with an audit key): loads verify it against a signed checkpoint
         from bastion.audit.checkpoints import write_checkpoint
 
-        write_checkpoint(project)
+        write_checkpoint(project, vouch=[register_entry])
     return _row(_Values(values))
 
 

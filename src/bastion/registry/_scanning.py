@@ -119,7 +119,7 @@ def audited_allowed_globals(project: ProjectHandle, mv: ModelVersion) -> tuple[s
     if details.get("digest") != mv.digest or details.get("scan") != "allowed":
         raise UnsafeArtifactError(f"{where} its audited registration record says scan '{details.get('scan')}' for "
                                   f"artifact {details.get('digest')}; the registry row was edited. Nothing was loaded.")
-    ok, why = anchor(project, entry)
+    ok, why = anchor(project, entry, vouched=True)
     if not ok:
         raise UnsafeArtifactError(f"{where} its registration record is not proven by the audit chain: {why}. "
                                   "Nothing was loaded.")

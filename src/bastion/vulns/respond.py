@@ -189,7 +189,8 @@ def respond(
             from bastion.monitor.config import load_monitoring_config
 
             config = load_monitoring_config(find_project_policy(project))
-        deliveries = deliver(alerts, config.alerts, log_path=alert_log_path(project, config), root=project.root)
+        deliveries = deliver(alerts, config.alerts, db=project.db, log_path=alert_log_path(project, config),
+                             root=project.root)
     if dispatch:
         for (name, alias), reason in sorted(to_roll.items()):
             rollbacks.append(safe_rollback(project, name, alias, reason=reason, spec=spec))

@@ -45,6 +45,10 @@ FOUND = [
     ("Son Brandon Lane (PESEL on file) will pay.", "Brandon Lane"),  # a street word as a surname after a name
     ("Pt L. Ward seen today.", "L. Ward"),
     ("Seen by Dr. Doctor today.", "Doctor"),  # a title word as a surname right after a title
+    ("Seen by Dr. die Pelser. DOB on file.", "die Pelser"),  # an unlisted particle between title and surname
+    ("Visto dal dott. La Barbarossi. Controllo.", "La Barbarossi"),  # a capitalised particle after a title
+    ("Gezien door dr. Le Flochard. Controle.", "Le Flochard"),
+    ("Oberarzt Dr. St-Germainville. Entlassung.", "St-Germainville"),  # a hyphenated name before a full stop
 ]
 
 
@@ -81,6 +85,8 @@ CLEAN = [
     # protected text must not read as new names: a title before a title, context from the previous sentence
     "Oberarzt Dr. <PERSON> hat entlassen.",
     "Seen by Dr. in Cardiology; Penny Lane is the street.",
+    "Call Dr. on Monday.",
+    "Le Patient est vu. La Barbarossi famille?",
     "Emergency contact: <PERSON> (sister), e-mail <EMAIL>.  Foley catheter removed this morning.",
 ]
 

@@ -79,7 +79,8 @@ class TrustStore:
 
     @classmethod
     def from_project(cls, project: ProjectHandle, *, allowed_signers: Iterable[str] = ()) -> TrustStore:
-        """The project's keyring (every key with its status) and the PEM roots in ``keys/signing/ca/``."""
+        """The project's keyring (every key with its status), the CA certificates trusted in its database (proven by
+        the audit chain) and the PEM roots in this machine's ``keys/signing/ca/``."""
         directory = signing_dir(project)
         keys = tuple(
             TrustedKey(
@@ -91,11 +92,14 @@ class TrustStore:
             )
             for r in project_keyring(project).records()
         )
-        cas: list[x509.Certificate] = []
+        from bastion.crypto.signing.cas import trusted_ca_certificates
+
+        # the deployment's CAs (database, audited: `bastion keys signing ca add`), then this machine's folder
+        cas: list[x509.Certificate] = list(trusted_ca_certificates(project)) if hasattr(project, "db") else []
         ca_dir = directory / CA_DIR
         if ca_dir.is_dir():
             for p in sorted(ca_dir.glob("*.pem")):
-                cas.extend(_load_certs(p.read_bytes(), str(p)))
+                cas.extend(c for c in _load_certs(p.read_bytes(), str(p)) if c not in cas)
         return cls(keys=keys, ca_certificates=tuple(cas), allowed_signers=tuple(allowed_signers))
 
     @classmethod

@@ -53,6 +53,9 @@ _TITLES = (
     "Hausärztin", "Pfleger", "Pflegerin", "Schwester", "Fam.",
 )  # fmt: skip
 _TITLE_WORDS = frozenset(t.rstrip(".") for t in _TITLES if t[:1].isupper()) - {"Don", "Pan", "Lady", "Lord"}
+_CAP_PARTICLES = frozenset(
+    "De Di Da Del Della Dello Dal Dalla La Le Lo Li Van Von Du Des Dos Das Der Den Ten Ter Te Al El San St Ste".split()
+)
 _TITLE_ABBREVIATIONS = frozenset(
     "Dr Drs Prof Mr Mrs Ms Mx Hr Fr Sr Sra Srta Dott Sig Mme Mlle Dhr Mevr Mw Dña St Mt".split()
 )
@@ -182,6 +185,16 @@ _END = r"(?![\w@'’])"
 # title + name: "Dr. Okafor", "Dr A. Lindstrøm", "Frau Dr. Weiß", "Prof. van der Berg". The title comes first so
 # the regex engine can skip to its few possible first letters; the word boundary is checked in Python.
 _TITLE_RE = re.compile(rf"(?:{_alt(_TITLES)})(?: (?:{_alt(_SECOND_TITLES)}))? (?P<name>{_RUN}){_END}")
+# title + an unlisted lower-case particle + one surname, then punctuation: "Dr. die Pelser.", "Dr. auch Schlauchin,"
+_TITLE_PARTICLE_RE = re.compile(
+    rf"(?:{_alt(_TITLES)}) (?P<name>(?P<part>[{_L}]{{2,4}}) {_WORD})(?=[.,;:)]|$)", re.M
+)
+_FUNCTION_WORDS = frozenset(
+    """at in on to of for and or nor the by is was has had are were be been seen saw sees see met
+    will can may did does who whom whose that this from with into onto upon over under per via not no yes
+    then than also too very just only as if so but yet al le la les un une et ou el los las y en con por
+    para del der den das und oder im am zum zur vom bei mit von auf aus nach""".split()
+)
 # one pass, one trie for the other triggers (cheaper than a pass or a branch per kind); the kind of the
 # trigger that matched is looked up after:
 # relative or carer + name: "her daughter Maria Lopez", "son, Ben", "Mother (Ana)", "the patient's husband X";
@@ -223,17 +236,30 @@ def _clip(text: str, start: int, end: int, strength: int) -> tuple[int, int] | N
     first_start = -1
     weak_first = False  # the run so far is one everyday word that is also a name ("Jan", "May")
     after_given = False  # the word before is an initial or a dictionary given name ("L. Ward", "Jason Lane")
-    for m in _NONSPACE.finditer(text, start, end):
+    tokens = list(_NONSPACE.finditer(text, start, end))
+    for k, m in enumerate(tokens):
         word = m.group(0).rstrip(",")
         w_start, w_end = m.start(), m.start() + len(word)
         core = word.split("-")[0]
+        if (
+            core in _CAP_PARTICLES
+            and core == word
+            and (strength == 2 or last_end >= 0)
+            and k + 1 < len(tokens)
+            and tokens[k + 1].group(0)[:1].isupper()
+        ):
+            # a capitalised particle inside a name or right after a title: "dott. La Barbera", "Anna De Luca"
+            if first_start < 0:
+                first_start = w_start
+            after_given = False
+            continue
         if core[:1].islower() or (len(core) == 2 and core.endswith(".")) or word.endswith("."):
             # particles and initials only lead or sit inside a name
             if first_start < 0:
                 first_start = w_start
             after_given = core[:1].isupper()
             continue
-        if core in _TITLE_ABBREVIATIONS and w_end < len(text) and text[w_end] == ".":
+        if core in _TITLE_ABBREVIATIONS and core == word and w_end < len(text) and text[w_end] == ".":
             break  # "Oberarzt Dr. <PERSON>": an abbreviated title, never a name
         if core in _HARD_STOP or (core not in known and core.lower().endswith(_NOUN_SUFFIX)):
             break
@@ -273,6 +299,11 @@ def find_context_names(text: str) -> Iterator[tuple[int, int, float]]:
             got = _clip(text, m.start("name"), m.end("name"), 2)
             if got is not None:
                 yield got[0], got[1], 0.9
+    for m in _TITLE_PARTICLE_RE.finditer(text):
+        if _starts_word(text, m.start()) and m.group("part") not in _FUNCTION_WORDS:
+            got = _clip(text, m.start("name"), m.end("name"), 2)
+            if got is not None:
+                yield got[0], got[1], 0.85
     for m in _CONTEXT_RE.finditer(text):
         kin = m.group("trig") in _KIN_FORMS
         got = _clip(text, m.start("name"), m.end("name"), 1 if kin else 0)
