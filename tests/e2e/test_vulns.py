@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from bastion.cli.main import app
 from bastion.errors import PolicyViolation
-from bastion.monitor.alerts import read_alert_log
+from bastion.monitor.alerts import stored_alerts
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -78,7 +78,7 @@ def test_advisory_lifecycle(project: Any, tmp_path: Path) -> None:
     r = runner.invoke(app, ["vulns", "check"])
     assert r.exit_code == 1, r.output
     assert "income@production" in r.output and "scikit-learn" in r.output and "GHSA-e2e-0001" in r.output
-    alerts = [a for a in read_alert_log(project.home / "monitor" / "alerts.jsonl") if a["kind"] == "alert"]
+    alerts = stored_alerts(project.db, kind="alert")
     assert [(a["rule"], a["model"], a["severity"]) for a in alerts] == [("vulnerability", "income:2", "critical")]
     assert "GHSA-e2e-0001" in alerts[0]["message"] and "CVE-2026-0001" in alerts[0]["message"]
     # the policy says roll back on a vulnerability: income:1 (older scikit-learn) is clean and unaffected
