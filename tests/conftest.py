@@ -287,3 +287,16 @@ def s3_url(s3_server: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> str:
     for k, v in s3_server.env().items():
         monkeypatch.setenv(k, v)
     return f"s3://{s3_server.new_bucket()}/artifacts"
+
+
+@pytest.fixture
+def two_folders(tmp_path: Path) -> Iterator[tuple[object, object]]:
+    """Two project folders on one SQLite database, as two machines of a team share one metadata store."""
+    from bastion.project import init_project
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    a = init_project(tmp_path / "a", database_url=url)
+    b = init_project(tmp_path / "b", database_url=url)
+    yield a, b
+    a.close()
+    b.close()

@@ -19,16 +19,6 @@ from bastion.project import init_project
 from bastion.store.schema import data_keys
 
 
-@pytest.fixture
-def two_folders(tmp_path: Path) -> Any:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    a = init_project(tmp_path / "a", database_url=url)
-    b = init_project(tmp_path / "b", database_url=url)
-    yield a, b
-    a.close()
-    b.close()
-
-
 def _kek(seed: bytes = b"k" * 32) -> LocalMasterKey:
     return LocalMasterKey(seed, source="test key")
 

@@ -12,17 +12,6 @@ from typer.testing import CliRunner
 
 from bastion.monitor.alerts import Alert, deliver, stored_alerts, stored_pending_alerts
 from bastion.monitor.config import AlertsConfig
-from bastion.project import init_project
-
-
-@pytest.fixture
-def two_folders(tmp_path: Path) -> Any:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    a = init_project(tmp_path / "a", database_url=url)
-    b = init_project(tmp_path / "b", database_url=url)
-    yield a, b
-    a.close()
-    b.close()
 
 
 def _alert(model: str = "churn:3", rule: str = "data-drift") -> Alert:

@@ -20,20 +20,9 @@ from bastion.crypto.signing.cas import (
     trusted_ca_certificates,
 )
 from bastion.errors import ConfigError, KeyManagementError, VerificationError
-from bastion.project import init_project
 from bastion.store.schema import trusted_cas
 
 from .conftest import CA, pem_cert
-
-
-@pytest.fixture
-def two_folders(tmp_path: Path) -> Any:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    a = init_project(tmp_path / "a", database_url=url)
-    b = init_project(tmp_path / "b", database_url=url)
-    yield a, b
-    a.close()
-    b.close()
 
 
 @pytest.fixture
