@@ -48,6 +48,7 @@ class ConnectionLimits:
     keep_alive_s: float = 5.0
     max_connections: int = 4096
     max_per_client: int = 256
+    max_head_bytes: int = 65536
 
     def __post_init__(self) -> None:
         bad = [k for k, ok in {
@@ -55,10 +56,11 @@ class ConnectionLimits:
             "keep_alive_s": 0 < self.keep_alive_s <= 3600,
             "max_connections": self.max_connections >= 2,
             "max_per_client": 1 <= self.max_per_client,
+            "max_head_bytes": 1024 <= self.max_head_bytes <= 16 * 1024 * 1024,
         }.items() if not ok]
         if bad:
             raise ConfigError(f"Invalid connection limits {bad}: timeouts in (0, 3600] seconds, "
-                              "max_connections >= 2, max_per_client >= 1.")
+                              "max_connections >= 2, max_per_client >= 1, max_head_bytes in [1 KiB, 16 MiB].")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -385,6 +387,56 @@ class _GuardMixin:
             self._bastion_close()
 
 
+_TOO_LARGE = b"The request head (or the trailers of a chunked body) is too large."
+_TOO_LARGE_RESPONSE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                       b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_TOO_LARGE), _TOO_LARGE))
+
+
+class _HeadCapMixin(_GuardMixin):
+    """For httptools (llhttp has no size limit of its own, and uvicorn keeps every header and URL byte): the
+    bytes of a request that are not its body (request line, headers, chunk framing, trailers) may not exceed
+    ``max_head_bytes`` plus the body's own size; past that the connection gets a 431 and is closed. Without it
+    a 10 s stream of trailer lines grows the server by gigabytes (every trailer joins the request's header
+    list), and a single endless header or URL is accumulated by copying. h11 bounds its events itself."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self._bastion_extra = 0  # non-body bytes of the current message
+        self._bastion_body = 0  # its body bytes
+        self._bastion_fed = 0  # body bytes the parser delivered during the current data_received
+        self._bastion_ended = False  # a message completed during the current data_received
+        super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._bastion_fed = 0
+        self._bastion_ended = False
+        super().data_received(data)
+        if self._bastion_ended:  # a new message starts within this feed: count afresh (under by < one read)
+            self._bastion_extra = self._bastion_body = 0
+            return
+        self._bastion_extra += len(data) - self._bastion_fed
+        if self._bastion_extra > self._bastion_reg.limits.max_head_bytes + self._bastion_body:
+            self._bastion_refuse_head()
+
+    def on_body(self, body: bytes) -> None:
+        self._bastion_fed += len(body)
+        self._bastion_body += len(body)
+        super().on_body(body)  # type: ignore[misc]
+
+    def on_message_complete(self) -> None:
+        self._bastion_ended = True
+        super().on_message_complete()  # type: ignore[misc]
+
+    def _bastion_refuse_head(self) -> None:
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete or not cycle.response_started:
+            self.transport.write(_TOO_LARGE_RESPONSE)
+        log.warning("closed a connection whose request head or trailers passed %s bytes",
+                    self._bastion_reg.limits.max_head_bytes)
+        self._bastion_close()
+
+
 def _protocols() -> tuple[type, type]:
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -396,7 +448,7 @@ def _protocols() -> tuple[type, type]:
     except ImportError:  # pragma: no cover
         return _H11, _H11
 
-    class _HttpTools(_GuardMixin, HttpToolsProtocol):  # type: ignore[misc]
+    class _HttpTools(_HeadCapMixin, HttpToolsProtocol):  # type: ignore[misc]
         pass
 
     return _H11, _HttpTools
