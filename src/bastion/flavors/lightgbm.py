@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from bastion.errors import DataError
 from bastion.flavors.interface import Flavor, ModelAdapter, require
 
-__all__ = ["LightGBMAdapter", "LightGBMFlavor"]
+__all__ = ["LightGBMAdapter", "LightGBMFlavor", "check_model_text"]
 
 _BINARY = ("binary", "cross_entropy", "xentropy")
 _MULTI = ("multiclass", "softmax", "multiclassova", "multiclass_ova", "ova", "ovr")
@@ -63,8 +63,7 @@ class LightGBMFlavor(Flavor):
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:
             raise DataError(f"{what} is not UTF-8 text, so not a LightGBM text model.") from e
-        _check_structure(text, what)  # LightGBM aborts the whole process on some damaged files: check first
-        _check_values(text, what)
+        check_model_text(text, what)  # LightGBM aborts the whole process on some damaged files: check first
         try:
             booster = lightgbm.Booster(model_str=text)
         except Exception as e:  # LightGBMError: a refused artifact, never a crash
@@ -72,6 +71,12 @@ class LightGBMFlavor(Flavor):
         if booster.num_trees() == 0:
             raise DataError(f"{what} holds no trees; it is not a trained LightGBM model.")
         return LightGBMAdapter(booster)
+
+
+def check_model_text(text: str, what: str) -> None:
+    """Refuse (:class:`DataError`) a LightGBM model text that LightGBM would crash or hang on."""
+    _check_structure(text, what)
+    _check_values(text, what)
 
 
 def _check_structure(text: str, what: str) -> None:
