@@ -134,11 +134,18 @@ def test_a_name_column_needs_no_dictionary() -> None:
     rng = random.Random(7)
     people = [f"{_word(rng)} {rng.choice(('te ', 'van der ', 'de la ', ''))}{_word(rng)}" for _ in range(60)]
     scripts = [_script_name(s, rng) for s in sorted(SCRIPTS) for _ in range(4)]
-    frame = pd.DataFrame({"patient": people + scripts, "status": ["Day Case", "Awaiting Review"] * 40})
+    frame = pd.DataFrame({"patient": people + scripts, "status": ["Awaiting Triage", "Under Observation"] * 40})
     frame["patient_status"] = frame["status"]
     found = {c.column: c.entity for c in scan_table(frame).columns}
     assert found["patient"] == "PERSON"
     assert found["patient_status"] is None and found["status"] is None
+
+
+def test_a_name_column_with_repeated_people_stays_a_name_column() -> None:
+    rng = random.Random(11)
+    people = [f"{_word(rng)} {_word(rng)}" for _ in range(12)]
+    frame = pd.DataFrame({"patient": [people[i % 12] for i in range(40)]})  # 12 people, 40 visits
+    assert scan_table(frame).columns[0].entity == "PERSON"
 
 
 @pytest.mark.parametrize(

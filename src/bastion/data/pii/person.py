@@ -126,13 +126,12 @@ class PersonRecognizer(Recognizer):
         if not mask.any():
             return 1.0, ()
         full, first_only, last_only = self._cell_kinds(values)
-        if named:
-            # people are many and distinct; a status or category column ("Day Case") is neither
+        if named and (full | first_only | last_only).mean() < 0.5 * mask.mean():
+            # names by shape alone: people are many and distinct, a status column ("Awaiting Triage") is not
             distinct = values.nunique()
-            if distinct < min(self.min_distinct, 0.5 * len(values)):
-                return 0.0, (f"only {distinct} distinct values: categories, not names",)
-            if (full | first_only | last_only).mean() < 0.5 * mask.mean():
-                return 1.0, (f"name-shaped values (no dictionary needed) in {mask.mean():.0%} of cells",)
+            if distinct < min(self.min_distinct, 0.25 * len(values)):
+                return 0.0, (f"only {distinct} distinct name-shaped values: categories, not names",)
+            return 1.0, (f"name-shaped values (no dictionary needed) in {mask.mean():.0%} of cells",)
         distinct = values.nunique()
         matched_distinct = values[mask].nunique()
         d_share = matched_distinct / max(1, distinct)
