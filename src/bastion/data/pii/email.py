@@ -16,6 +16,7 @@ class EmailRecognizer(RegexRecognizer):
     cell_pattern = rf"(?:mailto:)?{_LOCAL}@{_DOMAIN}"
     # the lookahead is implied by _LOCAL (at most 64 of its characters, then "@"); it only skips words faster
     text_pattern = rf"(?=[A-Za-z0-9._%+-]{{1,64}}+@)(?<![\w.@%+-]){_LOCAL}@{_DOMAIN}(?![\w@-])"
+    text_requires = "@"  # only cells with an "@" are searched
     context_words = ("email", "e-mail", "mail", "contact", "write to")
     base_score = 0.95
 
