@@ -226,7 +226,7 @@ class ServerState:
         if api_keys_path(project).is_file():  # keys of an older Bastion: into the shared database, once
             with project.transaction() as tx:
                 import_legacy_keyring(project, tx)
-        self.auth = Authenticator(ApiKeyStore(project.db), jwt)
+        self.auth = Authenticator(ApiKeyStore(project.db, project=project), jwt)  # rows held to the audit chain
         self.limiter = make_limiter(config.limits, config.workers)
         self.journal: AuditJournal | None = None
         self.sink: _PredictionSink | None = None
