@@ -294,3 +294,25 @@ def test_streaming_attack_is_cut_while_others_are_served(live: _Live, attack: Ca
         t.join(30)
     assert outcome == [True]
     assert _rss_mib() - before < 64, f"the server grew by {_rss_mib() - before:.0f} MiB"
+
+
+def test_model_outputs_that_are_no_finite_number_answer_null(client: Any, keys: dict[str, str], sample: Any,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model's NaN or inf output (JSON has neither) is a null in a 200, journaled as the 200 it is; numpy
+    scalar types come out as plain JSON numbers and strings."""
+    import numpy as np
+
+    from bastion.serve.loader import LoadedModel
+
+    def odd(self: Any, x: Any) -> dict[str, Any]:
+        return {"predictions": [float("nan"), np.float32(1.5).item(), np.str_("yes").item()],
+                "probabilities": [float("inf"), float("-inf"), 0.25]}
+
+    monkeypatch.setattr(LoadedModel, "predict", odd)
+    r = client.post(f"/v1/models/{sample.name}:predict", content=json.dumps({"instances": [good_row(sample)]}),
+                    headers={"Authorization": f"Bearer {keys['predict']}", "Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert r.json()["predictions"] == [None, 1.5, "yes"] and r.json()["probabilities"] == [None, None, 0.25]
+    journal = client.app.state.bastion.journal
+    last = [json.loads(line) for line in journal.path.read_text().splitlines() if '"request_id"' in line][-1]
+    assert (last["status"], last["outcome"]) == (200, "ok")
