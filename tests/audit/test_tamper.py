@@ -285,6 +285,54 @@ def test_a_public_key_swapped_under_its_fingerprint_is_refused(proj: Path) -> No
         p.close()
 
 
+# ------------------------------------------------------------------------------ (a) the API key rows
+
+
+def _digest(key: str) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def test_api_key_rows_edited_in_the_database_are_refused(proj: Path) -> None:
+    from sqlalchemy import insert, update
+
+    from bastion.audit.checkpoints import write_checkpoint
+    from bastion.errors import AuthError
+    from bastion.serve.auth import ApiKeyStore, Authenticator, create_api_key, revoke_api_key
+    from bastion.store.schema import api_keys
+
+    p = _open(proj)
+    try:
+        auth = Authenticator(ApiKeyStore(p.db, recheck_s=0.0, project=p))
+        predict = create_api_key(p, "app", ["predict"])
+        gone = create_api_key(p, "old", ["admin"])
+        victim = create_api_key(p, "victim", ["admin"])
+        revoke_api_key(p, "old", reason="left the team")
+        assert auth.authenticate(f"Bearer {predict.key}").roles == frozenset({"predict"})
+        assert auth.authenticate(f"Bearer {victim.key}").allows("admin")
+        rogue = "bst_0badc0de_" + "A" * 43
+        with p.db.write() as conn:  # (a): widen, un-revoke, add a row with an entry, swap a digest
+            conn.execute(update(api_keys).where(api_keys.c.id == predict.record.id)
+                         .values(roles_json='["predict", "admin"]'))
+            conn.execute(update(api_keys).where(api_keys.c.id == gone.record.id).values(revoked_at=None))
+            conn.execute(insert(api_keys).values(id="0badc0de", seq=99, name="rogue", roles_json='["admin"]',
+                                                 digest=_digest(rogue), created_at="x", created_by="x"))
+            p.audit.append(conn, action="keys.api.create", subject="api-key:0badc0de",
+                           details={"name": "rogue", "roles": ["admin"], "digest": _digest(rogue)})
+            conn.execute(update(api_keys).where(api_keys.c.id == victim.record.id)
+                         .values(digest=_digest(f"bst_{victim.record.id}_" + "B" * 43)))
+        p.audited("note.after", "x", {})
+        write_checkpoint(p)  # a later legitimate checkpoint covers the forged entry, but does not vouch for it
+        assert auth.authenticate(f"Bearer {predict.key}").roles == frozenset({"predict"})  # narrowed back
+        for key in (gone.key, rogue, f"bst_{victim.record.id}_" + "B" * 43):
+            with pytest.raises(AuthError):
+                auth.authenticate(f"Bearer {key}")
+        assert auth.authenticate(f"Bearer {create_api_key(p, 'new', ['explain']).key}").allows("explain")
+    finally:
+        p.close()
+
+
 # ------------------------------------------------------------ (c) the project folder: the anchoring files
 
 

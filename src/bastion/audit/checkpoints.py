@@ -61,7 +61,8 @@ KEY_INIT_ACTION = "keys.audit.init"
 # entries a checkpoint is written (and vouches) for at once: what serving, signature trust and the CA list rely on
 ANCHORED_ACTIONS = frozenset({"model.promote", "model.promote.forced", "model.rollback", "gate.run",
                               KEY_INIT_ACTION, "keys.signing.ca.add", "keys.signing.ca.remove",
-                              "keys.signing.init", "keys.signing.rotate", "keys.signing.revoke"})
+                              "keys.signing.init", "keys.signing.rotate", "keys.signing.revoke",
+                              "keys.api.create", "keys.api.import"})
 _KEY_FILE = "audit-ed25519.pem"
 _PUB_FILE = "audit-ed25519.pub"
 
