@@ -14,6 +14,7 @@ import re
 import secrets
 import threading
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -368,8 +369,10 @@ def create_ui_app(
 
             return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
                                 media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+        if not path or "\\" in path or not all(_plain_url_char(c) for c in path):  # a NUL made resolve() raise
+            return PlainTextResponse("Not found.", status_code=404)
         target = (_STATIC / path).resolve()
-        if not path or "\\" in path or not target.is_relative_to(_STATIC.resolve()) or not target.is_file():
+        if not target.is_relative_to(_STATIC.resolve()) or not target.is_file():
             return PlainTextResponse("Not found.", status_code=404)
         media = _MEDIA.get(target.suffix, "application/octet-stream")
         return FileResponse(target, media_type=media, headers={"Cache-Control": "public, max-age=3600"})
@@ -387,6 +390,8 @@ async def _form(request: Request) -> dict[str, str]:
     ctype = request.headers.get("content-type", "").split(";")[0].strip()
     if ctype != "application/x-www-form-urlencoded":
         raise _Denied(415, "Expected an application/x-www-form-urlencoded form.")
+    if request.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
+        raise _Denied(415, "Forms are not accepted compressed (Content-Encoding); send them as they are.")
     body = b""
     async for chunk in request.stream():
         body += chunk
@@ -433,11 +438,18 @@ def _flash(request: Request, sess: dict[str, Any]) -> str:
 
 
 def _safe_next(target: str | None, root: str = "") -> str:
-    """Only paths inside the dashboard: an open redirect after login would help phishing."""
+    """Only paths inside the dashboard: an open redirect after login would help phishing. No control, format or
+    space characters either (browsers drop a tab or newline, so ``/<TAB>/evil.example`` would become
+    ``//evil.example``), and no longer than a page address needs to be."""
     home = root + "/"
-    if not target or not target.startswith(home) or target.startswith("//") or "\\" in target:
+    if (not target or not target.startswith(home) or target.startswith("//") or "\\" in target
+            or len(target) > 2048 or not all(_plain_url_char(c) for c in target)):
         return home
     return target
+
+
+def _plain_url_char(c: str) -> bool:
+    return "!" <= c <= "~" or (c > "\x7f" and unicodedata.category(c)[0] not in "CZ")
 
 
 def _root(request: Request) -> str:
