@@ -32,7 +32,12 @@ _XB_UP = "".join(c for c in map(chr, [*range(0x180, 0x250), *range(0x1E00, 0x1F0
 _XB_LOW = "".join(c for c in map(chr, [*range(0x180, 0x250), *range(0x1E00, 0x1F00)]) if c.islower())
 _U = _UP + _XB_UP
 _L = _LOW + _XB_LOW
-_WORD = rf"(?:O['’]|Mc|Mac|D['’]|d['’]|L['’]|[Aa]l-|[Ee]l-)?[{_U}][{_L}]+(?:['’][{_L}]+)?(?:-[{_U}][{_L}]+)*"
+# prefixes (O', Mc, d', al- ...; Di/De/La/Van before a second capital: "DiAngelo", "LaFleur"), a lower-case
+# O' form ("O'connor", as entry systems write it) and a final elision ("Solda'")
+_WORD = (
+    rf"(?:(?:O['’]|Mc|Mac|D['’]|d['’]|L['’]|[Aa]l-|[Ee]l-|Di|De|Da|Du|La|Le|Van)?[{_U}][{_L}]+|O['’][{_L}]{{2,}})"
+    rf"(?:['’][{_L}]+|['’](?![{_U}{_L}]))?(?:-[{_U}][{_L}]+)*"
+)
 _PART = (
     r"(?:van der|van den|van de|van het|van 't|van ’t|van|von der|von|zu|de la|de las|de los|del|della|den|het|"
     r"'t|’t|op den|op de|der|de|da|das|di|do|dos|du|le|la|bin|ibn|al|el|ten|ter|te|af|av|y|e)"
@@ -163,6 +168,8 @@ _EPONYM_AFTER = re.compile(
     r"house|hall|school|college)\b"
 )
 # word shapes of specialties, departments and abstract nouns, never of names
+# right after a title any surname goes ("dott. Paiement", "Dr. Clement"), but never a specialty
+_SPECIALTY_SUFFIX = ("ology", "ologist", "ologists", "iatric", "iatrics", "iatry")
 _NOUN_SUFFIX = ("ology", "ologist", "ologists", "iatric", "iatrics", "iatry", "ical", "ation", "ment", "ness",
                 "ity", "ics", "ogy")  # fmt: skip
 
@@ -200,6 +207,9 @@ _END = r"(?![\w@'’])"
 _TITLE_RE = re.compile(rf"(?:{_alt(_TITLES)})(?: (?:{_alt(_SECOND_TITLES)}))? (?P<name>{_RUN}){_END}")
 # title + an unlisted lower-case particle + one surname, then punctuation: "Dr. die Pelser.", "Dr. auch Schlauchin,"
 _TITLE_PARTICLE_RE = re.compile(rf"(?:{_alt(_TITLES)}) (?P<name>(?P<part>[{_L}]{{2,4}}) {_WORD})(?=[.,;:)]|$)", re.M)
+# function words that are also name particles (Low German/Frisian "to Holthues"): after a title, before a
+# capitalised word and punctuation, they are part of the name
+_PARTICLE_FUNCTION_WORDS = frozenset({"to", "zu", "op"})
 _FUNCTION_WORDS = frozenset(
     """at in on to of for and or nor the by is was has had are were be been seen saw sees see met
     will can may did does who whom whose that this from with into onto upon over under per via not no yes
@@ -277,7 +287,8 @@ def _clip(text: str, start: int, end: int, strength: int) -> tuple[int, int] | N
             continue
         if core in _TITLE_ABBREVIATIONS and core == word and w_end < len(text) and text[w_end] == ".":
             break  # "Oberarzt Dr. <PERSON>": an abbreviated title, never a name
-        if core in _HARD_STOP or (core not in known and core.lower().endswith(_NOUN_SUFFIX)):
+        suffixes = _SPECIALTY_SUFFIX if strength == 2 and last_end < 0 else _NOUN_SUFFIX
+        if core in _HARD_STOP or (core not in known and core.lower().endswith(suffixes)):
             break
         if core in _SOFT_STOP or core in NOT_NAMES or core in _TITLE_WORDS:
             # right after a title any capitalised word is a surname ("Dr. West", "Dr. Doctor"); after a relative
@@ -316,7 +327,8 @@ def find_context_names(text: str) -> Iterator[tuple[int, int, float]]:
             if got is not None:
                 yield got[0], got[1], 0.9
     for m in _TITLE_PARTICLE_RE.finditer(text):
-        if _starts_word(text, m.start()) and m.group("part") not in _FUNCTION_WORDS:
+        part = m.group("part")
+        if _starts_word(text, m.start()) and (part not in _FUNCTION_WORDS or part in _PARTICLE_FUNCTION_WORDS):
             got = _clip(text, m.start("name"), m.end("name"), 2)
             if got is not None:
                 yield got[0], got[1], 0.85
