@@ -1181,7 +1181,9 @@ class _Machine:
                         self._unsafe_parameter(bad)
                 if not isinstance(key, str):
                     continue
-                if key.startswith("__") and key.endswith("__"):
+                if key.startswith("__") and key.endswith("__") and not (key == "__doc__" and
+                                                                        isinstance(part[key], str | None)):
+                    # (a docstring is data: scipy's distributions keep their own in the instance dict)
                     self._implicit(f"BUILD sets the attribute {key!r} on {_describe(target)}")
                 if key in _PLANTABLE or key == "__setstate__":
                     target.planted = (target.planted or frozenset()) | {key}

@@ -612,6 +612,7 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
         inst_dict = getattr(inst, "__dict__", None)
         if isinstance(inst_dict, dict) and "__setstate__" in inst_dict:
             raise _Refused("BUILD would call a __setstate__ planted as an instance attribute.")
+        self._state_check(inst, state)
         setstate = getattr(type(inst), "__setstate__", None)
         if setstate is not None:
             if _is_joblib_wrapper(inst):
@@ -647,6 +648,20 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
             stack[-1] = self._joblib_array(stack[-1])
 
     dispatch[pickle.BUILD[0]] = load_build
+
+    def _state_check(self, inst: Any, state: Any) -> None:
+        """State some classes act on: code they exec() (scipy's argument parsers), parameters that make the
+        model touch the host at predict time (a vectorizer's ``input``). Checked before __setstate__ runs."""
+        parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+        names = [_qualname(base) for base in type(inst).__mro__]
+        for part in parts:
+            if not isinstance(part, dict):
+                continue
+            for key, value in part.items():
+                for name in names:
+                    bad = _signatures.unsafe_parameter(name, key, value)
+                    if bad is not None:
+                        raise _Refused(f"BUILD would set {bad}.")
 
     def _container_op(self, target: Any, method: str, how: str) -> Callable[..., Any]:
         self._mutable(target, how)
