@@ -150,6 +150,14 @@ CONSTRUCTIBLE = frozenset({
     "functools.partial",  # its own signature checks what it wraps (a function or a class listed here)
     *(f"pathlib.{p}{n}" for p in ("", "_local.") for n in ("PosixPath", "PurePosixPath", "WindowsPath",
                                                          "PureWindowsPath")),
+    "builtins.object",
+    # NumPy's scalar types: estimators keep them as their output dtype (OneHotEncoder(dtype=numpy.float64))
+    *(f"numpy.{n}" for n in ("float64", "float32", "float16", "float128", "longdouble", "double", "single", "half",
+                             "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "intc", "uintc",
+                             "intp", "uintp", "int_", "uint", "byte", "ubyte", "short", "ushort", "long", "ulong",
+                             "longlong", "ulonglong", "bool", "bool_", "complex64", "complex128", "complex256",
+                             "csingle", "cdouble", "clongdouble", "str_", "bytes_", "object_", "datetime64",
+                             "timedelta64", "void")),
     "numpy.dtype", "numpy._core.multiarray.dtype", "numpy.core.multiarray.dtype",
     "numpy.ndarray", "numpy._core.multiarray.ndarray", "numpy.core.multiarray.ndarray",
     "pandas.Interval", "pandas.Period", "pandas.PeriodDtype", "pandas.StringDtype", "pandas.CategoricalDtype",
