@@ -759,7 +759,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     from bench._freeze import record_environment
 
-    venvs = {"bastion-venv": str(args.bastion_python)}
+    venvs = {"bastion-venv" if args.team else "bastion": str(args.bastion_python)}
     if not args.skip_registry:
         venvs["mlflow-pgs3" if args.team else "mlflow"] = str(args.mlflow_python)
     env = record_environment(results.parent, venvs)
