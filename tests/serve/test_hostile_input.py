@@ -148,6 +148,9 @@ CASES: list[tuple[str, Callable[[_Live], bytes], int, str | None]] = [
     ("overlong-string", lambda lv: lv.post(lv.with_literal("segment", b'"' + b"a" * 900_000 + b'"')), 422,
      "literal_error"),
     ("pii-value-not-echoed", lambda lv: lv.post(lv.body(segment="alice.smith@example.com")), 422, "literal_error"),
+    ("pii-key-not-echoed", lambda lv: lv.post(lv.body(**{"alice.smith@example.com": 1})), 422, "extra_forbidden"),
+    ("pii-credential-not-echoed", lambda lv: lv.post(lv.body()).replace(lv.key.encode(), b"alice.smith@example.com"),
+     401, None),
     # media types and encodings
     ("text-plain", lambda lv: lv.post(lv.body(), content_type=b"text/plain"), 415, None),
     ("form-urlencoded", lambda lv: lv.post(lv.body(), content_type=b"application/x-www-form-urlencoded"), 415, None),
@@ -216,6 +219,25 @@ def test_hostile_request_gets_its_status_and_echoes_nothing(live: _Live, build: 
         assert error in {e["type"] for e in json.loads(body)["errors"]}, body[:300]
     if status == 200:
         assert json.loads(body)["predictions"]
+
+
+def test_no_hostile_body_reaches_the_model(live: _Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every refused request above is refused before the model runs (validation is the gate to the runtime)."""
+    from bastion.serve.loader import LoadedModel
+
+    calls: list[int] = []
+    real = LoadedModel.predict
+
+    def counted(self: Any, x: Any) -> dict[str, Any]:
+        calls.append(len(x))
+        return real(self, x)
+
+    monkeypatch.setattr(LoadedModel, "predict", counted)
+    refused = [build for _, build, status, _ in CASES if status != 200]
+    for build in refused:
+        assert _status(live.exchange(build(live))) >= 400
+    assert calls == []
+    assert _status(live.exchange(live.post(live.body()))) == 200 and calls == [1]  # the spy does see the model
 
 
 def _rss_mib() -> float:

@@ -168,7 +168,7 @@ _SPEED_ONLY = [
     ("postcode", _TEXT_POSTCODE.pattern, 0, [r"(?=[A-Z])", r"(?=\d)"]),
     ("date of birth", DateOfBirthRecognizer.text_pattern, re.IGNORECASE, [r"(?=[\dJFMASOND])"]),
     ("ip", IpAddressRecognizer.text_pattern, 0, [r"(?=\d{1,3}\.|[0-9A-Fa-f]{0,4}:)"]),
-    ("email", EmailRecognizer.text_pattern, 0, [r"(?=[A-Za-z0-9._%+-]{1,64}+@)"]),
+    ("email", EmailRecognizer.text_pattern, 0, [r"(?=[\w.%+-]{1,64}+@)"]),
     ("url", UrlRecognizer.text_pattern, re.IGNORECASE, [r"(?=[hfw])"]),
     ("iban", IbanRecognizer.text_pattern, 0, [r"(?=[A-Z]{2}\d\d)"]),
     ("phone", PhoneRecognizer.text_pattern, 0, [r"(?=[\d+(])"]),
