@@ -333,6 +333,37 @@ def test_api_key_rows_edited_in_the_database_are_refused(proj: Path) -> None:
         p.close()
 
 
+def test_dashboard_user_rows_edited_in_the_database_cannot_log_in(proj: Path) -> None:
+    from argon2 import PasswordHasher
+    from sqlalchemy import insert, update
+
+    from bastion.errors import AuthError
+    from bastion.store.schema import ui_users
+    from bastion.ui.users import UserStore
+
+    p = _open(proj)
+    try:
+        users = UserStore(p)
+        users.add("vic", "viewer-password", role="viewer")
+        users.add("boss", "boss-password!", role="admin")
+        assert users.authenticate("vic", "viewer-password").role == "viewer"
+        mine = PasswordHasher().hash("attacker-password")
+        with p.db.write() as conn:  # (a): raise a role, swap in a password of one's own, add a user
+            conn.execute(update(ui_users).where(ui_users.c.name == "vic").values(role="admin"))
+            conn.execute(update(ui_users).where(ui_users.c.name == "boss").values(pw_hash=mine))
+            conn.execute(insert(ui_users).values(name="eve", role="admin", pw_hash=mine, created_at="x",
+                                                 created_by="x", changed_at="x"))
+        for name, password in (("vic", "viewer-password"), ("boss", "attacker-password"),
+                               ("eve", "attacker-password")):
+            with pytest.raises(AuthError, match="Unknown user or wrong password"):
+                users.authenticate(name, password)
+        assert "role" in users.unproven("vic", users._row("vic") or {})
+        users.add("vic", "viewer-password", role="viewer", replace=True)  # the admin repairs it: audited
+        assert users.authenticate("vic", "viewer-password").role == "viewer"
+    finally:
+        p.close()
+
+
 # ------------------------------------------------------------ (c) the project folder: the anchoring files
 
 
