@@ -193,6 +193,35 @@ def test_a_forged_gate_run_for_a_failed_version_is_refused(proj: Path) -> None:
         _serve(proj)
 
 
+def test_a_rollback_target_planted_in_the_alias_history_is_refused(proj: Path) -> None:
+    from bastion.errors import RegistryError
+
+    p = _open(proj)
+    try:
+        p.promote("sample:2", alias="production")  # legitimate history: v1, then v2
+    finally:
+        p.close()
+    # (a) plants history rows so that the operator's next rollback goes where they say (here: stays on v2)
+    _sql(proj, "insert into alias_history (kind, name, alias, version, active, at, by, reason) "
+               "values ('model', 'sample', 'production', 2, 1, 'x', 'x', '')",
+         "insert into alias_history (kind, name, alias, version, active, at, by, reason) "
+         "values ('model', 'sample', 'production', 2, 1, 'x', 'x', '')")
+    p = _open(proj)
+    try:
+        with pytest.raises(RegistryError, match=r"audited promotions and rollbacks say from sample:2 to sample:1"):
+            p.rollback("sample", alias="production", reason="drift")
+        assert p.get_model("sample@production").version == 2  # nothing moved
+    finally:
+        p.close()
+    _sql(proj, "delete from alias_history where by = 'x'")
+    p = _open(proj)
+    try:
+        assert p.rollback("sample", alias="production", reason="drift").version == 1  # the real one works
+    finally:
+        p.close()
+    assert _serve(proj).ref == "sample:1"
+
+
 # ------------------------------------------------------------------------ (a) the signing keyring rows
 
 
