@@ -32,10 +32,15 @@ _XB_UP = "".join(c for c in map(chr, [*range(0x180, 0x250), *range(0x1E00, 0x1F0
 _XB_LOW = "".join(c for c in map(chr, [*range(0x180, 0x250), *range(0x1E00, 0x1F00)]) if c.islower())
 _U = _UP + _XB_UP
 _L = _LOW + _XB_LOW
-_WORD = rf"(?:O['’]|Mc|Mac|D['’]|d['’]|L['’]|[Aa]l-|[Ee]l-)?[{_U}][{_L}]+(?:['’][{_L}]+)?(?:-[{_U}][{_L}]+)*"
+# prefixes (O', Mc, d', al- ...; Di/De/La/Van before a second capital: "DiAngelo", "LaFleur"), a lower-case
+# O' form ("O'connor", as entry systems write it) and a final elision ("Solda'")
+_WORD = (
+    rf"(?:(?:O['’]|Mc|Mac|D['’]|d['’]|L['’]|[Aa]l-|[Ee]l-|Di|De|Da|Du|La|Le|Van)?[{_U}][{_L}]+|O['’][{_L}]{{2,}})"
+    rf"(?:['’][{_L}]+|['’](?![{_U}{_L}]))?(?:-[{_U}][{_L}]+)*"
+)
 _PART = (
     r"(?:van der|van den|van de|van het|van 't|van ’t|van|von der|von|zu|de la|de las|de los|del|della|den|het|"
-    r"'t|’t|op den|op de|de|da|das|di|do|dos|du|le|la|bin|ibn|al|el|ten|ter|te|af|av|y|e)"
+    r"'t|’t|op den|op de|der|de|da|das|di|do|dos|du|le|la|bin|ibn|al|el|ten|ter|te|af|av|y|e)"
 )
 _INITIALS = rf"(?:[{_U}]\. ?){{1,2}}"
 # one name run: particles may lead ("van der Berg") and sit inside; initials may lead ("A. Lindstrøm")
@@ -58,6 +63,8 @@ _CAP_PARTICLES = frozenset(
     "De Di Da Del Della Dello Dal Dalla La Le Lo Li Van Von Du Des Dos Das Der Den Ten Ter Te Al El San St Ste Bin "
     "Ibn Op Vander".split()
 )
+# lower-case particles that may follow a capitalised one: "Dr. De la Cruz", "Van der Berg"
+_LOW_PARTICLES = frozenset("la las los der den de del da di le lo".split())
 _TITLE_ABBREVIATIONS = frozenset(
     "Dr Drs Prof Mr Mrs Ms Mx Hr Fr Sr Sra Srta Dott Sig Mme Mlle Dhr Mevr Mw Dña St Mt".split()
 )
@@ -161,6 +168,8 @@ _EPONYM_AFTER = re.compile(
     r"house|hall|school|college)\b"
 )
 # word shapes of specialties, departments and abstract nouns, never of names
+# right after a title any surname goes ("dott. Paiement", "Dr. Clement"), but never a specialty
+_SPECIALTY_SUFFIX = ("ology", "ologist", "ologists", "iatric", "iatrics", "iatry")
 _NOUN_SUFFIX = ("ology", "ologist", "ologists", "iatric", "iatrics", "iatry", "ical", "ation", "ment", "ness",
                 "ity", "ics", "ogy")  # fmt: skip
 
@@ -198,6 +207,9 @@ _END = r"(?![\w@'’])"
 _TITLE_RE = re.compile(rf"(?:{_alt(_TITLES)})(?: (?:{_alt(_SECOND_TITLES)}))? (?P<name>{_RUN}){_END}")
 # title + an unlisted lower-case particle + one surname, then punctuation: "Dr. die Pelser.", "Dr. auch Schlauchin,"
 _TITLE_PARTICLE_RE = re.compile(rf"(?:{_alt(_TITLES)}) (?P<name>(?P<part>[{_L}]{{2,4}}) {_WORD})(?=[.,;:)]|$)", re.M)
+# function words that are also name particles (Low German/Frisian "to Holthues"): after a title, before a
+# capitalised word and punctuation, they are part of the name
+_PARTICLE_FUNCTION_WORDS = frozenset({"to", "zu", "op"})
 _FUNCTION_WORDS = frozenset(
     """at in on to of for and or nor the by is was has had are were be been seen saw sees see met
     will can may did does who whom whose that this from with into onto upon over under per via not no yes
@@ -211,7 +223,7 @@ _FUNCTION_WORDS = frozenset(
 # introducing phrase or sign-off + name or "Surname, Given": "spoke to ...", "NOK: Kowalski, Jan", "Kind regards, ..."
 _CONTEXT_RE = re.compile(
     rf"(?<![\w.@'’-])(?P<trig>{_alt(_KIN + _ROLES + _INTRO, fold_first=True)})"
-    rf"(?:,? |: | \(| - | – |,?\n| is | was ){_POSS}"
+    rf"(?:,? |: | \(| - | – |(?<=,)\n| is | was ){_POSS}"
     rf"(?P<name>{_COMMA}|{_RUN}){_END}"
 )
 _KIN_FORMS = frozenset(w for k in _KIN for w in (k, k[:1].swapcase() + k[1:]))
@@ -233,6 +245,10 @@ def _starts_word(text: str, pos: int) -> bool:
     return pos == 0 or not (text[pos - 1].isalnum() or text[pos - 1] in _BOUNDARY)
 
 
+_PREFIX3 = frozenset(("al-", "Al-", "el-", "El-"))
+_PREFIX2 = frozenset(("d'", "d’", "l'", "l’"))  # "d'Viegraith": the name is what follows
+
+
 @lru_cache(maxsize=1)
 def _known() -> frozenset[str]:
     return first_names() | last_names()
@@ -250,13 +266,13 @@ def _clip(text: str, start: int, end: int, strength: int) -> tuple[int, int] | N
     for k, m in enumerate(tokens):
         word = m.group(0).rstrip(",")
         w_start, w_end = m.start(), m.start() + len(word)
-        core = (word[3:] if word[:3] in ("al-", "Al-", "el-", "El-") else word).split("-")[0]
+        core = (word[3:] if word[:3] in _PREFIX3 else word[2:] if word[:2] in _PREFIX2 else word).split("-")[0]
         if (
             core in _CAP_PARTICLES
             and core == word
             and (strength == 2 or last_end >= 0)
             and k + 1 < len(tokens)
-            and tokens[k + 1].group(0)[:1].isupper()
+            and (tokens[k + 1].group(0)[:1].isupper() or tokens[k + 1].group(0) in _LOW_PARTICLES)
         ):
             # a capitalised particle inside a name or right after a title: "dott. La Barbera", "Anna De Luca"
             if first_start < 0:
@@ -271,7 +287,8 @@ def _clip(text: str, start: int, end: int, strength: int) -> tuple[int, int] | N
             continue
         if core in _TITLE_ABBREVIATIONS and core == word and w_end < len(text) and text[w_end] == ".":
             break  # "Oberarzt Dr. <PERSON>": an abbreviated title, never a name
-        if core in _HARD_STOP or (core not in known and core.lower().endswith(_NOUN_SUFFIX)):
+        suffixes = _SPECIALTY_SUFFIX if strength == 2 and last_end < 0 else _NOUN_SUFFIX
+        if core in _HARD_STOP or (core not in known and core.lower().endswith(suffixes)):
             break
         if core in _SOFT_STOP or core in NOT_NAMES or core in _TITLE_WORDS:
             # right after a title any capitalised word is a surname ("Dr. West", "Dr. Doctor"); after a relative
@@ -310,7 +327,8 @@ def find_context_names(text: str) -> Iterator[tuple[int, int, float]]:
             if got is not None:
                 yield got[0], got[1], 0.9
     for m in _TITLE_PARTICLE_RE.finditer(text):
-        if _starts_word(text, m.start()) and m.group("part") not in _FUNCTION_WORDS:
+        part = m.group("part")
+        if _starts_word(text, m.start()) and (part not in _FUNCTION_WORDS or part in _PARTICLE_FUNCTION_WORDS):
             got = _clip(text, m.start("name"), m.end("name"), 2)
             if got is not None:
                 yield got[0], got[1], 0.85
@@ -362,10 +380,13 @@ _ANY_SCRIPT = re.compile(f"[{''.join(_SCRIPTS.values())}]")
 # a trigger just before a name of another script: a title, a relative, a role or an introducing phrase
 _TRIGGER_TAIL = re.compile(
     rf"(?<![\w.@'’-])(?:{_alt(_TITLES)}|{_alt(_KIN + _ROLES + _INTRO, fold_first=True)})"
-    r"(?:,? ?|: ?| \(| - | – |\n| is | was )(?:(?:[Tt]he|[Hh]is|[Hh]er|[Tt]heir) )?\Z"
+    r"(?:,? ?|: ?| \(| - | – |(?<=,)\n| is | was )(?:(?:[Tt]he|[Hh]is|[Hh]er|[Tt]heir) )?\Z"
 )
 # "L. te Trunoumov", "A. de la Cruz", "S. bin Rahim": an initial, a lower-case particle, a capitalised word
-_INITIAL_PARTICLE_RE = re.compile(rf"[{_U}]\. ?(?:{_PART} )+{_WORD}(?: {_WORD})?{_END}")
+# (or an elided particle: "C. d'Aubigné", "K. al-Rashid")
+_INITIAL_PARTICLE_RE = re.compile(
+    rf"[{_U}]\. ?(?:(?:{_PART} )+|(?=[dl]['’][{_U}]|[ae]l-[{_U}])){_WORD}(?: {_WORD})?{_END}"
+)
 # "Present: Dr A. Byrne, Tomasz Wójcik (pharmacist) and Prof. Adeyemi": attendance lists name people
 _LIST_HEADS = frozenset(
     "present attendees in attendance participants anwesend teilnehmer présents presenti presentes asisten "

@@ -16,7 +16,7 @@ import numpy as np
 from bastion.data.pii._registry import with_extra
 from bastion.data.pii.interface import Recognizer, Span
 
-__all__ = ["MIN_SCORE", "detect_spans", "detect_spans_batch"]
+__all__ = ["MIN_SCORE", "detect_spans", "detect_spans_batch", "gc_paused"]
 
 MIN_SCORE = 0.5
 CHUNK_CHARS = 2_000_000
@@ -69,7 +69,7 @@ def detect_spans_batch(
             i += 1
         if not parts:
             continue
-        with _gc_paused():
+        with gc_paused():
             _scan_chunk(parts, rows, recs, min_score, out)
         if ner is not None:
             from bastion.data.pii._ner import ner_spans
@@ -79,8 +79,8 @@ def detect_spans_batch(
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while one chunk is scanned.
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while one chunk is scanned (or one batch linked).
 
     A chunk creates and frees some 10^5 match objects, tuples and spans, none of them in a reference cycle (all
     are freed by reference counting), yet each 700 allocations start a collection and the larger ones walk
