@@ -165,7 +165,7 @@ def _resolved(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 _SPEED_ONLY = [
     ("address", StreetAddressRecognizer.text_pattern, 0,
      [r"(?=[\dA-ZÄÖÜuapo])", r"(?=[A-Za-zäöüß\-.]++ \d)", r"(?=[a-z]++ \d)"]),
-    ("postcode", _TEXT_POSTCODE.pattern, 0, [r"(?=[A-Z\d])"]),
+    ("postcode", _TEXT_POSTCODE.pattern, 0, [r"(?=[A-Z])", r"(?=\d)"]),
     ("date of birth", DateOfBirthRecognizer.text_pattern, re.IGNORECASE, [r"(?=[\dJFMASOND])"]),
     ("ip", IpAddressRecognizer.text_pattern, 0, [r"(?=\d{1,3}\.|[0-9A-Fa-f]{0,4}:)"]),
     ("email", EmailRecognizer.text_pattern, 0, [r"(?=[\w.%+-]{1,64}+@)"]),
