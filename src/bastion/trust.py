@@ -257,7 +257,9 @@ def _gate(project: ProjectHandle, mv: ModelVersion, gate_policy: Policy | None, 
         return Evidence(False, f"The gate attestation of {mv.ref} is unsigned; sign gates (a project signing "
                                "key) and re-run the gate.", ev)
     if anchored:
-        ok, why = anchor(project, run)
+        # vouched, not merely covered: a well-formed gate.run appended in the database by someone without the
+        # audit key is covered by the next legitimate checkpoint, but no checkpoint's writer vouches for it
+        ok, why = anchor(project, run, vouched=True)
         ev["anchor"] = why
         if not ok:
             return Evidence(False, f"the gate run of {mv.ref} is not proven by the audit chain: {why}", ev)
@@ -284,7 +286,7 @@ def _alias(project: ProjectHandle, mv: ModelVersion, alias: str) -> Evidence:
     if digest is not None and digest != mv.digest:
         return Evidence(False, f"{mv.ref} now has digest {mv.digest}, but entry {entry.seq} promoted digest "
                                f"{digest} (the version row was edited)", data)
-    ok, why = anchor(project, entry)
+    ok, why = anchor(project, entry, vouched=True)  # a forged promote covered by a later checkpoint: refused
     data["anchor"] = why
     if not ok:
         return Evidence(False, f"the alias event is not proven by the audit chain: {why}", data)

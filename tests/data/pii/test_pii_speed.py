@@ -165,10 +165,10 @@ def _resolved(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 _SPEED_ONLY = [
     ("address", StreetAddressRecognizer.text_pattern, 0,
      [r"(?=[\dA-ZÄÖÜuapo])", r"(?=[A-Za-zäöüß\-.]++ \d)", r"(?=[a-z]++ \d)"]),
-    ("postcode", _TEXT_POSTCODE.pattern, 0, [r"(?=[A-Z\d])"]),
+    ("postcode", _TEXT_POSTCODE.pattern, 0, [r"(?=[A-Z])", r"(?=\d)"]),
     ("date of birth", DateOfBirthRecognizer.text_pattern, re.IGNORECASE, [r"(?=[\dJFMASOND])"]),
     ("ip", IpAddressRecognizer.text_pattern, 0, [r"(?=\d{1,3}\.|[0-9A-Fa-f]{0,4}:)"]),
-    ("email", EmailRecognizer.text_pattern, 0, [r"(?=[A-Za-z0-9._%+-]{1,64}+@)"]),
+    ("email", EmailRecognizer.text_pattern, 0, [r"(?=[\w.%+-]{1,64}+@)"]),
     ("url", UrlRecognizer.text_pattern, re.IGNORECASE, [r"(?=[hfw])"]),
     ("iban", IbanRecognizer.text_pattern, 0, [r"(?=[A-Z]{2}\d\d)"]),
     ("phone", PhoneRecognizer.text_pattern, 0, [r"(?=[\d+(])"]),
@@ -209,6 +209,96 @@ def test_speed_lookaheads_change_no_match(text: str) -> None:
     for _name, pattern, flags, lookaheads in _SPEED_ONLY:
         fast, plain = re.compile(pattern, flags), re.compile(_without(pattern, lookaheads), flags)
         assert [m.span() for m in fast.finditer(text)] == [m.span() for m in plain.finditer(text)], _name
+
+
+# -- cells searched only where a required part is ----------------------------------------------------------------
+
+
+def _cell_starts(text: str) -> list[int]:
+    starts, pos = [], 0
+    for cell in text.split("\n"):
+        starts.append(pos)
+        pos += len(cell) + 1
+    return starts
+
+
+def _required() -> list[Recognizer]:
+    return [r for r in builtin_recognizers() if r.text_requires is not None]
+
+
+def _check_required(text: str) -> None:
+    for rec in _required():
+        assert _text._required_candidates(text, _cell_starts(text), rec) == _solo_spans(rec, text), rec.entity
+
+
+def test_required_parts_are_declared_where_they_pay() -> None:
+    assert {r.entity for r in _required()} >= {"EMAIL", "URL", "IBAN", "IP_ADDRESS"}
+    for rec in _required():
+        assert _text._default_search(rec), rec.entity  # a custom find_in_text would bypass the filter
+
+
+def test_required_cells_give_each_recognizers_own_matches_on_the_corpus(corpus_chunk: str) -> None:
+    _check_required(corpus_chunk)
+    # and where every cell holds a match, or only the first or the last
+    for rec, sample in ((r, s) for r in _required() for s in _REQUIRED_SAMPLES[r.entity]):
+        for text in (sample, f"{sample}\nno", f"no\n{sample}", f"x {sample}\n{sample} y\n\n{sample}"):
+            assert _text._required_candidates(text, _cell_starts(text), rec) == _solo_spans(rec, text), text
+            assert _solo_spans(rec, text), f"{rec.entity}: {sample!r} should match"
+
+
+_REQUIRED_SAMPLES = {
+    "EMAIL": ["a@b.co", "john.doe+x@mail.example.org"],
+    "URL": ["www.example.org", "HTTPS://EX.ORG/a", "ftp://h.io", "WWW.X.COM"],
+    "IBAN": ["GB82 WEST 1234 5698 7654 32", "DE89370400440532013000"],
+    "IP_ADDRESS": ["192.168.0.1", "2001:db8::1", "fe80::1:2", "::1"],
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=texts)
+def test_required_cells_give_each_recognizers_own_matches(text: str) -> None:
+    _check_required(text)
+
+
+def test_text_scan_uses_the_required_cells_and_finds_the_same_spans() -> None:
+    cells = [
+        "mail a@b.co now", "nothing here", "host 10.0.0.1 up", "see www.example.org.", "IBAN DE89370400440532013000"
+    ]
+    plain = [[(s.entity, s.start, s.end) for s in _text.detect_spans(c)] for c in cells]
+    batch = [[(s.entity, s.start, s.end) for s in row] for row in _text.detect_spans_batch(cells)]
+    assert batch == plain
+    assert [{e for e, _, _ in row} for row in batch] == [{"EMAIL"}, set(), {"IP_ADDRESS"}, {"URL"}, {"IBAN"}]
+
+
+def test_garbage_collection_is_paused_for_a_chunk_only() -> None:
+    import gc
+
+    seen: list[bool] = []
+    real = _text._scan_chunk
+
+    def spy(*args: object, **kwargs: object) -> None:
+        seen.append(gc.isenabled())
+        real(*args, **kwargs)  # type: ignore[arg-type]
+
+    assert gc.isenabled()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_text, "_scan_chunk", spy)
+        _text.detect_spans_batch(["call Anna Smith on 020 7946 0958"])
+        assert seen == [False] and gc.isenabled()
+        gc.disable()
+        try:
+            _text.detect_spans_batch(["Anna Smith"])
+            assert seen == [False, False] and not gc.isenabled()  # the caller's choice is kept
+        finally:
+            gc.enable()
+
+        def boom(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("boom")
+
+        mp.setattr(_text, "_scan_chunk", boom)
+        with pytest.raises(RuntimeError):
+            _text.detect_spans_batch(["Anna Smith"])
+        assert gc.isenabled()
 
 
 # -- column classification ----------------------------------------------------------------------------------------
