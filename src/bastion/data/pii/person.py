@@ -33,9 +33,11 @@ _CONTEXT = (
     "wife", "husband", "mother", "father", "brother", "sister", "dear", "hi ", "hello", "cc:", "signed",
     "seen by", "referred by", "guardian", "caregiver", "pt ", "client", "customer", "user",
 )
-_INITIAL_NAME = re.compile(rf"(?=[A-Z])(?<![\w.])(?<!\d )[A-Z]\. ?(?P<name>{_TOK}(?: {_TOK})?)(?![\w@'’])")
+# Both start with a consumed capital and test what stands before it in a lookbehind over that capital and the
+# character(s) before it (the same test as a lookbehind before the capital): the engine skips to capitals fast.
+_INITIAL_NAME = re.compile(rf"[A-Z](?<![\w.][A-Z])(?<!\d [A-Z])\. ?(?P<name>{_TOK}(?: {_TOK})?)(?![\w@'’])")
 _CAPS_COMMA = re.compile(
-    rf"(?=[{_UP}])(?<![\w])(?P<last>[{_UP}]{{2,}}(?:[-' ][{_UP}]{{2,}})?), (?P<first>{_TOK})(?![\w@'’])"
+    rf"(?P<last>[{_UP}](?<![\w][{_UP}])[{_UP}]+(?:[-' ][{_UP}]{{2,}})?), (?P<first>{_TOK})(?![\w@'’])"
 )
 _CELL = re.compile(
     rf"(?:(?:{_TITLE})\.? )?(?P<first>{_TOK})(?:,? (?:{_PARTICLE} )?(?:[{_UP}]\. )?(?P<last>{_TOK}(?: {_TOK})?))?"
