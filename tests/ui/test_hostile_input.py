@@ -210,3 +210,52 @@ def test_endless_request_head_on_a_real_dashboard_is_cut(ui: dict[str, Any], mon
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def test_a_trickled_login_form_is_cut_by_the_form_timeout(ui: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slow-loris body: a POST whose form arrives a byte at a time gets a 408 and a closed connection when the
+    form timeout passes (the header timeout no longer applies once the head is in), and the page still answers."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from bastion.serve._conn import ENV_VAR, ConnectionLimits, uvicorn_connection_options
+    from bastion.ui import app as ui_app_module
+
+    monkeypatch.setattr(ui_app_module, "_FORM_TIMEOUT_S", 1.0)
+    monkeypatch.setenv(ENV_VAR, "")
+    opts = uvicorn_connection_options(ConnectionLimits(header_timeout_s=30))
+    server = uvicorn.Server(uvicorn.Config(ui["app"], port=0, log_level="critical", **opts))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            assert thread.is_alive()
+            time.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                      b"Content-Length: 1000\r\n\r\n")
+            s.settimeout(0.2)
+            t0, got = time.monotonic(), b""
+            while time.monotonic() - t0 < 6:
+                try:
+                    s.sendall(b"a")
+                    chunk = s.recv(4096)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                got += chunk
+            took = time.monotonic() - t0
+        assert got.startswith(b"HTTP/1.1 408") and 1.0 <= took < 4, (got[:100], took)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert s.recv(64).startswith(b"HTTP/1.1 200")
+    finally:
+        server.should_exit = True
+        thread.join(30)

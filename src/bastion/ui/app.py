@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import hmac
@@ -40,6 +41,7 @@ _HERE = Path(__file__).parent
 _STATIC = _HERE / "static"
 _LOGIN_COOKIE = "bastion_login_csrf"
 _MAX_FORM = 16 * 1024
+_FORM_TIMEOUT_S = 10.0
 _MEDIA = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 
 SECURITY_HEADERS = {
@@ -160,7 +162,7 @@ def create_ui_app(
                         raise _Denied(403, f"This action needs the {role} role; you are {sess['user'].role}.")
                 except _Denied as d:
                     log.warning("ui refused %s %s: %s", request.method, request.url.path, d.message)
-                    return PlainTextResponse(d.message, status_code=d.status)
+                    return _denied(d)
                 try:
                     return await _call(fn, request, sess, form)
                 except BastionError as e:
@@ -200,7 +202,7 @@ def create_ui_app(
         try:
             form = await _form(request)
         except _Denied as d:
-            return PlainTextResponse(d.message, status_code=d.status)
+            return _denied(d)
         cookie = request.cookies.get(_LOGIN_COOKIE, "")
         if not cookie or not secrets.compare_digest(form.get("csrf", ""), cookie):
             return PlainTextResponse("The login form's CSRF token is missing or wrong; reload it.", status_code=403)
@@ -380,6 +382,12 @@ def create_ui_app(
     return app
 
 
+def _denied(d: _Denied) -> Response:
+    """The refusal as plain text; after a body that did not arrive in time, the connection is closed too."""
+    headers = {"Connection": "close"} if d.status == 408 else None
+    return PlainTextResponse(d.message, status_code=d.status, headers=headers)
+
+
 async def _call(fn: Callable[..., Response], *args: Any) -> Response:
     """Run a page or action (which read the store synchronously) off the event loop."""
     return await run_in_threadpool(fn, *args)
@@ -393,10 +401,14 @@ async def _form(request: Request) -> dict[str, str]:
     if request.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
         raise _Denied(415, "Forms are not accepted compressed (Content-Encoding); send them as they are.")
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _MAX_FORM:
-            raise _Denied(413, f"The form is larger than {_MAX_FORM} bytes.")
+    try:
+        async with asyncio.timeout(_FORM_TIMEOUT_S):  # a form trickled a byte at a time would hold its connection
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > _MAX_FORM:
+                    raise _Denied(413, f"The form is larger than {_MAX_FORM} bytes.")
+    except TimeoutError:
+        raise _Denied(408, f"The form did not arrive within {_FORM_TIMEOUT_S:g} seconds.") from None
     try:
         parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=50)
     except (UnicodeDecodeError, ValueError) as e:
