@@ -652,7 +652,8 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
     def _stored_classes(self, value: Any, how: str) -> None:
         """A class stored in object state is called later by the model's own code (FunctionTransformer.func with
         its kw_args, a partial's func, a scorer): the constructor rule applies to it as to a call now."""
-        stack, seen = [value], set()
+        stack: list[Any] = [value]
+        seen: set[int] = set()
         while stack:
             v = stack.pop()
             if id(v) in seen:
@@ -670,7 +671,8 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
     def stored_classes_in(self, obj: Any, *, limit: int = 200_000) -> None:
         """The loaded object graph, after every BUILD and later APPEND/SETITEM: a class the pickle imported that
         sits anywhere but a call position is a deferred call (a container mutated after its owner's BUILD)."""
-        stack, seen = [obj], set()
+        stack: list[Any] = [obj]
+        seen: set[int] = set()
         while stack and len(seen) < limit:
             v = stack.pop()
             if id(v) in seen or isinstance(v, _SCALARS):
