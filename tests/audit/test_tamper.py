@@ -193,6 +193,75 @@ def test_a_forged_gate_run_for_a_failed_version_is_refused(proj: Path) -> None:
         _serve(proj)
 
 
+def test_a_rollback_target_planted_in_the_alias_history_is_refused(proj: Path) -> None:
+    from bastion.errors import RegistryError
+
+    p = _open(proj)
+    try:
+        p.promote("sample:2", alias="production")  # legitimate history: v1, then v2
+    finally:
+        p.close()
+    # (a) plants history rows so that the operator's next rollback goes where they say (here: stays on v2)
+    _sql(proj, "insert into alias_history (kind, name, alias, version, active, at, by, reason) "
+               "values ('model', 'sample', 'production', 2, 1, 'x', 'x', '')",
+         "insert into alias_history (kind, name, alias, version, active, at, by, reason) "
+         "values ('model', 'sample', 'production', 2, 1, 'x', 'x', '')")
+    p = _open(proj)
+    try:
+        with pytest.raises(RegistryError, match=r"audited promotions and rollbacks say from sample:2 to sample:1"):
+            p.rollback("sample", alias="production", reason="drift")
+        assert p.get_model("sample@production").version == 2  # nothing moved
+    finally:
+        p.close()
+    _sql(proj, "delete from alias_history where by = 'x'")
+    p = _open(proj)
+    try:
+        assert p.rollback("sample", alias="production", reason="drift").version == 1  # the real one works
+    finally:
+        p.close()
+    assert _serve(proj).ref == "sample:1"
+
+
+def test_an_undeleted_version_stays_deleted(proj: Path) -> None:
+    from bastion.trust import evaluate
+
+    p = _open(proj)
+    try:
+        p.delete_model("sample:2", reason="leaked training data")
+    finally:
+        p.close()
+    _sql(proj, "update models set deleted_at = null, deleted_by = null where name = 'sample' and version = 2")
+    p = _open(proj)
+    try:
+        report = evaluate(p, "sample:2", "production", purpose="serve")
+        assert not report.ok and "row says it is live" in report.checks["version"].detail
+    finally:
+        p.close()
+    report = _verify(proj)
+    assert any("sample:2 was deleted by audited entry" in m for m in report.mismatches), report.problems
+
+
+def test_the_drift_reference_comes_from_the_audited_lineage(proj: Path) -> None:
+    from bastion.errors import VerificationError as Refused
+    from bastion.monitor.runner import reference_for_model
+
+    p = _open(proj)
+    try:
+        _, frame, ds = reference_for_model(p, "sample:1")
+        assert ds == "sample-train:1" and len(frame) > 0
+        other = p.register_dataset(frame.iloc[:10], name="look-alike")
+    finally:
+        p.close()
+    _sql(proj, f"update models set datasets_json = '[\"{other.ref}\"]' where name = 'sample' and version = 1")
+    p = _open(proj)
+    try:
+        with pytest.raises(Refused, match=r"lineage of sample:1 in the database .* is not the one its registration"):
+            reference_for_model(p, "sample:1")
+    finally:
+        p.close()
+    assert any("lineage" in m for m in _verify(proj).mismatches)
+
+
 # ------------------------------------------------------------------------ (a) the signing keyring rows
 
 
@@ -329,6 +398,37 @@ def test_api_key_rows_edited_in_the_database_are_refused(proj: Path) -> None:
             with pytest.raises(AuthError):
                 auth.authenticate(f"Bearer {key}")
         assert auth.authenticate(f"Bearer {create_api_key(p, 'new', ['explain']).key}").allows("explain")
+    finally:
+        p.close()
+
+
+def test_dashboard_user_rows_edited_in_the_database_cannot_log_in(proj: Path) -> None:
+    from argon2 import PasswordHasher
+    from sqlalchemy import insert, update
+
+    from bastion.errors import AuthError
+    from bastion.store.schema import ui_users
+    from bastion.ui.users import UserStore
+
+    p = _open(proj)
+    try:
+        users = UserStore(p)
+        users.add("vic", "viewer-password", role="viewer")
+        users.add("boss", "boss-password!", role="admin")
+        assert users.authenticate("vic", "viewer-password").role == "viewer"
+        mine = PasswordHasher().hash("attacker-password")
+        with p.db.write() as conn:  # (a): raise a role, swap in a password of one's own, add a user
+            conn.execute(update(ui_users).where(ui_users.c.name == "vic").values(role="admin"))
+            conn.execute(update(ui_users).where(ui_users.c.name == "boss").values(pw_hash=mine))
+            conn.execute(insert(ui_users).values(name="eve", role="admin", pw_hash=mine, created_at="x",
+                                                 created_by="x", changed_at="x"))
+        for name, password in (("vic", "viewer-password"), ("boss", "attacker-password"),
+                               ("eve", "attacker-password")):
+            with pytest.raises(AuthError, match="Unknown user or wrong password"):
+                users.authenticate(name, password)
+        assert "role" in users.unproven("vic", users._row("vic") or {})
+        users.add("vic", "viewer-password", role="viewer", replace=True)  # the admin repairs it: audited
+        assert users.authenticate("vic", "viewer-password").role == "viewer"
     finally:
         p.close()
 

@@ -246,3 +246,51 @@ def test_skops_vectorizer_reading_request_paths_is_refused(filename_vectorizer: 
         assert load_skops_bytes(skops_io().dumps(filename_vectorizer)).predict(["secret gamma"]).tolist() == [1]
     finally:
         filename_vectorizer.steps[0][1].input = "filename"
+
+
+# -- native model state: bytes a C++ parser trusts ------------------------------------------------------------
+
+class _Rebuild:
+    """Pickles as ``copyreg._reconstructor(cls, object, None)`` + BUILD(state), as protocol 0-1 pickles do."""
+
+    def __init__(self, cls: type, state: dict[str, Any]) -> None:
+        self.cls, self.state = cls, state
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        import copyreg
+
+        return copyreg._reconstructor, (self.cls, object, None), self.state
+
+
+def test_pickled_lightgbm_booster_with_crashing_text_is_refused_before_lightgbm_parses_it() -> None:
+    import lightgbm
+
+    x = np.arange(60.0).reshape(20, 3)
+    booster = lightgbm.train({"objective": "binary", "verbose": -1, "min_data_in_leaf": 2},
+                             lightgbm.Dataset(x, (x[:, 0] > 25).astype(int)), 2)
+    state = booster.__getstate__()
+    good = pickle.dumps(_Rebuild(lightgbm.basic.Booster, dict(state)), protocol=4)
+    assert restricted_loads(good).num_trees() == 2  # type: ignore[attr-defined]
+    # num_tree_per_iteration=1.5e9: LightGBM segfaults (tests/flavors/test_lightgbm.py proves it in a subprocess)
+    state["_handle"] = str(state["_handle"]).replace("num_tree_per_iteration=1\n",
+                                                     "num_tree_per_iteration=1500000000\n")
+    bad = pickle.dumps(_Rebuild(lightgbm.basic.Booster, state), protocol=4)
+    with pytest.raises(UnsafeArtifactError, match="num_tree_per_iteration"):
+        restricted_loads(bad)
+
+
+def test_pickled_xgboost_booster_with_out_of_range_nodes_is_refused() -> None:
+    import json
+
+    import xgboost
+
+    x = np.arange(60.0).reshape(20, 3)
+    model = xgboost.train({"max_depth": 2}, xgboost.DMatrix(x, label=x[:, 0] > 25), num_boost_round=2)
+    doc = json.loads(bytes(model.save_raw("json")))
+    doc["learner"]["gradient_booster"]["model"]["trees"][0]["split_indices"][0] = 100_000_000  # SIGSEGV on predict
+    hostile = xgboost.Booster()
+    hostile.load_model(bytearray(json.dumps(doc).encode()))  # XGBoost itself accepts it
+    data = pickle.dumps(hostile, protocol=4)
+    with pytest.raises(UnsafeArtifactError, match="splits on feature 100000000"):
+        restricted_loads(data)
+    assert restricted_loads(pickle.dumps(model, protocol=4)).num_boosted_rounds() == 2  # type: ignore[attr-defined]

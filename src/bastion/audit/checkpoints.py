@@ -62,7 +62,8 @@ KEY_INIT_ACTION = "keys.audit.init"
 ANCHORED_ACTIONS = frozenset({"model.promote", "model.promote.forced", "model.rollback", "gate.run",
                               KEY_INIT_ACTION, "keys.signing.ca.add", "keys.signing.ca.remove",
                               "keys.signing.init", "keys.signing.rotate", "keys.signing.revoke",
-                              "keys.api.create", "keys.api.import"})
+                              "keys.api.create", "keys.api.import", "ui.user.add", "ui.user.import",
+                              "ui.user.rehash"})
 _KEY_FILE = "audit-ed25519.pem"
 _PUB_FILE = "audit-ed25519.pub"
 

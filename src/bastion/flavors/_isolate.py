@@ -30,8 +30,8 @@ _TIMEOUT_S = 300.0
 
 # The child: a clean interpreter (-I: no current folder, PYTHONPATH or user site on its path, so no module planted
 # next to the artifact is imported) that imports nothing of Bastion or of the caller's script, reads
-# ``kind\n`` + 8-byte length + bytes from stdin, parses them as the framework does (plus a prediction on zeros
-# where the framework gives the width: a tree that points outside its node array can pass the parser), and
+# ``kind\n`` + 8-byte length + bytes from stdin, parses them as the framework does (for LightGBM plus a
+# prediction on zeros, after the parent's structural checks already passed), and
 # answers ``ok\n``. Errors the framework raises are not its business (the caller's own load reports them).
 _CHILD = r"""
 import struct, sys, warnings
@@ -48,8 +48,7 @@ while True:
         if kind == "xgboost":
             import xgboost
             b = xgboost.Booster()
-            b.load_model(bytearray(data))
-            b.predict(xgboost.DMatrix(np.zeros((5, b.num_features()))))
+            b.load_model(bytearray(data))  # (its trees are checked in the parent before anything predicts)
         elif kind == "lightgbm":
             import lightgbm
             b = lightgbm.Booster(model_str=data.decode("utf-8"))

@@ -616,7 +616,12 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
         if setstate is not None:
             if _is_joblib_wrapper(inst):
                 raise _Refused("A joblib array wrapper defines __setstate__; refusing to guess its layout.")
+            native = _NATIVE_MODELS.get(_qualname(type(inst)))
+            if native is not None:
+                native(inst, state, before=True)
             self._run(f"{_qualname(type(inst))}.__setstate__", setstate, (inst, state), {})
+            if native is not None:
+                native(inst, state, before=False)
         else:
             slotstate = None
             if isinstance(state, tuple) and len(state) == 2:
@@ -776,6 +781,49 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
 
 
 _NATIVE = "<" if sys.byteorder == "little" else ">"
+
+
+def _lightgbm_state(inst: Any, state: Any, *, before: bool) -> None:
+    """LightGBM parses the model text in ``__setstate__``; crafted counts there crash the process (see
+    ``bastion.flavors.lightgbm``), so the text is checked first."""
+    if not before:
+        return
+    from bastion.errors import DataError
+    from bastion.flavors.lightgbm import check_model_text
+
+    text = state.get("_handle", state.get("handle")) if isinstance(state, dict) else None
+    if text is None:
+        return
+    if not isinstance(text, str):
+        raise _Refused("A LightGBM booster's state holds a model that is not text.")
+    try:
+        check_model_text(text, "The LightGBM booster in the pickle")
+    except DataError as e:
+        raise _Refused(str(e)) from None
+
+
+def _xgboost_state(inst: Any, state: Any, *, before: bool) -> None:
+    """XGBoost follows tree indices unchecked at predict time: the loaded booster's trees are checked."""
+    if before:
+        return
+    import json
+
+    from bastion.errors import DataError
+    from bastion.flavors.xgboost import check_trees
+
+    if getattr(inst, "handle", None) is None:
+        return
+    try:
+        check_trees(json.loads(bytes(inst.save_raw("json"))), "The XGBoost booster in the pickle")
+    except DataError as e:
+        raise _Refused(str(e)) from None
+
+
+# Native model objects whose __setstate__ hands bytes to a C++ parser that trusts them.
+_NATIVE_MODELS: dict[str, Callable[..., None]] = {
+    "lightgbm.basic.Booster": _lightgbm_state,
+    "xgboost.core.Booster": _xgboost_state,
+}
 
 
 def _is_joblib_wrapper(inst: Any) -> bool:

@@ -29,7 +29,7 @@ from bastion.data.pii.iban import IbanRecognizer
 from bastion.data.pii.identifiers import MedicalRecordRecognizer
 from bastion.data.pii.interface import GATE_DIGIT, ColumnFinding, Recognizer
 from bastion.data.pii.ip_address import IpAddressRecognizer
-from bastion.data.pii.person import _CAPS_COMMA, _INITIAL_NAME, _SEQ
+from bastion.data.pii.person import _CAPS_COMMA, _INITIAL_NAME, _SEQ, _TOK, _UP
 from bastion.data.pii.phone import PhoneRecognizer
 from bastion.data.pii.url import UrlRecognizer
 
@@ -165,7 +165,7 @@ def _resolved(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 _SPEED_ONLY = [
     ("address", StreetAddressRecognizer.text_pattern, 0,
      [r"(?=[\dA-ZÄÖÜuapo])", r"(?=[A-Za-zäöüß\-.]++ \d)", r"(?=[a-z]++ \d)"]),
-    ("postcode", _TEXT_POSTCODE.pattern, 0, [r"(?=[A-Z\d])"]),
+    ("postcode", _TEXT_POSTCODE.pattern, 0, [r"(?=[A-Z])", r"(?=\d)"]),
     ("date of birth", DateOfBirthRecognizer.text_pattern, re.IGNORECASE, [r"(?=[\dJFMASOND])"]),
     ("ip", IpAddressRecognizer.text_pattern, 0, [r"(?=\d{1,3}\.|[0-9A-Fa-f]{0,4}:)"]),
     ("email", EmailRecognizer.text_pattern, 0, [r"(?=[\w.%+-]{1,64}+@)"]),
@@ -174,10 +174,34 @@ _SPEED_ONLY = [
     ("phone", PhoneRecognizer.text_pattern, 0, [r"(?=[\d+(])"]),
     ("mrn", MedicalRecordRecognizer.text_pattern, re.IGNORECASE, [r"(?=[mpeh])"]),
     ("person", _SEQ.pattern, 0, [None]),
-    ("initial", _INITIAL_NAME.pattern, 0, [r"(?=[A-Z])"]),
-    ("caps comma", _CAPS_COMMA.pattern, 0, [None]),
     ("appositive relation", _APPOS_TAIL_RE.pattern, 0, [r"(?=,| [(\-–])"]),
 ]  # fmt: skip
+
+
+# patterns rewritten to start with a consumed character (the lookbehinds then span it), and their plain forms
+_REWRITTEN = [
+    ("initial", _INITIAL_NAME, rf"(?=[A-Z])(?<![\w.])(?<!\d )[A-Z]\. ?(?P<name>{_TOK}(?: {_TOK})?)(?![\w@'’])"),
+    ("caps comma", _CAPS_COMMA,
+     rf"(?<![\w])(?P<last>[{_UP}]{{2,}}(?:[-' ][{_UP}]{{2,}})?), (?P<first>{_TOK})(?![\w@'’])"),
+]  # fmt: skip
+
+
+def test_rewritten_patterns_match_like_their_plain_forms_on_the_corpus(corpus_chunk: str) -> None:
+    for name, fast, plain in _REWRITTEN:
+        found = [m.regs for m in fast.finditer(corpus_chunk)]
+        assert found == [m.regs for m in re.finditer(plain, corpus_chunk)], name
+        assert found, name
+    for text in ("A. Smith", "x A. Smith", "3 A. Smith", "3 B.Smith", ".A. Smith", "SMITH, Anna", "aSMITH, Anna",
+                 "ÉLODIE, Anna", "-SMITH, Anna", "\nSMITH, Anna", "O'BRIEN, Sean", "AB, Cd"):  # fmt: skip
+        for name, fast, plain in _REWRITTEN:
+            assert [m.regs for m in fast.finditer(text)] == [m.regs for m in re.finditer(plain, text)], (name, text)
+
+
+@settings(max_examples=120, deadline=None)
+@given(text=texts)
+def test_rewritten_patterns_match_like_their_plain_forms(text: str) -> None:
+    for name, fast, plain in _REWRITTEN:
+        assert [m.regs for m in fast.finditer(text)] == [m.regs for m in re.finditer(plain, text)], name
 
 
 def _without(pattern: str, lookaheads: list[str | None]) -> str:

@@ -33,9 +33,11 @@ _CONTEXT = (
     "wife", "husband", "mother", "father", "brother", "sister", "dear", "hi ", "hello", "cc:", "signed",
     "seen by", "referred by", "guardian", "caregiver", "pt ", "client", "customer", "user",
 )
-_INITIAL_NAME = re.compile(rf"(?=[A-Z])(?<![\w.])(?<!\d )[A-Z]\. ?(?P<name>{_TOK}(?: {_TOK})?)(?![\w@'’])")
+# Both start with a consumed capital and test what stands before it in a lookbehind over that capital and the
+# character(s) before it (the same test as a lookbehind before the capital): the engine skips to capitals fast.
+_INITIAL_NAME = re.compile(rf"[A-Z](?<![\w.][A-Z])(?<!\d [A-Z])\. ?(?P<name>{_TOK}(?: {_TOK})?)(?![\w@'’])")
 _CAPS_COMMA = re.compile(
-    rf"(?=[{_UP}])(?<![\w])(?P<last>[{_UP}]{{2,}}(?:[-' ][{_UP}]{{2,}})?), (?P<first>{_TOK})(?![\w@'’])"
+    rf"(?P<last>[{_UP}](?<![\w][{_UP}])[{_UP}]+(?:[-' ][{_UP}]{{2,}})?), (?P<first>{_TOK})(?![\w@'’])"
 )
 _CELL = re.compile(
     rf"(?:(?:{_TITLE})\.? )?(?P<first>{_TOK})(?:,? (?:{_PARTICLE} )?(?:[{_UP}]\. )?(?P<last>{_TOK}(?: {_TOK})?))?"
@@ -175,7 +177,10 @@ class PersonRecognizer(Recognizer):
             if title is None and " " not in name and name not in first_set and name not in last_set:
                 continue  # the common case: one capitalised word that is no name
             start = m.start("name")
-            toks = [(t.start() + start, t.group(0)) for t in _NONSPACE.finditer(name)]
+            toks = []  # (offset, word): the words of a run are separated by single spaces
+            for word in name.split(" "):
+                toks.append((start, word))
+                start += len(word) + 1
             keep_unknown = False
             if title is None:
                 while toks and toks[0][1] in NOT_NAMES:
@@ -200,10 +205,6 @@ class PersonRecognizer(Recognizer):
             if _FACILITY_AFTER.match(text, e) or _FACILITY_BEFORE.search(text, max(0, s - 7), s):
                 continue  # "St. Mary's Hospital", "Mercy General": places named after people
             words = [t for _, t in toks if t[0].isupper()]
-            before = text[max(0, s - 28) : s]
-            cut = max(before.rfind(". "), before.rfind("; "), before.rfind("\n"))
-            if cut >= 0:
-                before = before[cut + 1 :]  # context words of the previous sentence say nothing here
             if _FACILITY_WORD_BEFORE.search(text, max(0, s - 24), s):
                 continue
             if title is not None:
@@ -213,27 +214,35 @@ class PersonRecognizer(Recognizer):
                 continue
             if len(words) == 1 and _PLACE_PREPOSITION_BEFORE.search(text, max(0, s - 6), s):
                 continue  # "a holiday in Valencia": a place
-            context = self.has_context(before)
+            # (context words are looked for only where they change the verdict)
             if len(words) >= 2:
                 head, tail = words[0], words[-1]
                 if head in NOT_NAMES or tail in NOT_NAMES:
                     continue
                 if head in first_set and (tail in last_set or tail in first_set or tail not in AMBIGUOUS):
-                    yield s, e, 0.9 if (tail in last_set or context) else 0.75
+                    yield s, e, 0.9 if (tail in last_set or self._context_at(text, s)) else 0.75
                 elif head in last_set and tail in first_set:
                     yield s, e, 0.7
                 elif title is None and keep_unknown and tail in last_set:
                     yield s, e, 0.7
-                elif context and (head in last_set or tail in last_set):
+                elif (head in last_set or tail in last_set) and self._context_at(text, s):
                     yield s, e, 0.65
                 continue
             word = words[0] if words else ""
             if word in NOT_NAMES:
                 continue
             if word in first_set and word not in AMBIGUOUS:
-                yield s, e, 0.8 if context else 0.6
-            elif context and (word in first_set or word in last_set):
+                yield s, e, 0.8 if self._context_at(text, s) else 0.6
+            elif (word in first_set or word in last_set) and self._context_at(text, s):
                 yield s, e, 0.6
+
+    def _context_at(self, text: str, s: int) -> bool:
+        """A context word in the same sentence, shortly before ``s``."""
+        before = text[max(0, s - 28) : s]
+        cut = max(before.rfind(". "), before.rfind("; "), before.rfind("\n"))
+        if cut >= 0:
+            before = before[cut + 1 :]  # context words of the previous sentence say nothing here
+        return self.has_context(before)
 
     def mask(self, value: str) -> str:
         return mask_name(value)
