@@ -148,6 +148,9 @@ CASES: list[tuple[str, Callable[[_Live], bytes], int, str | None]] = [
     ("overlong-string", lambda lv: lv.post(lv.with_literal("segment", b'"' + b"a" * 900_000 + b'"')), 422,
      "literal_error"),
     ("pii-value-not-echoed", lambda lv: lv.post(lv.body(segment="alice.smith@example.com")), 422, "literal_error"),
+    ("pii-key-not-echoed", lambda lv: lv.post(lv.body(**{"alice.smith@example.com": 1})), 422, "extra_forbidden"),
+    ("pii-credential-not-echoed", lambda lv: lv.post(lv.body()).replace(lv.key.encode(), b"alice.smith@example.com"),
+     401, None),
     # media types and encodings
     ("text-plain", lambda lv: lv.post(lv.body(), content_type=b"text/plain"), 415, None),
     ("form-urlencoded", lambda lv: lv.post(lv.body(), content_type=b"application/x-www-form-urlencoded"), 415, None),
@@ -216,6 +219,25 @@ def test_hostile_request_gets_its_status_and_echoes_nothing(live: _Live, build: 
         assert error in {e["type"] for e in json.loads(body)["errors"]}, body[:300]
     if status == 200:
         assert json.loads(body)["predictions"]
+
+
+def test_no_hostile_body_reaches_the_model(live: _Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every refused request above is refused before the model runs (validation is the gate to the runtime)."""
+    from bastion.serve.loader import LoadedModel
+
+    calls: list[int] = []
+    real = LoadedModel.predict
+
+    def counted(self: Any, x: Any) -> dict[str, Any]:
+        calls.append(len(x))
+        return real(self, x)
+
+    monkeypatch.setattr(LoadedModel, "predict", counted)
+    refused = [build for _, build, status, _ in CASES if status != 200]
+    for build in refused:
+        assert _status(live.exchange(build(live))) >= 400
+    assert calls == []
+    assert _status(live.exchange(live.post(live.body()))) == 200 and calls == [1]  # the spy does see the model
 
 
 def _rss_mib() -> float:
@@ -294,3 +316,25 @@ def test_streaming_attack_is_cut_while_others_are_served(live: _Live, attack: Ca
         t.join(30)
     assert outcome == [True]
     assert _rss_mib() - before < 64, f"the server grew by {_rss_mib() - before:.0f} MiB"
+
+
+def test_model_outputs_that_are_no_finite_number_answer_null(client: Any, keys: dict[str, str], sample: Any,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model's NaN or inf output (JSON has neither) is a null in a 200, journaled as the 200 it is; numpy
+    scalar types come out as plain JSON numbers and strings."""
+    import numpy as np
+
+    from bastion.serve.loader import LoadedModel
+
+    def odd(self: Any, x: Any) -> dict[str, Any]:
+        return {"predictions": [float("nan"), np.float32(1.5).item(), np.str_("yes").item()],
+                "probabilities": [float("inf"), float("-inf"), 0.25]}
+
+    monkeypatch.setattr(LoadedModel, "predict", odd)
+    r = client.post(f"/v1/models/{sample.name}:predict", content=json.dumps({"instances": [good_row(sample)]}),
+                    headers={"Authorization": f"Bearer {keys['predict']}", "Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert r.json()["predictions"] == [None, 1.5, "yes"] and r.json()["probabilities"] == [None, None, 0.25]
+    journal = client.app.state.bastion.journal
+    last = [json.loads(line) for line in journal.path.read_text().splitlines() if '"request_id"' in line][-1]
+    assert (last["status"], last["outcome"]) == (200, "ok")

@@ -95,6 +95,7 @@ class AuditLog:
         # database_url) are not this chain's and must not raise a false alarm.
         self.database = database
         self.refusals = RefusalAggregator()
+        self._since: int | None = None
 
     _HEAD_TAIL = 4096
     _HEAD_COMPACT = 256 * 1024
@@ -108,13 +109,19 @@ class AuditLog:
         """
         if self.head_path is None:
             return
-        rec: dict[str, Any] = {"seq": entry.seq, "hash": entry.hash}
-        if self.database:
-            rec["db"] = self.database
-        line = json.dumps(rec, separators=(",", ":")) + "\n"
         fd = os.open(self.head_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, line.encode())
+            if os.fstat(fd).st_size == 0:
+                # A new (or emptied) file starts at this entry: one deleted and made again by the next write
+                # starts later than the chain's record of this folder says (``audit verify`` names it).
+                self._since = entry.seq
+            elif self._since is None:
+                known = self.read_head()
+                self._since = int(known.get("since", 0)) if known and int(known.get("seq", -1)) >= 0 else 0
+            rec: dict[str, Any] = {"seq": entry.seq, "hash": entry.hash, "since": self._since}
+            if self.database:
+                rec["db"] = self.database
+            os.write(fd, (json.dumps(rec, separators=(",", ":")) + "\n").encode())
             size = os.fstat(fd).st_size
         finally:
             os.close(fd)

@@ -226,7 +226,7 @@ class ServerState:
         if api_keys_path(project).is_file():  # keys of an older Bastion: into the shared database, once
             with project.transaction() as tx:
                 import_legacy_keyring(project, tx)
-        self.auth = Authenticator(ApiKeyStore(project.db), jwt)
+        self.auth = Authenticator(ApiKeyStore(project.db, project=project), jwt)  # rows held to the audit chain
         self.limiter = make_limiter(config.limits, config.workers)
         self.journal: AuditJournal | None = None
         self.sink: _PredictionSink | None = None
@@ -563,7 +563,11 @@ def create_app(
         if config.access_log:
             log.info("request", extra={"request_id": rid, "route": route, "status": status, "key_id": key_id,
                                        "latency_ms": round(latency * 1000, 3)})
-        return status, json.dumps(doc, separators=(",", ":"), allow_nan=False).encode(), headers
+        try:
+            out = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+        except ValueError:  # a model output that is no finite number (NaN, inf): JSON has no such value, null
+            out = json.dumps(_finite(doc), separators=(",", ":"), allow_nan=False).encode()
+        return status, out, headers
 
     async def model_response(request: Request, name: str, route: str, role: str,
                              fn: Callable[[LoadedModel, Any], dict[str, Any]]) -> Response:
@@ -741,6 +745,17 @@ def create_app(
         app.router.routes.append(Route("/ui", ui_home, methods=["GET", "HEAD"], include_in_schema=False))
         app.mount("/ui", create_ui_app(config.project_root))
     return app
+
+
+def _finite(node: Any) -> Any:
+    """``node`` with every float that is not finite (a model's NaN or inf output) replaced by None."""
+    if isinstance(node, float):
+        return node if node == node and node not in (float("inf"), float("-inf")) else None
+    if isinstance(node, dict):
+        return {k: _finite(v) for k, v in node.items()}
+    if isinstance(node, list | tuple):
+        return [_finite(v) for v in node]
+    return node
 
 
 def _rewrite_refs(node: Any) -> Any:

@@ -285,6 +285,17 @@ def _raise_unreadable(detail: str) -> NoReturn:
     raise InvalidInput(400, "The request body is not valid JSON.")
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _shown_loc(loc: list[Any], kind: str) -> list[Any]:
+    """The error location as answered: an unknown key is named only when it reads like a field name (a typo such as
+    'colour'); anything else the caller put in a key (an e-mail address, markup, a long string) is not echoed."""
+    if kind == "extra_forbidden" and loc and isinstance(loc[-1], str) and not _PLAIN_KEY.fullmatch(loc[-1]):
+        return [*loc[:-1], "(unknown key)"]
+    return loc
+
+
 def _refuse_duplicate_keys(body: bytes, expected: int) -> None:
     """A body that validated has exactly ``expected`` keys (every field is required, no other is allowed), so
     more colons outside strings means a repeated key, which parsers resolve differently (the last wins here,
@@ -385,7 +396,7 @@ class InputSchema:
                 _raise_unreadable(str(bad_json[0].get("msg", "")))
             out = []
             for x in errs[:50]:
-                loc = [self._field_name(p) for p in x["loc"]]
+                loc = _shown_loc([self._field_name(p) for p in x["loc"]], x["type"])
                 if arrays:
                     loc = self._array_loc(loc)
                 out.append({"loc": loc, "type": x["type"], "msg": x["msg"]})
@@ -428,7 +439,7 @@ class InputSchema:
             if isinstance(r, dict) and (len(r) > nf or not r.keys() <= fset):
                 key = next((k for k in r if k not in fset), "")
                 raise InvalidInput(422, "1 field error(s) in the request body.", [
-                    {"loc": ["instances", i, str(key)[:64]], "type": "extra_forbidden",
+                    {"loc": _shown_loc(["instances", i, str(key)], "extra_forbidden"), "type": "extra_forbidden",
                      "msg": "Extra inputs are not permitted"}])
         out: list[tuple[Any, ...]] = []
         row = self._row
@@ -479,7 +490,7 @@ class InputSchema:
                 loc = list(x["loc"])
                 if prefix and loc and isinstance(loc[0], int):
                     loc[0] += offset
-                full = [*prefix, *(self._field_name(p) for p in loc)]
+                full = _shown_loc([*prefix, *(self._field_name(p) for p in loc)], x["type"])
                 out.append({"loc": self._array_loc(full) if arrays else full, "type": x["type"], "msg": x["msg"]})
             raise InvalidInput(422, f"{len(errs)} field error(s) in the request body.{self._hint(arrays)}",
                                out) from None
