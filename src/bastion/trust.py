@@ -357,6 +357,13 @@ def _evaluate(project: ProjectHandle, mv: ModelVersion, alias: str | None,
     checks: dict[str, Evidence] = {}
     if mv.deleted:
         checks["version"] = Evidence(False, f"{mv.ref} was deleted on {mv.deleted_at}.")
+    else:
+        # the row's deleted_at is a cache: a version deleted in the audit chain stays deleted when someone who can
+        # write the database clears the column (a deletion needs no proof: it only takes trust away)
+        gone = project.audit.newest(("model.delete",), subject=mv.ref)
+        if gone is not None:
+            checks["version"] = Evidence(False, f"{mv.ref} was deleted by audit entry {gone.seq} ({gone.ts}), but its "
+                                                "row says it is live: the row was edited outside Bastion.")
     rules = _rules(project, alias, policy)
     if rules.error:
         checks["policy"] = Evidence(False, rules.error)

@@ -222,6 +222,46 @@ def test_a_rollback_target_planted_in_the_alias_history_is_refused(proj: Path) -
     assert _serve(proj).ref == "sample:1"
 
 
+def test_an_undeleted_version_stays_deleted(proj: Path) -> None:
+    from bastion.trust import evaluate
+
+    p = _open(proj)
+    try:
+        p.delete_model("sample:2", reason="leaked training data")
+    finally:
+        p.close()
+    _sql(proj, "update models set deleted_at = null, deleted_by = null where name = 'sample' and version = 2")
+    p = _open(proj)
+    try:
+        report = evaluate(p, "sample:2", "production", purpose="serve")
+        assert not report.ok and "row says it is live" in report.checks["version"].detail
+    finally:
+        p.close()
+    report = _verify(proj)
+    assert any("sample:2 was deleted by audited entry" in m for m in report.mismatches), report.problems
+
+
+def test_the_drift_reference_comes_from_the_audited_lineage(proj: Path) -> None:
+    from bastion.errors import VerificationError as Refused
+    from bastion.monitor.runner import reference_for_model
+
+    p = _open(proj)
+    try:
+        _, frame, ds = reference_for_model(p, "sample:1")
+        assert ds == "sample-train:1" and len(frame) > 0
+        other = p.register_dataset(frame.iloc[:10], name="look-alike")
+    finally:
+        p.close()
+    _sql(proj, f"update models set datasets_json = '[\"{other.ref}\"]' where name = 'sample' and version = 1")
+    p = _open(proj)
+    try:
+        with pytest.raises(Refused, match=r"lineage of sample:1 in the database .* is not the one its registration"):
+            reference_for_model(p, "sample:1")
+    finally:
+        p.close()
+    assert any("lineage" in m for m in _verify(proj).mismatches)
+
+
 # ------------------------------------------------------------------------ (a) the signing keyring rows
 
 

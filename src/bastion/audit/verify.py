@@ -7,6 +7,7 @@ audited event accounts for (or each audited event with no row) is named as a mis
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,8 @@ class CacheIndex:
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     register_docs: dict[tuple[str, str, int], set[str]] = field(default_factory=dict)
     head_folders: dict[str, int] = field(default_factory=dict)
+    lineage: dict[tuple[str, int], list[str]] = field(default_factory=dict)  # model version -> audited datasets
+    deleted: dict[tuple[str, str, int], int] = field(default_factory=dict)  # version -> its audited delete entry
     anchored: list[tuple[int, str, str, str]] = field(default_factory=list)  # (seq, hash, action, subject)
 
     def visit(self, e: AuditEntry) -> None:
@@ -68,6 +71,8 @@ class CacheIndex:
             kind = action.split(".", 1)[0]
             if name is not None and version is not None and isinstance(d.get("digest"), str):
                 self.versions[(kind, name, version)] = d["digest"]
+                if kind == "model" and isinstance(d.get("datasets"), list):
+                    self.lineage[(name, version)] = [str(x) for x in d["datasets"]]
                 # documents stored with the version in the same transaction, named by this entry
                 for key, doc_kind in _REGISTER_DOCS.items():
                     if isinstance(d.get(key), str):
@@ -75,6 +80,10 @@ class CacheIndex:
                 self.register_docs[(kind, name, version)] = {
                     v for k, v in d.items() if k != "digest" and isinstance(v, str) and v.startswith("sha256:")
                 }
+        elif action in ("model.delete", "dataset.delete"):
+            name, version = _split(e.subject)
+            if name is not None and version is not None:
+                self.deleted[(action.split(".", 1)[0], name, version)] = e.seq
         elif action == "model.rescan":  # a re-scan stores its report under this one audited entry
             name, version = _split(e.subject)
             if name is not None and version is not None and isinstance(d.get("report"), str):
@@ -156,6 +165,9 @@ def _cross_check(project: ProjectHandle, idx: CacheIndex) -> list[str]:
             select(aliases.c.name, aliases.c.alias, aliases.c.version).where(aliases.c.kind == "model")
         ).all()
         model_rows = conn.execute(select(models.c.name, models.c.version, models.c.digest)).all()
+        model_extra = conn.execute(select(models.c.name, models.c.version, models.c.datasets_json,
+                                          models.c.deleted_at)).all()
+        dataset_deleted = conn.execute(select(datasets.c.name, datasets.c.version, datasets.c.deleted_at)).all()
         dataset_rows = conn.execute(select(datasets.c.name, datasets.c.version, datasets.c.digest)).all()
         att_rows = conn.execute(
             select(attachments.c.subject_kind, attachments.c.name, attachments.c.version, attachments.c.doc_kind,
@@ -172,6 +184,22 @@ def _cross_check(project: ProjectHandle, idx: CacheIndex) -> list[str]:
         elif audited != digest:
             out.append(f"{key[0]} version {key[1]}:{key[2]} has digest {digest} in the table but {audited} in "
                        "the chain (the version row was edited).")
+    for name, version, datasets_json, _ in model_extra:
+        audited_lineage = idx.lineage.get((str(name), int(version)))
+        try:
+            in_row = [str(x) for x in json.loads(datasets_json or "[]")]
+        except ValueError:
+            in_row = ["<unreadable>"]
+        if audited_lineage is not None and in_row != audited_lineage:
+            out.append(f"model version {name}:{version} has lineage {in_row} in the table but {audited_lineage} in "
+                       "the chain (the version row was edited; a drift monitor would compare with the wrong data).")
+    live: list[tuple[str, Any, Any, Any]] = [("model", n, v, d) for n, v, _, d in model_extra]
+    live += [("dataset", n, v, d) for n, v, d in dataset_deleted]
+    for kind, name, version, deleted_at in live:
+        seq = idx.deleted.get((kind, str(name), int(version)))
+        if seq is not None and deleted_at is None:
+            out.append(f"{kind} version {name}:{version} was deleted by audited entry {seq}, but its row says it "
+                       "is live (the row was edited).")
     for key in sorted(set(idx.versions) - set(rows)):
         out.append(f"{key[0]} version {key[1]}:{key[2]} was registered in the chain but its row is gone.")
     table_aliases = {(str(n), str(a)): int(v) for n, a, v in alias_rows}
