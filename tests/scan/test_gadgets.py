@@ -384,3 +384,23 @@ def test_class_put_into_a_container_after_its_owner_was_built_is_refused() -> No
     assert "pickle.constructor-call" in _rules(data)
     with pytest.raises(UnsafeArtifactError, match="runs its constructor"):
         restricted_loads(data)
+
+
+def test_post_load_walks_refuse_what_they_cannot_finish() -> None:
+    class Node:
+        def __init__(self, child: Any) -> None:
+            self.child = child
+
+    chain: Any = None
+    for _ in range(50):
+        chain = Node(chain)
+    assert _signatures.unsafe_state(chain, limit=100) is None
+    assert "more than 10 objects" in (_signatures.unsafe_state(chain, limit=10) or "")
+    assert "object array of 20 items" in (_signatures.unsafe_state(np.empty(20, dtype=object), limit=10) or "")
+
+
+def test_long_docstring_in_state_is_data() -> None:
+    # BUILD state {"__doc__": <70 KiB text>} on an allowlisted object: a docstring is never called
+    doc = "x" * 70_000
+    data = (b"\x80\x02" + _g("argparse", "Namespace") + b")\x81}" + _s("__doc__") + _s(doc) + b"sb.")
+    assert _rules(data) == set()

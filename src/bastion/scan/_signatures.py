@@ -18,6 +18,7 @@ __all__ = [
     "CONSTANTS",
     "CONSTRUCTIBLE",
     "CONSTRUCTIBLE_MODULES",
+    "MAX_GRAPH_OBJECTS",
     "QSCHEMES",
     "SAFE_PARAMETERS",
     "SCIPY_ARGPARSER_TEMPLATE",
@@ -350,7 +351,11 @@ def unsafe_parameter(cls: str, attr: Any, value: Any) -> str | None:
     return f"{cls.rpartition('.')[2]}.{attr} = {shown} (only {', '.join(map(repr, sorted(allowed)))} is safe)"
 
 
-def unsafe_state(obj: Any, *, limit: int = 200_000) -> str | None:
+#: Objects the post-load walks visit (strings and numbers are not counted); a bigger graph is refused unchecked.
+MAX_GRAPH_OBJECTS = 2_000_000
+
+
+def unsafe_state(obj: Any, *, limit: int = MAX_GRAPH_OBJECTS) -> str | None:
     """Walk a loaded object graph; a description of the first instance carrying an unsafe parameter value."""
     stack = [obj]
     seen: set[int] = set()
@@ -368,7 +373,9 @@ def unsafe_state(obj: Any, *, limit: int = 200_000) -> str | None:
         kind = type(v)
         dtype = getattr(v, "dtype", None)
         if getattr(dtype, "hasobject", False) and kind.__module__.startswith("numpy"):
-            stack.extend(v.ravel()[:limit].tolist())
+            if v.size > limit:
+                return f"an object array of {v.size} items (more than {limit}; it was not checked)"
+            stack.extend(v.ravel().tolist())
             continue
         inst = getattr(v, "__dict__", None)
         if not isinstance(inst, dict):
@@ -382,4 +389,6 @@ def unsafe_state(obj: Any, *, limit: int = 200_000) -> str | None:
                     if bad is not None:
                         return bad
         stack.extend(inst.values())
+    if stack:
+        return f"more than {limit} objects (the graph was not checked to the end)"
     return None

@@ -1182,8 +1182,9 @@ class _Machine:
                         self._unsafe_parameter(bad)
                 if not isinstance(key, str):
                     continue
-                if key.startswith("__") and key.endswith("__") and not (key == "__doc__" and
-                                                                        isinstance(part[key], str | None)):
+                doc = part[key]
+                if key.startswith("__") and key.endswith("__") and not (key == "__doc__" and (
+                        doc is None or isinstance(doc, str) or (isinstance(doc, _Opaque) and doc.kind == "str"))):
                     # (a docstring is data: scipy's distributions keep their own in the instance dict)
                     self._implicit(f"BUILD sets the attribute {key!r} on {_describe(target)}")
                 if key in _PLANTABLE or key == "__setstate__":

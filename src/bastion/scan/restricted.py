@@ -668,7 +668,7 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
                 self.constructor_check(self.resolved[id(v)].name, v, (None,),
                                        f"{how} stores a class the model's code calls later; that")
 
-    def stored_classes_in(self, obj: Any, *, limit: int = 200_000) -> None:
+    def stored_classes_in(self, obj: Any, *, limit: int = _signatures.MAX_GRAPH_OBJECTS) -> None:
         """The loaded object graph, after every BUILD and later APPEND/SETITEM: a class the pickle imported that
         sits anywhere but a call position is a deferred call (a container mutated after its owner's BUILD)."""
         stack: list[Any] = [obj]
@@ -692,6 +692,8 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
                 inst = getattr(v, "__dict__", None)
                 if isinstance(inst, dict):
                     stack.extend(inst.values())
+        if stack:
+            raise _Refused(f"The loaded object graph has more than {limit} objects; it was not checked to the end.")
 
     def _state_check(self, inst: Any, state: Any) -> None:
         """State some classes act on: code they exec() (scipy's argument parsers), parameters that make the
