@@ -111,6 +111,7 @@ def test_pandas_file_classes_are_off_the_allowlist(name: str, tmp_path: Path) ->
 
 def _benign() -> dict[str, Any]:
     import pyarrow as pa
+    from dateutil.tz import tzoffset
 
     frame = pd.DataFrame({
         "s": pd.array(["a", None], dtype="string"), "n": [pd.NaT, pd.Timestamp("2020-01-01")],
@@ -119,7 +120,8 @@ def _benign() -> dict[str, Any]:
     })
     return {"frame": frame, "nat": pd.NaT, "interval-index": pd.IntervalIndex.from_breaks([0, 1, 2]),
             "offsets": [pd.offsets.BusinessHour(), pd.offsets.CustomBusinessDay(holidays=["2020-01-01"])],
-            "values": [pd.Interval(0, 1), pd.Period("2020-01"), np.dtype("datetime64[ns]"), slice(1, 2), range(3)]}
+            "values": [pd.Interval(0, 1), pd.Period("2020-01"), np.dtype("datetime64[ns]"), slice(1, 2), range(3),
+                       pd.CategoricalDtype(["a", "b"], ordered=True), pd.Timestamp("2020-01-01", tz=tzoffset("X", 3600))]}
 
 
 @pytest.mark.parametrize("protocol", [2, 5])

@@ -163,6 +163,7 @@ CONSTRUCTIBLE = frozenset({
     "numpy.ndarray", "numpy._core.multiarray.ndarray", "numpy.core.multiarray.ndarray",
     "pandas.Interval", "pandas.Period", "pandas.PeriodDtype", "pandas.StringDtype", "pandas.CategoricalDtype",
     "pandas.IntervalDtype", "pandas.DatetimeTZDtype", "pandas.SparseDtype", "pandas.ArrowDtype",
+    "pandas.core.dtypes.dtypes.CategoricalDtype", "dateutil.tz.tz.tzoffset",
     "pandas._libs.sparse.IntIndex", "pandas._libs.sparse.BlockIndex",
     "pandas.core.internals.managers.BlockManager", "pandas.core.internals.managers.SingleBlockManager",
     "sklearn.tree._tree.Tree",
