@@ -121,7 +121,8 @@ def _benign() -> dict[str, Any]:
     return {"frame": frame, "nat": pd.NaT, "interval-index": pd.IntervalIndex.from_breaks([0, 1, 2]),
             "offsets": [pd.offsets.BusinessHour(), pd.offsets.CustomBusinessDay(holidays=["2020-01-01"])],
             "values": [pd.Interval(0, 1), pd.Period("2020-01"), np.dtype("datetime64[ns]"), slice(1, 2), range(3),
-                       pd.CategoricalDtype(["a", "b"], ordered=True), pd.Timestamp("2020-01-01", tz=tzoffset("X", 3600))]}
+                       pd.CategoricalDtype(["a", "b"], ordered=True),
+                       pd.Timestamp("2020-01-01", tz=tzoffset("X", 3600))]}
 
 
 @pytest.mark.parametrize("protocol", [2, 5])
