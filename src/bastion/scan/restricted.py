@@ -471,6 +471,7 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
         self.raw = file
         # id(object) -> its name; objects are kept alive here so ids stay unique during the load
         self.resolved: dict[int, _Global] = {} if resolved is None else resolved
+        self._walked: dict[int, Any] = {}  # containers already searched for stored classes (kept alive)
         self.np: Any = None
 
     # -- policy ------------------------------------------------------------------------------
@@ -650,50 +651,29 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
     dispatch[pickle.BUILD[0]] = load_build
 
     def _stored_classes(self, value: Any, how: str) -> None:
-        """A class stored in object state is called later by the model's own code (FunctionTransformer.func with
-        its kw_args, a partial's func, a scorer): the constructor rule applies to it as to a call now."""
+        """A class stored in object state or put into a container (BUILD, APPEND(S), SETITEM(S), ADDITEMS: also a
+        container shared with an object that was built before) is called later by the model's own code
+        (FunctionTransformer.func with its kw_args, a partial's func, a scorer): the constructor rule applies to
+        it as to a call now. Only values the pickle supplies are judged (library caches hold classes too).
+
+        Each container is walked once per load (later changes to it go through these opcodes and are checked
+        then), and kept referenced so its id cannot be reused by another during the load.
+        """
         stack: list[Any] = [value]
-        seen: set[int] = set()
         while stack:
             v = stack.pop()
-            if id(v) in seen:
-                continue
-            seen.add(id(v))
-            if isinstance(v, tuple | list | set | frozenset):
-                stack.extend(v)
-            elif isinstance(v, dict):
-                stack.extend(v.keys())
-                stack.extend(v.values())
+            if isinstance(v, tuple | list | set | frozenset | dict):
+                if id(v) in self._walked:
+                    continue
+                self._walked[id(v)] = v
+                if isinstance(v, dict):
+                    stack.extend(v.keys())
+                    stack.extend(v.values())
+                else:
+                    stack.extend(v)
             elif isinstance(v, type) and id(v) in self.resolved:
                 self.constructor_check(self.resolved[id(v)].name, v, (None,),
                                        f"{how} stores a class the model's code calls later; that")
-
-    def stored_classes_in(self, obj: Any, *, limit: int = _signatures.MAX_GRAPH_OBJECTS) -> None:
-        """The loaded object graph, after every BUILD and later APPEND/SETITEM: a class the pickle imported that
-        sits anywhere but a call position is a deferred call (a container mutated after its owner's BUILD)."""
-        stack: list[Any] = [obj]
-        seen: set[int] = set()
-        while stack and len(seen) < limit:
-            v = stack.pop()
-            if id(v) in seen or isinstance(v, _SCALARS):
-                continue
-            seen.add(id(v))
-            if isinstance(v, type):
-                g = self.resolved.get(id(v))
-                if g is not None:
-                    self.constructor_check(g.name, v, (None,), "The loaded model holds a class its code may call; that")
-                continue
-            if isinstance(v, _CONTAINERS):
-                stack.extend(v)
-            elif isinstance(v, dict):
-                stack.extend(v.keys())
-                stack.extend(v.values())
-            else:
-                inst = getattr(v, "__dict__", None)
-                if isinstance(inst, dict):
-                    stack.extend(inst.values())
-        if stack:
-            raise _Refused(f"The loaded object graph has more than {limit} objects; it was not checked to the end.")
 
     def _state_check(self, inst: Any, state: Any) -> None:
         """State some classes act on: code they exec() (scipy's argument parsers), parameters that make the
@@ -729,6 +709,7 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
     def load_append(self) -> None:
         value = self.stack.pop()
         target = self.stack[-1]
+        self._stored_classes(value, "APPEND")
         if type(target) is list:
             target.append(value)
             return
@@ -739,6 +720,7 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
     def load_appends(self) -> None:
         items = self.pop_mark()
         target = self.stack[-1]
+        self._stored_classes(items, "APPENDS")
         if type(target) is list:
             target.extend(items)
             return
@@ -760,6 +742,7 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
         value = self.stack.pop()
         key = self.stack.pop()
         target = self.stack[-1]
+        self._stored_classes((key, value), "SETITEM")
         if type(target) is dict:
             target[key] = value
             return
@@ -770,6 +753,7 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
     def load_setitems(self) -> None:
         items = self.pop_mark()
         target = self.stack[-1]
+        self._stored_classes(items, "SETITEMS")
         if len(items) % 2:
             raise _Refused("SETITEMS has an odd number of items.")
         setter = (target.__setitem__ if type(target) is dict
@@ -782,6 +766,7 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
     def load_additems(self) -> None:
         items = self.pop_mark()
         target = self.stack[-1]
+        self._stored_classes(items, "ADDITEMS")
         if type(target) is set:
             target.update(items)
             return
@@ -926,7 +911,6 @@ def _load(fh: IO[bytes], allow: Iterable[str], what: str) -> object:
         obj = unpickler.load()
         if stream.read(1):
             raise _Refused("Data follows the pickle's STOP opcode; a loader that reads again would run it.")
-        unpickler.stored_classes_in(obj)
         bad = _signatures.unsafe_state(obj)
         if bad is not None:
             raise _Refused(f"The loaded model carries {bad}: it would act on the host when it predicts.")
