@@ -52,11 +52,33 @@ _FACILITY_AFTER = re.compile(
 )
 _FACILITY_BEFORE = re.compile(r"(?:St\.?|Saint|Santa|San|Mount|Mt\.?|Fort|Lake|Port) $")
 # "Hospital La Paz", "Ospedale San Raffaele": a facility word before; "in Valencia": a place preposition before
-_FACILITY_WORD_BEFORE = re.compile(
-    r"(?:Hospital|Hôpital|Ospedale|Clínica|Clinica|Klinik|Klinikum|Centro|Policlinico|Ziekenhuis|Universitario|"
-    r"Campus)(?: (?:La|Le|El|Del|De|Di|San|Santa|St\.?))? \Z"
+# (looked up as the one or two words before a candidate: set lookups, cheaper than a regex per candidate)
+_FACILITY_WORDS = frozenset(
+    "Hospital Hôpital Ospedale Clínica Clinica Klinik Klinikum Centro Policlinico Ziekenhuis Universitario "
+    "Campus".split()
 )
-_PLACE_PREPOSITION_BEFORE = re.compile(r"(?<!\w)(?:in|near|nach|aus|à|em|naar|uit|bij) \Z")
+_FACILITY_ARTICLES = frozenset("La Le El Del De Di San Santa St St.".split())
+_PLACE_PREPOSITIONS = frozenset("in near nach aus à em naar uit bij".split())
+
+
+def _after_facility_word(text: str, start: int) -> bool:
+    if start < 3 or text[start - 1] != " " or (not text[start - 2].isalpha() and text[start - 2] != "."):
+        return False
+    lo = max(0, start - 16)
+    j = text.rfind(" ", lo, start - 1)
+    prev = text[(j if j >= 0 else lo - 1) + 1 : start - 1]
+    if prev in _FACILITY_WORDS:
+        return True
+    if j <= 0 or prev not in _FACILITY_ARTICLES:
+        return False
+    return text[max(0, j - 16) : j].rsplit(" ", 1)[-1] in _FACILITY_WORDS
+
+
+def _after_place_preposition(text: str, start: int) -> bool:
+    words = text[max(0, start - 6) : start].split()
+    return bool(words) and text[start - 1] == " " and words[-1] in _PLACE_PREPOSITIONS and (
+        start - 1 - len(words[-1]) <= 0 or not text[start - 2 - len(words[-1])].isalnum()
+    )
 # a word after a title that is itself a title or a form of address ("Herr Kollege Dr. ...")
 _NOT_AFTER_TITLE = frozenset(TITLES) | {"Kollege", "Kollegin", "Collega", "Collègue", "Colleague"}
 
@@ -205,14 +227,14 @@ class PersonRecognizer(Recognizer):
             if _FACILITY_AFTER.match(text, e) or _FACILITY_BEFORE.search(text, max(0, s - 7), s):
                 continue  # "St. Mary's Hospital", "Mercy General": places named after people
             words = [t for _, t in toks if t[0].isupper()]
-            if _FACILITY_WORD_BEFORE.search(text, max(0, s - 24), s):
+            if _after_facility_word(text, s):
                 continue
             if title is not None:
                 if any(t in _NOT_AFTER_TITLE for t in words):
                     continue  # "Herr Kollege Dr": the name comes after the last title (found from there)
                 yield (m.start("lead") if m.group("lead") else s), e, 0.92
                 continue
-            if len(words) == 1 and _PLACE_PREPOSITION_BEFORE.search(text, max(0, s - 6), s):
+            if len(words) == 1 and _after_place_preposition(text, s):
                 continue  # "a holiday in Valencia": a place
             # (context words are looked for only where they change the verdict)
             if len(words) >= 2:
