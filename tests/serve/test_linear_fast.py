@@ -110,3 +110,9 @@ def test_a_served_numeric_model_answers_the_same_with_and_without_the_fast_path(
     assert fast.fast_proba is not None and slow.fast_proba is None
     answers = [m.predict(m.matrix(m.schema.parse(body))) for m in (fast, slow)]
     assert answers[0] == answers[1] and len(answers[0]["predictions"]) == 40
+
+    def no_sklearn(*_: Any) -> Any:
+        raise AssertionError("scikit-learn's predict_proba was called")
+
+    monkeypatch.setattr(fast.model, "predict_proba", no_sklearn, raising=False)
+    assert fast.predict(fast.matrix(fast.schema.parse(body))) == answers[1]  # the request took the fast path
