@@ -283,8 +283,12 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, took: float,
              "generated validation (types, ranges, required, no unknown fields, depth/size limits), rate and "
              "concurrency limit (shared by the workers), group-committed audit journal (`write` durability unless "
              "marked fsync), prediction log, Prometheus metrics, alias polling, and the connection guard "
-             "(header-read timeout, per-client and total connection caps). The bare app parses with pydantic and calls "
-             "`predict`; MLflow is `mlflow models serve --env-manager local` (its own venv).", "",
+             "(header-read timeout, per-client and total connection caps). Bastion computes this binary "
+             "LogisticRegression with scikit-learn's own arithmetic minus its per-call input checks (checked "
+             "bit-identical at load; docs/serving.md, Performance); with several workers each takes one new "
+             "connection per wake-up. The bare app parses with pydantic and calls `predict`; MLflow is "
+             "`mlflow models serve --env-manager local` (its own venv). Every server's workers get 30 s for "
+             "uvicorn's health ping (`--timeout-worker-healthcheck`).", "",
              "| workers | server | concurrency | rows | req/s | p50 ms | p99 ms | errors |",
              "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in sorted(results, key=lambda r: (r["workers"], r["rows"], r["concurrency"], r["server"])):

@@ -107,3 +107,40 @@ def test_a_real_booster_pickled_under_its_native_name_is_refused(project: Any, t
     # the same pickle under a pickle name is a pickle (restricted unpickler), and the native save still works
     native = artifacts["xgboost" if key.startswith("xgboost") else "lightgbm"]
     assert project.log_model(native, name="m").flavor in ("xgboost", "lightgbm")
+
+
+_DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("name", ["segfault-booster.ubj", "abort-booster.txt"])
+def test_a_booster_file_that_crashes_its_parser_is_refused_and_this_process_lives(project: Any, tmp_path: Path,
+                                                                                  name: str) -> None:
+    """Fuzzed XGBoost UBJSON and LightGBM text files (xgboost 3.2, lightgbm 4.7) that kill the process parsing
+    them (SIGSEGV, SIGABRT): registration parses them in a child first, so they are a refusal, not a crash."""
+    path = tmp_path / name
+    path.write_bytes((_DATA / name).read_bytes())
+    with pytest.raises((UnsafeArtifactError, DataError), match="Refusing to register"):
+        project.log_model(path, name="m")
+    assert project.list_models() == []
+
+
+def test_the_parse_check_refuses_a_crash_and_recovers(project: Any, artifacts: dict[str, Any], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mechanism itself, with a child that dies by SIGSEGV on a marked file: the registration is refused
+    naming the signal, and the next one gets a fresh child and registers."""
+    from bastion.flavors import _isolate
+
+    crashing = ("import os, signal, struct, sys\nwhile True:\n    kind = sys.stdin.buffer.readline()\n"
+                "    if not kind: break\n    (n,) = struct.unpack('!Q', sys.stdin.buffer.read(8))\n"
+                "    data = sys.stdin.buffer.read(n)\n"
+                "    if b'booster' in data[:64]: os.kill(os.getpid(), signal.SIGSEGV)\n"
+                "    sys.stdout.buffer.write(b'ok\\n'); sys.stdout.buffer.flush()\n")
+    monkeypatch.setattr(_isolate, "_CHILD", crashing)
+    monkeypatch.setattr(_isolate, "_checker", None)
+    marked = tmp_path / "marked.json"
+    marked.write_bytes(b'{"booster": 1, ' + artifacts["xgboost"].read_bytes()[1:])
+    with pytest.raises(UnsafeArtifactError, match=r"isolated check process \(was killed by SIGSEGV\)"):
+        project.log_model(marked, name="m")
+    assert project.log_model(artifacts["xgboost"], name="m").flavor == "xgboost"  # a new child, and it survives
+    assert _isolate._checker is not None and _isolate._checker.alive()
+    _isolate._checker.close()

@@ -56,6 +56,17 @@ class LightGBMFlavor(Flavor):
 
     def load(self, data: bytes, *, what: str, trusted: list[str] | None = None) -> LightGBMAdapter:
         lightgbm = require("lightgbm", extra=self.extra, what="A LightGBM model")
+        text = self.precheck(data, what=what)
+        try:
+            booster = lightgbm.Booster(model_str=text)
+        except Exception as e:  # LightGBMError: a refused artifact, never a crash
+            raise DataError(f"{what} could not be loaded by LightGBM: {str(e).splitlines()[0][:300]}") from e
+        if booster.num_trees() == 0:
+            raise DataError(f"{what} holds no trees; it is not a trained LightGBM model.")
+        return LightGBMAdapter(booster)
+
+    def precheck(self, data: bytes, *, what: str) -> str:
+        """The checks made before LightGBM sees the bytes (a text model, structurally complete); the text."""
         if not self.detect(Path("x"), data[:32]):
             raise DataError(f"{what} is not a LightGBM text model (it must start with 'tree' and 'version=v…'); "
                             "save it with booster.save_model('model.txt').")
@@ -64,13 +75,7 @@ class LightGBMFlavor(Flavor):
         except UnicodeDecodeError as e:
             raise DataError(f"{what} is not UTF-8 text, so not a LightGBM text model.") from e
         check_model_text(text, what)  # LightGBM aborts the whole process on some damaged files: check first
-        try:
-            booster = lightgbm.Booster(model_str=text)
-        except Exception as e:  # LightGBMError: a refused artifact, never a crash
-            raise DataError(f"{what} could not be loaded by LightGBM: {str(e).splitlines()[0][:300]}") from e
-        if booster.num_trees() == 0:
-            raise DataError(f"{what} holds no trees; it is not a trained LightGBM model.")
-        return LightGBMAdapter(booster)
+        return text
 
 
 def check_model_text(text: str, what: str) -> None:

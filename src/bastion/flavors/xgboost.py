@@ -172,19 +172,22 @@ class XGBoostFlavor(Flavor):
         return (stripped[:1] == b"{" and b'"learner"' in head[:4096]) or (
             path.suffix.lower() == ".json" and stripped[:1] == b"{" and _has_learner(path))
 
-    def load(self, data: bytes, *, what: str, trusted: list[str] | None = None) -> XGBoostAdapter:
-        xgboost = require("xgboost", extra=self.extra, what="An XGBoost model")
+    def precheck(self, data: bytes, *, what: str) -> tuple[str, int]:
+        """The checks made before XGBoost sees the bytes: a JSON model's shape (UBJSON goes to XGBoost's own
+        parser); its objective and number of classes, or ``("", 0)`` for UBJSON."""
         if data.lstrip()[:1] == b"{" and data.lstrip()[1:2] in (b'"', b" ", b"\n", b"\r", b"\t", b"}"):
             try:
                 doc = json.loads(data)
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
                 raise DataError(f"{what} is not valid JSON ({type(e).__name__} at byte {getattr(e, 'pos', '?')}); "
                                 "save it with booster.save_model('model.json').") from e
-            objective, num_class = check_json_schema(doc, what)
-            raw = bytearray(data)
-        else:  # UBJSON: XGBoost's binary JSON; its own parser checks it
-            raw = bytearray(data)
-            objective, num_class = "", 0
+            return check_json_schema(doc, what)
+        return "", 0
+
+    def load(self, data: bytes, *, what: str, trusted: list[str] | None = None) -> XGBoostAdapter:
+        xgboost = require("xgboost", extra=self.extra, what="An XGBoost model")
+        objective, num_class = self.precheck(data, what=what)
+        raw = bytearray(data)
         booster = xgboost.Booster()
         try:
             booster.load_model(raw)

@@ -23,10 +23,12 @@ from __future__ import annotations
 import asyncio
 import asyncio.sslproto
 import collections
+import errno
 import json
 import logging
 import os
 import resource
+import socket
 import weakref
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -169,6 +171,10 @@ def new_guarded_loop() -> asyncio.AbstractEventLoop:
                 def protocol_factory() -> _CountedTLS:
                     return _CountedTLS(self, app_factory(), ctx, None, server_side=True,  # type: ignore[arg-type]
                                        ssl_handshake_timeout=handshake, ssl_shutdown_timeout=shutdown)  # type: ignore[arg-type]
+            sock = kw.get("sock")
+            if sock is not None and not args and kw.get("host") is None and kw.get("port") is None:
+                # a listening socket shared by several worker processes (uvicorn --workers N)
+                return _OneAcceptServer(self, sock, protocol_factory, int(kw.get("backlog") or 100))
             return await base.create_server(self, protocol_factory, *args, **kw)
 
         _LOOP_CLASS = type(f"Guarded{base.__name__}", (base,), {"create_server": create_server})
@@ -177,6 +183,79 @@ def new_guarded_loop() -> asyncio.AbstractEventLoop:
 
 
 _LOOP_CLASS: Any = None
+_ACCEPT_RETRY_S = 0.1
+
+
+class _OneAcceptServer:
+    """The listening side of one worker when several workers share a listening socket: **one** accept per
+    readiness event, then back to the event loop.
+
+    uvloop (like asyncio) accepts every pending connection whenever the socket is readable, so the worker
+    that wakes first takes a whole burst: 8 keep-alive connections opened together ended up 6 / 2 or 8 / 0
+    on two workers, and the busier worker served them all while the other idled. Taking one at a time, the
+    workers alternate, and a worker busy with requests comes back to accept less often than an idle one,
+    so connections go where there is time to serve them. Out of descriptors, accepting pauses for 0.1 s
+    (the connection waits in the kernel's queue) instead of spinning.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: Any, protocol_factory: Any, backlog: int) -> None:
+        self._loop = loop
+        self._sock = sock
+        self._factory = protocol_factory
+        self.sockets = [sock]
+        self._reading = False
+        self._closed = False
+        self._retry: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        sock.setblocking(False)
+        sock.listen(backlog)  # uvicorn's supervisor binds it; each worker's server listens (as asyncio's does)
+        self._start()
+
+    def _start(self) -> None:
+        self._retry = None
+        if not self._closed and not self._reading:
+            self._loop.add_reader(self._sock.fileno(), self._accept)
+            self._reading = True
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self._sock.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # another worker took it, or the client gave up
+        except OSError as e:  # EMFILE, ENFILE, ENOBUFS, ENOMEM...: the socket stays readable, so pause
+            log.warning("cannot accept connections (%s); pausing %.1f s",
+                        errno.errorcode.get(e.errno or 0, e.errno), _ACCEPT_RETRY_S)
+            self._loop.remove_reader(self._sock.fileno())
+            self._reading = False
+            self._retry = self._loop.call_later(_ACCEPT_RETRY_S, self._start)
+            return
+        conn.setblocking(False)
+        if conn.family in (socket.AF_INET, socket.AF_INET6):  # as uvloop's own server: no Nagle delay
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        task = self._loop.create_task(self._connect(conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connect(self, conn: Any) -> None:
+        try:
+            await self._loop.connect_accepted_socket(self._factory, conn)
+        except OSError:  # the client reset it already
+            conn.close()
+
+    def is_serving(self) -> bool:
+        return self._reading
+
+    def close(self) -> None:
+        self._closed = True
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        if self._reading:
+            self._loop.remove_reader(self._sock.fileno())
+            self._reading = False
+
+    async def wait_closed(self) -> None:
+        return None
 
 
 class _Registry:

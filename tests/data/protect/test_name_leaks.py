@@ -60,3 +60,12 @@ def test_default_protect_leaves_no_name_verbatim(keyring) -> None:
             assert name not in out["notes"][i], (name, out["notes"][i])
         assert df["patient"][i] not in out["patient"][i]
     assert rep.residual_identifiers == 0
+
+
+def test_a_particle_of_a_patient_s_name_is_not_linked_on_its_own(keyring) -> None:
+    rng = random.Random(77)
+    people = [f"{_w(rng)} de la {_w(rng)}" for _ in range(24)]
+    notes = [f"Paciente: {p}. Ingreso desde Urgencias del Hospital La Paz." for p in people]
+    out, rep = protect(pd.DataFrame({"patient": people, "notes": notes}), None, keyring=keyring)
+    assert all(n.endswith("Hospital La Paz.") and p.split()[-1] not in n for p, n in zip(people, out["notes"]))
+    assert rep.residual_identifiers == 0

@@ -180,7 +180,13 @@ class _Sources:
         if kind == "name":
             toks = pc.split_pattern_regex(pc.utf8_lower(arr), r"[^\p{L}\p{N}'’]+").to_pylist()
             self.names.append(
-                [None if t is None else [fold(x) if not x.isascii() else x for x in t if len(x) > 1] for t in toks]
+                # a particle alone identifies nobody ("de la" of the row's name is not "Hospital La Paz")
+                [
+                    None
+                    if t is None
+                    else [fold(x) if not x.isascii() else x for x in t if len(x) > 1 and x not in _PARTICLES]
+                    for t in toks
+                ]
             )
         elif kind == "date":
             years = pc.struct_field(pc.extract_regex(arr, r"(?P<y>(?:1[89]|20)\d\d)"), "y").to_pylist()
