@@ -5,6 +5,7 @@ The convention is in tests/e2e/docs_blocks.py and docs/dev/conventions.md.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from tests.e2e.docs_blocks import (
     RUN_PYTHON,
     RUN_SHELL,
     Block,
+    CliServer,
     PageRunner,
     doc_pages,
     parse_blocks,
@@ -25,13 +27,22 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGES = [p.relative_to(ROOT).as_posix() for p in doc_pages(ROOT)]
 
 
-def _run_page(page: str, tmp_path: Path) -> list[str]:
+@pytest.fixture(scope="module")
+def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One warm ``bastion`` for the pages of this worker (tests/e2e/docs_cli.py): each command still runs in a
+    process of its own, in the page's folder and environment, with its exit code and signals."""
+    server = CliServer(tmp_path_factory.mktemp("docs-cli"), ROOT / "src")
+    yield server.socket
+    server.close()
+
+
+def _run_page(page: str, tmp_path: Path, cli_server: Path | None = None) -> list[str]:
     blocks = parse_blocks((ROOT / page).read_text(encoding="utf-8"), page)
     problems = [f"{b.where}: fence without a known language ({b.lang or 'none'}); use bash, python, text, "
                 f"yaml, ... (docs/dev/conventions.md)" for b in blocks if b.lang not in KNOWN]
     if problems:
         return problems
-    runner = PageRunner(tmp_path, scratch_env(tmp_path, ROOT / "src"))
+    runner = PageRunner(tmp_path, scratch_env(tmp_path, ROOT / "src", cli_server=cli_server))
     try:
         for b in blocks:
             if "file" in b.options:
@@ -58,8 +69,8 @@ def _run_page(page: str, tmp_path: Path) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES)
-def test_every_block_of_the_page_runs(page: str, tmp_path: Path) -> None:
-    problems = _run_page(page, tmp_path)
+def test_every_block_of_the_page_runs(page: str, tmp_path: Path, cli_server: Path) -> None:
+    problems = _run_page(page, tmp_path, cli_server)
     assert not problems, "\n".join(problems)
 
 
