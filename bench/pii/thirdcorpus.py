@@ -279,6 +279,10 @@ def measure(
     if corpus == "heldout":
         frame, _, gold, clean = HeldOut(rows, seed).build()
         frame = frame.rename(columns={"clinical_note": "notes"})
+    elif corpus == "fourth":
+        from fourthcorpus import Fourth
+
+        frame, gold, clean = Fourth(rows, seed).build()
     else:
         frame, gold, clean = Third(rows, seed).build()
     res: dict[str, Any] = {"corpus": corpus, "rows": rows, "seed": seed, "ner": ner, "clean_notes": len(clean)}

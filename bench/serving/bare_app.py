@@ -1,12 +1,14 @@
 """The floor: a bare FastAPI app that parses the body with pydantic and calls predict (no security layers).
 
-Started as ``BARE_MODEL=model.skops python bare_app.py - PORT WORKERS`` (from this folder).
+Started as ``BARE_MODEL=model.skops python -m uvicorn bare_app:app --port PORT --workers N`` from this folder
+(run.py does). Not as a script: uvicorn's spawned workers would re-run a script's top level (imports and the
+model load) before answering the supervisor's health ping, and on a loaded machine be killed and respawned
+in a loop.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
 import numpy as np
 import skops.io as sio
@@ -30,10 +32,3 @@ app = FastAPI()
 async def predict(body: Body) -> dict:
     x = np.array([[getattr(r, f) for f in FEATURES] for r in body.instances], dtype=np.float64)
     return {"predictions": model.predict(x).tolist()}
-
-
-if __name__ == "__main__":
-    import uvicorn
-
-    uvicorn.run("bare_app:app", host="127.0.0.1", port=int(sys.argv[2]), workers=int(sys.argv[3]),
-                log_level="warning", access_log=False)

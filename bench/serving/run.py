@@ -13,6 +13,8 @@ shows medians over rounds. Needs ``wrk`` (``apt-get install wrk``).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import platform
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,10 @@ MLFLOW_VENV = Path(os.environ.get("BENCH_MLFLOW_VENV", _SHARED_MLFLOW if (_SHARE
                                   else REPO / "bench" / ".venv-mlflow"))
 MLFLOW_PY = MLFLOW_VENV / "bin" / "python"
 N_FEATURES = 30
+# uvicorn's supervisor kills a worker that does not answer its health ping within this many seconds (default
+# 5) and starts another; on a loaded machine a worker's start-up can take longer. Bastion's runner uses 30 s
+# (bastion.serve.runner); the peers get the same here. It plays no part once the workers serve.
+HEALTHCHECK_S = 30
 LUA = """
 local f = io.open(os.getenv("BODY_FILE"), "r")
 wrk.method = "POST"
@@ -120,12 +127,19 @@ def start(server: str, workers: int, prep: dict[str, Any]) -> tuple[subprocess.P
         url, key = f"http://127.0.0.1:{port}/v1/models/sample:predict", prep["key"]
     elif server == "bare":
         env.update(BARE_MODEL=str(prep["skops"]), BARE_N_FEATURES=str(N_FEATURES))
-        cmd = [str(BASTION_PY), str(HERE / "bare_app.py"), "-", str(port), str(workers)]
+        # `-m uvicorn`, not `python bare_app.py`: a spawned worker re-runs a *script* main (imports, model
+        # load) before it can answer the supervisor's health ping, and a worker silent for
+        # --timeout-worker-healthcheck seconds is killed and respawned, forever, on a loaded machine (the
+        # 2-worker "hang"). A `-m` main is not re-run.
+        cmd = [str(BASTION_PY), "-m", "uvicorn", "bare_app:app", "--app-dir", str(HERE), "--host", "127.0.0.1",
+               "--port", str(port), "--workers", str(workers), "--log-level", "info", "--no-access-log",
+               "--timeout-worker-healthcheck", str(HEALTHCHECK_S)]
         url, key = f"http://127.0.0.1:{port}/v1/models/sample:predict", ""
     else:
         cmd = [str(MLFLOW_VENV / "bin" / "mlflow"), "models", "serve", "-m", str(prep["mlflow_model"]),
                "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)]
         env["PATH"] = f"{MLFLOW_VENV / 'bin'}:{env.get('PATH', '')}"
+        env["UVICORN_TIMEOUT_WORKER_HEALTHCHECK"] = str(HEALTHCHECK_S)  # mlflow runs the `uvicorn` command
         env.pop("PYTHONPATH", None)
         url, key = f"http://127.0.0.1:{port}/invocations", ""
     proc = subprocess.Popen(cmd, cwd=HERE, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -136,13 +150,20 @@ def start(server: str, workers: int, prep: dict[str, Any]) -> tuple[subprocess.P
             req = urllib.request.Request(url, data=body, headers={
                 "Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})})
             with urllib.request.urlopen(req, timeout=5) as r:
-                if r.status == 200:
+                # every worker up, not just the first (each uvicorn worker logs this line once)
+                if r.status == 200 and _started(server, workers) >= workers:
                     return proc, url, key
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{server} did not start; see {WORK / f'{server}-{workers}.log'}")
+            stop(proc)
+            tail = (WORK / f"{server}-{workers}.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{server} did not start; see {WORK / f'{server}-{workers}.log'}:\n{tail}")
         time.sleep(0.5)
+
+
+def _started(server: str, workers: int) -> int:
+    return (WORK / f"{server}-{workers}.log").read_text(errors="replace").count("Application startup complete")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -180,43 +201,63 @@ def wrk(url: str, key: str, body_file: Path, conc: int, seconds: float) -> dict[
 ALL_SCENARIOS = [(1, 1), (8, 1), (32, 1), (8, 100)]  # (concurrency, rows per request)
 
 
+ALL_SERVERS = ["mlflow", "bare", "bastion", "bastion-fsync"]
+
+
+@contextlib.contextmanager
+def bench_lock(path: str | None) -> Iterator[None]:
+    """Hold ``flock(path)`` (the shared bench lock) for one worker count's servers and rounds."""
+    if not path:
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def run(workers_list: list[int], duration: float, rounds: int,
-        scenarios: list[tuple[int, int]] = ALL_SCENARIOS) -> list[dict[str, Any]]:
-    prep = prepare()
+        scenarios: list[tuple[int, int]] = ALL_SCENARIOS, servers: list[str] = ALL_SERVERS,
+        lock: str | None = None) -> list[dict[str, Any]]:
+    prep = prepare(mlflow="mlflow" in servers)
     results: list[dict[str, Any]] = []
     for workers in workers_list:
-        servers = ["mlflow", "bare", "bastion", "bastion-fsync"]
         procs: dict[str, tuple[subprocess.Popen[bytes], str, str]] = {}
-        try:
-            for s in servers:
-                procs[s] = start(s, workers, prep)
-            for s in servers:  # warm up every server (imports, first predictions, JIT-free caches)
-                _, url, key = procs[s]
-                wrk(url, key, WORK / f"body-{s.split('-')[0]}-1.json", 8, 2)
-            raw: dict[tuple[str, int, int], list[dict[str, float]]] = {}
-            for i in range(rounds):
-                for conc, rows in scenarios:
-                    # interleaved, and the order reversed every other round: no server always runs right
-                    # after the same neighbour (or first, on a cold machine)
-                    for s in (servers if i % 2 == 0 else servers[::-1]):
-                        if s == "bastion-fsync" and (conc, rows) != (8, 1):
-                            continue
-                        _, url, key = procs[s]
-                        r = wrk(url, key, WORK / f"body-{s.split('-')[0]}-{rows}.json", conc, duration)
-                        raw.setdefault((s, conc, rows), []).append(r)
-                        print(f"w={workers} {s:14s} c={conc:<3d} rows={rows:<4d} {r['rps']:8.0f} req/s "
-                              f"p50 {r['p50']:6.2f} ms p99 {r['p99']:7.2f} ms errors {r['errors']:.0f}", flush=True)
-            for (s, conc, rows), rs in raw.items():
-                results.append({
-                    "server": s, "workers": workers, "concurrency": conc, "rows": rows,
-                    "rps": statistics.median(r["rps"] for r in rs), "p50_ms": statistics.median(r["p50"] for r in rs),
-                    "p99_ms": statistics.median(r["p99"] for r in rs), "errors": sum(r["errors"] for r in rs),
-                    "runs": [r["rps"] for r in rs], "runs_p99": [r["p99"] for r in rs],
-                    "loads": [r["load"] for r in rs],
-                })
-        finally:
-            for proc, _, _ in procs.values():
-                stop(proc)
+        with bench_lock(lock):
+            try:
+                for s in servers:
+                    procs[s] = start(s, workers, prep)
+                for s in servers:  # warm up every server (imports, first predictions, JIT-free caches)
+                    _, url, key = procs[s]
+                    wrk(url, key, WORK / f"body-{s.split('-')[0]}-1.json", 8, 2)
+                raw: dict[tuple[str, int, int], list[dict[str, float]]] = {}
+                for i in range(rounds):
+                    for conc, rows in scenarios:
+                        # interleaved, and the order reversed every other round: no server always runs right
+                        # after the same neighbour (or first, on a cold machine)
+                        for s in (servers if i % 2 == 0 else servers[::-1]):
+                            if s == "bastion-fsync" and (conc, rows) != (8, 1):
+                                continue
+                            _, url, key = procs[s]
+                            r = wrk(url, key, WORK / f"body-{s.split('-')[0]}-{rows}.json", conc, duration)
+                            raw.setdefault((s, conc, rows), []).append(r)
+                            print(f"w={workers} {s:14s} c={conc:<3d} rows={rows:<4d} {r['rps']:8.0f} req/s "
+                                  f"p50 {r['p50']:6.2f} ms p99 {r['p99']:7.2f} ms errors {r['errors']:.0f} "
+                                  f"load {r['load']:.2f}", flush=True)
+                for (s, conc, rows), rs in raw.items():
+                    results.append({
+                        "server": s, "workers": workers, "concurrency": conc, "rows": rows,
+                        "rps": statistics.median(r["rps"] for r in rs),
+                        "p50_ms": statistics.median(r["p50"] for r in rs),
+                        "p99_ms": statistics.median(r["p99"] for r in rs), "errors": sum(r["errors"] for r in rs),
+                        "runs": [r["rps"] for r in rs], "runs_p99": [r["p99"] for r in rs],
+                        "loads": [r["load"] for r in rs],
+                    })
+            finally:
+                for proc, _, _ in procs.values():
+                    stop(proc)
     return results
 
 
@@ -228,7 +269,8 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, took: float,
     loads = [x for r in results for x in r.get("loads", [])] or [0.0]
     lines = ["# Serving benchmark", "",
              f"Command: `python bench/serving/run.py --duration {args.duration:g} --rounds {args.rounds} "
-             f"--workers {' '.join(map(str, args.workers))} --scenarios {' '.join(args.scenarios)}` "
+             f"--workers {' '.join(map(str, args.workers))} --scenarios {' '.join(args.scenarios)} "
+             f"--servers {' '.join(args.servers)}{' --lock ' + args.lock if args.lock else ''}` "
              f"({took / 60:.1f} min).", "",
              f"Machine: {platform.platform()}, {os.cpu_count()} cores shared with other work (medians of "
              f"{args.rounds} interleaved rounds of {args.duration:g} s each; wrk on 127.0.0.1). 1-minute load "
@@ -241,8 +283,12 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, took: float,
              "generated validation (types, ranges, required, no unknown fields, depth/size limits), rate and "
              "concurrency limit (shared by the workers), group-committed audit journal (`write` durability unless "
              "marked fsync), prediction log, Prometheus metrics, alias polling, and the connection guard "
-             "(header-read timeout, per-client and total connection caps). The bare app parses with pydantic and calls "
-             "`predict`; MLflow is `mlflow models serve --env-manager local` (its own venv).", "",
+             "(header-read timeout, per-client and total connection caps). Bastion computes this binary "
+             "LogisticRegression with scikit-learn's own arithmetic minus its per-call input checks (checked "
+             "bit-identical at load; docs/serving.md, Performance); with several workers each takes one new "
+             "connection per wake-up. The bare app parses with pydantic and calls `predict`; MLflow is "
+             "`mlflow models serve --env-manager local` (its own venv). Every server's workers get 30 s for "
+             "uvicorn's health ping (`--timeout-worker-healthcheck`).", "",
              "| workers | server | concurrency | rows | req/s | p50 ms | p99 ms | errors |",
              "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in sorted(results, key=lambda r: (r["workers"], r["rows"], r["concurrency"], r["server"])):
@@ -261,9 +307,9 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, took: float,
     for w in sorted({r["workers"] for r in results}):
         b, m, f = get("bastion", w, 8, 1), get("mlflow", w, 8, 1), get("bare", w, 8, 1)
         fs = get("bastion-fsync", w, 8, 1)
-        if not (b and m and f):
+        if not (b and f):
             continue
-        lines.append(f"| {w} | {ratio(b, m)} | {ratio(b, f)} | {ratio(b, f, 'runs_p99')} | "
+        lines.append(f"| {w} | {ratio(b, m) if m else '-'} | {ratio(b, f)} | {ratio(b, f, 'runs_p99')} | "
                      f"{ratio(fs, f) if fs else '-'} |")
     return "\n".join(lines) + "\n"
 
@@ -293,10 +339,13 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--scenarios", nargs="+", default=[f"{c}x{r}" for c, r in ALL_SCENARIOS],
                     help="CONCURRENCYxROWS, e.g. 8x1 (the bars' scenario)")
+    ap.add_argument("--servers", nargs="+", default=ALL_SERVERS, choices=ALL_SERVERS)
+    ap.add_argument("--lock", default=None,
+                    help="hold flock(LOCK) per worker count, e.g. /tmp/bastion-bench.lock (shared machines)")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install wrk")
-    if not MLFLOW_PY.exists():
+    if "mlflow" in args.servers and not MLFLOW_PY.exists():
         subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
         subprocess.run([str(MLFLOW_PY), "-m", "pip", "install", "-q", "mlflow", "skops"], check=True)
     # pip freeze of both venvs, commit, machine and load, in their own folder (bench/serving holds other
@@ -304,7 +353,7 @@ def main() -> None:
     env = record_environment(HERE / "env-run", {"bastion": str(BASTION_PY), "mlflow": str(MLFLOW_PY)})
     t0 = time.time()
     scenarios = [(int(c), int(r)) for c, r in (x.split("x") for x in args.scenarios)]
-    results = run(args.workers, args.duration, args.rounds, scenarios)
+    results = run(args.workers, args.duration, args.rounds, scenarios, args.servers, args.lock)
     env.finish()
     text = render(results, args, time.time() - t0, env)
     Path(args.out).write_text(text)

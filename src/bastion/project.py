@@ -282,6 +282,10 @@ def init_project(
     project = Project(load_settings(root))
     if project.audit.count() == 0:
         project.audited("project.init", str(root), {"database": project.db.dialect})
+    elif project.audit.newest(("project.init", "project.folder"), subject=str(root)) is None:
+        # another folder on a shared database: the chain records that this folder keeps an audit head file,
+        # so deleting it later is found (`audit verify`); never again for the same folder (that would hide it)
+        project.audited("project.folder", str(root), {"database": project.db.dialect})
     return project
 
 

@@ -257,7 +257,9 @@ def _gate(project: ProjectHandle, mv: ModelVersion, gate_policy: Policy | None, 
         return Evidence(False, f"The gate attestation of {mv.ref} is unsigned; sign gates (a project signing "
                                "key) and re-run the gate.", ev)
     if anchored:
-        ok, why = anchor(project, run)
+        # vouched, not merely covered: a well-formed gate.run appended in the database by someone without the
+        # audit key is covered by the next legitimate checkpoint, but no checkpoint's writer vouches for it
+        ok, why = anchor(project, run, vouched=True)
         ev["anchor"] = why
         if not ok:
             return Evidence(False, f"the gate run of {mv.ref} is not proven by the audit chain: {why}", ev)
@@ -284,7 +286,7 @@ def _alias(project: ProjectHandle, mv: ModelVersion, alias: str) -> Evidence:
     if digest is not None and digest != mv.digest:
         return Evidence(False, f"{mv.ref} now has digest {mv.digest}, but entry {entry.seq} promoted digest "
                                f"{digest} (the version row was edited)", data)
-    ok, why = anchor(project, entry)
+    ok, why = anchor(project, entry, vouched=True)  # a forged promote covered by a later checkpoint: refused
     data["anchor"] = why
     if not ok:
         return Evidence(False, f"the alias event is not proven by the audit chain: {why}", data)
@@ -355,6 +357,13 @@ def _evaluate(project: ProjectHandle, mv: ModelVersion, alias: str | None,
     checks: dict[str, Evidence] = {}
     if mv.deleted:
         checks["version"] = Evidence(False, f"{mv.ref} was deleted on {mv.deleted_at}.")
+    else:
+        # the row's deleted_at is a cache: a version deleted in the audit chain stays deleted when someone who can
+        # write the database clears the column (a deletion needs no proof: it only takes trust away)
+        gone = project.audit.newest(("model.delete",), subject=mv.ref)
+        if gone is not None:
+            checks["version"] = Evidence(False, f"{mv.ref} was deleted by audit entry {gone.seq} ({gone.ts}), but its "
+                                                "row says it is live: the row was edited outside Bastion.")
     rules = _rules(project, alias, policy)
     if rules.error:
         checks["policy"] = Evidence(False, rules.error)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -122,3 +123,95 @@ def test_head_log_is_compacted_and_still_verifies(project: Project, monkeypatch:
         conn.execute(text("DELETE FROM audit_log WHERE seq >= 12"))
     report = project.audit.verify()
     assert not report.ok and report.first_bad_seq == 12
+
+
+# -- filtered pages: found through an index, the same rows as a plain filter (dashboard, bench/ui) -----------
+
+_SUBJECTS = ["model-a:1", "model-a:12", "model-b:1", "Model-A:1", "50%_off:1", "50x_off:1", "dataset:7"]
+_ACTIONS = ["model.register", "model.promote", "gate.run", "Gate.run", "ui.login"]
+
+
+def _bulk(project: Project, n: int) -> None:
+    """``n`` entries written straight into the table (fast; ``entries`` does not read the chain)."""
+    rows = [{"seq": i + 2, "ts": "2026-12-08T00:00:00+00:00", "actor": ("ann", "bob")[i % 2],
+             "action": _ACTIONS[i % len(_ACTIONS)], "subject": _SUBJECTS[(i * 3) % len(_SUBJECTS)],
+             "details_json": "{}", "prev_hash": "0" * 64, "hash": "0" * 64} for i in range(n)]
+    from bastion.store.schema import audit_log
+    with project.db.write() as conn:
+        conn.execute(audit_log.insert(), rows)
+
+
+_FILTERS: list[dict[str, Any]] = [
+    {"subject": "model-a"}, {"subject": "model-a:1"}, {"subject": "Model-A"}, {"subject": "model-"},
+    {"subject": "50%"}, {"subject": "50_"}, {"subject": "nothing"}, {"action": "gate."}, {"action": "Gate"},
+    {"action": "gate.run", "subject": "model-b"}, {"actor": "bob", "subject": "model-a:1"},
+    {"actor": "ann", "action": "model."}, {"subject": "model-a", "before": 300}, {"actor": "bob", "before": 9},
+]
+
+
+@pytest.mark.parametrize("probe", [4096, 3], ids=["found-among-the-newest", "found-through-the-index"])
+def test_filtered_pages_hold_exactly_the_matching_entries(any_project: Project, monkeypatch: pytest.MonkeyPatch,
+                                                          probe: int) -> None:
+    _bulk(any_project, 400)
+    monkeypatch.setattr(type(any_project.audit), "_PROBE", probe)
+    everything = any_project.audit.entries()
+    for filters in _FILTERS:
+        before = filters.get("before")
+        want = [e.seq for e in everything
+                if (not filters.get("actor") or e.actor == filters["actor"])
+                and e.action.startswith(filters.get("action", ""))
+                and e.subject.startswith(filters.get("subject", ""))  # case-sensitive; % and _ are literal
+                and (before is None or e.seq < before)]
+        for limit in (1, 7, 51):
+            got = any_project.audit.entries(limit=limit, **filters)
+            assert [e.seq for e in got] == want[:limit], (filters, limit)
+        assert [e.seq for e in any_project.audit.entries(newest_first=False, **filters)] == sorted(want), filters
+    assert len({e.subject for e in everything}) == len(_SUBJECTS) + 1  # every subject (and project.init) is there
+
+
+def test_a_filtered_page_never_scans_the_whole_log(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's LIKE ignores case and so cannot use an index: the filtered dashboard page scanned every entry
+    (636 ms at 1M entries in bench/ui). Each statement must read the log through an index, or only a bounded
+    window of the newest entries."""
+    from sqlalchemy import event
+
+    _bulk(project, 50)
+    statements: list[tuple[str, object]] = []
+
+    def seen(conn: object, cursor: object, statement: str, params: object, context: object, many: bool) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):  # not the BEGIN/COMMIT of the store
+            statements.append((statement, params))
+
+    event.listen(project.db.engine, "before_cursor_execute", seen)
+    try:
+        for filters in ({"subject": "model-z:7"}, {"action": "gate.run", "subject": "model-z"},
+                        {"action": "model.z"}):
+            statements.clear()
+            assert project.audit.entries(limit=51, **filters) == []  # type: ignore[arg-type]
+            plans = []
+            with project.db.read() as conn:
+                for statement, params in statements:
+                    plans.append(conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).all())  # type: ignore[arg-type]
+            assert len(plans) == 3, statements  # the newest window, the index, the page's rows
+            for plan in plans:
+                windows = {row[0] for row in plan if row[3].startswith("CO-ROUTINE")}
+                scans = [row for row in plan if row[3] == "SCAN audit_log" and row[1] not in windows]
+                assert not scans, (filters, plan)
+            assert any("INDEX ix_audit_log_subject" in row[3] or "INDEX ix_audit_log_action" in row[3]
+                       for row in plans[1]), plans[1]
+            if "subject" in filters:  # the subject's index, the most selective, even beside an action
+                assert any("ix_audit_log_subject" in row[3] for row in plans[1]), plans[1]
+    finally:
+        event.remove(project.db.engine, "before_cursor_execute", seen)
+
+
+@pytest.mark.parametrize(("prefix", "upper"), [
+    ("model-050:7", "model-050:8"), ("a", "b"), ("\ud7ff", "\ue000"), ("x\U0010ffff", None), ("é", "ê"),
+])
+def test_the_prefix_range_ends_above_every_string_with_that_prefix(prefix: str, upper: str | None) -> None:
+    from bastion.audit.log import _successor
+
+    assert _successor(prefix) == upper
+    if upper is not None:
+        for tail in ("", "\x00", "zzz", "\U0010ffff\U0010ffff"):
+            assert (prefix + tail).encode("utf-8", "surrogatepass") < upper.encode("utf-8", "surrogatepass")

@@ -3,6 +3,7 @@ columns outside a terminal, one-line errors (busy port, no passphrase without a 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -41,21 +42,36 @@ def test_help_explains_concepts_without_placeholders(cli) -> None:
     assert not any(ch in sub.stdout for ch in "╭│╰")  # plain help: nothing boxed to a fixed width
 
 
-def test_nothing_is_cut_or_wrapped_at_80_columns_in_a_pipe(tmp_path: Path) -> None:
-    root = tmp_path / ("a-rather-long-folder-name-" * 3)
+@pytest.fixture(scope="module")
+def long_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project in a long folder, holding a dataset with a long name, column and description."""
+    root = tmp_path_factory.mktemp("out") / ("a-rather-long-folder-name-" * 3)
     root.mkdir()
     assert _bastion("init", cwd=root).returncode == 0
     table = root / "t.csv"
-    long_value = "x" * 150
-    table.write_text("id,comment_with_a_long_column_name\n" + "".join(f"{i},{long_value}\n" for i in range(5)))
+    table.write_text("id,comment_with_a_long_column_name\n" + "".join(f"{i},{'x' * 150}\n" for i in range(5)))
     reg = _bastion("data", "register", str(table), "--name", "long-names", "--description", "d" * 120, cwd=root)
     assert reg.returncode == 0, reg.stderr
-    out = _bastion("data", "list", cwd=root)
+    return root
+
+
+@pytest.mark.parametrize("columns", [None, "80"], ids=["COLUMNS-unset", "COLUMNS=80"])
+def test_nothing_is_cut_or_wrapped_at_80_columns_in_a_pipe(long_project: Path, columns: str | None) -> None:
+    root = long_project
+    env = {"COLUMNS": columns} if columns else None
+    out = _bastion("data", "list", cwd=root, env=env)
     assert out.returncode == 0, out.stderr
     assert "…" not in out.stdout and "long-names:1" in out.stdout
+    # audit details: every value whole, each entry on one line (the register entry names the 64-hex digest)
+    digest = json.loads(_bastion("data", "show", "long-names:1", "--json", cwd=root).stdout)["digest"]
+    log = _bastion("audit", "log", cwd=root, env=env)
+    assert log.returncode == 0, log.stderr
+    assert "…" not in log.stdout
+    lines = [line for line in log.stdout.splitlines() if "dataset.register" in line]
+    assert len(lines) == 1 and digest in lines[0] and len(lines[0]) > 80, log.stdout
     # an error naming a long path: one line, whole
     missing = root / ("missing-" * 12 + ".parquet")
-    err = _bastion("monitor", "report", "--reference", str(missing), "--current", str(missing), cwd=root)
+    err = _bastion("monitor", "report", "--reference", str(missing), "--current", str(missing), cwd=root, env=env)
     assert err.returncode == 2
     lines = err.stderr.strip().splitlines()
     assert len(lines) == 1 and str(missing) in lines[0] and len(lines[0]) > 80

@@ -282,13 +282,13 @@ def test_a_body_that_never_arrives_times_out_and_other_cancellations_pass_throug
         return slow, took, fine, passed_through
 
     slow, took, fine, passed_through = asyncio.run(run())
-    assert slow[0]["status"] == 504 and json.loads(slow[1]["body"])["error"] == "timeout"
+    assert slow[0]["status"] == 408 and json.loads(slow[1]["body"])["error"] == "timeout"
     assert 0.4 <= took < 3
     assert fine[0]["status"] == 200
     assert passed_through
     journal = app.state.bastion.journal
     entries = [json.loads(line) for line in journal.path.read_text().splitlines() if '"request_id"' in line]
-    assert [(e["status"], e["outcome"]) for e in entries] == [(504, "error"), (200, "ok")]
+    assert [(e["status"], e["outcome"]) for e in entries] == [(408, "invalid"), (200, "ok")]
 
 
 def test_health_metrics_and_openapi(client: Any, keys: dict[str, str], sample: Any) -> None:

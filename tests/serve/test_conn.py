@@ -113,3 +113,20 @@ def test_everything_else_is_the_wrapped_transports() -> None:
             t.no_such_method
     finally:
         loop.close()
+
+
+def test_workers_slow_to_start_are_not_killed_in_a_loop(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's supervisor kills a worker that misses its health ping for ``timeout_worker_healthcheck``
+    seconds (default 5) and starts another; a worker still importing and loading its model on a loaded
+    machine misses it every time, and the server never comes up (seen: 14 kills in 85 s at load 7). The
+    model server gives its workers 30 s."""
+    import uvicorn
+
+    from bastion.serve import ServeConfig
+    from bastion.serve._conn import ENV_VAR
+    from bastion.serve.runner import uvicorn_options
+
+    monkeypatch.delenv(ENV_VAR, raising=False)  # restored afterwards (uvicorn_options sets it)
+    opts = uvicorn_options(ServeConfig(ref="m@production", project_root=str(tmp_path), workers=2))
+    assert uvicorn.Config("bastion.serve.app:app_from_env", factory=True, workers=2,
+                          **opts).timeout_worker_healthcheck >= 30

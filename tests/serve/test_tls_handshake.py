@@ -7,8 +7,10 @@ ASGI app: what is under test is the connection layer, which knows nothing of the
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
+import os
 import socket
 import ssl
 import threading
@@ -53,20 +55,19 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-@pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    import os
-
+@contextlib.contextmanager
+def _serving(folder: Path, limits: Any) -> Iterator[dict[str, Any]]:
+    """A uvicorn HTTPS server with the model server's options and ``limits``, in a thread of this process."""
     import uvicorn
 
     from bastion.serve import ServeConfig
-    from bastion.serve._conn import ENV_VAR, ConnectionLimits
+    from bastion.serve._conn import ENV_VAR
     from bastion.serve.runner import uvicorn_options
 
-    cert, key = _self_signed(tmp_path_factory.mktemp("tls"))
-    config = ServeConfig(ref="m@production", project_root=str(tmp_path_factory.mktemp("unused")),
-                         tls_cert=str(cert), tls_key=str(key),
-                         connections=ConnectionLimits(header_timeout_s=HEADER_TIMEOUT))
+    before = os.environ.get(ENV_VAR)
+    cert, key = _self_signed(folder)
+    config = ServeConfig(ref="m@production", project_root=str(folder), tls_cert=str(cert), tls_key=str(key),
+                         connections=limits)
     opts = uvicorn_options(config)
     opts.update(port=0, log_level="warning")
     server = uvicorn.Server(uvicorn.Config(_app, **opts))
@@ -79,11 +80,22 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
             time.sleep(0.05)
         port = server.servers[0].sockets[0].getsockname()[1]
         ctx = ssl.create_default_context(cafile=str(cert))
-        yield {"port": port, "ctx": ctx}
+        yield {"port": port, "ctx": ctx, "server": server}
     finally:
         server.should_exit = True
         thread.join(30)
-        os.environ.pop(ENV_VAR, None)
+        if before is None:
+            os.environ.pop(ENV_VAR, None)
+        else:  # another server of this module reads its limits from there
+            os.environ[ENV_VAR] = before
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    from bastion.serve._conn import ConnectionLimits
+
+    with _serving(tmp_path_factory.mktemp("tls"), ConnectionLimits(header_timeout_s=HEADER_TIMEOUT)) as tls:
+        yield tls
 
 
 def _closed_after(sock: socket.socket, limit: float) -> float | None:
@@ -226,3 +238,49 @@ def test_after_the_handshake_the_head_is_due_by_the_same_deadline(tls_server: di
         assert time.monotonic() - shook < HEADER_TIMEOUT * 0.75, time.monotonic() - shook
     finally:
         raw.close()
+
+
+CAP = 4
+
+
+def test_connections_still_in_their_tls_handshake_count_against_the_per_client_cap(tmp_path: Path) -> None:
+    """A flood of TCP connections that never finish (or start) a TLS handshake is held to the per-client
+    cap at once, not only after the handshake timeout: the oldest is evicted for each newcomer, and a real
+    client from the same address is still served."""
+    from bastion.serve._conn import ConnectionLimits, registry_for
+
+    # a long header timeout: anything closed within the test was closed by the cap
+    with _serving(tmp_path, ConnectionLimits(header_timeout_s=60, max_per_client=CAP)) as tls:
+        flood = [socket.create_connection(("127.0.0.1", tls["port"]), timeout=5) for _ in range(3 * CAP)]
+        try:
+            closed: set[int] = set()
+            deadline = time.monotonic() + 5
+            while len(closed) < 2 * CAP and time.monotonic() < deadline:
+                for i, s in enumerate(flood):
+                    if i not in closed and _closed_after(s, 0.02) is not None:
+                        closed.add(i)
+            assert closed == set(range(2 * CAP)), f"closed by the server: {sorted(closed)}"  # the oldest ones
+            for s in flood[2 * CAP:]:  # the newest CAP stay (they are within the cap)
+                assert _closed_after(s, 0.05) is None
+            # a legitimate client from the same address: served, by evicting one more half-open connection
+            assert _get(tls).startswith(b"HTTP/1.1 200")
+            reg = registry_for(tls["server"].server_state)
+            assert len(reg.by_client.get("127.0.0.1", {})) <= CAP
+        finally:
+            for s in flood:
+                s.close()
+        # handshakes that never completed leave nothing behind in the guard's books
+        deadline = time.monotonic() + 5
+        while reg.all and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not reg.all and not reg.by_client
+        # and a half-open connection that sent part of a ClientHello counts as well
+        hello = _client_hello()
+        partial = [socket.create_connection(("127.0.0.1", tls["port"]), timeout=5) for _ in range(CAP + 1)]
+        try:
+            for s in partial:
+                s.sendall(hello[:20])
+            assert _closed_after(partial[0], 3) is not None, "the oldest half-open handshake was kept"
+        finally:
+            for s in partial:
+                s.close()

@@ -28,7 +28,8 @@ def test_add_authenticate_and_database_row(project: Any) -> None:
     assert row["pw_hash"].startswith("$argon2id$") and "correct horse" not in str(dict(row))
     assert not (Path(project.home) / "ui" / "users.json").exists()
     entry = project.audit.entries(action="ui.user.add", limit=1)[0]
-    assert entry.subject == "user:alice" and entry.details == {"role": "operator", "replaced": False}
+    pw = "sha256:" + __import__("hashlib").sha256(row["pw_hash"].encode()).hexdigest()  # the chain names the hash
+    assert entry.subject == "user:alice" and entry.details == {"role": "operator", "replaced": False, "pw": pw}
 
 
 def test_legacy_user_file_is_imported_once(project: Any) -> None:

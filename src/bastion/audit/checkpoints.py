@@ -36,11 +36,13 @@ if TYPE_CHECKING:
 __all__ = [
     "ANCHORED_ACTIONS",
     "CHECKPOINT_ACTION",
+    "AuditKeyState",
     "Checkpoint",
     "CheckpointCheck",
     "after_commit",
     "anchor",
     "audit_key_paths",
+    "audit_key_state",
     "audit_public_key",
     "checkpoint_store",
     "database_id",
@@ -55,8 +57,13 @@ CHECKPOINT_ACTION = "audit.checkpoint"
 KIND = "bastion.audit.checkpoint"
 log = logging.getLogger("bastion.audit")
 INTERVAL = 256  # entries: a checkpoint at least this often, besides every promote, rollback and gate run
+KEY_INIT_ACTION = "keys.audit.init"
+# entries a checkpoint is written (and vouches) for at once: what serving, signature trust and the CA list rely on
 ANCHORED_ACTIONS = frozenset({"model.promote", "model.promote.forced", "model.rollback", "gate.run",
-                              "keys.audit.init", "keys.signing.ca.add", "keys.signing.ca.remove"})
+                              KEY_INIT_ACTION, "keys.signing.ca.add", "keys.signing.ca.remove",
+                              "keys.signing.init", "keys.signing.rotate", "keys.signing.revoke",
+                              "keys.api.create", "keys.api.import", "ui.user.add", "ui.user.import",
+                              "ui.user.rehash"})
 _KEY_FILE = "audit-ed25519.pem"
 _PUB_FILE = "audit-ed25519.pub"
 
@@ -103,6 +110,17 @@ def init_audit_key(project: ProjectHandle) -> str:
         if pub is None:
             raise KeyManagementError(f"The audit key {priv_path} has no public key {pub_path} beside it.")
         return _fingerprint(pub)
+    recorded = _recorded_keys(project)
+    if recorded:
+        # A key the chain already records is never silently replaced: a new key would re-sign whatever the
+        # chain says now, which is exactly what deleting the key files and re-running this would buy an attacker.
+        seq, fp = recorded[-1]
+        where = "has only the public key" if pub_path.exists() else "has no audit key files"
+        raise KeyManagementError(
+            f"The audit chain records the audit key {fp} (entry {seq}), but this folder {where} "
+            f"({priv_path}). Restore the key files from the folder or backup that holds them; a new audit key is "
+            "not made while the chain names one."
+        )
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
@@ -114,7 +132,7 @@ def init_audit_key(project: ProjectHandle) -> str:
     except FileExistsError as e:
         raise KeyManagementError(f"An audit key file already exists at {e.filename}; not replaced.") from e
     fp = _fingerprint(key.public_key())
-    project.audited("keys.audit.init", fp, {"public_key": pub_pem.decode(), "key_file": str(priv_path)})
+    project.audited(KEY_INIT_ACTION, fp, {"public_key": pub_pem.decode(), "key_file": str(priv_path)})
     return fp
 
 
@@ -145,6 +163,66 @@ def audit_public_key(settings: Settings) -> Ed25519PublicKey | None:
     if not isinstance(key, Ed25519PublicKey):
         raise KeyManagementError(f"The audit public key {pub_path} is not an Ed25519 key.")
     return key
+
+
+def _recorded_keys(project: ProjectHandle) -> tuple[tuple[int, str], ...]:
+    """``(seq, fingerprint)`` of every audit key the chain records (``keys.audit.init``), oldest first."""
+    return tuple((e.seq, e.subject) for e in project.audit.entries(action=KEY_INIT_ACTION, newest_first=False)
+                 if e.action == KEY_INIT_ACTION)
+
+
+@dataclass(frozen=True)
+class AuditKeyState:
+    """The audit public key of this folder, held to what the chain records.
+
+    ``problem`` is set (and nothing may be proven) when the key file is missing although the chain records an
+    audit key or checkpoints, when it is unreadable, or when it is not a key the chain records (replaced).
+    """
+
+    public_key: Ed25519PublicKey | None
+    fingerprint: str | None
+    recorded: tuple[tuple[int, str], ...]
+    problem: str | None = None
+
+    @property
+    def since(self) -> int | None:
+        """The entry that made the first audit key: entries before it could not be vouched for."""
+        return self.recorded[0][0] if self.recorded else None
+
+
+def audit_key_state(project: ProjectHandle) -> AuditKeyState:
+    """This folder's audit public key and whether it may be used (see :class:`AuditKeyState`).
+
+    A missing key file must not read as "this project has no audit key": that would turn every anchor check
+    into a pass for whoever can delete one file. The chain (``keys.audit.init``, ``audit.checkpoint`` entries)
+    says whether the project has one.
+    """
+    _, pub_path = audit_key_paths(project.settings)
+    recorded = _recorded_keys(project)
+    try:
+        pub = audit_public_key(project.settings)
+    except (KeyManagementError, ValueError) as e:
+        return AuditKeyState(None, None, recorded, f"the audit public key {pub_path} cannot be used: {e}")
+    if pub is None:
+        problem = None
+        if recorded:
+            problem = (f"the audit public key {pub_path} is missing, but the audit chain records the audit key "
+                       f"{recorded[-1][1][:23]}… (entry {recorded[-1][0]}): nothing can be proven until it is "
+                       f"restored (copy keys/{_PUB_FILE} from the folder that holds the audit key)")
+        else:
+            cp = project.audit.newest((CHECKPOINT_ACTION,))
+            if cp is not None:
+                problem = (f"the audit public key {pub_path} is missing, but the audit chain records signed "
+                           f"checkpoints (entry {cp.seq}): nothing can be proven until it is restored (copy "
+                           f"keys/{_PUB_FILE} from the folder that holds the audit key)")
+        return AuditKeyState(None, None, recorded, problem)
+    fp = _fingerprint(pub)
+    if recorded and fp not in {f for _, f in recorded}:
+        seq, want = recorded[-1]
+        return AuditKeyState(pub, fp, recorded,
+                             f"the audit public key {pub_path} ({fp[:23]}…) is not the audit key the chain records "
+                             f"({want[:23]}…, entry {seq}): the key file was replaced; restore the original")
+    return AuditKeyState(pub, fp, recorded)
 
 
 def checkpoint_store(settings: Settings) -> BlobStore:
@@ -265,11 +343,21 @@ def anchor(project: ProjectHandle, entry: AuditEntry, *, vouched: bool = False) 
     checkpoint covers an entry inserted in the database behind Bastion's back: a checkpoint must also name it
     among the entries its writer appended itself.
 
-    Without an audit key the project has no checkpoints: ``(True, ...)`` saying so (nothing to prove).
+    Entries written before the project's first audit key (``keys.audit.init``) could not be vouched for:
+    for them covering is enough (nobody can insert an entry before that one without breaking a checkpoint).
+
+    Without an audit key the project has no checkpoints: ``(True, ...)`` saying so (nothing to prove). A key
+    file that is missing while the chain records a key (or checkpoints), or that the chain does not record,
+    is ``(False, ...)``: deleting or replacing one file must not turn the check off.
     """
-    pub = audit_public_key(project.settings)
+    state = audit_key_state(project)
+    if state.problem is not None:
+        return False, state.problem
+    pub = state.public_key
     if pub is None:
         return True, "no audit key (run `bastion keys init`): the chain is not anchored by checkpoints"
+    if vouched and state.since is not None and entry.seq < state.since:
+        vouched = False
     with project.db.read() as conn:
         rows = conn.execute(
             select(audit_log.c.seq, audit_log.c.details_json).where(
@@ -338,6 +426,7 @@ class CheckpointCheck:
     key: str | None
     problems: tuple[str, ...]
     expected: dict[int, tuple[str, int]]  # seq -> (hash, checkpoint number) the chain must have
+    vouched: frozenset[tuple[int, str]] = frozenset()  # (seq, hash) of entries some good checkpoint vouches for
 
     @property
     def ok(self) -> bool:
@@ -387,7 +476,8 @@ def verify_checkpoints(settings: Settings, *, recorded: Iterable[dict[str, Any]]
                             "checkpoint store.")
     expected = {cp.seq: (cp.hash, cp.number) for cp in good}
     newest = max((cp.seq for cp in good), default=0)
-    return CheckpointCheck(len(good), newest, fp, tuple(problems), expected)
+    vouched = frozenset(v for cp in good for v in cp.vouches)
+    return CheckpointCheck(len(good), newest, fp, tuple(problems), expected, vouched)
 
 
 def newest_checkpoint(settings: Settings) -> Checkpoint | None:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, and_, func, literal, select
 
 from bastion.audit.refusals import RefusalAggregator
 from bastion.store.db import Database, commit_with
@@ -27,6 +27,16 @@ GENESIS = "0" * 64
 # Built once: constructing statements per call costs more than running them on SQLite.
 _LAST_ENTRY = select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
 _INSERT_ENTRY = audit_log.insert()
+
+
+def _successor(prefix: str) -> str | None:
+    """The smallest string above every string that starts with ``prefix`` in code-point order (SQLite's
+    binary order of UTF-8); None when there is none (the prefix ends in U+10FFFF)."""
+    last = ord(prefix[-1])
+    if last == 0x10FFFF:
+        return None
+    nxt = 0xE000 if 0xD800 <= last + 1 <= 0xDFFF else last + 1  # surrogates cannot be stored: skip them
+    return prefix[:-1] + chr(nxt)
 
 
 def now_iso() -> str:
@@ -95,6 +105,7 @@ class AuditLog:
         # database_url) are not this chain's and must not raise a false alarm.
         self.database = database
         self.refusals = RefusalAggregator()
+        self._since: int | None = None
 
     _HEAD_TAIL = 4096
     _HEAD_COMPACT = 256 * 1024
@@ -108,13 +119,19 @@ class AuditLog:
         """
         if self.head_path is None:
             return
-        rec: dict[str, Any] = {"seq": entry.seq, "hash": entry.hash}
-        if self.database:
-            rec["db"] = self.database
-        line = json.dumps(rec, separators=(",", ":")) + "\n"
         fd = os.open(self.head_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, line.encode())
+            if os.fstat(fd).st_size == 0:
+                # A new (or emptied) file starts at this entry: one deleted and made again by the next write
+                # starts later than the chain's record of this folder says (``audit verify`` names it).
+                self._since = entry.seq
+            elif self._since is None:
+                known = self.read_head()
+                self._since = int(known.get("since", 0)) if known and int(known.get("seq", -1)) >= 0 else 0
+            rec: dict[str, Any] = {"seq": entry.seq, "hash": entry.hash, "since": self._since}
+            if self.database:
+                rec["db"] = self.database
+            os.write(fd, (json.dumps(rec, separators=(",", ":")) + "\n").encode())
             size = os.fstat(fd).st_size
         finally:
             os.close(fd)
@@ -211,22 +228,77 @@ class AuditLog:
         newest_first: bool = True,
         before: int | None = None,
     ) -> list[AuditEntry]:
-        """Entries filtered by actor, action prefix or subject prefix; ``before``: only older than that seq."""
-        q = select(audit_log)
-        if actor:
-            q = q.where(audit_log.c.actor == actor)
-        if action:
-            q = q.where(audit_log.c.action.startswith(action, autoescape=True))
-        if subject:
-            q = q.where(audit_log.c.subject.startswith(subject, autoescape=True))
+        """Entries filtered by actor, action prefix or subject prefix; ``before``: only older than that seq.
+
+        Prefixes match case-sensitively on every database. A page of the newest matches (``limit`` set) is
+        found in two steps, so that its cost does not grow with the log: the newest ``_PROBE`` entries are
+        searched first (enough when matches are frequent), then the filter's index, reading only sequence
+        numbers, before the page's rows are fetched.
+        """
+        conds = self._on(audit_log, actor, action, subject)
         if before is not None:
-            q = q.where(audit_log.c.seq < before)
-        q = q.order_by(audit_log.c.seq.desc() if newest_first else audit_log.c.seq.asc())
-        if limit:
-            q = q.limit(limit)
+            conds.append(audit_log.c.seq < before)
+        order = audit_log.c.seq.desc() if newest_first else audit_log.c.seq.asc()
         with self.db.read() as conn:
-            rows = conn.execute(q).all()
+            if limit and newest_first and (action or subject):
+                # 1. Matches among the newest entries: one short backwards walk of the table.
+                window = select(audit_log).order_by(audit_log.c.seq.desc()).limit(self._PROBE)
+                if before is not None:
+                    window = window.where(audit_log.c.seq < before)
+                recent = window.subquery()
+                probe = select(recent).where(*self._on(recent, actor, action, subject)).order_by(
+                    recent.c.seq.desc()).limit(limit)
+                rows = conn.execute(probe).all()
+                if len(rows) < limit:
+                    # 2. Too few there: the index of the filter (sorting sequence numbers only), then the rows.
+                    # The subject, when given, is the most selective filter: keep SQLite (which has no
+                    # statistics) from walking the action's or actor's index instead.
+                    conds = self._on(audit_log, actor, action, subject, subject_index=bool(subject))
+                    if before is not None:
+                        conds.append(audit_log.c.seq < before)
+                    seqs = conn.execute(select(audit_log.c.seq).where(*conds).order_by(order).limit(limit)).scalars()
+                    rows = conn.execute(select(audit_log).where(audit_log.c.seq.in_(list(seqs))).order_by(order)).all()
+            else:
+                q = select(audit_log).where(*conds).order_by(order)
+                if limit:
+                    q = q.limit(limit)
+                rows = conn.execute(q).all()
         return [_row_entry(r) for r in rows]
+
+    _PROBE = 4096
+
+    def _prefix(self, column: ColumnElement[str], prefix: str) -> ColumnElement[bool]:
+        """``column`` starts with ``prefix``, case-sensitively, in a form the column's index serves.
+
+        SQLite's LIKE ignores ASCII case, so it cannot use a (binary) index and scans the whole log; a range
+        on the same column can, and it makes the match case-sensitive, as LIKE is on PostgreSQL. (On
+        PostgreSQL a range is not used: under a linguistic collation the strings with a prefix need not be
+        contiguous.)
+        """
+        like = column.startswith(prefix, autoescape=True)
+        if self.db.dialect != "sqlite":
+            return like
+        upper = _successor(prefix)
+        return and_(column >= prefix, like) if upper is None else and_(column >= prefix, column < upper, like)
+
+    def _on(self, table: Any, actor: str | None, action: str | None, subject: str | None, *,
+            subject_index: bool = False) -> list[ColumnElement[bool]]:
+        """The filters of ``entries`` on the columns of ``table`` (the log, or a subquery of it).
+
+        ``subject_index``: only the subject's index may serve the query; the other columns are compared as
+        ``column || ''``, which SQLite (like PostgreSQL) never looks up in an index.
+        """
+        def col(c: ColumnElement[str]) -> ColumnElement[str]:
+            return c.op("||")(literal("")) if subject_index else c
+
+        conds: list[ColumnElement[bool]] = []
+        if actor:
+            conds.append(col(table.c.actor) == actor)
+        if action:
+            conds.append(self._prefix(col(table.c.action), action))
+        if subject:
+            conds.append(self._prefix(table.c.subject, subject))
+        return conds
 
     def newest(
         self,

@@ -7,7 +7,7 @@ import importlib.metadata
 import logging
 from pathlib import Path
 
-from bastion.errors import ConfigError
+from bastion.errors import ConfigError, DataError
 from bastion.flavors.file import OpaqueFlavor, opaque_kind
 from bastion.flavors.interface import Flavor
 from bastion.flavors.lightgbm import LightGBMFlavor
@@ -79,7 +79,11 @@ def is_servable(name: str) -> bool:
 
 
 def detect_flavor(path: Path) -> tuple[str, str] | None:
-    """``(framework, flavor)`` of a model file or folder by its content, or None when it is no model format."""
+    """``(framework, flavor)`` of a model file or folder by its content, or None when it is no model format.
+
+    Raises :class:`DataError` for a pickle or joblib file named as a format that never holds one (``.json``,
+    ``.ubj``, ``.txt``, ``.onnx``, ``.skops``, ``.safetensors``): a disguise, refused rather than unpickled.
+    """
     if path.is_dir():
         return "unknown", "directory"
     with open(path, "rb") as f:
@@ -90,5 +94,17 @@ def detect_flavor(path: Path) -> tuple[str, str] | None:
         except (OSError, ValueError):
             hit = False
         if hit:
+            suffix = path.suffix.lower()
+            if flavor.name in ("pickle", "joblib") and suffix in _NOT_PICKLE:
+                raise DataError(
+                    f"{path.name} is a {flavor.name} file, not the {_NOT_PICKLE[suffix]} its name claims; a pickle "
+                    "disguised as another format is refused. Save the model in its framework's own format "
+                    "(booster.save_model('model.json'), booster.save_model('model.txt'), an ONNX export), or give a "
+                    "real pickle a .pkl name (it then goes through the restricted unpickler).")
             return flavor.framework(), flavor.name
     return opaque_kind(path, head)
+
+
+#: File name suffixes of formats that never hold a pickle, and what they stand for.
+_NOT_PICKLE = {".json": "XGBoost JSON", ".ubj": "XGBoost UBJSON", ".txt": "LightGBM text model",
+               ".onnx": "ONNX model", ".skops": "skops file", ".safetensors": "safetensors file"}

@@ -70,7 +70,7 @@ def load_skops_bytes(data: bytes, *, trusted: list[str] | None = None, what: str
     # skops.io.load audits the tree against the same trusted set before constructing anything, so one
     # parse does both; the separate audit below runs only on failure, to give the precise error.
     try:
-        return sio.load(io.BytesIO(data), trusted=sorted(extra) or None)
+        model = sio.load(io.BytesIO(data), trusted=sorted(extra) or None)
     except Exception as e:
         bad = [t for t in untrusted_types(data) if t not in extra]  # raises when it cannot be audited
         if bad or isinstance(e, UntrustedTypesFoundException):
@@ -79,6 +79,13 @@ def load_skops_bytes(data: bytes, *, trusted: list[str] | None = None, what: str
                 "If you have reviewed them, pass them explicitly: load_model(ref, trusted=[...])."
             ) from e
         raise DataError(f"{what} could not be loaded by skops: {e}") from e
+    from bastion.scan._signatures import unsafe_state
+
+    unsafe = unsafe_state(model)  # trusted types, but state that makes the model act on the host at predict time
+    if unsafe is not None:
+        raise UnsafeArtifactError(f"{what} carries {unsafe}: it would act on the host when it predicts. Nothing was "
+                                  "returned; re-save the model with the parameter at its safe value.")
+    return model
 
 
 def restricted_unpickle(data: bytes, *, what: str, trusted: list[str] | None = None) -> Any:

@@ -279,8 +279,10 @@ def reference_for_model(project: ProjectHandle, model_ref: str) -> tuple[Any, pd
             f"Model {mv.ref} has no dataset in its lineage; give --reference explicitly or log the model "
             "with datasets=[...]."
         )
-    ds_ref = mv.datasets[0]
-    ds_ref = ds_ref if isinstance(ds_ref, str) else getattr(ds_ref, "ref", str(ds_ref))
+    from bastion.registry._models import audited_lineage
+
+    # the reference decides what drift is seen: taken from the audited registration, never the row alone
+    ds_ref = audited_lineage(project, mv)[0]
     return mv, project.read_dataset(ds_ref), ds_ref
 
 

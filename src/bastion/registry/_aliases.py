@@ -127,9 +127,35 @@ def apply_promotion(
     return replace(mv, aliases=tuple(sorted({*mv.aliases, alias})))
 
 
+def audited_stack(project: ProjectHandle, name: str, alias: str) -> list[int]:
+    """The versions ``name@alias`` was promoted to, oldest first, as the audit chain says (rollbacks popped):
+    what a rollback goes back to. Entries no signed checkpoint vouches for (appended in the database by someone
+    without the audit key) are left out; the ``alias_history`` table is only a cache of this."""
+    from bastion.audit.checkpoints import anchor
+
+    events = [e for action in ("model.promote", "model.rollback")
+              for e in project.audit.entries(action=action, subject=f"{name}:", newest_first=False)
+              if e.details.get("alias") == alias and e.action in _ALIAS_ACTIONS]
+    stack: list[int] = []
+    for e in sorted(events, key=lambda e: e.seq):
+        ver = e.subject.rpartition(":")[2]
+        if not ver.isdigit() or not anchor(project, e, vouched=True)[0]:
+            continue
+        if e.action == "model.rollback":
+            if stack:
+                stack.pop()
+        else:
+            stack.append(int(ver))
+    return stack
+
+
+_ALIAS_ACTIONS = ("model.promote", "model.promote.forced", "model.rollback")
+
+
 def rollback(project: Project, name: str, *, alias: str, reason: str) -> ModelVersion:
     check_name(name, "model name")
     check_alias(alias)
+    audited = audited_stack(project, name, alias)  # before the write lock: it reads checkpoints
     with project.transaction() as conn:
         resolve_version(conn, models, KIND, name) if _has_any(conn, name) else _raise_no_model(conn, name)
         stack = conn.execute(
@@ -151,6 +177,15 @@ def rollback(project: Project, name: str, *, alias: str, reason: str) -> ModelVe
                 f"(it points at {name}:{stack[0].version}, its first promotion)."
             )
         top, below = stack[0], stack[1]
+        if audited[-2:] != [int(below.version), int(top.version)]:
+            said = (f"from {name}:{audited[-1]} to {name}:{audited[-2]}" if len(audited) >= 2
+                    else "that there is nothing to roll back to")
+            raise RegistryError(
+                f"The alias history of {name}@{alias} in the database says to roll back from {name}:{top.version} to "
+                f"{name}:{below.version}, but the audited promotions and rollbacks say {said}: the history rows (or "
+                "unvouched audit entries) were written outside Bastion. Not rolled back; run `bastion audit verify`, "
+                f"and promote the version you want explicitly (`bastion model promote {name}:N --alias {alias}`)."
+            )
         digest = conn.execute(
             select(models.c.digest).where(models.c.name == name, models.c.version == int(below.version))
         ).scalar()

@@ -28,6 +28,7 @@ from bastion.store.schema import aliases, attachments, datasets, models
 
 if TYPE_CHECKING:
     from bastion.project import Project
+    from bastion.protocols import ProjectHandle
 
 KIND = "model"
 
@@ -538,3 +539,31 @@ def gc(project: Project, *, dry_run: bool) -> list[str]:
             project.blobs.clean_tmp()
         project.audited("store.gc", "artifacts", {"deleted": len(doomed)})
     return doomed
+
+
+def audited_lineage(project: ProjectHandle, mv: ModelVersion) -> list[str]:
+    """The datasets ``mv`` was registered with, as its audited ``model.register`` entry says, each checked against
+    its own audited registration (digest): what a drift monitor may use as the reference. The version row's
+    lineage and the dataset rows are caches; a mismatch (edited in the database) raises VerificationError."""
+    from bastion.errors import VerificationError
+
+    entry = project.audit.newest(("model.register",), subject=mv.ref,
+                                 match=lambda e: e.details.get("digest") == mv.digest)
+    if entry is None:
+        raise VerificationError(f"No audited registration of {mv.ref} with digest {mv.digest}: the version row was "
+                                "edited or added outside Bastion; run `bastion audit verify`.")
+    recorded = [str(d) for d in entry.details.get("datasets") or []]
+    if recorded != [str(d) for d in mv.datasets]:
+        raise VerificationError(
+            f"The lineage of {mv.ref} in the database ({', '.join(mv.datasets) or 'none'}) is not the one its "
+            f"registration recorded (entry {entry.seq}: {', '.join(recorded) or 'none'}); the row was edited outside "
+            "Bastion. Run `bastion audit verify`.")
+    for ref in recorded:
+        dv = project.get_dataset(ref)
+        reg = project.audit.newest(("dataset.register",), subject=dv.ref)
+        if reg is None or reg.details.get("digest") != dv.digest:
+            raise VerificationError(f"Dataset {dv.ref} has digest {dv.digest} in the database, but its audited "
+                                    f"registration says {reg.details.get('digest') if reg else 'nothing'}; the row "
+                                    "was edited outside Bastion. Run `bastion audit verify`.")
+    return recorded
+

@@ -11,6 +11,7 @@ import numpy as np
 
 from bastion.errors import BastionError, DataError, UnsafeArtifactError
 from bastion.flavors import FlavorInfo, ModelAdapter, get_flavor, is_servable
+from bastion.flavors._isolate import check_in_child
 from bastion.flavors.mitigated import MitigationSpec
 from bastion.flavors.probe import PROBE_ROWS, InputField, input_fields, probe
 from bastion.flavors.sklearn import save_estimator
@@ -119,7 +120,12 @@ def validate_artifact(
         # the globals of the findings the operator allows now (audited with this registration), nothing more
         trusted = sorted({*(trusted or []), *allowed_globals})
     try:
-        model = fl.load(path.read_bytes(), what=what, trusted=trusted)
+        data = path.read_bytes()
+        precheck = getattr(fl, "precheck", None)
+        if precheck is not None:  # the flavor's own checks first: they name what is wrong
+            precheck(data, what=what)
+        check_in_child(flavor, data, what=what)  # a native parser that crashes on the file: refused, not fatal
+        model = fl.load(data, what=what, trusted=trusted)
     except BastionError as e:
         raise type(e)(f"Refusing to register {path.name}: {e}") from e
     if isinstance(model, MitigationSpec):

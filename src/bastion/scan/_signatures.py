@@ -7,12 +7,32 @@ call gadget. Sizes are checked for callables whose arguments are allocation size
 
 from __future__ import annotations
 
+from functools import cache as _cache
+
 TYPE_CHECKING = False  # typing stays off the scan's start-up path
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["QSCHEMES", "TORCH_DTYPES", "TORCH_LAYOUTS", "TORCH_REBUILD_FROM_TYPE", "TORCH_SIGNATURES",
-           "TORCH_TENSOR_MAKERS", "class_positions", "fits", "makes_callable", "oversized"]
+__all__ = [
+    "CONSTANTS",
+    "CONSTRUCTIBLE",
+    "CONSTRUCTIBLE_MODULES",
+    "QSCHEMES",
+    "SAFE_PARAMETERS",
+    "TORCH_DTYPES",
+    "TORCH_LAYOUTS",
+    "TORCH_REBUILD_FROM_TYPE",
+    "TORCH_SIGNATURES",
+    "TORCH_TENSOR_MAKERS",
+    "callable_with_arguments",
+    "class_positions",
+    "fits",
+    "functions",
+    "makes_callable",
+    "oversized",
+    "unsafe_parameter",
+    "unsafe_state",
+]
 
 #: Largest allocation (bytes or items) a pickle may ask an allowlisted call for without data behind it.
 MAX_ALLOCATION = 1 << 28
@@ -111,6 +131,73 @@ _MAKES_CALLABLE = frozenset({"functools.partial", "builtins.getattr", "operator.
                              "operator.methodcaller", "operator.itemgetter"})
 
 
+# -- constructor calls ------------------------------------------------------------------------------
+# A class is called with arguments (REDUCE, INST, OBJ, or later through functools.partial) only when the
+# library's own pickles do so: that runs its constructor, and constructors are where classes open files
+# (pandas.ExcelWriter truncates its path, xgboost/lightgbm Booster(model_file=...) and pandas.ExcelFile read
+# any file). Every other allowlisted class is built the way pickle builds objects: ``cls.__new__`` (NEWOBJ,
+# copyreg.__newobj__/_reconstructor) and then its state (BUILD). Refuse by default: a class not named here
+# is refused when called with arguments.
+CONSTRUCTIBLE = frozenset({
+    *(f"builtins.{n}" for n in ("bytearray", "bytes", "complex", "frozenset", "range", "set", "slice", "int",
+                                "float", "str", "bool", "list", "dict", "tuple")),
+    *(f"collections.{n}" for n in ("OrderedDict", "defaultdict", "deque", "Counter", "ChainMap")),
+    *(f"_collections.{n}" for n in ("OrderedDict", "defaultdict", "deque")),
+    *(f"datetime.{n}" for n in ("datetime", "date", "time", "timedelta", "timezone")),
+    "decimal.Decimal", "fractions.Fraction", "uuid.UUID", "array.array", "zoneinfo.ZoneInfo",
+    "functools.partial",  # its own signature checks what it wraps (a function or a class listed here)
+    *(f"pathlib.{p}{n}" for p in ("", "_local.") for n in ("PosixPath", "PurePosixPath", "WindowsPath",
+                                                         "PureWindowsPath")),
+    "numpy.dtype", "numpy._core.multiarray.dtype", "numpy.core.multiarray.dtype",
+    "numpy.ndarray", "numpy._core.multiarray.ndarray", "numpy.core.multiarray.ndarray",
+    "pandas.Interval", "pandas.Period", "pandas.PeriodDtype", "pandas.StringDtype", "pandas.CategoricalDtype",
+    "pandas.IntervalDtype", "pandas.DatetimeTZDtype", "pandas.SparseDtype", "pandas.ArrowDtype",
+    "pandas._libs.sparse.IntIndex", "pandas._libs.sparse.BlockIndex",
+    "pandas.core.internals.managers.BlockManager", "pandas.core.internals.managers.SingleBlockManager",
+    "sklearn.tree._tree.Tree",
+    "torch.Size", "torch.device",
+    *(f"torch.{n}Tensor" for n in ("Double", "Float", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte",
+                                   "Bool")),
+    # enumerations (called with their value)
+    "numpy._CopyMode", "pandas._libs.lib._NoDefault", "pandas._libs.tslibs.dtypes.FreqGroup",
+    "pandas._libs.tslibs.dtypes.NpyDatetimeUnit", "pandas._libs.tslibs.dtypes.Resolution",
+    "sklearn.ensemble._hist_gradient_boosting.common.MonotonicConstraint", "sklearn.utils._cython_blas.BLAS_Order",
+    "sklearn.utils._cython_blas.BLAS_Trans", "sklearn.utils._isfinite.FiniteStatus", "scipy.special._specfun.Status",
+    *(f"pandas.core.interchange.dataframe_protocol.{n}" for n in ("ColumnNullType", "DlpackDeviceType", "DtypeKind")),
+    *(f"torch.nn.attention.{n}" for n in ("bias.CausalVariant", "flex_attention._ModificationType",
+                                          "experimental._scaled_dot_product_attention_quantized.DescaleType")),
+    "torch.nn.utils.parametrizations._OrthMaps",
+})
+#: Modules every class of which is a value type the library's pickles rebuild by calling it (date offsets,
+#: scikit-learn's Cython loss functions).
+CONSTRUCTIBLE_MODULES = frozenset({
+    "pandas._libs.tslibs.offsets", "pandas.tseries.offsets", "sklearn._loss._loss", "sklearn.linear_model._sgd_fast",
+})
+#: Allowlisted globals that are values, not callables: data wherever they appear (pandas' NA in a StringDtype).
+CONSTANTS = frozenset({
+    "builtins.Ellipsis", "builtins.NotImplemented", "pandas.NA", "pandas._libs.missing.NA", "pandas.NaT",
+    "pandas._libs.tslibs.nattype.NaT", "pytz.utc", "pytz.UTC",
+})
+
+
+@_cache
+def functions() -> frozenset[str]:
+    """Allowlisted globals that are functions, not classes (``functions.txt``)."""
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "functions.txt")
+    with open(path, encoding="utf-8") as fh:
+        return frozenset(s for s in (line.split("#", 1)[0].strip() for line in fh) if s)
+
+
+def callable_with_arguments(callee: str) -> bool:
+    """Whether calling the allowlisted global ``callee`` with arguments may run (a function, a listed class)."""
+    if callee in CONSTRUCTIBLE or callee in functions():
+        return True
+    module, _, last = callee.rpartition(".")
+    return module in CONSTRUCTIBLE_MODULES or last.startswith("__pyx_unpickle_") or last == "newObj"
+
+
 def class_positions(callee: str) -> frozenset[str] | frozenset[int]:
     """Argument indexes of ``callee`` that may hold a global (a class, or the one named function)."""
     found = _POSITIONS.get(callee)
@@ -179,4 +266,61 @@ def oversized(callee: str, args: tuple[Any, ...]) -> str | None:
                 total *= max(d, 0)
             if total > MAX_ALLOCATION:
                 return f"a stated shape of {total} elements and no data behind it"
+    return None
+
+
+# -- parameters a fitted model acts on at predict time ------------------------------------------------------
+#: (class, attribute) -> the only values a model may carry there. Object state is data to the unpickler, but
+#: some values make the model touch the host later: CountVectorizer(input="filename") opens every document it
+#: is asked to transform as a path, so a served model reads (or blocks on, /dev/zero) the files its requests
+#: name. Subclasses are matched through their method resolution order.
+SAFE_PARAMETERS: dict[tuple[str, str], frozenset[str]] = {
+    (f"sklearn.feature_extraction.text.{cls}", "input"): frozenset({"content"})
+    for cls in ("CountVectorizer", "TfidfVectorizer", "HashingVectorizer")
+}
+_SAFE_BY_CLASS: dict[str, dict[str, frozenset[str]]] = {}
+for (_cls, _attr), _values in SAFE_PARAMETERS.items():
+    _SAFE_BY_CLASS.setdefault(_cls, {})[_attr] = _values
+
+
+def unsafe_parameter(cls: str, attr: Any, value: Any) -> str | None:
+    """A description when setting ``attr`` to ``value`` on an instance of ``cls`` is unsafe, else None."""
+    allowed = _SAFE_BY_CLASS.get(cls, {}).get(attr) if isinstance(attr, str) else None
+    if allowed is None or (isinstance(value, str) and value in allowed):
+        return None
+    shown = repr(value) if isinstance(value, str | int | float | type(None)) else "a computed value"
+    return f"{cls.rpartition('.')[2]}.{attr} = {shown} (only {', '.join(map(repr, sorted(allowed)))} is safe)"
+
+
+def unsafe_state(obj: Any, *, limit: int = 200_000) -> str | None:
+    """Walk a loaded object graph; a description of the first instance carrying an unsafe parameter value."""
+    stack = [obj]
+    seen: set[int] = set()
+    while stack and len(seen) < limit:
+        v = stack.pop()
+        if id(v) in seen or isinstance(v, str | bytes | int | float | bool | type(None) | type):
+            continue
+        seen.add(id(v))
+        if isinstance(v, list | tuple | set | frozenset):
+            stack.extend(v)
+            continue
+        if isinstance(v, dict):
+            stack.extend(v.values())
+            continue
+        kind = type(v)
+        dtype = getattr(v, "dtype", None)
+        if getattr(dtype, "hasobject", False) and kind.__module__.startswith("numpy"):
+            stack.extend(v.ravel()[:limit].tolist())
+            continue
+        inst = getattr(v, "__dict__", None)
+        if not isinstance(inst, dict):
+            continue
+        for base in kind.__mro__:
+            checks = _SAFE_BY_CLASS.get(f"{base.__module__}.{base.__qualname__}")
+            for attr in checks or ():
+                if attr in inst:
+                    bad = unsafe_parameter(f"{base.__module__}.{base.__qualname__}", attr, inst[attr])
+                    if bad is not None:
+                        return bad
+        stack.extend(inst.values())
     return None

@@ -258,6 +258,17 @@ def _constructed_wrapper(obj: _Obj) -> bool:
     return False
 
 
+def _class_of(obj: _Obj) -> str | None:
+    """The class an object was built from (NEWOBJ/REDUCE of the class, or copyreg's helpers), if named."""
+    func = obj.func
+    if not isinstance(func, _Global):
+        return None
+    if _policy.normalize(func.module, func.name) in _CONSTRUCTORS:
+        first = obj.args[0] if isinstance(obj.args, tuple) and obj.args else None
+        return _full(first)
+    return _full(func)
+
+
 def _py2str(value: Any) -> Any:
     """Protocol-2 ``str`` opcodes: Python 3's unpickler decodes them to ``str`` (ASCII by default,
     latin-1 when asked), so names assembled from them resolve like text."""
@@ -490,6 +501,7 @@ class _Machine:
                     use.method_lookups += 1
                 return method
             self._check_arguments(func, args, how)
+            self._constructor_check(func, args, how)
             constructor = (func.module, func.name) in _CONSTRUCTORS or func.name == "newObj" or \
                 func.name.startswith("__pyx_unpickle")
             if constructor and isinstance(args, tuple) and args:
@@ -533,7 +545,8 @@ class _Machine:
                 if isinstance(value, _Global):
                     inner = ".".join(_policy.normalize(value.module, value.name))
                     top = value is arg
-                    if id(value) in in_place or (top and index in permitted and _signatures.fits(full, index, inner)):
+                    if id(value) in in_place or inner in _signatures.CONSTANTS or (
+                            top and index in permitted and _signatures.fits(full, index, inner)):
                         continue
                     use = self.res.uses.get((value.module, value.name))
                     if use is not None and use.called_at is None:
@@ -549,6 +562,34 @@ class _Machine:
             self._check_arguments(args[0], args[2], how)  # _rebuild_from_type_v2 calls args[0](*args[2])
             if len(args) == 4 and not _is_state(args[3]):  # then writes the state onto the tensor
                 self._signature_mismatch(full, f"{_describe(args[3])} at position 3, which takes state", how)
+
+    def _constructor_check(self, func: _Global, args: Any, how: str) -> None:
+        """A class called with arguments runs its constructor: only the classes whose own pickles do that
+        (``_signatures.CONSTRUCTIBLE``) may be; so may functions. ``functools.partial`` defers the call."""
+        full = ".".join(_policy.normalize(func.module, func.name))
+        if not _policy.is_allowed(func.module, func.name) or not isinstance(args, tuple):
+            return
+        target: str | None = None
+        if how in ("REDUCE", "INST", "OBJ") and args and not _signatures.callable_with_arguments(full):
+            target = full
+        elif full == "functools.partial" and args and isinstance(args[0], _Global):
+            inner = ".".join(_policy.normalize(args[0].module, args[0].name))
+            if _policy.is_allowed(args[0].module, args[0].name) and not _signatures.callable_with_arguments(inner):
+                target = inner
+        if target is None:
+            return
+        self.ctx.add(
+            "pickle.constructor-call",
+            Severity.HIGH,
+            f"{target}(...)",
+            f"{how} calls the class {target} with arguments{' (through functools.partial)' if target != full else ''}, "
+            "which runs its constructor. The libraries' own pickles build such objects without running it "
+            "(NEWOBJ or copyreg, then BUILD); constructors open files (pandas.ExcelWriter, Booster(model_file=...)) "
+            "and run other library code on the arguments.",
+            _REMEDIATE_GLOBAL,
+            offset=self.op_offset,
+        )
+        self.res.dangerous_seen = True
 
     def _torch_signature(self, full: str, sig: tuple[tuple[str, ...], int], args: tuple[Any, ...],
                          how: str) -> set[int]:
@@ -1129,16 +1170,33 @@ class _Machine:
         if target.planted is not None and "__setstate__" in target.planted:
             self._implicit(f"BUILD calls a __setstate__ that an earlier BUILD planted on {_describe(target)}")
         parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+        cls = _class_of(target)
         for part in parts:
             if not isinstance(part, dict):
                 continue
             for key in part:
+                if cls is not None:
+                    bad = _signatures.unsafe_parameter(cls, key, part[key])
+                    if bad is not None:
+                        self._unsafe_parameter(bad)
                 if not isinstance(key, str):
                     continue
                 if key.startswith("__") and key.endswith("__"):
                     self._implicit(f"BUILD sets the attribute {key!r} on {_describe(target)}")
                 if key in _PLANTABLE or key == "__setstate__":
                     target.planted = (target.planted or frozenset()) | {key}
+
+    def _unsafe_parameter(self, what: str) -> None:
+        self.ctx.add(
+            "pickle.unsafe-parameter",
+            Severity.HIGH,
+            what,
+            f"The pickle sets {what}: the model would act on the host when it predicts (a vectorizer with "
+            "input='filename' opens every document it is given as a file path, so requests name files to read).",
+            _REMEDIATE_GLOBAL,
+            offset=self.op_offset,
+        )
+        self.res.dangerous_seen = True
 
     def _implicit(self, what: str) -> None:
         self.ctx.add(

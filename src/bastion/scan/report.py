@@ -32,6 +32,8 @@ RULES: dict[str, str] = {
     "format.template-injection": "A Jinja template in a text file (tokenizer config, .jinja) escapes the sandbox",
     "pickle.nested-pickle": "A pickle carried as data (bytes, base64, hex) imports globals off the allowlist",
     "pickle.call-gadget": "A global or built callable reaches an argument of an allowlisted callable",
+    "pickle.constructor-call": "An allowlisted class is called with arguments (its constructor runs)",
+    "pickle.unsafe-parameter": "Object state makes the model act on the host when it predicts (input='filename')",
     "pickle.argument-signature": "A torch rebuild helper is called with a value of the wrong kind for its position",
     "pickle.implicit-call": "BUILD/APPEND/SETITEM would call an attribute planted on the object",
     "pickle.frame-mismatch": "FRAME boundaries that pickle.load and joblib.load read differently",

@@ -69,6 +69,9 @@ def _is_data(value: Any, loader: _RestrictedUnpickler, seen: set[int]) -> str | 
         if id(v) in seen:
             continue
         seen.add(id(v))
+        g = loader.resolved.get(id(v))
+        if g is not None and g.name in _signatures.CONSTANTS:
+            continue
         if isinstance(v, _CONTAINERS):
             stack.extend(v)
             continue
@@ -253,6 +256,8 @@ def _partial(loader: _RestrictedUnpickler, name: str, args: tuple[Any, ...], kwa
     if not args or id(args[0]) not in loader.resolved:
         raise _Refused(f"{name} must wrap an allowlisted global; got "
                        f"{_describe(args[0], loader) if args else 'nothing'}.")
+    # the partial is called later with arguments: the same rule as a call now
+    loader.constructor_check(loader.resolved[id(args[0])].name, args[0], (None,), f"{name} wrapping")
     loader.require_data(name, args[1:], kwargs)
 
 
@@ -425,6 +430,7 @@ _SIGNATURES: dict[str, Checker] = {
     "pandas.core.indexes.base._new_Index": _class_first,
     "pandas.core.indexes.datetimes._new_DatetimeIndex": _class_first,
     "pandas.core.indexes.period._new_PeriodIndex": _class_first,
+    "pandas.core.indexes.interval._new_IntervalIndex": _class_first,
 }
 
 
@@ -517,6 +523,15 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
     def check_call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         _signature(name)(self, name, args, kwargs)
 
+    def constructor_check(self, name: str, func: Any, args: tuple[Any, ...], how: str) -> None:
+        """Calling a class with arguments runs its constructor: only the classes the libraries' own pickles
+        call that way (``_signatures.CONSTRUCTIBLE``), or classes an operator allowed explicitly."""
+        if (isinstance(func, type) and args and name not in self.allow
+                and not _signatures.callable_with_arguments(name)):
+            raise _Refused(f"{how} calls the class {name} with arguments, which runs its constructor; the libraries' "
+                           "own pickles build it without running it (NEWOBJ or copyreg, then BUILD). Constructors "
+                           "open files (pandas.ExcelWriter, Booster(model_file=...)) and run other library code.")
+
     def _callee(self, func: Any, how: str) -> str:
         g = self.resolved.get(id(func))
         if g is None:
@@ -536,6 +551,7 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
         name = self._callee(func, "REDUCE")
         if not isinstance(args, tuple):
             raise _Refused("REDUCE needs a tuple of arguments.")
+        self.constructor_check(name, func, args, "REDUCE")
         self.check_call(name, args, {})
         stack[-1] = self._run(name, func, args, {})
         if name == "builtins.getattr":
@@ -572,6 +588,7 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
         name = self._callee(klass, "INST/OBJ")
         targs = tuple(args)
         if targs or not isinstance(klass, type) or hasattr(klass, "__getinitargs__"):
+            self.constructor_check(name, klass, targs, "INST/OBJ")
             self.check_call(name, targs, {})
             value = self._run(name, klass, targs, {})
         else:
@@ -599,7 +616,12 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
         if setstate is not None:
             if _is_joblib_wrapper(inst):
                 raise _Refused("A joblib array wrapper defines __setstate__; refusing to guess its layout.")
+            native = _NATIVE_MODELS.get(_qualname(type(inst)))
+            if native is not None:
+                native(inst, state, before=True)
             self._run(f"{_qualname(type(inst))}.__setstate__", setstate, (inst, state), {})
+            if native is not None:
+                native(inst, state, before=False)
         else:
             slotstate = None
             if isinstance(state, tuple) and len(state) == 2:
@@ -761,6 +783,49 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
 _NATIVE = "<" if sys.byteorder == "little" else ">"
 
 
+def _lightgbm_state(inst: Any, state: Any, *, before: bool) -> None:
+    """LightGBM parses the model text in ``__setstate__``; crafted counts there crash the process (see
+    ``bastion.flavors.lightgbm``), so the text is checked first."""
+    if not before:
+        return
+    from bastion.errors import DataError
+    from bastion.flavors.lightgbm import check_model_text
+
+    text = state.get("_handle", state.get("handle")) if isinstance(state, dict) else None
+    if text is None:
+        return
+    if not isinstance(text, str):
+        raise _Refused("A LightGBM booster's state holds a model that is not text.")
+    try:
+        check_model_text(text, "The LightGBM booster in the pickle")
+    except DataError as e:
+        raise _Refused(str(e)) from None
+
+
+def _xgboost_state(inst: Any, state: Any, *, before: bool) -> None:
+    """XGBoost follows tree indices unchecked at predict time: the loaded booster's trees are checked."""
+    if before:
+        return
+    import json
+
+    from bastion.errors import DataError
+    from bastion.flavors.xgboost import check_trees
+
+    if getattr(inst, "handle", None) is None:
+        return
+    try:
+        check_trees(json.loads(bytes(inst.save_raw("json"))), "The XGBoost booster in the pickle")
+    except DataError as e:
+        raise _Refused(str(e)) from None
+
+
+# Native model objects whose __setstate__ hands bytes to a C++ parser that trusts them.
+_NATIVE_MODELS: dict[str, Callable[..., None]] = {
+    "lightgbm.basic.Booster": _lightgbm_state,
+    "xgboost.core.Booster": _xgboost_state,
+}
+
+
 def _is_joblib_wrapper(inst: Any) -> bool:
     mod = sys.modules.get("joblib.numpy_pickle")
     cls = getattr(mod, "NumpyArrayWrapper", None) if mod is not None else None
@@ -799,6 +864,9 @@ def _load(fh: IO[bytes], allow: Iterable[str], what: str) -> object:
         obj = unpickler.load()
         if stream.read(1):
             raise _Refused("Data follows the pickle's STOP opcode; a loader that reads again would run it.")
+        bad = _signatures.unsafe_state(obj)
+        if bad is not None:
+            raise _Refused(f"The loaded model carries {bad}: it would act on the host when it predicts.")
         return obj
     except _Refused as e:
         raise UnsafeArtifactError(f"{what} was refused by the restricted loader: {e} {_REMEDY}") from None

@@ -40,7 +40,7 @@ from bastion.serve.config import ServeConfig
 from bastion.serve.limits import RateLimited, make_limiter
 from bastion.serve.loader import LoadedModel, check_trust, load_trusted
 from bastion.serve.metrics import CONTENT_TYPE, ServeMetrics
-from bastion.serve.validation import InvalidInput
+from bastion.serve.validation import InvalidInput, check_media
 
 if TYPE_CHECKING:
     from bastion.protocols import ProjectHandle
@@ -226,7 +226,7 @@ class ServerState:
         if api_keys_path(project).is_file():  # keys of an older Bastion: into the shared database, once
             with project.transaction() as tx:
                 import_legacy_keyring(project, tx)
-        self.auth = Authenticator(ApiKeyStore(project.db), jwt)
+        self.auth = Authenticator(ApiKeyStore(project.db, project=project), jwt)  # rows held to the audit chain
         self.limiter = make_limiter(config.limits, config.workers)
         self.journal: AuditJournal | None = None
         self.sink: _PredictionSink | None = None
@@ -469,7 +469,9 @@ def create_app(
 
     async def model_call(authorization: str | None, content_length: str | None, receive: Receive,
                          client: str | None, name: str, route: str, role: str,
-                         fn: Callable[[LoadedModel, Any], dict[str, Any]]) -> tuple[int, bytes, dict[str, str]]:
+                         fn: Callable[[LoadedModel, Any], dict[str, Any]],
+                         content_type: str | None = None,
+                         content_encoding: str | None = None) -> tuple[int, bytes, dict[str, str]]:
         """One model request, from its parts (so the Starlette routes and the ASGI fast path share it);
         returns the status, the JSON body and the headers of the answer."""
         t0 = time.perf_counter()
@@ -477,6 +479,7 @@ def create_app(
         m = state.current
         principal: Principal | None = None
         rows: list[tuple[Any, ...]] = []
+        reading = False
         x: Any = None
         result: dict[str, Any] | None = None
         outcome, status, headers = "ok", 200, {"x-request-id": rid}
@@ -494,8 +497,11 @@ def create_app(
                 raise _Refused(429, "rate_limited", {"error": "rate_limited", "message": f"{e.reason} limit reached"},
                                {"Retry-After": str(e.retry_after)}) from None
             task = deadlines.enter()
+            reading = True
             try:
+                check_media(content_type, content_encoding)
                 body = await _read_body(receive, content_length, limits.max_body_bytes)
+                reading = False
                 rows = m.schema.parse(body)
                 x = m.matrix(rows)
                 deadlines.check(task)  # --timeout covers reading, parsing and validation too
@@ -519,7 +525,12 @@ def create_app(
             outcome, status, doc = "invalid", e.status, e.to_dict()
             state.metrics.validation_failures.labels(route).inc()
         except TimeoutError:
-            outcome, status, doc = "error", 504, {"error": "timeout", "message": f"over {limits.timeout_s}s"}
+            if reading:  # the client, not the model, was slow: its body did not arrive in time (slow-loris body)
+                outcome, status = "invalid", 408
+                doc = {"error": "timeout", "message": f"the body did not arrive within {limits.timeout_s}s"}
+                headers["connection"] = "close"
+            else:
+                outcome, status, doc = "error", 504, {"error": "timeout", "message": f"over {limits.timeout_s}s"}
         except ConfigError as e:  # e.g. explain on a non-linear model
             outcome, status, doc = "invalid", 501, {"error": "not_supported", "message": str(e)}
         except Exception as e:
@@ -552,13 +563,18 @@ def create_app(
         if config.access_log:
             log.info("request", extra={"request_id": rid, "route": route, "status": status, "key_id": key_id,
                                        "latency_ms": round(latency * 1000, 3)})
-        return status, json.dumps(doc, separators=(",", ":"), allow_nan=False).encode(), headers
+        try:
+            out = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+        except ValueError:  # a model output that is no finite number (NaN, inf): JSON has no such value, null
+            out = json.dumps(_finite(doc), separators=(",", ":"), allow_nan=False).encode()
+        return status, out, headers
 
     async def model_response(request: Request, name: str, route: str, role: str,
                              fn: Callable[[LoadedModel, Any], dict[str, Any]]) -> Response:
         status, body, headers = await model_call(
             request.headers.get("authorization"), request.headers.get("content-length"), request.receive,
-            request.client.host if request.client else None, name, route, role, fn)
+            request.client.host if request.client else None, name, route, role, fn,
+            request.headers.get("content-type"), request.headers.get("content-encoding"))
         return Response(body, status_code=status, media_type=_JSON, headers=headers)
 
     def _predict(m: LoadedModel, x: Any) -> dict[str, Any]:
@@ -617,19 +633,25 @@ def create_app(
         hit = _MODEL_PATH.fullmatch(scope["path"])
         if hit is None:
             return False
-        authorization = content_length = None
+        authorization = content_length = content_type = content_encoding = None
         for k, v in scope["headers"]:  # the first of repeated headers, as Starlette's Headers.get
             if k == b"authorization":
                 if authorization is None:
                     authorization = v.decode("latin-1")
-            elif k == b"content-length" and content_length is None:
-                content_length = v.decode("latin-1")
+            elif k == b"content-length":
+                if content_length is None:
+                    content_length = v.decode("latin-1")
+            elif k == b"content-type":
+                if content_type is None:
+                    content_type = v.decode("latin-1")
+            elif k == b"content-encoding" and content_encoding is None:
+                content_encoding = v.decode("latin-1")
         client = scope.get("client")
         kind = hit.group(2)
         try:
             status, body, headers = await model_call(
                 authorization, content_length, receive, client[0] if client else None, hit.group(1), kind, kind,
-                _predict if kind == "predict" else _explain)
+                _predict if kind == "predict" else _explain, content_type, content_encoding)
         except Exception as e:  # model_call answers every error itself; this is a bug, and says only its type
             log.error("model request failed outside its handler: %s", type(e).__qualname__)
             status, body, headers = 500, _INTERNAL, {}
@@ -723,6 +745,17 @@ def create_app(
         app.router.routes.append(Route("/ui", ui_home, methods=["GET", "HEAD"], include_in_schema=False))
         app.mount("/ui", create_ui_app(config.project_root))
     return app
+
+
+def _finite(node: Any) -> Any:
+    """``node`` with every float that is not finite (a model's NaN or inf output) replaced by None."""
+    if isinstance(node, float):
+        return node if node == node and node not in (float("inf"), float("-inf")) else None
+    if isinstance(node, dict):
+        return {k: _finite(v) for k, v in node.items()}
+    if isinstance(node, list | tuple):
+        return [_finite(v) for v in node]
+    return node
 
 
 def _rewrite_refs(node: Any) -> Any:

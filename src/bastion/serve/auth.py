@@ -39,6 +39,7 @@ __all__ = [
     "create_api_key",
     "import_legacy_keyring",
     "list_api_keys",
+    "prove_api_keys",
     "revoke_api_key",
 ]
 
@@ -132,8 +133,12 @@ class ApiKeyStore:
     ``recheck_s=0`` reads the rows on every lookup instead (tests).
     """
 
-    def __init__(self, db: Any, *, recheck_s: float = 0.5, max_stale_s: float = 5.0) -> None:
+    def __init__(self, db: Any, *, recheck_s: float = 0.5, max_stale_s: float = 5.0,
+                 project: ProjectHandle | None = None) -> None:
         self.db = db
+        # with the project, each row is held to the audit chain (see :func:`prove_api_keys`): the server's store
+        self.project = project
+        self._proven: dict[tuple[int, str], str] = {}
         self.recheck_s = recheck_s
         self.max_stale_s = max(max_stale_s, 2 * recheck_s)
         self._mutex = threading.Lock()
@@ -173,6 +178,8 @@ class ApiKeyStore:
         """Re-read the rows now; False (and every key refused) when the database cannot be read."""
         try:
             recs = self.records()
+            if self.project is not None:
+                recs = prove_api_keys(self.project, recs, cache=self._proven)
         except Exception as e:  # a database error of any kind: fail closed, say so once
             if self._ok:
                 msg = e.message if isinstance(e, BastionError) else type(e).__name__
@@ -210,6 +217,70 @@ class ApiKeyStore:
         return self._by_id.get(key_id)
 
 
+_CREATE, _IMPORT, _REVOKE = "keys.api.create", "keys.api.import", "keys.api.revoke"
+
+
+def prove_api_keys(project: ProjectHandle, recs: Iterable[ApiKeyRecord], *,
+                   cache: dict[tuple[int, str], str] | None = None) -> list[ApiKeyRecord]:
+    """The key rows the audit chain accounts for (the ``api_keys`` table is a cache of it).
+
+    A row counts only when an intact ``keys.api.create`` (or ``import``) entry names its id, with the same digest,
+    vouched for by a signed checkpoint when the project has an audit key; its roles are narrowed to those the
+    entry recorded; any ``keys.api.revoke`` entry revokes it whatever the row says. So whoever can write only the
+    database cannot add a key, widen a key's roles, swap its digest for a key of their own, or un-revoke it.
+    ``cache``: ``(seq, hash)`` of create entries already proven (a server re-reads every half second).
+    """
+    from bastion.audit.checkpoints import anchor
+
+    made: dict[str, tuple[Any, tuple[str, ...] | None, str | None]] = {}
+    revoked: dict[str, Any] = {}
+    for e in project.audit.entries(action="keys.api.", newest_first=False):
+        if e.action == _CREATE and e.subject.startswith("api-key:"):
+            roles = e.details.get("roles")
+            digest = e.details.get("digest")
+            made.setdefault(e.subject.removeprefix("api-key:"), (
+                e, tuple(roles) if isinstance(roles, list) else None, digest if isinstance(digest, str) else None))
+        elif e.action == _IMPORT:
+            for k in e.details.get("keys") or []:
+                if isinstance(k, dict) and isinstance(k.get("id"), str):
+                    made.setdefault(k["id"], (e, tuple(k.get("roles") or ()), str(k.get("digest") or "")))
+        elif e.action == _REVOKE and e.subject.startswith("api-key:"):
+            revoked.setdefault(e.subject.removeprefix("api-key:"), e)
+    cache = {} if cache is None else cache
+    out = []
+    for r in recs:
+        why = ""
+        got = made.get(r.id)
+        if got is None:
+            why = "no audited keys.api.create names it (the row was added in the database outside Bastion)"
+        else:
+            entry, roles, digest = got
+            if digest is not None and digest != r.digest:
+                why = f"its digest differs from the one audit entry {entry.seq} recorded (the row was edited)"
+            elif roles is not None:
+                narrowed = tuple(x for x in r.roles if x in roles)
+                if narrowed != r.roles:
+                    log.warning("API key %s: roles %s in the database, %s in audit entry %d; using the audited ones",
+                                r.id, ",".join(r.roles), ",".join(roles), entry.seq)
+                    r = replace(r, roles=narrowed)
+                if not narrowed:
+                    why = "none of its roles is one the audit chain recorded"
+            if not why and (entry.seq, entry.hash) not in cache:
+                ok, reason = anchor(project, entry, vouched=True)
+                if ok:
+                    cache[(entry.seq, entry.hash)] = reason
+                else:
+                    why = f"its audit entry {entry.seq} is not proven: {reason}"
+        if why:
+            log.warning("API key %s refused: %s", r.id, why)
+            continue
+        rev = revoked.get(r.id)
+        if rev is not None and r.active:
+            r = replace(r, revoked_at=rev.ts, revoked_by=rev.actor, revoke_reason=str(rev.details.get("reason") or ""))
+        out.append(r)
+    return out
+
+
 def import_legacy_keyring(project: ProjectHandle, conn: Any) -> int:
     """Move a ``keys/api/keys.json`` written by an older Bastion into the database (once); returns how many
     keys were imported. The file is renamed ``keys.json.imported`` afterwards."""
@@ -227,16 +298,20 @@ def import_legacy_keyring(project: ProjectHandle, conn: Any) -> int:
     if not isinstance(doc, dict) or doc.get("schema_version") != 1 or not isinstance(doc.get("keys"), list):
         raise KeyManagementError(f"{path} is not a Bastion API keyring (schema_version 1).")
     have = {r.id for r in ApiKeyStore.read(conn)}
-    n = 0
+    done = []
     for rec in (ApiKeyRecord.from_dict(k) for k in doc["keys"]):
         if rec.id in have:
             continue
         conn.execute(insert(api_keys).values(**_row(rec), seq=_next_seq(conn)))
-        n += 1
+        done.append(rec)
     os.replace(path, path.with_name(path.name + ".imported"))
-    if n:
-        project.record(conn, "keys.api.import", "api-keys", {"count": n, "from": path.name})
-    return n
+    if done:  # each key's id, roles and digest: the chain accounts for every row (prove_api_keys)
+        project.record(conn, _IMPORT, "api-keys", {"count": len(done), "from": path.name, "keys": [
+            {"id": r.id, "roles": list(r.roles), "digest": r.digest} for r in done]})
+        for r in done:
+            if not r.active:
+                project.record(conn, _REVOKE, f"api-key:{r.id}", {"name": r.name, "reason": r.revoke_reason})
+    return len(done)
 
 
 def _next_seq(conn: Any) -> int:
@@ -290,7 +365,7 @@ def create_api_key(project: ProjectHandle, name: str, roles: Iterable[str]) -> C
         rec = ApiKeyRecord(id=key_id, name=name, roles=role_t, digest=_digest(key), created_at=_now(),
                            created_by=project.actor)
         tx.execute(insert(api_keys).values(**_row(rec), seq=_next_seq(tx)))
-        project.record(tx, "keys.api.create", f"api-key:{key_id}", {"name": name, "roles": list(role_t)})
+        project.record(tx, _CREATE, f"api-key:{key_id}", {"name": name, "roles": list(role_t), "digest": rec.digest})
     log.info("API key %s created for %s (%s)", key_id, name, ",".join(role_t))
     return CreatedKey(rec, key)
 

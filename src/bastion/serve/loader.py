@@ -101,6 +101,7 @@ class LoadedModel:
     loaded_at: float = field(default_factory=time.time)
     classes: list[Any] | None = None
     argmax_consistent: bool = False
+    fast_proba: _LinearProba | None = None
 
     @property
     def ref(self) -> str:
@@ -118,8 +119,17 @@ class LoadedModel:
         """Labels, and the positive-class probability for binary classifiers.
 
         For estimators whose ``predict`` is by definition the arg-max of ``predict_proba`` the model is
-        called once (half the per-request work); others get both calls.
+        called once (half the per-request work); others get both calls. A binary [StandardScaler ->]
+        LogisticRegression is computed by :class:`_LinearProba` (the same arithmetic, checked at load).
         """
+        fast = self.fast_proba
+        if fast is not None and type(x) is np.ndarray and x.dtype == np.float64 and x.ndim == 2 \
+                and x.shape[1] == fast.width:
+            proba = fast(x)
+            values = self.classes
+            assert values is not None
+            return {"predictions": [values[i] for i in np.argmax(proba, axis=1).tolist()],
+                    "probabilities": np.round(proba[:, 1], 6).tolist()}
         if self.schema.all_numeric and not isinstance(self.model, ModelAdapter):
             import sklearn
 
@@ -174,6 +184,87 @@ class LoadedModel:
         note = "log-odds contributions of the base model (before fairness thresholds)" if \
             type(self.model).__name__ == "MitigatedClassifier" else "contributions to the decision function"
         return {"explanations": rows, "method": "linear", "note": note}
+
+
+class _LinearProba:
+    """``predict_proba`` of a binary LogisticRegression, optionally behind a StandardScaler, as scikit-learn
+    computes it (the same numpy operations on the same arrays, in the same order: subtract the mean, divide by
+    the scale, ``@ coef_.T + intercept_``, ``scipy.special.expit``, stack ``[1 - p, p]``), without its
+    per-call checks (fitted? namespace? feature names? finite? dtype?) that cost more than the arithmetic for a
+    single row. The server's validator has already made the input a finite float64 matrix of the right width.
+    Used only when :func:`_linear_proba` found it equal, bit for bit, to the estimator's own answer."""
+
+    __slots__ = ("coef_t", "intercept", "mean", "scale", "width")
+
+    def __init__(self, mean: Any, scale: Any, coef: Any, intercept: Any) -> None:
+        self.mean = mean
+        self.scale = scale
+        self.coef_t = coef.T
+        self.intercept = intercept
+        self.width = int(coef.shape[1])
+
+    def __call__(self, x: Any) -> Any:
+        from scipy.special import expit
+
+        if self.mean is not None:
+            x = x - self.mean
+        if self.scale is not None:
+            x = x / self.scale if self.mean is None else np.divide(x, self.scale, out=x)
+        p = x @ self.coef_t + self.intercept
+        p = p.reshape(-1)
+        expit(p, out=p)
+        return np.stack([1 - p, p], axis=1)
+
+
+def _linear_proba(model: Any) -> _LinearProba | None:
+    """The fast path for ``model`` when it is exactly a binary ``LogisticRegression``, alone or as the last
+    step of a ``Pipeline`` of itself or of ``StandardScaler`` then itself (no subclasses), and gives the same
+    probabilities to the last bit on probe rows (one row and batches); else None."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    scaler: Any = None
+    if type(model) is Pipeline:
+        steps = [step for _, step in model.steps]
+        if len(steps) == 2 and type(steps[0]) is StandardScaler:
+            scaler = steps[0]
+        elif len(steps) != 1:
+            return None
+        lr = steps[-1]
+    else:
+        lr = model
+    if type(lr) is not LogisticRegression:
+        return None
+    coef, intercept, classes = (getattr(lr, a, None) for a in ("coef_", "intercept_", "classes_"))
+    if coef is None or intercept is None or classes is None or len(classes) != 2:
+        return None
+    coef, intercept = np.asarray(coef), np.asarray(intercept)
+    if coef.ndim != 2 or coef.shape[0] != 1 or coef.dtype != np.float64 or intercept.shape != (1,):
+        return None
+    mean = scale = None
+    center = np.zeros(coef.shape[1])
+    spread = np.ones(coef.shape[1])
+    if scaler is not None:
+        if getattr(scaler, "with_mean", False):
+            mean = np.asarray(scaler.mean_, dtype=np.float64)
+            center = mean
+        if getattr(scaler, "with_std", False) and getattr(scaler, "scale_", None) is not None:
+            scale = np.asarray(scaler.scale_, dtype=np.float64)
+            spread = scale
+        for a in (mean, scale):
+            if a is not None and a.shape != (coef.shape[1],):
+                return None
+    fast = _LinearProba(mean, scale, coef, intercept)
+    rng = np.random.default_rng(0)
+    try:
+        for n in (1, 3, 64):
+            probe = center + spread * rng.normal(0, 2, size=(n, coef.shape[1]))
+            if not np.array_equal(fast(probe), np.asarray(model.predict_proba(probe))):
+                return None
+    except Exception:  # any trouble: the estimator's own path
+        return None
+    return fast
 
 
 # Estimators whose predict() is exactly classes_[argmax(predict_proba())] (sklearn's own definition).
@@ -277,6 +368,7 @@ def load_trusted(
         trust=report, dataset_ref=dataset_ref,
         classes=list(np.asarray(classes).tolist()) if classes is not None else None,
         argmax_consistent=_argmax_consistent(model),
+        fast_proba=_linear_proba(model),
     )
     log.info("loaded %s for %s after trust checks", mv.ref, ref)
     return loaded

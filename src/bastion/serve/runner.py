@@ -17,6 +17,8 @@ __all__ = ["forwarded_options", "preflight", "run_server", "uvicorn_options"]
 
 log = logging.getLogger("bastion.serve")
 
+WORKER_HEALTHCHECK_S = 30
+
 
 def preflight(config: ServeConfig) -> Any:
     """Open the project and load the version with every trust check; raises if it may not be served."""
@@ -41,6 +43,10 @@ def uvicorn_options(config: ServeConfig) -> dict[str, Any]:
     opts: dict[str, Any] = {
         "host": config.host, "port": config.port, "log_config": None, "access_log": False,
         "server_header": False, "timeout_graceful_shutdown": 15,
+        # uvicorn's supervisor kills a worker that misses its health ping for this long and starts another
+        # (default 5 s): on a loaded machine a worker still starting (spawn, imports, model load) misses it
+        # again and again, and the server never comes up. Only a hung worker waits longer to be replaced.
+        "timeout_worker_healthcheck": WORKER_HEALTHCHECK_S,
         **forwarded_options(config.forwarded_allow_ips),
         **uvicorn_connection_options(config.connections),
     }

@@ -11,7 +11,7 @@ import operator
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
@@ -24,6 +24,7 @@ __all__ = [
     "InputSchema",
     "InvalidInput",
     "build_input_schema",
+    "check_media",
     "feature_specs",
     "json_depth",
     "signature_specs",
@@ -110,6 +111,29 @@ def _structural_counts(body: bytes) -> tuple[int, int]:
         quote &= (run_before % 2) == 0
     outside = (np.cumsum(quote, dtype=np.int64) & 1) == 0
     return int(np.count_nonzero((arr == _COLON) & outside)), int(np.count_nonzero((arr == _COMMA) & outside))
+
+
+_JSON_MEDIA = re.compile(r"application/(?:[a-z0-9.+-]+\+)?json", re.IGNORECASE)
+_UTF8 = re.compile(r'"?utf-?8"?', re.IGNORECASE)
+
+
+def check_media(content_type: str | None, content_encoding: str | None) -> None:
+    """Refuse (415) a body that is not plain UTF-8 JSON as declared by its headers: another media type
+    (``text/plain``, a form, ``multipart``: what a filter that inspects JSON would let through unread), another
+    charset, or any ``Content-Encoding`` (a compressed body is never inflated, so no decompression bomb).
+    No ``Content-Type`` at all is read as JSON."""
+    if content_encoding is not None and content_encoding.strip().lower() not in ("", "identity"):
+        raise InvalidInput(415, f"Content-Encoding {content_encoding.strip()[:40]!r} is not accepted: "
+                                "send the JSON body uncompressed.")
+    if content_type is None:
+        return
+    media, _, params = content_type.partition(";")
+    if not _JSON_MEDIA.fullmatch(media.strip()):
+        raise InvalidInput(415, f"Content-Type {media.strip()[:60]!r} is not accepted: send application/json.")
+    for param in params.split(";"):
+        k, _, v = param.partition("=")
+        if k.strip().lower() == "charset" and not _UTF8.fullmatch(v.strip()):
+            raise InvalidInput(415, f"charset {v.strip()[:40]!r} is not accepted: JSON bodies are UTF-8.")
 
 
 @dataclass(frozen=True)
@@ -252,6 +276,35 @@ def _field_type(spec: FeatureSpec) -> Any:
     return t | None if spec.nullable else t
 
 
+def _raise_unreadable(detail: str) -> NoReturn:
+    """A body the JSON parser refused: 422 for a number beyond what any field can hold (a literal of more than
+    4,300 digits, Python's integer limit: valid JSON, a wrong value), else 400 (not JSON at all)."""
+    if "number out of range" in detail:
+        raise InvalidInput(422, "1 field error(s) in the request body.", [
+            {"loc": [], "type": "number_out_of_range", "msg": "A number in the body has too many digits"}])
+    raise InvalidInput(400, "The request body is not valid JSON.")
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _shown_loc(loc: list[Any], kind: str) -> list[Any]:
+    """The error location as answered: an unknown key is named only when it reads like a field name (a typo such as
+    'colour'); anything else the caller put in a key (an e-mail address, markup, a long string) is not echoed."""
+    if kind == "extra_forbidden" and loc and isinstance(loc[-1], str) and not _PLAIN_KEY.fullmatch(loc[-1]):
+        return [*loc[:-1], "(unknown key)"]
+    return loc
+
+
+def _refuse_duplicate_keys(body: bytes, expected: int) -> None:
+    """A body that validated has exactly ``expected`` keys (every field is required, no other is allowed), so
+    more colons outside strings means a repeated key, which parsers resolve differently (the last wins here,
+    the first in others): refused rather than guessed."""
+    if body.count(b":") != expected and _structural_counts(body)[0] != expected:
+        raise InvalidInput(422, "1 field error(s) in the request body.", [
+            {"loc": [], "type": "duplicate_key", "msg": "A key appears more than once in one object"}])
+
+
 @dataclass
 class InvalidInput(Exception):
     """A request body that does not fit; ``status`` is 400 (unreadable), 413 (too big) or 422 (wrong fields)."""
@@ -332,22 +385,27 @@ class InputSchema:
         arrays = _ARRAY_ROWS.search(body) is not None
         try:
             if arrays:  # rows as arrays in the declared input order: already tuples
-                return list(self.array_body_model.model_validate_json(body).instances)  # type: ignore[attr-defined]
+                out = list(self.array_body_model.model_validate_json(body).instances)  # type: ignore[attr-defined]
+                _refuse_duplicate_keys(body, 1)
+                return out
             parsed = self.body_model.model_validate_json(body)
         except ValidationError as e:
             errs = e.errors(include_url=False, include_input=False, include_context=False)
-            if any(x["type"] == "json_invalid" for x in errs):
-                raise InvalidInput(400, "The request body is not valid JSON.") from None
+            bad_json = [x for x in errs if x["type"] == "json_invalid"]
+            if bad_json:
+                _raise_unreadable(str(bad_json[0].get("msg", "")))
             out = []
             for x in errs[:50]:
-                loc = [self._field_name(p) for p in x["loc"]]
+                loc = _shown_loc([self._field_name(p) for p in x["loc"]], x["type"])
                 if arrays:
                     loc = self._array_loc(loc)
                 out.append({"loc": loc, "type": x["type"], "msg": x["msg"]})
             raise InvalidInput(422, f"{len(errs)} field error(s) in the request body.{self._hint(arrays)}",
                                out) from None
+        instances = parsed.instances  # type: ignore[attr-defined]
+        _refuse_duplicate_keys(body, 1 + len(instances) * len(self.specs))
         row = self._row
-        return [row(r) for r in parsed.instances]  # type: ignore[attr-defined]
+        return [row(r) for r in instances]
 
     def _parse_bounded(self, body: bytes) -> list[tuple[Any, ...]]:
         """Large bodies: refuse more members than a valid body can have before parsing (byte counts, then an
@@ -360,8 +418,8 @@ class InputSchema:
                                     f"{len(self.specs)} fields can; refused before parsing.")
         try:
             doc = from_json(body, allow_inf_nan=False)
-        except ValueError:
-            raise InvalidInput(400, "The request body is not valid JSON.") from None
+        except ValueError as e:
+            _raise_unreadable(str(e))
         if not isinstance(doc, dict) or not isinstance(doc.get("instances"), list) or len(doc) != 1:
             if isinstance(doc, dict) and len(doc) > 8:
                 raise InvalidInput(422, "1 field error(s) in the request body.", [
@@ -374,12 +432,14 @@ class InputSchema:
                  "msg": f"between 1 and {self.max_rows} rows are allowed; got {len(rows)}"}])
         nf, fset = len(self.specs), self._feature_set
         if isinstance(rows[0], list):  # rows as arrays in the declared input order
-            return self._parse_array_rows(rows)
+            arrays = self._parse_array_rows(rows)
+            _refuse_duplicate_keys(body, 1)
+            return arrays
         for i, r in enumerate(rows):
             if isinstance(r, dict) and (len(r) > nf or not r.keys() <= fset):
                 key = next((k for k in r if k not in fset), "")
                 raise InvalidInput(422, "1 field error(s) in the request body.", [
-                    {"loc": ["instances", i, str(key)[:64]], "type": "extra_forbidden",
+                    {"loc": _shown_loc(["instances", i, str(key)], "extra_forbidden"), "type": "extra_forbidden",
                      "msg": "Extra inputs are not permitted"}])
         out: list[tuple[Any, ...]] = []
         row = self._row
@@ -390,6 +450,7 @@ class InputSchema:
             except ValidationError:
                 self._raise(self._rows_adapter, chunk, ("instances",), start)
             out.extend(row(r) for r in parsed)
+        _refuse_duplicate_keys(body, 1 + len(out) * nf)
         return out
 
     def _parse_array_rows(self, rows: list[Any]) -> list[tuple[Any, ...]]:
@@ -429,7 +490,7 @@ class InputSchema:
                 loc = list(x["loc"])
                 if prefix and loc and isinstance(loc[0], int):
                     loc[0] += offset
-                full = [*prefix, *(self._field_name(p) for p in loc)]
+                full = _shown_loc([*prefix, *(self._field_name(p) for p in loc)], x["type"])
                 out.append({"loc": self._array_loc(full) if arrays else full, "type": x["type"], "msg": x["msg"]})
             raise InvalidInput(422, f"{len(errs)} field error(s) in the request body.{self._hint(arrays)}",
                                out) from None

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import hmac
@@ -14,6 +15,7 @@ import re
 import secrets
 import threading
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ _HERE = Path(__file__).parent
 _STATIC = _HERE / "static"
 _LOGIN_COOKIE = "bastion_login_csrf"
 _MAX_FORM = 16 * 1024
+_FORM_TIMEOUT_S = 10.0
 _MEDIA = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 
 SECURITY_HEADERS = {
@@ -159,7 +162,7 @@ def create_ui_app(
                         raise _Denied(403, f"This action needs the {role} role; you are {sess['user'].role}.")
                 except _Denied as d:
                     log.warning("ui refused %s %s: %s", request.method, request.url.path, d.message)
-                    return PlainTextResponse(d.message, status_code=d.status)
+                    return _denied(d)
                 try:
                     return await _call(fn, request, sess, form)
                 except BastionError as e:
@@ -199,7 +202,7 @@ def create_ui_app(
         try:
             form = await _form(request)
         except _Denied as d:
-            return PlainTextResponse(d.message, status_code=d.status)
+            return _denied(d)
         cookie = request.cookies.get(_LOGIN_COOKIE, "")
         if not cookie or not secrets.compare_digest(form.get("csrf", ""), cookie):
             return PlainTextResponse("The login form's CSRF token is missing or wrong; reload it.", status_code=403)
@@ -368,13 +371,21 @@ def create_ui_app(
 
             return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
                                 media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+        if not path or "\\" in path or not all(_plain_url_char(c) for c in path):  # a NUL made resolve() raise
+            return PlainTextResponse("Not found.", status_code=404)
         target = (_STATIC / path).resolve()
-        if not path or "\\" in path or not target.is_relative_to(_STATIC.resolve()) or not target.is_file():
+        if not target.is_relative_to(_STATIC.resolve()) or not target.is_file():
             return PlainTextResponse("Not found.", status_code=404)
         media = _MEDIA.get(target.suffix, "application/octet-stream")
         return FileResponse(target, media_type=media, headers={"Cache-Control": "public, max-age=3600"})
 
     return app
+
+
+def _denied(d: _Denied) -> Response:
+    """The refusal as plain text; after a body that did not arrive in time, the connection is closed too."""
+    headers = {"Connection": "close"} if d.status == 408 else None
+    return PlainTextResponse(d.message, status_code=d.status, headers=headers)
 
 
 async def _call(fn: Callable[..., Response], *args: Any) -> Response:
@@ -387,11 +398,17 @@ async def _form(request: Request) -> dict[str, str]:
     ctype = request.headers.get("content-type", "").split(";")[0].strip()
     if ctype != "application/x-www-form-urlencoded":
         raise _Denied(415, "Expected an application/x-www-form-urlencoded form.")
+    if request.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
+        raise _Denied(415, "Forms are not accepted compressed (Content-Encoding); send them as they are.")
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _MAX_FORM:
-            raise _Denied(413, f"The form is larger than {_MAX_FORM} bytes.")
+    try:
+        async with asyncio.timeout(_FORM_TIMEOUT_S):  # a form trickled a byte at a time would hold its connection
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > _MAX_FORM:
+                    raise _Denied(413, f"The form is larger than {_MAX_FORM} bytes.")
+    except TimeoutError:
+        raise _Denied(408, f"The form did not arrive within {_FORM_TIMEOUT_S:g} seconds.") from None
     try:
         parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=50)
     except (UnicodeDecodeError, ValueError) as e:
@@ -433,11 +450,18 @@ def _flash(request: Request, sess: dict[str, Any]) -> str:
 
 
 def _safe_next(target: str | None, root: str = "") -> str:
-    """Only paths inside the dashboard: an open redirect after login would help phishing."""
+    """Only paths inside the dashboard: an open redirect after login would help phishing. No control, format or
+    space characters either (browsers drop a tab or newline, so ``/<TAB>/evil.example`` would become
+    ``//evil.example``), and no longer than a page address needs to be."""
     home = root + "/"
-    if not target or not target.startswith(home) or target.startswith("//") or "\\" in target:
+    if (not target or not target.startswith(home) or target.startswith("//") or "\\" in target
+            or len(target) > 2048 or not all(_plain_url_char(c) for c in target)):
         return home
     return target
+
+
+def _plain_url_char(c: str) -> bool:
+    return "!" <= c <= "~" or (c > "\x7f" and unicodedata.category(c)[0] not in "CZ")
 
 
 def _root(request: Request) -> str:

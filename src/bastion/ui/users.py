@@ -7,7 +7,9 @@ once (then renamed ``users.json.imported``).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["ROLES", "User", "UserStore"]
 
 ROLES = ("viewer", "operator", "admin")
+_ADD, _REMOVE, _IMPORT, _REHASH = "ui.user.add", "ui.user.remove", "ui.user.import", "ui.user.rehash"
+log = logging.getLogger("bastion.ui")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 _MIN_PASSWORD = 8
 _hasher = PasswordHasher()
@@ -88,8 +92,11 @@ class UserStore:
                     created_by=str(u.get("created_by", "")), changed_at=now_iso()))
                 imported.append(name)
             if imported:
-                self.project.record(conn, "ui.user.import", "ui:users", {"users": imported,
-                                                                         "from": str(self.legacy_path)})
+                users = doc["users"]
+                self.project.record(conn, _IMPORT, "ui:users", {
+                    "users": imported, "from": str(self.legacy_path),
+                    "roles": {n: users[n]["role"] for n in imported},
+                    "pw": {n: _pw_digest(str(users[n]["hash"])) for n in imported}})
         try:
             os.replace(self.legacy_path, self.legacy_path.with_name("users.json.imported"))
         except OSError as e:
@@ -140,8 +147,9 @@ class UserStore:
             else:
                 conn.execute(insert(ui_users).values(name=name, **values))
                 ended = 0
-            self.project.record(conn, "ui.user.add", f"user:{name}", {"role": role, "replaced": existed,
-                                                                      **({"sessions_ended": ended} if ended else {})})
+            self.project.record(conn, _ADD, f"user:{name}", {
+                "role": role, "replaced": existed, "pw": _pw_digest(pw_hash),
+                **({"sessions_ended": ended} if ended else {})})
         return User(name, role, now, self.project.actor)
 
     def remove(self, name: str) -> None:
@@ -180,15 +188,57 @@ class UserStore:
             raise AuthError("Unknown user or wrong password.") from None
         if u is None:
             raise AuthError("Unknown user or wrong password.")
+        why = self.unproven(name, u)
+        if why:  # the row is not what the audit chain says: refused like a wrong password, the reason logged
+            log.warning("dashboard login refused: the user row is not proven by the audit chain: %s", why)
+            raise AuthError("Unknown user or wrong password.")
         if _hasher.check_needs_rehash(stored):
             fresh = _hasher.hash(password)
             with self.project.transaction() as conn:  # same password, new parameters: sessions stay
-                conn.execute(update(ui_users).where(ui_users.c.name == name, ui_users.c.pw_hash == stored)
-                             .values(pw_hash=fresh))
+                changed = conn.execute(update(ui_users).where(ui_users.c.name == name, ui_users.c.pw_hash == stored)
+                                       .values(pw_hash=fresh)).rowcount
+                if changed:
+                    self.project.record(conn, _REHASH, f"user:{name}", {"pw": _pw_digest(fresh)})
         return _user(name, u)
+
+    def unproven(self, name: str, row: dict[str, Any]) -> str:
+        """Why the row of ``name`` is not what the audit chain says ('' when it is): the ``ui_users`` table is a
+        cache. The newest ``ui.user.add``/``import``/``rehash``/``remove`` entry must give the same role and the
+        digest of the same password hash, and (with an audit key) be vouched for by a signed checkpoint; so whoever
+        can write only the database cannot raise a role, swap in a password of their own or add a user."""
+        from bastion.audit.checkpoints import anchor
+
+        subject = f"user:{name}"
+        newest = None
+        role = pw = None
+        for e in self.project.audit.entries(action="ui.user.", newest_first=False):
+            if e.subject == subject and e.action in (_ADD, _REMOVE):
+                newest, role, pw = e, e.details.get("role"), e.details.get("pw")
+            elif e.subject == subject and e.action == _REHASH and newest is not None:
+                newest, pw = e, e.details.get("pw")
+            elif e.action == _IMPORT and name in (e.details.get("users") or []):
+                newest = e
+                role = (e.details.get("roles") or {}).get(name)
+                pw = (e.details.get("pw") or {}).get(name)
+        if newest is None:
+            return "no audited ui.user.add names this user (the row was added in the database outside Bastion)"
+        if newest.action == _REMOVE:
+            return f"the user was removed (audit entry {newest.seq})"
+        if role is not None and role != row.get("role"):
+            return f"the row's role {row.get('role')!r} is not the {role!r} audit entry {newest.seq} recorded"
+        if pw is not None and pw != _pw_digest(str(row.get("pw_hash"))):
+            return f"the row's password hash is not the one audit entry {newest.seq} recorded"
+        ok, why = anchor(self.project, newest, vouched=True)
+        return "" if ok else f"its audit entry {newest.seq} is not proven: {why}"
 
     def exists(self, name: str) -> bool:
         return bool(isinstance(name, str) and _NAME.fullmatch(name) and self._row(name) is not None)
+
+
+def _pw_digest(pw_hash: str) -> str:
+    """What the audit chain records of a password hash: its SHA-256 (the argon2 salt stays out of the log, so a
+    guess cannot be checked against it)."""
+    return "sha256:" + hashlib.sha256(pw_hash.encode()).hexdigest()
 
 
 def _user(name: str, u: Any) -> User:

@@ -33,7 +33,7 @@ def scanner_rules_version() -> dict[str, str]:
 
     h = hashlib.sha256()
     base = os.path.dirname(os.path.abspath(scan_pkg.__file__))
-    files = [os.path.join(base, "critical.txt")]
+    files = [os.path.join(base, n) for n in ("critical.txt", "functions.txt", "_signatures.py")]
     folder = os.path.join(base, "allowlists")
     if os.path.isdir(folder):
         files += [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if n.endswith(".txt")]

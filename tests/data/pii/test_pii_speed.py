@@ -29,7 +29,7 @@ from bastion.data.pii.iban import IbanRecognizer
 from bastion.data.pii.identifiers import MedicalRecordRecognizer
 from bastion.data.pii.interface import GATE_DIGIT, ColumnFinding, Recognizer
 from bastion.data.pii.ip_address import IpAddressRecognizer
-from bastion.data.pii.person import _CAPS_COMMA, _INITIAL_NAME, _SEQ
+from bastion.data.pii.person import _CAPS_COMMA, _INITIAL_NAME, _SEQ, _TOK, _UP
 from bastion.data.pii.phone import PhoneRecognizer
 from bastion.data.pii.url import UrlRecognizer
 
@@ -165,19 +165,43 @@ def _resolved(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 _SPEED_ONLY = [
     ("address", StreetAddressRecognizer.text_pattern, 0,
      [r"(?=[\dA-ZÄÖÜuapo])", r"(?=[A-Za-zäöüß\-.]++ \d)", r"(?=[a-z]++ \d)"]),
-    ("postcode", _TEXT_POSTCODE.pattern, 0, [r"(?=[A-Z\d])"]),
+    ("postcode", _TEXT_POSTCODE.pattern, 0, [r"(?=[A-Z])", r"(?=\d)"]),
     ("date of birth", DateOfBirthRecognizer.text_pattern, re.IGNORECASE, [r"(?=[\dJFMASOND])"]),
     ("ip", IpAddressRecognizer.text_pattern, 0, [r"(?=\d{1,3}\.|[0-9A-Fa-f]{0,4}:)"]),
-    ("email", EmailRecognizer.text_pattern, 0, [r"(?=[A-Za-z0-9._%+-]{1,64}+@)"]),
+    ("email", EmailRecognizer.text_pattern, 0, [r"(?=[\w.%+-]{1,64}+@)"]),
     ("url", UrlRecognizer.text_pattern, re.IGNORECASE, [r"(?=[hfw])"]),
     ("iban", IbanRecognizer.text_pattern, 0, [r"(?=[A-Z]{2}\d\d)"]),
     ("phone", PhoneRecognizer.text_pattern, 0, [r"(?=[\d+(])"]),
     ("mrn", MedicalRecordRecognizer.text_pattern, re.IGNORECASE, [r"(?=[mpeh])"]),
     ("person", _SEQ.pattern, 0, [None]),
-    ("initial", _INITIAL_NAME.pattern, 0, [r"(?=[A-Z])"]),
-    ("caps comma", _CAPS_COMMA.pattern, 0, [None]),
     ("appositive relation", _APPOS_TAIL_RE.pattern, 0, [r"(?=,| [(\-–])"]),
 ]  # fmt: skip
+
+
+# patterns rewritten to start with a consumed character (the lookbehinds then span it), and their plain forms
+_REWRITTEN = [
+    ("initial", _INITIAL_NAME, rf"(?=[A-Z])(?<![\w.])(?<!\d )[A-Z]\. ?(?P<name>{_TOK}(?: {_TOK})?)(?![\w@'’])"),
+    ("caps comma", _CAPS_COMMA,
+     rf"(?<![\w])(?P<last>[{_UP}]{{2,}}(?:[-' ][{_UP}]{{2,}})?), (?P<first>{_TOK})(?![\w@'’])"),
+]  # fmt: skip
+
+
+def test_rewritten_patterns_match_like_their_plain_forms_on_the_corpus(corpus_chunk: str) -> None:
+    for name, fast, plain in _REWRITTEN:
+        found = [m.regs for m in fast.finditer(corpus_chunk)]
+        assert found == [m.regs for m in re.finditer(plain, corpus_chunk)], name
+        assert found, name
+    for text in ("A. Smith", "x A. Smith", "3 A. Smith", "3 B.Smith", ".A. Smith", "SMITH, Anna", "aSMITH, Anna",
+                 "ÉLODIE, Anna", "-SMITH, Anna", "\nSMITH, Anna", "O'BRIEN, Sean", "AB, Cd"):  # fmt: skip
+        for name, fast, plain in _REWRITTEN:
+            assert [m.regs for m in fast.finditer(text)] == [m.regs for m in re.finditer(plain, text)], (name, text)
+
+
+@settings(max_examples=120, deadline=None)
+@given(text=texts)
+def test_rewritten_patterns_match_like_their_plain_forms(text: str) -> None:
+    for name, fast, plain in _REWRITTEN:
+        assert [m.regs for m in fast.finditer(text)] == [m.regs for m in re.finditer(plain, text)], name
 
 
 def _without(pattern: str, lookaheads: list[str | None]) -> str:
@@ -209,6 +233,96 @@ def test_speed_lookaheads_change_no_match(text: str) -> None:
     for _name, pattern, flags, lookaheads in _SPEED_ONLY:
         fast, plain = re.compile(pattern, flags), re.compile(_without(pattern, lookaheads), flags)
         assert [m.span() for m in fast.finditer(text)] == [m.span() for m in plain.finditer(text)], _name
+
+
+# -- cells searched only where a required part is ----------------------------------------------------------------
+
+
+def _cell_starts(text: str) -> list[int]:
+    starts, pos = [], 0
+    for cell in text.split("\n"):
+        starts.append(pos)
+        pos += len(cell) + 1
+    return starts
+
+
+def _required() -> list[Recognizer]:
+    return [r for r in builtin_recognizers() if r.text_requires is not None]
+
+
+def _check_required(text: str) -> None:
+    for rec in _required():
+        assert _text._required_candidates(text, _cell_starts(text), rec) == _solo_spans(rec, text), rec.entity
+
+
+def test_required_parts_are_declared_where_they_pay() -> None:
+    assert {r.entity for r in _required()} >= {"EMAIL", "URL", "IBAN", "IP_ADDRESS"}
+    for rec in _required():
+        assert _text._default_search(rec), rec.entity  # a custom find_in_text would bypass the filter
+
+
+def test_required_cells_give_each_recognizers_own_matches_on_the_corpus(corpus_chunk: str) -> None:
+    _check_required(corpus_chunk)
+    # and where every cell holds a match, or only the first or the last
+    for rec, sample in ((r, s) for r in _required() for s in _REQUIRED_SAMPLES[r.entity]):
+        for text in (sample, f"{sample}\nno", f"no\n{sample}", f"x {sample}\n{sample} y\n\n{sample}"):
+            assert _text._required_candidates(text, _cell_starts(text), rec) == _solo_spans(rec, text), text
+            assert _solo_spans(rec, text), f"{rec.entity}: {sample!r} should match"
+
+
+_REQUIRED_SAMPLES = {
+    "EMAIL": ["a@b.co", "john.doe+x@mail.example.org"],
+    "URL": ["www.example.org", "HTTPS://EX.ORG/a", "ftp://h.io", "WWW.X.COM"],
+    "IBAN": ["GB82 WEST 1234 5698 7654 32", "DE89370400440532013000"],
+    "IP_ADDRESS": ["192.168.0.1", "2001:db8::1", "fe80::1:2", "::1"],
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=texts)
+def test_required_cells_give_each_recognizers_own_matches(text: str) -> None:
+    _check_required(text)
+
+
+def test_text_scan_uses_the_required_cells_and_finds_the_same_spans() -> None:
+    cells = [
+        "mail a@b.co now", "nothing here", "host 10.0.0.1 up", "see www.example.org.", "IBAN DE89370400440532013000"
+    ]
+    plain = [[(s.entity, s.start, s.end) for s in _text.detect_spans(c)] for c in cells]
+    batch = [[(s.entity, s.start, s.end) for s in row] for row in _text.detect_spans_batch(cells)]
+    assert batch == plain
+    assert [{e for e, _, _ in row} for row in batch] == [{"EMAIL"}, set(), {"IP_ADDRESS"}, {"URL"}, {"IBAN"}]
+
+
+def test_garbage_collection_is_paused_for_a_chunk_only() -> None:
+    import gc
+
+    seen: list[bool] = []
+    real = _text._scan_chunk
+
+    def spy(*args: object, **kwargs: object) -> None:
+        seen.append(gc.isenabled())
+        real(*args, **kwargs)  # type: ignore[arg-type]
+
+    assert gc.isenabled()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_text, "_scan_chunk", spy)
+        _text.detect_spans_batch(["call Anna Smith on 020 7946 0958"])
+        assert seen == [False] and gc.isenabled()
+        gc.disable()
+        try:
+            _text.detect_spans_batch(["Anna Smith"])
+            assert seen == [False, False] and not gc.isenabled()  # the caller's choice is kept
+        finally:
+            gc.enable()
+
+        def boom(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("boom")
+
+        mp.setattr(_text, "_scan_chunk", boom)
+        with pytest.raises(RuntimeError):
+            _text.detect_spans_batch(["Anna Smith"])
+        assert gc.isenabled()
 
 
 # -- column classification ----------------------------------------------------------------------------------------

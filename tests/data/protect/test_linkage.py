@@ -184,3 +184,53 @@ def test_dictionary_names_inside_place_names_are_places():
     # the row's own name is protected even there; another row's name inside a place name is not
     assert [rows[0]["note"][s.start : s.end] for s in spans[0]] == ["Hopkins"]
     assert [rows[1]["note"][s.start : s.end] for s in spans[1]] == ["Ada Hopkins"]
+
+
+def test_linkage_by_column_finds_what_the_row_by_row_reference_finds():
+    """`RowLinker.spans` tries each kind of value over a whole column at once and skips cells that cannot hold
+    it; per cell it must give exactly what the plain per-row search (`_find_row`) gives."""
+    import random
+
+    from bastion.data.protect._linkage import _find_row, _Sources, link_kind
+
+    sources = {**SOURCES, "phone2": "PHONE", "zip": "US_ZIP", "nid": "UK_NHS"}
+    people = [
+        ROW,
+        {**ROW, "name": "José Núñez", "phone": "0049 30 1234567", "ssn": "", "dob": "02/03/1984"},
+        {**ROW, "name": "Keoni Mthembu", "mrn": None, "email": "k@x.io", "address": "Hauptstraße 5, 10115 Berlin"},
+        {**ROW, "name": "Anna Lee", "phone": "212-555-0100", "dob": "March 2, 1984", "address": ""},
+    ]
+    shapes = [
+        "Seen: {name} today, ssn {ssn}, call {phone} or 1 {phone}; zip {zip}.",
+        "{NAME}, dob {dob}; NHS {nid} — lives at {address}. Mail {email}.",
+        "code 12345 and 6789, lot 9123456789, room 17 on the Quayside",
+        "Spoke with Anna Lee and Keoni Mthembu at Johns Hopkins Hospital; {name}'s mother called.",
+        "", "no capitals or digits here", "ANNA LEE 555 0100 x12 (212) 555-0100 2125550100 +44 20 7946 0958",
+    ]
+    rnd = random.Random(5)
+    rows = []
+    for i in range(120):
+        p = dict(rnd.choice(people))
+        p["phone2"] = rnd.choice(["+1 212 555 0143", None, "5550143"])
+        p["zip"] = rnd.choice(["04101", "10115", None])
+        p["nid"] = rnd.choice(["943 476 5919", "9434765919", ""])
+        other = rnd.choice(people)
+        note = " ".join(rnd.choice(shapes) for _ in range(3)).format(
+            **{k: (v or "") for k, v in p.items()}, NAME=str(p["name"]).upper()
+        ) + f" also {other['name']} {other['phone']}"
+        short = rnd.choice([str(p["name"]).split()[0], "04101", str(p["phone"]), "Red", "", None, "ID 943-476-5919"])
+        short = f"{short} {i}" if short is not None and i % 2 else short  # distinct enough not to be a category
+        rows.append({**p, "note": note, "short": short})
+    batch = pa.RecordBatch.from_pylist(rows)
+    dictionary = name_dictionary(r["name"] for r in rows)
+    src = _Sources()
+    for c, e in sources.items():
+        values = [None if v is None else str(v) for v in batch.column(c).to_pylist()]
+        src.add(link_kind(e) or "identifier", e, pa.array(values, pa.string()))
+    for dic in (dictionary, None):
+        got = RowLinker(sources, ["note", "short"], dic, cell_targets=frozenset({"short"})).spans(batch)
+        for col, d in (("note", dic), ("short", None)):
+            texts = batch.column(col).to_pylist()
+            want = [_find_row(t, src, i, d) if t else [] for i, t in enumerate(texts)]
+            assert got[col] == want, col
+        assert sum(len(x) for x in got["note"]) > 200 and sum(len(x) for x in got["short"]) > 10  # not vacuous

@@ -16,11 +16,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bastion.crypto.signing.keys import project_keyring, public_key_fingerprint, signing_dir
+from bastion.crypto.signing.keys import KeyRecord, project_keyring, public_key_fingerprint, signing_dir
 from bastion.crypto.signing.oms import check_ec_key, key_hint
 from bastion.errors import ConfigError, KeyManagementError
 
 if TYPE_CHECKING:
+    from bastion.audit.log import AuditEntry
     from bastion.protocols import ProjectHandle
 
 __all__ = ["CA_DIR", "TrustStore", "TrustedKey"]
@@ -46,6 +47,64 @@ class TrustedKey:
     @property
     def hint(self) -> str:
         return key_hint(self.public_key)
+
+
+_MADE = ("keys.signing.init", "keys.signing.rotate")
+_REVOKE = "keys.signing.revoke"
+
+
+def _proven_keys(project: ProjectHandle, records: Iterable[KeyRecord]) -> list[TrustedKey]:
+    """The keyring rows held to the audit chain (the keyring is a shared database document, a cache).
+
+    A key counts only when an intact ``keys.signing.init``/``rotate`` entry names its fingerprint and a signed
+    checkpoint vouches for it (when the project has an audit key); any ``keys.signing.revoke`` entry for it
+    revokes it, whatever the row says (a revocation needs no proof: it only takes trust away). A row whose
+    public key is not the fingerprint it claims, or that no audited entry made, is refused as revoked, with why.
+    """
+    recs = list(records)
+    audit = getattr(project, "audit", None)
+    if audit is None or not recs:
+        return [TrustedKey(r.name, r.load_public_key(), r.status, r.revoked_at, r.revoked_reason) for r in recs]
+    from bastion.audit.checkpoints import anchor
+    from bastion.audit.log import canonical, entry_hash
+
+    made: dict[str, AuditEntry] = {}
+    revoked: dict[str, AuditEntry] = {}
+    for e in audit.entries(action="keys.signing.", newest_first=False):
+        fp = e.details.get("fingerprint")
+        if not isinstance(fp, str):
+            continue
+        if e.action in _MADE:
+            made.setdefault(fp, e)
+        elif e.action == _REVOKE:
+            revoked.setdefault(fp, e)
+    out = []
+    for r in recs:
+        pub = r.load_public_key()
+        status, at, why = r.status, r.revoked_at, r.revoked_reason
+        fp = public_key_fingerprint(pub)
+        problem = ""
+        if fp != r.fingerprint:
+            problem = f"its public key has fingerprint {fp}, not the {r.fingerprint} the keyring row claims (edited)"
+        elif fp in revoked:
+            e = revoked[fp]
+            status, at, why = "revoked", r.revoked_at or e.ts, str(e.details.get("reason") or r.revoked_reason or "")
+        elif fp not in made:
+            problem = (f"no audited keys.signing.init or rotate names {fp[:23]}…: the keyring row was added in the "
+                       "database outside Bastion")
+        else:
+            e = made[fp]
+            if entry_hash(e.seq, e.ts, e.actor, e.action, e.subject, canonical(e.details).decode(),
+                          e.prev_hash) != e.hash:
+                problem = f"its audit entry {e.seq} was altered"
+            else:
+                ok, reason = anchor(project, e, vouched=True)
+                if not ok:
+                    problem = f"its audit entry {e.seq} is not proven: {reason}"
+        if problem:
+            status, at, why = "revoked", r.revoked_at or r.created, f"not trusted: {problem}"
+        out.append(TrustedKey(r.name, pub, status, at, why))
+    return out
 
 
 def _read(source: str | bytes | os.PathLike[str], what: str) -> bytes:
@@ -82,16 +141,7 @@ class TrustStore:
         """The project's keyring (every key with its status), the CA certificates trusted in its database (proven by
         the audit chain) and the PEM roots in this machine's ``keys/signing/ca/``."""
         directory = signing_dir(project)
-        keys = tuple(
-            TrustedKey(
-                name=r.name,
-                public_key=r.load_public_key(),
-                status=r.status,
-                revoked_at=r.revoked_at,
-                revoked_reason=r.revoked_reason,
-            )
-            for r in project_keyring(project).records()
-        )
+        keys = tuple(_proven_keys(project, project_keyring(project).records()))
         from bastion.crypto.signing.cas import trusted_ca_certificates
 
         # the deployment's CAs (database, audited: `bastion keys signing ca add`), then this machine's folder

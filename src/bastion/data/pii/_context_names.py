@@ -25,21 +25,26 @@ from typing import Any
 from bastion.data.pii._names import NOT_NAMES, first_names, last_names
 from bastion.data.pii.person import _FACILITY_AFTER, _FACILITY_BEFORE, _LOW, _UP
 
-__all__ = ["find_context_names", "refine_model_span"]
+__all__ = ["find_context_names", "name_shaped_cells", "refine_model_span"]
 
 # Latin Extended-B and Latin Extended Additional (Romanian ș/ț, Vietnamese ...) on top of person.py's letters
 _XB_UP = "".join(c for c in map(chr, [*range(0x180, 0x250), *range(0x1E00, 0x1F00)]) if c.isupper())
 _XB_LOW = "".join(c for c in map(chr, [*range(0x180, 0x250), *range(0x1E00, 0x1F00)]) if c.islower())
 _U = _UP + _XB_UP
 _L = _LOW + _XB_LOW
-_WORD = rf"(?:O['’]|Mc|Mac|D['’]|d['’]|L['’])?[{_U}][{_L}]+(?:['’][{_L}]+)?(?:-[{_U}][{_L}]+)*"
+# prefixes (O', Mc, d', al- ...; Di/De/La/Van before a second capital: "DiAngelo", "LaFleur"), a lower-case
+# O' form ("O'connor", as entry systems write it) and a final elision ("Solda'")
+_WORD = (
+    rf"(?:(?:O['’]|Mc|Mac|D['’]|d['’]|L['’]|[Aa]l-|[Ee]l-|Di|De|Da|Du|La|Le|Van)?[{_U}][{_L}]+|O['’][{_L}]{{2,}})"
+    rf"(?:['’][{_L}]+|['’](?![{_U}{_L}]))?(?:-[{_U}][{_L}]+)*"
+)
 _PART = (
     r"(?:van der|van den|van de|van het|van 't|van ’t|van|von der|von|zu|de la|de las|de los|del|della|den|het|"
-    r"'t|’t|op den|op de|de|da|das|di|do|dos|du|le|la|bin|ibn|al|el|ten|ter|te|af|av|y|e)"
+    r"'t|’t|op den|op de|der|de|da|das|di|do|dos|du|le|la|bin|ibn|al|el|ten|ter|te|af|av|y|e)"
 )
 _INITIALS = rf"(?:[{_U}]\. ?){{1,2}}"
 # one name run: particles may lead ("van der Berg") and sit inside; initials may lead ("A. Lindstrøm")
-_RUN = rf"(?:{_PART} )*(?:{_INITIALS})?{_WORD}(?:(?: (?:{_PART} )*|-){_WORD}){{0,3}}"
+_RUN = rf"(?:{_PART} )*(?:{_INITIALS}(?:{_PART} )*)?{_WORD}(?:(?: (?:{_PART} )*|-){_WORD}){{0,3}}"
 # "Kožešník, Teodora" / "SURNAME, Given"
 _COMMA = rf"(?:{_WORD}|[{_U}]{{2,}}(?:[-' ][{_U}]{{2,}})?), {_WORD}"
 
@@ -50,17 +55,23 @@ _TITLES = (
     "Mlle", "Madame", "Monsieur", "Sr.", "Sra.", "Srta.", "Don", "Doña", "Dña.", "Dott.", "Dott.ssa", "Dr.ssa",
     "Sig.", "Sig.ra", "Pan", "Pani", "Dhr.", "Mevr.", "Mw.", "dr.", "dr", "prof.", "dott.", "dott.ssa", "sig.",
     "Oberarzt", "Oberärztin", "Chefarzt", "Chefärztin", "Assistenzarzt", "Assistenzärztin", "Hausarzt",
-    "Hausärztin", "Pfleger", "Pflegerin", "Schwester", "Fam.",
+    "Hausärztin", "Pfleger", "Pflegerin", "Schwester", "Fam.", "Prof. Dr. med.", "Dr. med.", "Dra.", "Dra",
+    "Pastor", "Pastora", "Rev.", "Revd", "Imam", "Rabbi", "Sig.na", "Mag.", "Ing.", "Dipl.-Ing.",
 )  # fmt: skip
 _TITLE_WORDS = frozenset(t.rstrip(".") for t in _TITLES if t[:1].isupper()) - {"Don", "Pan", "Lady", "Lord"}
 _CAP_PARTICLES = frozenset(
-    "De Di Da Del Della Dello Dal Dalla La Le Lo Li Van Von Du Des Dos Das Der Den Ten Ter Te Al El San St Ste".split()
+    "De Di Da Del Della Dello Dal Dalla La Le Lo Li Van Von Du Des Dos Das Der Den Ten Ter Te Al El San St Ste Bin "
+    "Ibn Op Vander".split()
 )
+# lower-case particles that may follow a capitalised one: "Dr. De la Cruz", "Van der Berg"
+_LOW_PARTICLES = frozenset("la las los der den de del da di le lo".split())
 _TITLE_ABBREVIATIONS = frozenset(
     "Dr Drs Prof Mr Mrs Ms Mx Hr Fr Sr Sra Srta Dott Sig Mme Mlle Dhr Mevr Mw Dña St Mt".split()
 )
 # a second title after the first: "Frau Dr. Weiß", "Herr Prof. Dr. Maier"
-_SECOND_TITLES = ("Dr", "Dr.", "Prof", "Prof.", "Prof. Dr.", "dr.", "prof.", "Dott.", "Dott.ssa", "Dr.ssa")
+_SECOND_TITLES = ("Dr", "Dr.", "Prof", "Prof.", "Prof. Dr.", "dr.", "prof.", "Dott.", "Dott.ssa", "Dr.ssa", "Dr. med.",
+                  "Prof. Dr. med.", "Dr. med. dent.", "Kollege Dr.", "Kollegin Dr.", "Kollege", "Kollegin",
+                  "Collega", "Collègue", "Colleague", "collega", "collègue", "Dr. rer. nat.")  # fmt: skip
 _KIN = (
     # English
     "wife", "husband", "partner", "spouse", "fiancé", "fiancée", "fiance", "fiancee", "boyfriend", "girlfriend",
@@ -97,6 +108,10 @@ _ROLES = (
     "psychologist", "counsellor", "counselor", "social worker", "midwife", "health visitor", "nurse",
     "ward sister", "charge nurse", "matron", "paramedic", "chaplain", "interpreter", "key worker", "advocate",
     "solicitor", "colleague", "employer", "teacher", "clinician", "practitioner", "locum",
+    "SN", "staff nurse", "RGN", "HCA", "CNS", "nurse practitioner", "pastor", "priest", "rabbi", "imam", "OT",
+    "SLT", "keyworker", "doula", "Pflegekraft", "enfermera", "enfermero", "infirmière", "infirmier",
+    "infermiera", "infermiere", "verpleegkundige", "huisarts", "médecin traitant", "medico curante",
+    "médico de cabecera", "Hausarzt", "Hausärztin",
 )  # fmt: skip
 _INTRO = (
     "spoke to", "spoke with", "speaking to", "talked to", "talked with", "seen by", "reviewed by", "examined by",
@@ -112,7 +127,9 @@ _INTRO = (
     "visitato da", "gezien door",
     "kind regards,", "best regards,", "warm regards,", "regards,", "best wishes,", "many thanks,", "thanks,",
     "thank you,", "yours sincerely,", "yours faithfully,", "sincerely,", "cheers,", "mit freundlichen grüßen,",
-    "cordialement,", "atentamente,", "cordiali saluti,", "met vriendelijke groet,",
+    "cordialement,", "atentamente,", "cordiali saluti,", "met vriendelijke groet,", "from:", "to:", "hi", "hello",
+    "hey", "best,", "thx,", "firmado:", "firmato:", "signé:", "gez.", "getekend:", "unterschrift:",
+    "mit freundlichen grüßen", "met vriendelijke groet", "un saludo,", "saluti,", "bien à vous,",
 )  # fmt: skip
 
 # Capitalised words a name run never contains even after a title (grammar words, pronouns, weekdays ...)
@@ -120,7 +137,8 @@ _HARD_STOP = frozenset(
     """The A An And Or But If In On At To For Of By With From As Is It Its This That These Those He She They We
     You I His Her Their Our My Your Who Which Was Were Has Have Had Would Can Could Might Should Not No
     Yes Also Then When After Before Today Tomorrow Yesterday Monday Tuesday Wednesday Thursday Friday Saturday
-    Sunday Der Die Das Den Dem Des Ein Eine Und Oder Le La Les Un Une Et Ou El Los Las Y Il Lo Gli De Het En""".split()
+    Sunday Der Die Das Den Dem Des Ein Eine Und Oder Le La Les Un Une Et Ou El Los Las Y Il Lo Gli De Het En
+    Kollege Kollegin Collega Collègue""".split()
 )
 # Everyday, clinical and place words that end a name run found only by its position
 _SOFT_STOP = frozenset(
@@ -150,6 +168,8 @@ _EPONYM_AFTER = re.compile(
     r"house|hall|school|college)\b"
 )
 # word shapes of specialties, departments and abstract nouns, never of names
+# right after a title any surname goes ("dott. Paiement", "Dr. Clement"), but never a specialty
+_SPECIALTY_SUFFIX = ("ology", "ologist", "ologists", "iatric", "iatrics", "iatry")
 _NOUN_SUFFIX = ("ology", "ologist", "ologists", "iatric", "iatrics", "iatry", "ical", "ation", "ment", "ness",
                 "ity", "ics", "ogy")  # fmt: skip
 
@@ -186,9 +206,10 @@ _END = r"(?![\w@'’])"
 # the regex engine can skip to its few possible first letters; the word boundary is checked in Python.
 _TITLE_RE = re.compile(rf"(?:{_alt(_TITLES)})(?: (?:{_alt(_SECOND_TITLES)}))? (?P<name>{_RUN}){_END}")
 # title + an unlisted lower-case particle + one surname, then punctuation: "Dr. die Pelser.", "Dr. auch Schlauchin,"
-_TITLE_PARTICLE_RE = re.compile(
-    rf"(?:{_alt(_TITLES)}) (?P<name>(?P<part>[{_L}]{{2,4}}) {_WORD})(?=[.,;:)]|$)", re.M
-)
+_TITLE_PARTICLE_RE = re.compile(rf"(?:{_alt(_TITLES)}) (?P<name>(?P<part>[{_L}]{{2,4}}) {_WORD})(?=[.,;:)]|$)", re.M)
+# function words that are also name particles (Low German/Frisian "to Holthues"): after a title, before a
+# capitalised word and punctuation, they are part of the name
+_PARTICLE_FUNCTION_WORDS = frozenset({"to", "zu", "op"})
 _FUNCTION_WORDS = frozenset(
     """at in on to of for and or nor the by is was has had are were be been seen saw sees see met
     will can may did does who whom whose that this from with into onto upon over under per via not no yes
@@ -201,7 +222,8 @@ _FUNCTION_WORDS = frozenset(
 # clinical role + name: "registrar Aoife Byrne", "GP Dorothea Hassing";
 # introducing phrase or sign-off + name or "Surname, Given": "spoke to ...", "NOK: Kowalski, Jan", "Kind regards, ..."
 _CONTEXT_RE = re.compile(
-    rf"(?<![\w.@'’-])(?P<trig>{_alt(_KIN + _ROLES + _INTRO, fold_first=True)})(?:,? |: | \(| - | – ){_POSS}"
+    rf"(?<![\w.@'’-])(?P<trig>{_alt(_KIN + _ROLES + _INTRO, fold_first=True)})"
+    rf"(?:,? |: | \(| - | – |(?<=,)\n| is | was ){_POSS}"
     rf"(?P<name>{_COMMA}|{_RUN}){_END}"
 )
 _KIN_FORMS = frozenset(w for k in _KIN for w in (k, k[:1].swapcase() + k[1:]))
@@ -223,6 +245,10 @@ def _starts_word(text: str, pos: int) -> bool:
     return pos == 0 or not (text[pos - 1].isalnum() or text[pos - 1] in _BOUNDARY)
 
 
+_PREFIX3 = frozenset(("al-", "Al-", "el-", "El-"))
+_PREFIX2 = frozenset(("d'", "d’", "l'", "l’"))  # "d'Viegraith": the name is what follows
+
+
 @lru_cache(maxsize=1)
 def _known() -> frozenset[str]:
     return first_names() | last_names()
@@ -240,13 +266,17 @@ def _clip(text: str, start: int, end: int, strength: int) -> tuple[int, int] | N
     for k, m in enumerate(tokens):
         word = m.group(0).rstrip(",")
         w_start, w_end = m.start(), m.start() + len(word)
-        core = word.split("-")[0]
+        core = word
+        if len(word) > 3 and (word[2] == "-" or word[1] in "'’"):  # cheap test first: most words have no prefix
+            core = word[3:] if word[:3] in _PREFIX3 else word[2:] if word[:2] in _PREFIX2 else word
+        if "-" in core:
+            core = core.split("-")[0]
         if (
             core in _CAP_PARTICLES
             and core == word
             and (strength == 2 or last_end >= 0)
             and k + 1 < len(tokens)
-            and tokens[k + 1].group(0)[:1].isupper()
+            and (tokens[k + 1].group(0)[:1].isupper() or tokens[k + 1].group(0) in _LOW_PARTICLES)
         ):
             # a capitalised particle inside a name or right after a title: "dott. La Barbera", "Anna De Luca"
             if first_start < 0:
@@ -261,7 +291,10 @@ def _clip(text: str, start: int, end: int, strength: int) -> tuple[int, int] | N
             continue
         if core in _TITLE_ABBREVIATIONS and core == word and w_end < len(text) and text[w_end] == ".":
             break  # "Oberarzt Dr. <PERSON>": an abbreviated title, never a name
-        if core in _HARD_STOP or (core not in known and core.lower().endswith(_NOUN_SUFFIX)):
+        if core in _HARD_STOP or (
+            core not in known
+            and core.lower().endswith(_SPECIALTY_SUFFIX if strength == 2 and last_end < 0 else _NOUN_SUFFIX)
+        ):
             break
         if core in _SOFT_STOP or core in NOT_NAMES or core in _TITLE_WORDS:
             # right after a title any capitalised word is a surname ("Dr. West", "Dr. Doctor"); after a relative
@@ -300,7 +333,8 @@ def find_context_names(text: str) -> Iterator[tuple[int, int, float]]:
             if got is not None:
                 yield got[0], got[1], 0.9
     for m in _TITLE_PARTICLE_RE.finditer(text):
-        if _starts_word(text, m.start()) and m.group("part") not in _FUNCTION_WORDS:
+        part = m.group("part")
+        if _starts_word(text, m.start()) and (part not in _FUNCTION_WORDS or part in _PARTICLE_FUNCTION_WORDS):
             got = _clip(text, m.start("name"), m.end("name"), 2)
             if got is not None:
                 yield got[0], got[1], 0.85
@@ -315,6 +349,10 @@ def find_context_names(text: str) -> Iterator[tuple[int, int, float]]:
         got = _clip(text, m.start("name"), m.end("name"), 0)
         if got is not None and got[1] == m.end("name"):
             yield got[0], got[1], 0.75
+    yield from _list_names(text)
+    yield from _shape_names(text)
+    if not text.isascii() and _ANY_SCRIPT.search(text):
+        yield from _script_names(text)
     for m in _APPOS_TAIL_RE.finditer(text):
         e = m.start()
         back = _APPOS_NAME_RE.search(text, max(0, e - 80), e)
@@ -323,6 +361,145 @@ def find_context_names(text: str) -> Iterator[tuple[int, int, float]]:
         got = _clip(text, back.start(), e, 0)
         if got is not None and got[1] == e:
             yield got[0], got[1], 0.8
+
+
+# --- names with more evidence in their own shape ---------------------------------------------------------
+# letters of other scripts (a name's words are runs of one script; combining marks belong to Devanagari words)
+_SCRIPTS = {
+    "han": "\u3400-\u4dbf\u4e00-\u9fff\u3040-\u30ff\uac00-\ud7af",
+    "cyrillic": "\u0400-\u04ff",
+    "greek": "\u0370-\u03ff\u1f00-\u1fff",
+    "arabic": "\u0620-\u064a\u064b-\u065f\u066e-\u06d3",
+    "devanagari": "\u0900-\u0963\u0971-\u097f",
+}
+_SCRIPT_RUN = re.compile(
+    "|".join(
+        # Han, kana, Hangul: 2-4 characters, or two such words ("王 丽华"); alphabets: 1-3 words of 2+ letters.
+        # Each branch starts with its letters (the engine skips to them fast); word edges are checked after.
+        rf"[{c}]{{2,4}}(?: [{c}]{{1,3}})?(?![\w-])"
+        if k == "han"
+        else rf"[{c}]{{2,20}}(?: [{c}]{{2,20}}){{0,2}}(?![\w-])"
+        for k, c in _SCRIPTS.items()
+    )
+)
+_ANY_SCRIPT = re.compile(f"[{''.join(_SCRIPTS.values())}]")
+# a trigger just before a name of another script: a title, a relative, a role or an introducing phrase
+_TRIGGER_TAIL = re.compile(
+    rf"(?<![\w.@'’-])(?:{_alt(_TITLES)}|{_alt(_KIN + _ROLES + _INTRO, fold_first=True)})"
+    r"(?:,? ?|: ?| \(| - | – |(?<=,)\n| is | was )(?:(?:[Tt]he|[Hh]is|[Hh]er|[Tt]heir) )?\Z"
+)
+# "L. te Trunoumov", "A. de la Cruz", "S. bin Rahim": an initial, a lower-case particle, a capitalised word
+# (or an elided particle: "C. d'Aubigné", "K. al-Rashid")
+_INITIAL_PARTICLE_RE = re.compile(
+    rf"[{_U}]\. ?(?:(?:{_PART} )+|(?=[dl]['’][{_U}]|[ae]l-[{_U}])){_WORD}(?: {_WORD})?{_END}"
+)
+# "Present: Dr A. Byrne, Tomasz Wójcik (pharmacist) and Prof. Adeyemi": attendance lists name people
+# found from their colon (a one-character search is the fastest there is); the words before are checked after
+_COLON = re.compile(":")
+_LIST_HEAD_RE = re.compile(
+    r"(?:[Pp]resent(?:i|es)?|[Aa]ttendees|[Ii]n attendance|[Pp]articipants|[Aa]nwesend|[Tt]eilnehmer|[Pp]résents|"
+    r"[Aa]siste[n]?|[Aa]anwezig|[Dd]istribution|[Cc]opies to|[Cc]c)(?: were)? ?\Z"
+)
+_LIST_ITEM_RE = re.compile(
+    rf"(?:(?P<title>{_alt(_TITLES)})(?: (?:{_alt(_SECOND_TITLES)}))? )?(?P<name>{_RUN})(?: \([^()\n]{{1,40}}\))?"
+    r"(?P<sep>, | and | & | und | et | y | e | en )?"
+)
+# "52-year-old Joușeřur", "71yo Pravoslav": an age, then a capitalised word that is not a description
+_AGE_RE = re.compile(
+    # the unit's first letter as a consuming class (fast to skip to); the number before is checked in Python
+    r"(?:y(?:ear-old|ear old|r-old|r old|o|/o|\.o\.)|j(?:ährige[rn]?|arige)|a(?:ns|ños|nni)) "
+    rf"(?P<name>{_WORD}(?: {_WORD})?){_END}"
+)
+_AGE_NUMBER_BEFORE = re.compile(r"(?<![\w.,])\d{1,3}[ -]?\Z")
+_NOT_AFTER_AGE = frozenset(
+    """Caucasian White Black Asian Hispanic Latino Latina African European Indian Chinese Arab Jewish Muslim
+    Christian Afro Native Nordic Gravida Primigravida Multigravida Para Retired Former Known Previously
+    Right Left Handed Smoker Nonsmoker Diabetic Hypertensive Obese Frail Independent Alert Married Single
+    Divorced Widowed Homeless Unemployed Student Farmer Teacher Engineer Builder Lawyer Veteran""".split()
+)
+
+
+def _script_names(text: str) -> Iterator[tuple[int, int, float]]:
+    """Names in other scripts: after a trigger word, or standing alone in Latin-script prose (a short run of
+    Han, Cyrillic, Greek, Arabic or Devanagari letters there is a name far more often than anything else)."""
+    for m in _SCRIPT_RUN.finditer(text):
+        s, e = m.start(), m.end()
+        if s and (text[s - 1].isalnum() or text[s - 1] in "-_"):
+            continue
+        before = text[max(0, s - 48) : s]
+        cut = max(before.rfind(". "), before.rfind("\n\n"))
+        if cut >= 0:
+            before = before[cut + 1 :]
+        if _TRIGGER_TAIL.search(before.lstrip()) or _TRIGGER_TAIL.search(before):
+            yield s, e, 0.85
+            continue
+        window = text[max(0, s - 200) : e + 200]
+        latin = sum(1 for ch in window if ch.isascii() and ch.isalpha())
+        if latin >= 4 * (e - s) and latin >= 20:
+            yield s, e, 0.7
+
+
+def _list_names(text: str) -> Iterator[tuple[int, int, float]]:
+    for colon in _COLON.finditer(text):
+        c = colon.start()
+        head = _LIST_HEAD_RE.search(text, max(0, c - 22), c)
+        if head is None or (head.start() and text[head.start() - 1].isalnum()):
+            continue
+        pos = c + 1 + (text[c + 1 : c + 2] == " ")
+        for _ in range(12):
+            m = _LIST_ITEM_RE.match(text, pos)
+            if m is None or not _starts_word(text, m.start("name")):
+                break
+            got = _clip(text, m.start("name"), m.end("name"), 2 if m.group("title") else 0)
+            if got is None:
+                break
+            yield got[0], got[1], 0.8
+            if not m.group("sep"):
+                break
+            pos = m.end()
+
+
+def _shape_names(text: str) -> Iterator[tuple[int, int, float]]:
+    for m in _INITIAL_PARTICLE_RE.finditer(text):
+        if m.start() and (text[m.start() - 1].isalnum() or text[m.start() - 1] in "._"):
+            continue
+        got = _clip(text, m.start(), m.end(), 0)
+        if got is not None:
+            yield got[0], got[1], 0.8
+    for m in _AGE_RE.finditer(text):
+        if not _AGE_NUMBER_BEFORE.search(text, max(0, m.start() - 6), m.start()):
+            continue
+        if m.group("name").split()[0] in _NOT_AFTER_AGE:
+            continue
+        got = _clip(text, m.start("name"), m.end("name"), 0)
+        if got is not None:
+            yield got[0], got[1], 0.7
+
+
+# a cell that is a name by its shape alone (for columns whose name says they hold people)
+_CELL_NAME = re.compile(
+    rf"(?:{_alt(_TITLES)} )?(?:{_RUN}|{_COMMA}|[{_U}]{{2,}}(?: [{_U}]{{2,}})*,? {_WORD})"
+    rf"|{_SCRIPT_RUN.pattern}"
+)
+
+
+def name_shaped_cells(values: Any) -> Any:
+    """Boolean numpy mask: cells that are a name by shape (two or more name words, or a name in another script)."""
+    import numpy as np
+
+    out = np.zeros(len(values), dtype=bool)
+    for i, v in enumerate(values.tolist()):
+        if not isinstance(v, str) or not (3 <= len(v) <= 80):
+            continue
+        if _CELL_NAME.fullmatch(v) is None:
+            continue
+        if v.isascii() and " " not in v.strip() and "," not in v:
+            continue  # one Latin word: a category or a code as often as a name
+        words = v.replace(",", " ").split()
+        if any(w in _HARD_STOP or w in _SOFT_STOP for w in words):
+            continue
+        out[i] = True
+    return out
 
 
 def refine_model_span(text: str, start: int, end: int) -> tuple[int, int] | None:

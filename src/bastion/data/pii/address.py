@@ -166,13 +166,14 @@ class StreetAddressRecognizer(Recognizer):
 
 
 _TEXT_POSTCODE = re.compile(
-    r"(?=[A-Z\d])"  # implied by every alternative; it only skips positions faster
+    # the two lookaheads split the alternatives by their first character (each keeps its order): a capital
+    # tries two of them, a digit the other eight; they only skip positions faster
     r"(?P<code>"
-    r"\b[A-Z]{2,3},? \d{4,5}(?:-\d{4})?"  # US state + ZIP, AU state + postcode
-    rf"|\b{_UK_POST}"
-    r"|\b\d{4} ?[A-Z]{2}"  # NL
-    r"|\b\d{2}-\d{3}|\b\d{5}-\d{3}|\b\d{8}"  # PL, BR
-    r"|(?<=, )\d{5,6}|\d{5}(?= [A-ZÀ-Þ])|(?<=-)\d{6}|(?<=[a-z] )\d{6}"  # DE/FR/ES/IT, IN
+    r"(?=[A-Z])\b(?:[A-Z]{2,3},? \d{4,5}(?:-\d{4})?"  # US state + ZIP, AU state + postcode
+    rf"|{_UK_POST})"
+    r"|(?=\d)(?:\b(?:\d{4} ?[A-Z]{2}"  # NL
+    r"|\d{2}-\d{3}|\d{5}-\d{3}|\d{8})"  # PL, BR
+    r"|(?<=, )\d{5,6}|\d{5}(?= [A-ZÀ-Þ])|(?<=-)\d{6}|(?<=[a-z] )\d{6})"  # DE/FR/ES/IT, IN
     r")(?![\w-])"
 )
 _CITY_AFTER = re.compile(

@@ -6,7 +6,8 @@ from bastion.data.pii.interface import EntityType, RegexRecognizer
 
 __all__ = ["EmailRecognizer"]
 
-_LOCAL = r"[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9_%+-])?"
+# local parts may hold any letters (RFC 6531: "josé.müller@…"); \w is Unicode-aware in str patterns
+_LOCAL = r"[^\W_](?:[\w.%+-]{0,62}[\w%+-])?"
 _DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}"
 
 class EmailRecognizer(RegexRecognizer):
@@ -15,7 +16,8 @@ class EmailRecognizer(RegexRecognizer):
     priority = 80
     cell_pattern = rf"(?:mailto:)?{_LOCAL}@{_DOMAIN}"
     # the lookahead is implied by _LOCAL (at most 64 of its characters, then "@"); it only skips words faster
-    text_pattern = rf"(?=[A-Za-z0-9._%+-]{{1,64}}+@)(?<![\w.@%+-]){_LOCAL}@{_DOMAIN}(?![\w@-])"
+    text_pattern = rf"(?=[\w.%+-]{{1,64}}+@)(?<![\w.@%+-]){_LOCAL}@{_DOMAIN}(?![\w@-])"
+    text_requires = "@"  # only cells with an "@" are searched
     context_words = ("email", "e-mail", "mail", "contact", "write to")
     base_score = 0.95
 

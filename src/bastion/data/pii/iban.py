@@ -27,6 +27,7 @@ class IbanRecognizer(Recognizer):
     priority = 95
     # the lookahead (two capitals and two digits) is implied by every country shape; it only skips text faster
     text_pattern = rf"(?=[A-Z]{{2}}\d\d)(?<![A-Za-z0-9])(?:{_country_alternation()})(?![A-Za-z0-9])"
+    text_requires = r"[A-Z][A-Z]\d\d"  # only cells with a country code and check digits are searched
     context_words = ("iban", "bank", "account", "transfer", "konto", "compte")
     base_score = 0.95
 

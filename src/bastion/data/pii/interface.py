@@ -217,6 +217,12 @@ class Recognizer(ABC):
     #: Recognizers that declare the same gate (and keep the default `find_in_text`) are searched in one
     #: pass over the text instead of one pass each; the matches are the same. Leave None when unsure.
     text_gate: ClassVar[str | None] = None
+    #: a regex that finds something in every cell where ``text_pattern`` matches (e-mail: ``@``). The scanner
+    #: then runs ``text_pattern`` only over the cells where this finds something, and the matches are the same,
+    #: provided that neither pattern crosses a line break (cells are joined by ``"\n"``) and the lookarounds of
+    #: ``text_pattern`` decide on the line break itself at a cell's edge (``(?![\w-])``, not ``(?!\n\d)``).
+    #: Start it with a character class or a literal so the engine can skip ahead. Leave None when unsure.
+    text_requires: ClassVar[str | None] = None
     #: words before a text match that raise its score
     context_words: ClassVar[tuple[str, ...]] = ()
     base_score: ClassVar[float] = 0.8
@@ -271,6 +277,15 @@ class Recognizer(ABC):
         kept anyway: one whose exact span a recognizer of higher priority also found.
         """
         return True
+
+    def _compiled_requires(self) -> re.Pattern[str] | None:
+        if self.text_requires is None:
+            return None
+        cached = self.__dict__.get("_requires_re")
+        if cached is None or cached[0] is not self.text_requires:
+            cached = (self.text_requires, re.compile(self.text_requires))
+            self.__dict__["_requires_re"] = cached
+        return cached[1]
 
     def _compiled_text(self) -> re.Pattern[str]:
         cached = self.__dict__.get("_text_re")

@@ -39,6 +39,8 @@ class IpAddressRecognizer(Recognizer):
         rf"(?<![\w:])(?=\d{{1,3}}\.|[0-9A-Fa-f]{{0,4}}:)"
         rf"(?:(?<![\w.:]){_V4}(?![\w]|\.\d)|(?:{_V6})(?![\w:]))"
     )
+    # only cells with four dotted numbers or two colons close together are searched
+    text_requires = r"[.:](?:(?<=\.)\d{1,3}\.\d{1,3}\.\d|(?<=:)[0-9A-Fa-f]{0,4}:)"
     context_words = ("ip", "address", "from", "login", "host", "client", "server")
     base_score = 0.8
 

@@ -33,9 +33,11 @@ _CONTEXT = (
     "wife", "husband", "mother", "father", "brother", "sister", "dear", "hi ", "hello", "cc:", "signed",
     "seen by", "referred by", "guardian", "caregiver", "pt ", "client", "customer", "user",
 )
-_INITIAL_NAME = re.compile(rf"(?=[A-Z])(?<![\w.])(?<!\d )[A-Z]\. ?(?P<name>{_TOK}(?: {_TOK})?)(?![\w@'’])")
+# Both start with a consumed capital and test what stands before it in a lookbehind over that capital and the
+# character(s) before it (the same test as a lookbehind before the capital): the engine skips to capitals fast.
+_INITIAL_NAME = re.compile(rf"[A-Z](?<![\w.][A-Z])(?<!\d [A-Z])\. ?(?P<name>{_TOK}(?: {_TOK})?)(?![\w@'’])")
 _CAPS_COMMA = re.compile(
-    rf"(?=[{_UP}])(?<![\w])(?P<last>[{_UP}]{{2,}}(?:[-' ][{_UP}]{{2,}})?), (?P<first>{_TOK})(?![\w@'’])"
+    rf"(?P<last>[{_UP}](?<![\w][{_UP}])[{_UP}]+(?:[-' ][{_UP}]{{2,}})?), (?P<first>{_TOK})(?![\w@'’])"
 )
 _CELL = re.compile(
     rf"(?:(?:{_TITLE})\.? )?(?P<first>{_TOK})(?:,? (?:{_PARTICLE} )?(?:[{_UP}]\. )?(?P<last>{_TOK}(?: {_TOK})?))?"
@@ -49,6 +51,36 @@ _FACILITY_AFTER = re.compile(
     r"Road|Avenue|Lane|Drive|Boulevard|Hall|House|Home|Park|Church|Cathedral|Station|Airport|Bank|Hotel)\b"
 )
 _FACILITY_BEFORE = re.compile(r"(?:St\.?|Saint|Santa|San|Mount|Mt\.?|Fort|Lake|Port) $")
+# "Hospital La Paz", "Ospedale San Raffaele": a facility word before; "in Valencia": a place preposition before
+# (looked up as the one or two words before a candidate: set lookups, cheaper than a regex per candidate)
+_FACILITY_WORDS = frozenset(
+    "Hospital Hôpital Ospedale Clínica Clinica Klinik Klinikum Centro Policlinico Ziekenhuis Universitario "
+    "Campus".split()
+)
+_FACILITY_ARTICLES = frozenset("La Le El Del De Di San Santa St St.".split())
+_PLACE_PREPOSITIONS = frozenset("in near nach aus à em naar uit bij".split())
+
+
+def _after_facility_word(text: str, start: int) -> bool:
+    if start < 3 or text[start - 1] != " " or (not text[start - 2].isalpha() and text[start - 2] != "."):
+        return False
+    lo = max(0, start - 16)
+    j = text.rfind(" ", lo, start - 1)
+    prev = text[(j if j >= 0 else lo - 1) + 1 : start - 1]
+    if prev in _FACILITY_WORDS:
+        return True
+    if j <= 0 or prev not in _FACILITY_ARTICLES:
+        return False
+    return text[max(0, j - 16) : j].rsplit(" ", 1)[-1] in _FACILITY_WORDS
+
+
+def _after_place_preposition(text: str, start: int) -> bool:
+    words = text[max(0, start - 6) : start].split()
+    return bool(words) and text[start - 1] == " " and words[-1] in _PLACE_PREPOSITIONS and (
+        start - 1 - len(words[-1]) <= 0 or not text[start - 2 - len(words[-1])].isalnum()
+    )
+# a word after a title that is itself a title or a form of address ("Herr Kollege Dr. ...")
+_NOT_AFTER_TITLE = frozenset(TITLES) | {"Kollege", "Kollegin", "Collega", "Collègue", "Colleague"}
 
 
 def _mid_sentence(text: str, pos: int) -> bool:
@@ -107,10 +139,23 @@ class PersonRecognizer(Recognizer):
         full, first_only, last_only = self._cell_kinds(values)
         return np.asarray(full | first_only | last_only, dtype=bool)
 
+    def match_named(self, values: pd.Series) -> np.ndarray:
+        """A column named for people ("patient", "full_name"): a name-shaped cell counts even when no part of
+        it is in the dictionaries (two or more words, any script: "Sótiemér te Rylouai", "王丽华")."""
+        from bastion.data.pii._context_names import name_shaped_cells
+
+        return np.asarray(self.match_cells(values) | name_shaped_cells(values), dtype=bool)
+
     def refine(self, values: pd.Series, mask: np.ndarray, *, named: bool) -> tuple[float, tuple[str, ...]]:
         if not mask.any():
             return 1.0, ()
         full, first_only, last_only = self._cell_kinds(values)
+        if named and (full | first_only | last_only).mean() < 0.5 * mask.mean():
+            # names by shape alone: people are many and distinct, a status column ("Awaiting Triage") is not
+            distinct = values.nunique()
+            if distinct < min(self.min_distinct, 0.25 * len(values)):
+                return 0.0, (f"only {distinct} distinct name-shaped values: categories, not names",)
+            return 1.0, (f"name-shaped values (no dictionary needed) in {mask.mean():.0%} of cells",)
         distinct = values.nunique()
         matched_distinct = values[mask].nunique()
         d_share = matched_distinct / max(1, distinct)
@@ -154,7 +199,10 @@ class PersonRecognizer(Recognizer):
             if title is None and " " not in name and name not in first_set and name not in last_set:
                 continue  # the common case: one capitalised word that is no name
             start = m.start("name")
-            toks = [(t.start() + start, t.group(0)) for t in _NONSPACE.finditer(name)]
+            toks = []  # (offset, word): the words of a run are separated by single spaces
+            for word in name.split(" "):
+                toks.append((start, word))
+                start += len(word) + 1
             keep_unknown = False
             if title is None:
                 while toks and toks[0][1] in NOT_NAMES:
@@ -179,34 +227,44 @@ class PersonRecognizer(Recognizer):
             if _FACILITY_AFTER.match(text, e) or _FACILITY_BEFORE.search(text, max(0, s - 7), s):
                 continue  # "St. Mary's Hospital", "Mercy General": places named after people
             words = [t for _, t in toks if t[0].isupper()]
-            before = text[max(0, s - 28) : s]
-            cut = max(before.rfind(". "), before.rfind("; "), before.rfind("\n"))
-            if cut >= 0:
-                before = before[cut + 1 :]  # context words of the previous sentence say nothing here
+            if _after_facility_word(text, s):
+                continue
             if title is not None:
+                if any(t in _NOT_AFTER_TITLE for t in words):
+                    continue  # "Herr Kollege Dr": the name comes after the last title (found from there)
                 yield (m.start("lead") if m.group("lead") else s), e, 0.92
                 continue
-            context = self.has_context(before)
+            if len(words) == 1 and _after_place_preposition(text, s):
+                continue  # "a holiday in Valencia": a place
+            # (context words are looked for only where they change the verdict)
             if len(words) >= 2:
                 head, tail = words[0], words[-1]
                 if head in NOT_NAMES or tail in NOT_NAMES:
                     continue
                 if head in first_set and (tail in last_set or tail in first_set or tail not in AMBIGUOUS):
-                    yield s, e, 0.9 if (tail in last_set or context) else 0.75
+                    yield s, e, 0.9 if (tail in last_set or self._context_at(text, s)) else 0.75
                 elif head in last_set and tail in first_set:
                     yield s, e, 0.7
                 elif title is None and keep_unknown and tail in last_set:
                     yield s, e, 0.7
-                elif context and (head in last_set or tail in last_set):
+                elif (head in last_set or tail in last_set) and self._context_at(text, s):
                     yield s, e, 0.65
                 continue
             word = words[0] if words else ""
             if word in NOT_NAMES:
                 continue
             if word in first_set and word not in AMBIGUOUS:
-                yield s, e, 0.8 if context else 0.6
-            elif context and (word in first_set or word in last_set):
+                yield s, e, 0.8 if self._context_at(text, s) else 0.6
+            elif (word in first_set or word in last_set) and self._context_at(text, s):
                 yield s, e, 0.6
+
+    def _context_at(self, text: str, s: int) -> bool:
+        """A context word in the same sentence, shortly before ``s``."""
+        before = text[max(0, s - 28) : s]
+        cut = max(before.rfind(". "), before.rfind("; "), before.rfind("\n"))
+        if cut >= 0:
+            before = before[cut + 1 :]  # context words of the previous sentence say nothing here
+        return self.has_context(before)
 
     def mask(self, value: str) -> str:
         return mask_name(value)

@@ -15,6 +15,8 @@ __all__ = ["SsnRecognizer"]
 
 _FORMATTED = re.compile(r"\d{3}([- ])\d{2}\1\d{4}")
 _BARE = re.compile(r"\d{9}")
+# an ITIN (area 9xx) is told from a lot or batch number only by what the text calls it, in the nearest words
+_ITIN_CONTEXT = re.compile(r"\b(?:itin|tin|taxpayer|ssn|ss#|tax ?id|social security)\b[^\n]{0,12}\Z")
 
 
 class SsnRecognizer(Recognizer):
@@ -52,7 +54,8 @@ class SsnRecognizer(Recognizer):
             # ITINs (9xx, groups 50-65, 70-88, 90-92, 94-99) identify people as well as SSNs do
             if not (len(match) == 11 and itin_valid(digits)):
                 return None
-            return 0.95 if self.has_context(before) else 0.85
+            # 9xx-xx-xxxx is also how lot, batch and order numbers look: an ITIN only when the text says so
+            return 0.95 if _ITIN_CONTEXT.search(before[-24:].lower()) else None
         # the nearest words only: "SSN 123-45-6789, BSN 123456782" must not make the BSN an SSN
         context = self.has_context(before[-16:])
         if len(match) == 9 and not context:

@@ -19,6 +19,8 @@ class UrlRecognizer(RegexRecognizer):
     cell_flags = re.IGNORECASE
     text_pattern = rf"(?=[hfw])(?<![\w@.])(?:(?:https?|ftp)://{_HOST}|www\.{_HOST})(?:[/?#][^\s<>\"']*)?"
     text_flags = re.IGNORECASE
+    # only cells with "://" or "www." (any case) are searched
+    text_requires = r"[:wW](?:(?<=:)//|(?<=[wW])[wW][wW]\.)"
     base_score = 0.7
 
     def score_span(self, match: str, before: str, after: str) -> float | None:

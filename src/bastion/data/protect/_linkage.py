@@ -15,6 +15,7 @@ from functools import lru_cache
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from bastion.data.pii._text import gc_paused
 from bastion.data.pii.interface import Span
 from bastion.data.pii.person import _FACILITY_AFTER, _FACILITY_BEFORE
 
@@ -48,6 +49,7 @@ _CAPITALS = "".join(
 )
 _CAP_TOKEN = re.compile(rf"(?<![^\W\d_])[A-Z{_CAPITALS}][^\W\d_]*(?:['’][^\W\d_]+)?")
 _DIGIT_RUN = re.compile(r"\d(?:[ .\-/()]{0,2}\d)*")
+_RUN_SEPARATORS = str.maketrans("", "", " .-/()")
 _NON_DIGIT = re.compile(r"\D")
 _PREFIX = re.compile(r"[A-Za-z]{1,4}[-#: ]?$")
 _INITIAL = re.compile(r"(?:^|(?<=[\s(]))([A-Z])\.? ?$")
@@ -178,7 +180,13 @@ class _Sources:
         if kind == "name":
             toks = pc.split_pattern_regex(pc.utf8_lower(arr), r"[^\p{L}\p{N}'’]+").to_pylist()
             self.names.append(
-                [None if t is None else [fold(x) if not x.isascii() else x for x in t if len(x) > 1] for t in toks]
+                # a particle alone identifies nobody ("de la" of the row's name is not "Hospital La Paz")
+                [
+                    None
+                    if t is None
+                    else [fold(x) if not x.isascii() else x for x in t if len(x) > 1 and x not in _PARTICLES]
+                    for t in toks
+                ]
             )
         elif kind == "date":
             years = pc.struct_field(pc.extract_regex(arr, r"(?P<y>(?:1[89]|20)\d\d)"), "y").to_pylist()
@@ -269,49 +277,66 @@ def _find_row(
             for needle in _date_variants(values[i] or ""):
                 if needle in low:
                     _add_literal(found, low, needle, entity)
-    digits = [(col[i], e) for col, e in src.digits if col[i]]
-    zips = {z[i] for z in src.zips if z[i]}
+    digits = [(d, e) for col, e in src.digits if (d := col[i])]
+    zips = {v for z in src.zips if (v := z[i])}
     if digits or zips:
-        for m in _DIGIT_RUN.finditer(text):
-            run = _NON_DIGIT.sub("", m.group(0))
-            if len(run) < 5:
-                continue
-            s, e = m.span()
-            for d, entity in digits:
-                assert d is not None
-                if run == d or (
-                    entity == "PHONE"
-                    and ((run.endswith(d) and len(run) - len(d) <= 3) or (run.startswith(d) and len(run) - len(d) <= 5))
-                ):
-                    p = _PREFIX.search(text, max(0, s - 5), s)
-                    found.append(Span(entity, p.start() if p and p.group(0)[0].isupper() else s, e, 1.0))
-                    break
-            else:
-                if run in zips:
-                    found.append(Span("US_ZIP", s, e, 1.0))
+        _add_digits(found, text, digits, zips)
     names: set[str] = set()
     for name_col in src.names:
         toks = name_col[i]
         if toks:
             names.update(toks)
     if names or dictionary:
-        hits: list[tuple[int, int]] = []
-        for m in _CAP_TOKEN.finditer(text):
-            f = low[m.start() : m.end()]
-            if f in names or (dictionary is not None and f in dictionary):
-                hits.append(m.span())
-            elif ("'" in f or "’" in f) and re.split(r"['’]", f)[0] in names:
-                hits.append(m.span())
-        if hits:
-            initials = {n[0] for n in names}
-            for s, e in _join_names(text, hits, initials):
-                place = _FACILITY_AFTER.match(text, e) or _FACILITY_BEFORE.search(text, max(0, s - 7), s)
-                if dictionary is not None and place:
-                    # another row's name inside "Johns Hopkins Hospital": a place, unless it is this row's own
-                    if not all(low[a:b] in names for a, b in hits if s <= a < e):
-                        continue
-                found.append(Span("PERSON", s, e, 1.0))
+        _add_names(found, text, low, names, {n[0] for n in names}, dictionary)
     return merge_spans(found) if len(found) > 1 else found
+
+
+def _add_digits(found: list[Span], text: str, digits: list[tuple[str, str]], zips: set[str]) -> None:
+    """Digit runs equal to one of the row's values (a phone number's also with up to 3 more digits in front or 5
+    after); of several, the value listed first; else a run equal to one of the row's ZIP codes."""
+    first: dict[str, int] = {}
+    phones: list[tuple[int, str]] = []
+    for k, (d, entity) in enumerate(digits):
+        first.setdefault(d, k)
+        if entity == "PHONE":
+            phones.append((k, d))
+    for m in _DIGIT_RUN.finditer(text):
+        run = m.group(0).translate(_RUN_SEPARATORS)  # a run holds digits and these separators only
+        if len(run) < 5:
+            continue
+        best = first.get(run, len(digits))
+        for k, d in phones:
+            if k >= best:
+                break
+            if (run.endswith(d) and len(run) - len(d) <= 3) or (run.startswith(d) and len(run) - len(d) <= 5):
+                best = k
+                break
+        s, e = m.span()
+        if best < len(digits):
+            p = _PREFIX.search(text, max(0, s - 5), s)
+            found.append(Span(digits[best][1], p.start() if p and p.group(0)[0].isupper() else s, e, 1.0))
+        elif run in zips:
+            found.append(Span("US_ZIP", s, e, 1.0))
+
+
+def _add_names(
+    found: list[Span], text: str, low: str, names: set[str], initials: set[str], dictionary: frozenset[str] | None
+) -> None:
+    hits: list[tuple[int, int]] = []
+    for m in _CAP_TOKEN.finditer(text):
+        f = low[m.start() : m.end()]
+        if f in names or (dictionary is not None and f in dictionary):
+            hits.append(m.span())
+        elif ("'" in f or "’" in f) and re.split(r"['’]", f)[0] in names:
+            hits.append(m.span())
+    if hits:
+        for s, e in _join_names(text, hits, initials):
+            place = _FACILITY_AFTER.match(text, e) or _FACILITY_BEFORE.search(text, max(0, s - 7), s)
+            if dictionary is not None and place:
+                # another row's name inside "Johns Hopkins Hospital": a place, unless it is this row's own
+                if not all(low[a:b] in names for a, b in hits if s <= a < e):
+                    continue
+            found.append(Span("PERSON", s, e, 1.0))
 
 
 def _add_literal(found: list[Span], low: str, needle: str, entity: str) -> None:
@@ -374,18 +399,81 @@ class RowLinker:
                 if distinct <= max(50, n // 100) and distinct * 2 < n:
                     continue
             tgt.append((c, _as_strings(arr)))
-        out: dict[str, list[list[Span]]] = {c: [[] for _ in range(n)] for c, _ in tgt}
-        cell_targets = self.cell_targets
-        dictionary = self.dictionary
-        for c, texts in tgt:
-            dic = None if c in cell_targets else dictionary
-            rows = out[c]
-            for i, cell in enumerate(texts):
-                if cell:
-                    found = _find_row(cell, src, i, dic)
-                    if found:
-                        rows[i] = found
+        out: dict[str, list[list[Span]]] = {}
+        with gc_paused():  # many small objects, no cycles (see gc_paused)
+            rows = _RowValues.of(src, n)
+            for c, texts in tgt:
+                out[c] = _find_column(texts, src, rows, None if c in self.cell_targets else self.dictionary)
         return out
+
+
+@dataclass
+class _RowValues:
+    """Per row, what `_find_row` derives from the sources on every call: digits, ZIPs, name words, initials."""
+
+    digits: list[list[tuple[str, str]]]
+    zips: list[set[str]]
+    names: list[set[str]]
+    initials: list[set[str]]
+
+    @classmethod
+    def of(cls, src: _Sources, n: int) -> _RowValues:
+        cols = [col for col, _ in src.digits]
+        ents = [e for _, e in src.digits]
+        digits = [[(d, e) for d, e in zip(vals, ents, strict=True) if d] for vals in zip(*cols, strict=True)] or [
+            [] for _ in range(n)
+        ]
+        zips = [{z for z in vals if z} for vals in zip(*src.zips, strict=True)] or [set() for _ in range(n)]
+        names: list[set[str]] = [set() for _ in range(n)]
+        for name_col in src.names:
+            for i, toks in enumerate(name_col):
+                if toks:
+                    names[i].update(toks)
+        return cls(digits, zips, names, [{w[0] for w in ns} for ns in names])
+
+
+_ANY_CAPITAL = re.compile(f"[A-Z{_CAPITALS}]")  # the first character of every _CAP_TOKEN
+
+
+def _find_column(
+    texts: Sequence[str | None], src: _Sources, rows: _RowValues, dictionary: frozenset[str] | None
+) -> list[list[Span]]:
+    """`_find_row` for every cell of one column, each kind of source value tried over the whole column at once
+    (a substring test per cell in one comprehension) and the costly steps run only on the cells they can hit.
+    The spans of each cell, and their order before merging, are those `_find_row` gives."""
+    n = len(texts)
+    lows = [fold(t) if t else None for t in texts]
+    found: list[list[Span]] = [[] for _ in range(n)]
+    for col, entity in src.literals:
+        for i in [i for i, (needle, low) in enumerate(zip(col, lows, strict=True)) if needle and low and needle in low]:
+            low = lows[i]
+            assert low is not None
+            _add_literal(found[i], low, col[i] or "", entity)
+    for years, values, entity in src.dates:
+        for i in [i for i, (y, t) in enumerate(zip(years, texts, strict=True)) if y and t and y in t]:
+            low = lows[i]
+            assert low is not None
+            for needle in _date_variants(values[i] or ""):
+                if needle in low:
+                    _add_literal(found[i], low, needle, entity)
+    for i, text in enumerate(texts):
+        if not text or not (rows.digits[i] or rows.zips[i]):
+            continue
+        # every digit run found is a substring of the cell's digits run together: a row value that is not in
+        # those cannot be found (a phone number's run contains its value too)
+        every = _NON_DIGIT.sub("", text)
+        if len(every) >= 5 and (any(d in every for d, _ in rows.digits[i]) or any(z in every for z in rows.zips[i])):
+            _add_digits(found[i], text, rows.digits[i], rows.zips[i])
+    for i, text in enumerate(texts):
+        if not text or not (rows.names[i] or dictionary) or not _ANY_CAPITAL.search(text):
+            continue
+        low = lows[i]
+        assert low is not None
+        # without a dictionary only the row's own name words count, and each is a substring of the folded cell
+        if dictionary is None and not any(w in low for w in rows.names[i]):
+            continue
+        _add_names(found[i], text, low, rows.names[i], rows.initials[i], dictionary)
+    return [merge_spans(f) if len(f) > 1 else f for f in found]
 
 
 def _as_string_array(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
