@@ -601,3 +601,42 @@ def test_a_forged_promote_on_postgres_is_refused(tmp_path: Path, pg_url: str, mo
     with pytest.raises(VerificationError, match="vouches"):
         _serve(root)
     assert not _verify(root).ok
+
+
+_H = "ab" * 32
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    (f"12:{_H}", (12, _H)),
+    (_H, (None, _H)),
+    (f" 7:{_H.upper()} ", (7, _H)),
+    ("12:" + "ab" * 31, None),            # too short
+    (f"12:{_H}\n" + "x", None),           # a second line
+    (f"-1:{_H}", None),                   # not a sequence number
+    (f"x:{_H}", None),
+    (f"12:{_H}zz", None),
+    ("", None),
+])
+def test_expect_head_parsing(text: str, want: tuple[int | None, str] | None) -> None:
+    from bastion.audit.verify import parse_expected_head
+    from bastion.errors import ConfigError
+
+    if want is None:
+        with pytest.raises(ConfigError, match="SEQ:HASH"):
+            parse_expected_head(text)
+    else:
+        assert parse_expected_head(text) == want
+
+
+def test_a_second_folder_gets_no_second_audit_key(two_folders: Any) -> None:
+    from bastion.audit.checkpoints import audit_key_paths, init_audit_key
+    from bastion.data.protect import init_project_keys
+    from bastion.errors import KeyManagementError
+
+    a, b = two_folders
+    fp = init_audit_key(a)
+    with pytest.raises(KeyManagementError, match="not made while the chain names one"):
+        init_audit_key(b)
+    init_project_keys(b, passphrase=None)  # `bastion keys init` in folder B: its master key, no audit key
+    assert not audit_key_paths(b.settings)[0].exists()
+    assert [e.subject for e in b.audit.entries(action="keys.audit.init")] == [fp]

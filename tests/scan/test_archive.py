@@ -468,3 +468,84 @@ def test_path_traversal_with_windows_names(kind: str, name: str) -> None:
     hits = [f for f in report.findings if f.rule_id == "archive.path-traversal"]
     assert [f.severity for f in hits] == [Severity.HIGH]
     assert repr(name) in hits[0].construct
+
+
+# -- two archives in one file: offsets that readers resolve differently -----------------------------------------
+
+def _forge_crc(prefix: bytes, target: int) -> bytes:
+    """Four bytes ``x`` with ``crc32(prefix + x) == target`` (CRC-32 is affine over GF(2))."""
+    base = zlib.crc32(prefix + bytes(4))
+    basis: list[tuple[int, int]] = []
+    for bit in range(32):
+        vec, combo = zlib.crc32(prefix + (1 << bit).to_bytes(4, "little")) ^ base, 1 << bit
+        for b_vec, b_combo in basis:
+            if vec ^ b_vec < vec:
+                vec, combo = vec ^ b_vec, combo ^ b_combo
+        if vec:
+            basis.append((vec, combo))
+            basis.sort(reverse=True)
+    want, combo = base ^ target, 0
+    for b_vec, b_combo in basis:
+        if want ^ b_vec < want:
+            want, combo = want ^ b_vec, combo ^ b_combo
+    assert want == 0
+    return combo.to_bytes(4, "little")
+
+
+def _concatenated_checkpoint(canary: Path) -> bytes:
+    """``evil + good``: two byte-identical torch zips but for data.pkl (same length, same CRC). Python's zipfile
+    shifts the trailing central directory's offsets by the prefix and reads ``good``; torch's miniz takes them
+    as written and reads ``evil``'s members, whose local headers match in every field."""
+    torch = pytest.importorskip("torch")
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(2)}, buf)
+    good = buf.getvalue()
+    name = next(n for n in zipfile.ZipFile(io.BytesIO(good)).namelist() if n.endswith("/data.pkl"))
+    benign = zipfile.ZipFile(io.BytesIO(good)).read(name)
+    cmd = f"touch {canary}".encode()
+    payload = b"\x80\x02cposix\nsystem\nX" + struct.pack("<I", len(cmd)) + cmd + b"\x85R."
+    body = payload + bytes(len(benign) - len(payload) - 4)
+    body += _forge_crc(body, zlib.crc32(benign))
+    at = good.index(benign)
+    return good[:at] + body + good[at + len(benign):] + good
+
+
+def test_second_archive_in_front_is_found(tmp_path: Path) -> None:
+    import subprocess
+
+    canary = tmp_path / "PWNED"
+    data = _concatenated_checkpoint(canary)
+    path = tmp_path / "model.pt"
+    path.write_bytes(data)
+    # what a reviewer sees (Python's zipfile) is the benign checkpoint ...
+    name = next(n for n in zipfile.ZipFile(path).namelist() if n.endswith("/data.pkl"))
+    assert b"posix" not in zipfile.ZipFile(path).read(name)
+    # ... while torch.load runs the payload in front
+    subprocess.run([sys.executable, "-c", "import sys, torch; torch.load(sys.argv[1], weights_only=False)",
+                    str(path)], check=False, capture_output=True, timeout=120)
+    assert canary.exists()
+    canary.unlink()
+    rules = _rules(data)
+    assert rules["archive.offset-mismatch"] == Severity.HIGH
+    assert rules["pickle.dangerous-global"] == Severity.CRITICAL  # the front archive is scanned as '(prepended)'
+    assert not canary.exists()
+
+
+def test_polyglot_prefix_is_scanned_as_content() -> None:
+    # a pickle in front of a zip whose offsets are absolute (every reader agrees on the members)
+    members = _zip({"a.txt": b"hello"}, method=zipfile.ZIP_STORED)
+    evil = b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R."
+    shifted = bytearray(members)
+    eocd = shifted.rindex(b"PK\x05\x06")
+    (cd_offset,) = struct.unpack_from("<I", shifted, eocd + 16)
+    struct.pack_into("<I", shifted, eocd + 16, cd_offset + len(evil))
+    cd = cd_offset
+    while shifted[cd:cd + 4] == b"PK\x01\x02":
+        (local,) = struct.unpack_from("<I", shifted, cd + 42)
+        struct.pack_into("<I", shifted, cd + 42, local + len(evil))
+        nlen, elen, clen = struct.unpack_from("<HHH", shifted, cd + 28)
+        cd += 46 + nlen + elen + clen
+    rules = _rules(evil + bytes(shifted))
+    assert "archive.offset-mismatch" not in rules
+    assert rules["pickle.dangerous-global"] == Severity.CRITICAL
+    assert _rules(members) == {}

@@ -294,3 +294,93 @@ def test_pickled_xgboost_booster_with_out_of_range_nodes_is_refused() -> None:
     with pytest.raises(UnsafeArtifactError, match="splits on feature 100000000"):
         restricted_loads(data)
     assert restricted_loads(pickle.dumps(model, protocol=4)).num_boosted_rounds() == 2  # type: ignore[attr-defined]
+
+
+# -- state a class exec()s: scipy.stats distributions --------------------------------------------------------
+
+def _hostile_distribution(canary: Path) -> Any:
+    import copy
+
+    import scipy.stats as st
+
+    dist = copy.deepcopy(st.gamma)
+    dist._parse_arg_template = f"open({str(canary)!r}, 'w').close()\n" + dist._parse_arg_template
+    return dist
+
+
+def test_scipy_argparser_template_copy_matches_scipy() -> None:
+    from scipy.stats import _distn_infrastructure
+
+    assert _signatures.SCIPY_ARGPARSER_TEMPLATE == _distn_infrastructure.parse_arg_template
+
+
+def test_distribution_state_that_scipy_execs_is_flagged_and_refused(tmp_path: Path) -> None:
+    canary = tmp_path / "PWNED"
+    data = pickle.dumps({"C": _hostile_distribution(canary)}, protocol=4)  # a search space holding a distribution
+    pickle.loads(data)  # the gadget is real: rv_generic.__setstate__ exec()s the template
+    assert canary.exists()
+    canary.unlink()
+    assert "pickle.unsafe-parameter" in _rules(data)
+    with pytest.raises(UnsafeArtifactError, match="_parse_arg_template"):
+        restricted_loads(data)
+    assert not canary.exists()
+
+
+def test_skops_distribution_state_that_scipy_execs_is_refused(tmp_path: Path) -> None:
+    from bastion.flavors._skops import skops_io
+    from bastion.flavors.sklearn import load_skops_bytes
+
+    canary = tmp_path / "PWNED"
+    data = skops_io().dumps(_hostile_distribution(canary))
+    with pytest.raises(UnsafeArtifactError, match="_parse_arg_template"):
+        load_skops_bytes(data, trusted=["scipy.stats._continuous_distns.gamma_gen"], what="model")
+    assert not canary.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_continuous_distributions_stay_clean(protocol: int) -> None:
+    import scipy.stats as st
+
+    for dist in (st.gamma, st.norm, st.uniform(0, 2), st.rv_histogram(([1, 2], [0.0, 1.0, 2.0]))):
+        data = pickle.dumps(dist, protocol=protocol)
+        assert _rules(data) == set(), dist
+        loaded = restricted_loads(data)
+        shapes = [1.5] * getattr(dist, "numargs", 0)
+        assert loaded.cdf(0.5, *shapes) == dist.cdf(0.5, *shapes)  # type: ignore[attr-defined]
+
+
+def test_class_stored_in_state_is_a_constructor_call(xgb_model_file: Path) -> None:
+    # FunctionTransformer calls func(X, **kw_args) at predict time: a stored class is a deferred constructor call
+    import xgboost
+    from sklearn.preprocessing import FunctionTransformer
+
+    model = FunctionTransformer(func=xgboost.core.Booster, kw_args={"model_file": str(xgb_model_file)},
+                                validate=False).fit(None)
+    data = pickle.dumps(model, protocol=4)
+    assert pickle.loads(data).transform(None).num_boosted_rounds() == 3  # the plain model reads the host file
+    assert "pickle.constructor-call" in _rules(data)
+    with pytest.raises(UnsafeArtifactError, match="runs its constructor"):
+        restricted_loads(data)
+    # a partial's func replaced through BUILD (its own state) is the same deferred call
+    partial = b"\x80\x02" + _g("functools", "partial") + _g("numpy", "add") + b"\x85R" + _g("xgboost.core", "Booster") \
+        + b")}" + _s("model_file") + _s(str(xgb_model_file)) + b"sN\x94b."
+    partial = partial.replace(b"\x94", b"t")  # (func, args, kwargs, dict) as a 4-tuple: MARK ... TUPLE
+    partial = partial.replace(b"\x85R" + _g("xgboost.core", "Booster"), b"\x85R(" + _g("xgboost.core", "Booster"))
+    assert "pickle.constructor-call" in _rules(partial)
+    with pytest.raises(UnsafeArtifactError, match="runs its constructor"):
+        restricted_loads(partial)
+    # numpy scalar types as an estimator's dtype stay clean
+    from sklearn.preprocessing import OneHotEncoder
+
+    enc = OneHotEncoder(dtype=np.float32).fit([["a"], ["b"]])
+    assert _rules(pickle.dumps(enc, protocol=4)) == set()
+    assert restricted_loads(pickle.dumps(enc, protocol=4)).dtype is np.float32  # type: ignore[attr-defined]
+
+
+def test_class_put_into_a_container_after_its_owner_was_built_is_refused() -> None:
+    # a list created, memoized, and only later given a class (APPEND after the BUILD that shared it)
+    data = (b"\x80\x02]q\x00(" + _g("sklearn.metrics._classification", "f1_score") + b"eh\x00"
+            + _g("xgboost.core", "Booster") + b"a0.")
+    assert "pickle.constructor-call" in _rules(data)
+    with pytest.raises(UnsafeArtifactError, match="runs its constructor"):
+        restricted_loads(data)

@@ -67,6 +67,7 @@ def load_skops_bytes(data: bytes, *, trusted: list[str] | None = None, what: str
     from skops.io.exceptions import UntrustedTypesFoundException
 
     extra = set(trusted or []) | BASTION_TRUSTED_TYPES
+    _code_in_schema(data, what)  # before skops builds anything: state that a class exec()s when it is rebuilt
     # skops.io.load audits the tree against the same trusted set before constructing anything, so one
     # parse does both; the separate audit below runs only on failure, to give the precise error.
     try:
@@ -86,6 +87,38 @@ def load_skops_bytes(data: bytes, *, trusted: list[str] | None = None, what: str
         raise UnsafeArtifactError(f"{what} carries {unsafe}: it would act on the host when it predicts. Nothing was "
                                   "returned; re-save the model with the parameter at its safe value.")
     return model
+
+
+def _code_in_schema(data: bytes, what: str) -> None:
+    """Refuse a skops file whose object state holds code a trusted class runs while skops rebuilds it (scipy's
+    distributions exec() their ``_parse_arg_template`` in ``__setstate__``); skops audits types, not values."""
+    import json
+
+    from bastion.scan._signatures import CODE_ATTRIBUTES, scipy_argparser_ok
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            schema = json.loads(z.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
+        raise UnsafeArtifactError(f"{what} has no readable skops schema ({e}); it was not loaded.") from e
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if key in CODE_ATTRIBUTES:
+                    text = value.get("content") if isinstance(value, dict) else None
+                    try:
+                        text = json.loads(text) if isinstance(text, str) else None
+                    except ValueError:
+                        text = None
+                    if not scipy_argparser_ok(text):
+                        raise UnsafeArtifactError(
+                            f"{what} sets {key} to code scipy did not generate (scipy exec()s it when the "
+                            "distribution is rebuilt). Nothing was loaded.")
+                stack.append(value)
 
 
 def restricted_unpickle(data: bytes, *, what: str, trusted: list[str] | None = None) -> Any:

@@ -14,11 +14,13 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "CODE_ATTRIBUTES",
     "CONSTANTS",
     "CONSTRUCTIBLE",
     "CONSTRUCTIBLE_MODULES",
     "QSCHEMES",
     "SAFE_PARAMETERS",
+    "SCIPY_ARGPARSER_TEMPLATE",
     "TORCH_DTYPES",
     "TORCH_LAYOUTS",
     "TORCH_REBUILD_FROM_TYPE",
@@ -148,6 +150,14 @@ CONSTRUCTIBLE = frozenset({
     "functools.partial",  # its own signature checks what it wraps (a function or a class listed here)
     *(f"pathlib.{p}{n}" for p in ("", "_local.") for n in ("PosixPath", "PurePosixPath", "WindowsPath",
                                                          "PureWindowsPath")),
+    "builtins.object",
+    # NumPy's scalar types: estimators keep them as their output dtype (OneHotEncoder(dtype=numpy.float64))
+    *(f"numpy.{n}" for n in ("float64", "float32", "float16", "float128", "longdouble", "double", "single", "half",
+                             "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "intc", "uintc",
+                             "intp", "uintp", "int_", "uint", "byte", "ubyte", "short", "ushort", "long", "ulong",
+                             "longlong", "ulonglong", "bool", "bool_", "complex64", "complex128", "complex256",
+                             "csingle", "cdouble", "clongdouble", "str_", "bytes_", "object_", "datetime64",
+                             "timedelta64", "void")),
     "numpy.dtype", "numpy._core.multiarray.dtype", "numpy.core.multiarray.dtype",
     "numpy.ndarray", "numpy._core.multiarray.ndarray", "numpy.core.multiarray.ndarray",
     "pandas.Interval", "pandas.Period", "pandas.PeriodDtype", "pandas.StringDtype", "pandas.CategoricalDtype",
@@ -283,8 +293,56 @@ for (_cls, _attr), _values in SAFE_PARAMETERS.items():
     _SAFE_BY_CLASS.setdefault(_cls, {})[_attr] = _values
 
 
+#: scipy.stats distributions ``exec()`` their ``_parse_arg_template`` attribute when unpickled
+#: (``rv_generic.__setstate__`` -> ``_attach_argparser_methods``), so object state is code there. The only text
+#: allowed is what scipy itself generates (``scipy.stats._distn_infrastructure.parse_arg_template``, unchanged
+#: since scipy 1.6; a test compares this copy with the installed scipy): shape names are identifiers, and the
+#: loc/scale part is the continuous or the discrete one.
+SCIPY_ARGPARSER_TEMPLATE = (
+    "\ndef _parse_args(self, %(shape_arg_str)s %(locscale_in)s):\n"
+    "    return (%(shape_arg_str)s), %(locscale_out)s\n\n"
+    "def _parse_args_rvs(self, %(shape_arg_str)s %(locscale_in)s, size=None):\n"
+    "    return self._argcheck_rvs(%(shape_arg_str)s %(locscale_out)s, size=size)\n\n"
+    "def _parse_args_stats(self, %(shape_arg_str)s %(locscale_in)s, moments='mv'):\n"
+    "    return (%(shape_arg_str)s), %(locscale_out)s, moments\n"
+)
+CODE_ATTRIBUTES = frozenset({"_parse_arg_template"})
+
+
+@_cache
+def _argparser_patterns() -> tuple[Any, ...]:
+    import re
+
+    out = []
+    for loc_in, loc_out in (("loc=0, scale=1", "loc, scale"), ("loc=0", "loc, 1")):
+        first = True
+        pattern = ""
+        for part in re.split(r"(%\(\w+\)s)", SCIPY_ARGPARSER_TEMPLATE):
+            if part == "%(shape_arg_str)s":
+                pattern += r"(?P<shapes>(?:[A-Za-z_][A-Za-z0-9_]*, )*)" if first else "(?P=shapes)"
+                first = False
+            elif part == "%(locscale_in)s":
+                pattern += re.escape(loc_in)
+            elif part == "%(locscale_out)s":
+                pattern += re.escape(loc_out)
+            else:
+                pattern += re.escape(part)
+        out.append(re.compile(pattern))
+    return tuple(out)
+
+
+def scipy_argparser_ok(text: Any) -> bool:
+    """Whether ``text`` is an argument-parser template scipy itself would generate (it gets ``exec()``-ed)."""
+    return isinstance(text, str) and any(p.fullmatch(text) for p in _argparser_patterns())
+
+
 def unsafe_parameter(cls: str, attr: Any, value: Any) -> str | None:
     """A description when setting ``attr`` to ``value`` on an instance of ``cls`` is unsafe, else None."""
+    if attr in CODE_ATTRIBUTES and cls.startswith("scipy.stats."):
+        if scipy_argparser_ok(value):
+            return None
+        return (f"{cls.rpartition('.')[2]}._parse_arg_template to code scipy did not generate (scipy exec()s this "
+                "attribute when the distribution is unpickled)")
     allowed = _SAFE_BY_CLASS.get(cls, {}).get(attr) if isinstance(attr, str) else None
     if allowed is None or (isinstance(value, str) and value in allowed):
         return None
@@ -316,10 +374,11 @@ def unsafe_state(obj: Any, *, limit: int = 200_000) -> str | None:
         if not isinstance(inst, dict):
             continue
         for base in kind.__mro__:
-            checks = _SAFE_BY_CLASS.get(f"{base.__module__}.{base.__qualname__}")
-            for attr in checks or ():
+            name = f"{base.__module__}.{base.__qualname__}"
+            checks = _SAFE_BY_CLASS.get(name, {}).keys() | (CODE_ATTRIBUTES if name.startswith("scipy.stats.") else ())
+            for attr in checks:
                 if attr in inst:
-                    bad = unsafe_parameter(f"{base.__module__}.{base.__qualname__}", attr, inst[attr])
+                    bad = unsafe_parameter(name, attr, inst[attr])
                     if bad is not None:
                         return bad
         stack.extend(inst.values())

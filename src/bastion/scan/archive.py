@@ -7,6 +7,7 @@ members), path traversal, links and decompression bombs are findings.
 from __future__ import annotations
 
 import collections
+import io
 import itertools
 import posixpath
 import stat
@@ -201,7 +202,8 @@ class ZipScanner(FormatScanner):
                         f"The zip has {len(infos)} members, more than ScanLimits.max_members ({limit}); only "
                         "the first ones were analysed.", _REM_ARCHIVE)
                 infos = infos[:limit]
-            self._structure(stream, infos, ctx)
+            prefix = self._structure(stream, infos, ctx)
+            self._offsets(zf, stream, ctx)
             names = [i.filename for i in infos]
             layout = torch_scan.zip_layout(names)
             if layout is not None:
@@ -237,6 +239,26 @@ class ZipScanner(FormatScanner):
                     seen.add(info.filename, self._member(zf, info, ctx, member_flags, keras=ctx.label == "keras"))
             finally:
                 seen.report(ctx, "zip")
+        if prefix:
+            # whatever precedes the members is content too: a loader that reads the file from its start (a
+            # streaming unzip, a pickle loader, a reader that does not shift offsets) sees it
+            ctx.scan_nested(buffered(_Window(stream, 0, prefix)), "(prepended)", size=prefix)
+
+    def _offsets(self, zf: zipfile.ZipFile, stream: IO[bytes], ctx: ScanContext) -> None:
+        """Central-directory offsets that only make sense counted from a later start (a zip appended to
+        other bytes without adjusting them): Python's zipfile shifts every offset by the difference,
+        torch's reader (miniz) and others read them from the start of the file, so the two see
+        different members (a whole second archive can sit in front with the same names)."""
+        try:
+            endrec = zipfile._EndRecData(stream)  # type: ignore[attr-defined]
+            shift = int(zf.start_dir) - int(endrec[zipfile._ECD_OFFSET])  # type: ignore[attr-defined]
+        except (AttributeError, OSError, TypeError, ValueError, IndexError, zipfile.BadZipFile):
+            return
+        if shift:
+            ctx.add("archive.offset-mismatch", Severity.HIGH, "central directory",
+                    f"The central directory's offsets are off by {shift} bytes from where its entries are: "
+                    "Python's zipfile shifts them, other readers (torch.load's miniz) take them as written and "
+                    "read other bytes as the members.", _REM_ARCHIVE)
 
     def _declared_bomb(self, info: zipfile.ZipInfo, ctx: ScanContext) -> bool:
         """Refuse a member whose own header promises a bomb, without inflating it."""
@@ -283,7 +305,8 @@ class ZipScanner(FormatScanner):
             raw.close()
         return content
 
-    def _structure(self, stream: IO[bytes], infos: list[zipfile.ZipInfo], ctx: ScanContext) -> None:
+    def _structure(self, stream: IO[bytes], infos: list[zipfile.ZipInfo], ctx: ScanContext) -> int:
+        """Name, link and layout findings; returns how many bytes precede the first member."""
         counts = collections.Counter(i.filename for i in infos)
         for name, n in counts.items():
             if n > 1:
@@ -310,7 +333,10 @@ class ZipScanner(FormatScanner):
         if ranges and ranges[0][0] > 0:
             ctx.add("archive.prepended-data", Severity.MEDIUM, "data before first member",
                     f"{ranges[0][0]} bytes precede the first zip member; the file is also something else "
-                    "(a polyglot), and another loader may read that part.", _REM_ARCHIVE, offset=0)
+                    "(a polyglot), and another loader may read that part (it is scanned as '(prepended)').",
+                    _REM_ARCHIVE, offset=0)
+            return ranges[0][0]
+        return 0
 
     def _local_header(self, stream: IO[bytes], info: zipfile.ZipInfo, ctx: ScanContext) -> int | None:
         where = f"zip member {info.filename!r}"
@@ -345,6 +371,26 @@ class ZipScanner(FormatScanner):
                     "The local and central headers disagree (" + "; ".join(problems) + "); tools that read "
                     "different headers see different files.", _REM_CORRUPT, offset=info.header_offset)
         return int(info.header_offset + _LOCAL.size + nlen + elen + info.compress_size)
+
+
+class _Window(io.RawIOBase):
+    """Bytes ``[start, end)`` of a seekable stream, read without disturbing anyone else's position."""
+
+    def __init__(self, inner: IO[bytes], start: int, end: int) -> None:
+        self._inner, self._pos, self._end = inner, start, end
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self._end - self._pos)
+        if n <= 0:
+            return 0
+        self._inner.seek(self._pos)
+        data = self._inner.read(n)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
 
 
 # -- tar ----------------------------------------------------------------------------------------

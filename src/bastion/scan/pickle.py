@@ -1169,6 +1169,7 @@ class _Machine:
         """BUILD calls ``__setstate__`` (found on the instance first) or writes ``__dict__``/slots."""
         if target.planted is not None and "__setstate__" in target.planted:
             self._implicit(f"BUILD calls a __setstate__ that an earlier BUILD planted on {_describe(target)}")
+        self._stored_classes(state, target)
         parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
         cls = _class_of(target)
         for part in parts:
@@ -1181,10 +1182,33 @@ class _Machine:
                         self._unsafe_parameter(bad)
                 if not isinstance(key, str):
                     continue
-                if key.startswith("__") and key.endswith("__"):
+                if key.startswith("__") and key.endswith("__") and not (key == "__doc__" and
+                                                                        isinstance(part[key], str | None)):
+                    # (a docstring is data: scipy's distributions keep their own in the instance dict)
                     self._implicit(f"BUILD sets the attribute {key!r} on {_describe(target)}")
                 if key in _PLANTABLE or key == "__setstate__":
                     target.planted = (target.planted or frozenset()) | {key}
+
+    def _stored_classes(self, value: Any, target: Any) -> None:
+        """A class stored in state or in a container (BUILD, APPEND(S), SETITEM(S)) is a deferred call."""
+        for item in _reachable(value):
+            if isinstance(item, _Global) and _policy.is_allowed(item.module, item.name):
+                stored = ".".join(_policy.normalize(item.module, item.name))
+                if not _signatures.callable_with_arguments(stored):
+                    self._stored_class(stored, target)
+
+    def _stored_class(self, stored: str, target: Any) -> None:
+        self.ctx.add(
+            "pickle.constructor-call",
+            Severity.HIGH,
+            f"{stored} (stored)",
+            f"The pickle stores the class {stored} in {_describe(target)}; the model's own code calls what "
+            "it stores (FunctionTransformer.func with its kw_args, a partial's func, a scorer), which runs the "
+            "constructor with arguments the file chose. Library pickles store only functions and value types.",
+            _REMEDIATE_GLOBAL,
+            offset=self.op_offset,
+        )
+        self.res.dangerous_seen = True
 
     def _unsafe_parameter(self, what: str) -> None:
         self.ctx.add(
@@ -1218,6 +1242,7 @@ class _Machine:
         self._container_target(target, "extend" if how == "APPENDS" else "append", how)
         if how == "APPENDS":
             self._container_target(target, "append", how)
+        self._stored_classes(items, target)
         if isinstance(target, list) and len(target) < _KEEP_ITEMS:
             target.extend(items)
 
@@ -1226,6 +1251,7 @@ class _Machine:
             raise Malformed(f"{how} has an odd number of items.", self.op_offset)
         self._mutate_check(target, how)
         self._container_target(target, "__setitem__", how)
+        self._stored_classes(items, target)
         if isinstance(target, dict) and len(target) < _KEEP_ITEMS:
             for i in range(0, len(items), 2):
                 key = items[i]

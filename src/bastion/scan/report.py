@@ -58,6 +58,7 @@ RULES: dict[str, str] = {
     "limit.depth": "Container nesting limit reached",
     "limit.members": "Archive member-count limit reached",
     "limit.pickles": "Too many consecutive pickles",
+    "archive.offset-mismatch": "Zip offsets that readers resolve differently (a second archive in front)",
     "archive.path-traversal": "Archive member escapes the extraction folder (zip-slip/tar-slip)",
     "archive.link": "Archive member is a link",
     "archive.special-file": "Archive member is a device or FIFO",

@@ -612,6 +612,7 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
         inst_dict = getattr(inst, "__dict__", None)
         if isinstance(inst_dict, dict) and "__setstate__" in inst_dict:
             raise _Refused("BUILD would call a __setstate__ planted as an instance attribute.")
+        self._state_check(inst, state)
         setstate = getattr(type(inst), "__setstate__", None)
         if setstate is not None:
             if _is_joblib_wrapper(inst):
@@ -647,6 +648,65 @@ class _RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
             stack[-1] = self._joblib_array(stack[-1])
 
     dispatch[pickle.BUILD[0]] = load_build
+
+    def _stored_classes(self, value: Any, how: str) -> None:
+        """A class stored in object state is called later by the model's own code (FunctionTransformer.func with
+        its kw_args, a partial's func, a scorer): the constructor rule applies to it as to a call now."""
+        stack: list[Any] = [value]
+        seen: set[int] = set()
+        while stack:
+            v = stack.pop()
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            if isinstance(v, tuple | list | set | frozenset):
+                stack.extend(v)
+            elif isinstance(v, dict):
+                stack.extend(v.keys())
+                stack.extend(v.values())
+            elif isinstance(v, type) and id(v) in self.resolved:
+                self.constructor_check(self.resolved[id(v)].name, v, (None,),
+                                       f"{how} stores a class the model's code calls later; that")
+
+    def stored_classes_in(self, obj: Any, *, limit: int = 200_000) -> None:
+        """The loaded object graph, after every BUILD and later APPEND/SETITEM: a class the pickle imported that
+        sits anywhere but a call position is a deferred call (a container mutated after its owner's BUILD)."""
+        stack: list[Any] = [obj]
+        seen: set[int] = set()
+        while stack and len(seen) < limit:
+            v = stack.pop()
+            if id(v) in seen or isinstance(v, _SCALARS):
+                continue
+            seen.add(id(v))
+            if isinstance(v, type):
+                g = self.resolved.get(id(v))
+                if g is not None:
+                    self.constructor_check(g.name, v, (None,), "The loaded model holds a class its code may call; that")
+                continue
+            if isinstance(v, _CONTAINERS):
+                stack.extend(v)
+            elif isinstance(v, dict):
+                stack.extend(v.keys())
+                stack.extend(v.values())
+            else:
+                inst = getattr(v, "__dict__", None)
+                if isinstance(inst, dict):
+                    stack.extend(inst.values())
+
+    def _state_check(self, inst: Any, state: Any) -> None:
+        """State some classes act on: code they exec() (scipy's argument parsers), parameters that make the
+        model touch the host at predict time (a vectorizer's ``input``). Checked before __setstate__ runs."""
+        self._stored_classes(state, f"BUILD of {_describe(inst, self)}")
+        parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+        names = [_qualname(base) for base in type(inst).__mro__]
+        for part in parts:
+            if not isinstance(part, dict):
+                continue
+            for key, value in part.items():
+                for name in names:
+                    bad = _signatures.unsafe_parameter(name, key, value)
+                    if bad is not None:
+                        raise _Refused(f"BUILD would set {bad}.")
 
     def _container_op(self, target: Any, method: str, how: str) -> Callable[..., Any]:
         self._mutable(target, how)
@@ -864,6 +924,7 @@ def _load(fh: IO[bytes], allow: Iterable[str], what: str) -> object:
         obj = unpickler.load()
         if stream.read(1):
             raise _Refused("Data follows the pickle's STOP opcode; a loader that reads again would run it.")
+        unpickler.stored_classes_in(obj)
         bad = _signatures.unsafe_state(obj)
         if bad is not None:
             raise _Refused(f"The loaded model carries {bad}: it would act on the host when it predicts.")
