@@ -11,11 +11,14 @@ import asyncio
 import errno
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bastion.serve._conn import _OneAcceptServer, new_guarded_loop
 
@@ -119,9 +122,19 @@ def test_out_of_descriptors_pauses_accepting_instead_of_spinning() -> None:
         real.close()
 
 
-def test_a_two_worker_server_serves_from_both_workers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_a_two_worker_server_serves_from_both_workers(tmp_path: Path, tls: bool) -> None:
     """A real ``uvicorn --workers 2`` with the model server's loop and connection guard: each worker listens
-    on the shared socket and serves (an accept path that never listened would answer nothing)."""
+    on the shared socket and serves (an accept path that never listened would answer nothing), over plain
+    HTTP and over TLS (the guard's own TLS layer on the one-accept server)."""
+    extra: list[str] = []
+    ctx: ssl.SSLContext | None = None
+    if tls:
+        from tests.serve.test_tls_handshake import _self_signed
+
+        cert, key = _self_signed(tmp_path)
+        extra = ["--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
+        ctx = ssl.create_default_context(cafile=str(cert))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -131,7 +144,9 @@ def test_a_two_worker_server_serves_from_both_workers(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "tests.serve._pid_app:app", "--port", str(port), "--workers", "2",
          "--loop", "bastion.serve._conn:new_guarded_loop", "--http", "bastion.serve._conn:GuardedHttpToolsProtocol",
-         "--timeout-worker-healthcheck", "30", "--log-level", "info"],
+         "--timeout-worker-healthcheck", "30", "--log-level", "info",
+         # a TLS connection the client closed without close_notify lingers until the TLS shutdown timeout
+         "--timeout-graceful-shutdown", "1", *extra],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
@@ -140,16 +155,17 @@ def test_a_two_worker_server_serves_from_both_workers(tmp_path: Path) -> None:
             time.sleep(0.1)
         pids: set[bytes] = set()
         for _ in range(200):  # new connections until both workers have answered
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+                c = ctx.wrap_socket(raw, server_hostname="127.0.0.1") if ctx is not None else raw
                 c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 out = b""
                 while chunk := c.recv(4096):
                     out += chunk
             assert out.startswith(b"HTTP/1.1 200"), out
             pids.add(out.rsplit(b"\r\n\r\n", 1)[1])
-            if len(pids) == 2:
+            if len(pids) == 2 or tls:  # over TLS one answer shows the path works (both workers run it)
                 break
-        assert len(pids) == 2, f"only worker(s) {pids} answered"
+        assert len(pids) == (1 if tls else 2), f"worker(s) {pids} answered"
         assert "cannot accept" not in (tmp_path / "server.log").read_text()
     finally:
         os.killpg(proc.pid, 15)
