@@ -573,34 +573,39 @@ def test_swapping_artifacts_between_versions_is_refused(proj: Path) -> None:
 # ------------------------------------------------------------------------------- one on PostgreSQL
 
 
-def test_a_forged_promote_on_postgres_is_refused(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_forged_promote_on_postgres_is_refused(tmp_path: Path, pg_url: str) -> None:
+    # the same attack on the shared PostgreSQL of a team (the alias evidence only: no signing or gate needed)
+    from sklearn.linear_model import LogisticRegression
     from sqlalchemy import update
 
     from bastion.audit.checkpoints import init_audit_key, write_checkpoint
     from bastion.project import init_project
-    from bastion.serve._sample import build_sample_project
     from bastion.store.schema import aliases
+    from bastion.trust import evaluate
 
-    root = tmp_path / "pg"
-    p = init_project(root, database_url=pg_url)
-    init_audit_key(p)
-    p.close()
-    build_sample_project(root, versions=2, rows=200, n_features=3, categorical=False, protect_email=False)
-    monkeypatch.chdir(root)
-    assert _serve(root).ref == "sample:1"
-    p = _open(root)
+    p = init_project(tmp_path / "pg", database_url=pg_url)
     try:
-        digest = p.get_model("sample:2").digest
+        init_audit_key(p)
+        model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+        v1, v2 = (p.log_model(model, name="m") for _ in range(2))
+        p.promote(v1.ref, alias="production")
+
+        def alias_ok(ref: str) -> tuple[bool, str]:
+            ev = evaluate(p, ref, "production", None, purpose="check", requires=["alias"]).checks["alias"]
+            return ev.ok, ev.detail
+
+        assert alias_ok(v1.ref)[0]
         with p.db.write() as conn:
-            p.audit.append(conn, action="model.promote", subject="sample:2",
-                           details={"alias": "production", "digest": digest})
-            conn.execute(update(aliases).where(aliases.c.name == "sample").values(version=2))
+            p.audit.append(conn, action="model.promote", subject=v2.ref,
+                           details={"alias": "production", "digest": v2.digest})
+            conn.execute(update(aliases).where(aliases.c.name == "m").values(version=v2.version))
+        p.audited("note.after", "x", {})
         write_checkpoint(p)
+        ok, why = alias_ok(v2.ref)
+        assert not ok and "vouches" in why
     finally:
         p.close()
-    with pytest.raises(VerificationError, match="vouches"):
-        _serve(root)
-    assert not _verify(root).ok
+    assert not _verify(tmp_path / "pg").ok
 
 
 _H = "ab" * 32
