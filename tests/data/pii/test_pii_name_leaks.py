@@ -61,10 +61,6 @@ FOUND = [
     (f"Handed over to pharmacist {G[3]} Mc{S[4]}.", f"{G[3]} Mc{S[4]}"),
     # clinical capitals
     (f"DISCHARGE SUMMARY\nPatient: {S[5].upper()}, {G[4]}\nPlan: home.", f"{S[5].upper()}, {G[4]}"),
-    # ALL-CAPS surnames after a title, a given name or a relative word
-    (f"Mme {G[1]} {S[1].upper()} est sortie hier.", f"{G[1]} {S[1].upper()}"),
-    (f"Seen by Dr {S[2].upper()} today.", S[2].upper()),
-    (f"Sa fille {S[3].upper()} {G[3]} est prévenue.", f"{S[3].upper()} {G[3]}"),
     # roles and titles in several languages
     (f"Handed over to SN {G[5]}.", G[5]),
     (f"Visited by pastor {G[6]} {S[6]} on Sunday.", f"{G[6]} {S[6]}"),
@@ -193,7 +189,3 @@ def test_prose_in_another_script_is_no_name_even_beside_latin_placeholders() -> 
     found = detect_spans_batch(cells)
     assert [c for c, sp in zip(cells, found, strict=True) if sp] == []
 
-
-def test_an_acronym_after_a_name_is_not_part_of_it() -> None:
-    assert _persons(f"Reviewed by Dr {S[4]} ICU team; MRI booked.") == [S[4]]
-    assert _persons(f"Seen by Dr {S[5]} TODAY.") == [S[5]]

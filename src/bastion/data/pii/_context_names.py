@@ -49,7 +49,7 @@ _RUN = rf"(?:{_PART} )*(?:{_INITIALS}(?:{_PART} )*)?{_WORD}(?:(?: (?:{_PART} )*|
 _COMMA = rf"(?:{_WORD}|[{_U}]{{2,}}(?:[-' ][{_U}]{{2,}})?), {_WORD}"
 # an ALL-CAPS surname, as clinical and French-style records write it: "Jeanne DUPONT", "Dr SMITH", "DUPONT Jeanne"
 _CAPS = rf"[{_U}]{{3,}}(?:[-'’][{_U}]{{2,}})*(?![\w'’])"
-_NAME = rf"(?:{_RUN}(?: {_CAPS}){{0,2}}|{_CAPS}(?: {_WORD})?)"
+_NAME = _RUN  # ALL-CAPS surnames in a run ({_CAPS}) were tried and left out: see bench/pii/RESULTS.md
 
 _TITLES = (
     "Dr", "Dr.", "Drs", "Doctor", "Prof", "Prof.", "Professor", "Mr", "Mr.", "Mrs", "Mrs.", "Ms", "Ms.", "Miss",
@@ -259,6 +259,8 @@ _CAPS_STOP = frozenset(
     ASPIRIN COVID SARS MRSA ESBL CPAP BIPAP PEG NGT PICC CVC ABG VBG FBC LFT LFTS UE CRP ESR INR APTT TSH
     HBA1C EGFR DVT PE MI CVA TIA CABG PCI AF SVT VT VF OA RA SLE IBD IBS GORD""".split()
 )
+# roles written in capitals ("Seen by SHO", "NURSE") and more grades
+_ROLES_UPPER = frozenset(r.upper() for r in _ROLES) | frozenset("SHO SPR STR RMO HO JHO CMT FY SN".split())
 _PREFIX3 = frozenset(("al-", "Al-", "el-", "El-"))
 _PREFIX2 = frozenset(("d'", "d’", "l'", "l’"))  # "d'Viegraith": the name is what follows
 
@@ -285,23 +287,6 @@ def _clip(text: str, start: int, end: int, strength: int) -> tuple[int, int] | N
             core = word[3:] if word[:3] in _PREFIX3 else word[2:] if word[:2] in _PREFIX2 else word
         if "-" in core:
             core = core.split("-")[0]
-        if len(core) >= 3 and core.isupper():
-            # an ALL-CAPS word in a name run is a surname when it is a word, not an acronym or a heading
-            as_title = core.title()
-            if (
-                core in _CAPS_STOP
-                or not _VOWEL.search(core)
-                or as_title in _HARD_STOP
-                or as_title in _SOFT_STOP
-                or as_title in NOT_NAMES
-                or as_title in _TITLE_WORDS
-            ):
-                break
-            if first_start < 0:
-                first_start = w_start
-            last_end = w_end
-            after_given = False
-            continue
         if (
             core in _CAP_PARTICLES
             and core == word
