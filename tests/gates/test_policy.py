@@ -66,6 +66,11 @@ def test_digest_ignores_comments_but_not_thresholds(tmp_path: Path) -> None:
         ("requires: [gate, signature, scan]", "requires: [gate, vibes]", 16, "aliases.production.requires.1"),
         ("  - [sex, race]", "  - [sex, age]", 5, "intersection attribute 'age'"),
         ("equalized_odds_ratio: 0.8", "equalised_odds_ratio: 0.8", 12, "unknown field"),
+        # NaN passes no bound and fails every comparison: it would switch a threshold off silently
+        ("demographic_parity_difference: 0.1", "demographic_parity_difference: .nan", 11,
+         "checks.fairness.thresholds.demographic_parity_difference"),
+        ("{sample_size: 10}", "{sample_size: 10, epsilon: .inf}", 13, "checks.robustness.epsilon"),
+        ("{accuracy: 0.8, roc_auc: 0.85}", "{accuracy: 0.8, log_loss: .inf}", 8, "checks.performance.thresholds.log_loss"),
     ],
 )
 def test_bad_policies_name_line_and_field(tmp_path: Path, old: str, new: str, line: int, needle: str) -> None:
