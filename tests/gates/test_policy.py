@@ -99,3 +99,19 @@ def test_structurally_bad_policies(tmp_path: Path, text: str, needle: str) -> No
 def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_policy(tmp_path / "nope.yaml")
+
+
+def test_hostile_yaml_structures_are_refused_quickly(tmp_path: Path) -> None:
+    import time
+
+    # "billion laughs": ten levels of ten aliases stand for 10^10 values in a few hundred bytes
+    levels = ['&l0 ["a", "a", "a", "a", "a", "a", "a", "a", "a", "a"]']
+    levels += [f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    t = time.monotonic()
+    with pytest.raises(ConfigError, match="expands to more than"):
+        load_policy(write(tmp_path, "version: 1\nintersections: [" + ", ".join(levels) + "]\n"))
+    assert time.monotonic() - t < 5
+    with pytest.raises(ConfigError, match="recursive"):
+        load_policy(write(tmp_path, "version: 1\nintersections: &r [*r]\n"))
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_policy(write(tmp_path, "version: 1\nintersections: " + "[" * 5000 + "]" * 5000 + "\n"))

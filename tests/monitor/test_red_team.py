@@ -75,6 +75,22 @@ def test_shift_confined_to_the_tail_is_drift() -> None:
     assert any(r.startswith("lower tail") for r in compute_drift(ref, low).feature("x").reasons)
 
 
+def _cats(n: int, shares: dict[str, float], seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"c": rng.choice(list(shares), n, p=list(shares.values()))})
+
+
+def test_surge_of_one_rare_category_is_drift() -> None:
+    ref = _cats(5000, {"a": 0.60, "b": 0.34, "c": 0.05, "rare": 0.01}, 1)
+    cur = _cats(5000, {"a": 0.58, "b": 0.33, "c": 0.05, "rare": 0.04}, 2)  # 1% -> 4%: JS and PSI barely move
+    f = compute_drift(ref, cur).feature("c")
+    assert f.tests["js"].statistic < 0.1 and f.tests["psi"].statistic < 0.2
+    assert f.drifted and any(r.startswith("a category holding ") for r in f.reasons), f.reasons
+    assert not any("rare" in r for r in f.reasons)  # the value itself is never in the text
+    same = _cats(3000, {"a": 0.60, "b": 0.34, "c": 0.05, "rare": 0.01}, 3)
+    assert compute_drift(ref, same).feature("c").reasons == ()
+
+
 @pytest.mark.parametrize(("n_ref", "n_cur"), [(100, 20_000), (5000, 200), (5000, 50_000), (300, 10)])
 def test_same_distribution_has_no_tail_reason(n_ref: int, n_cur: int) -> None:
     for seed in range(4):
@@ -114,6 +130,24 @@ def test_thresholds_that_switch_drift_off_are_refused(drift: dict[str, Any]) -> 
 def test_non_finite_rule_settings_are_refused(section: dict[str, Any]) -> None:
     with pytest.raises(ConfigError, match="finite"):
         parse_monitoring_config(section)
+
+
+def test_unusable_numeric_inputs_are_anomalies_not_crashes() -> None:
+    from bastion.monitor.anomaly import fit_anomaly_model
+
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"x": rng.normal(size=2000), "y": rng.normal(size=2000), "c": rng.choice(["a", "b"], 2000)})
+    am = fit_anomaly_model(ref)
+    cur = ref.sample(200, random_state=1).reset_index(drop=True)
+    cur["x"] = cur["x"].astype(object)
+    cur.loc[:4, "x"] = [np.inf, -np.inf, np.nan, "abc", None]  # inf used to crash the forest; NaN passed as the median
+    flags = am.flags(cur)
+    assert flags[:5].all() and flags[5:].mean() < 0.1
+    # where the reference itself has missing values, a missing input is ordinary; infinities there do not crash
+    holey = ref.assign(x=ref["x"].where(rng.random(2000) > 0.05), y=ref["y"].where(rng.random(2000) > 0.01, np.inf))
+    am2 = fit_anomaly_model(holey)
+    assert not am2.flags(pd.DataFrame({"x": [np.nan], "y": [0.0], "c": ["a"]}))[0]
+    assert am2.flags(pd.DataFrame({"x": [0.0], "y": [np.inf], "c": ["a"]}))[0]
 
 
 # ---------------------------------------------------------------------------- attack patterns
@@ -280,3 +314,31 @@ def test_a_malformed_answer_is_a_failed_attempt_not_an_exception(answer: bytes) 
     for url in _serve(bad):
         r = post(url, b"{}", {}, timeout=2.0)
         assert not r.ok and r.retryable and r.error
+
+
+def test_crlf_in_model_or_rule_names_cannot_inject_mail_headers() -> None:
+    from bastion.monitor.sinks.email import EmailSinkConfig, build_message
+
+    cfg = EmailSinkConfig(host="127.0.0.1", sender="bastion@example.org", to=["oncall@example.org"], security="none")
+    alert = {"severity": "critical", "model": "m:1\r\nBcc: evil@example.org", "rule": "r\nX-Evil: 1",
+             "message": "drift", "id": "abc"}
+    msg = build_message(alert, cfg)
+    head = msg.as_bytes().split(b"\n\n", 1)[0]
+    assert msg["Bcc"] is None and msg["X-Evil"] is None
+    assert b"\nBcc:" not in head and b"\nX-Evil:" not in head
+
+
+def test_alerts_never_carry_values_of_a_personal_data_column() -> None:
+    import json
+
+    from bastion.monitor.alerts import evaluate_alerts
+    from bastion.monitor.config import AlertsConfig
+
+    rng = np.random.default_rng(9)
+    ref = pd.DataFrame({"email": rng.choice(["a@x.org", "b@x.org"], 2000), "x": rng.normal(size=2000)})
+    canaries = [f"canary{i}@leak.example" for i in range(300)]
+    cur = pd.DataFrame({"email": rng.choice(["a@x.org", *canaries], 2000), "x": rng.normal(size=2000) + 1})
+    report = compute_drift(ref, cur)
+    assert report.feature("email").drifted
+    alerts = evaluate_alerts({"drift": report.to_dict()}, AlertsConfig(), model="m:1")
+    assert alerts and "leak.example" not in json.dumps([a.to_dict() for a in alerts])

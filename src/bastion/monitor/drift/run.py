@@ -227,6 +227,33 @@ def _tail_shift(rv: np.ndarray, cv: np.ndarray) -> str:
     return ""
 
 
+def _category_surge(ref: dict[str, int], cur: dict[str, int]) -> str:
+    """Why one known category's share grew far beyond the reference's (empty string: none did).
+
+    The categorical counterpart of the tail check: a rare category rising from 1% to 4% of rows barely
+    moves Jensen-Shannon or PSI. Same test and limits as the tails; new categories have their own reason.
+    The text names shares only, never the category (it may be personal data).
+    """
+    n_r, n_c = sum(ref.values()), sum(cur.values())
+    if n_r < _MIN_TAIL_REFERENCE or n_c < _MIN_TAIL_ROWS:
+        return ""
+    best: tuple[float, float, float] | None = None
+    for value, c in cur.items():
+        r = ref.get(value, 0)
+        if not r or c < _MIN_TAIL_ROWS:
+            continue
+        share_r, share_c = r / n_r, c / n_c
+        if share_c - share_r < _TAIL_MIN_EXCESS or share_c < _TAIL_RATIO * share_r:
+            continue
+        p = float(fisher_exact([[c, n_c - c], [r, n_r - r]], alternative="greater").pvalue)
+        if p < _TAIL_P and (best is None or p < best[0]):
+            best = (p, share_r, share_c)
+    if best is None:
+        return ""
+    p, share_r, share_c = best
+    return f"a category holding {share_r:.1%} of reference rows holds {share_c:.1%} of current rows, p={p:.1e}"
+
+
 def _categorical_column(src: TableSource, name: str) -> tuple[dict[str, int], int]:
     """``(counts of each non-missing value, rows)`` of one column, accumulated chunk by chunk."""
     counts: dict[str, int] = {}
@@ -332,6 +359,9 @@ def column_drift(name: str, ref: TableSource, cur: TableSource, cfg: DriftConfig
             cs = categorical_statistics(rt, ct)
             tests = cs.results()
             new, unseen, hist, new_share = cs.new_categories, cs.unseen_categories, cs.histogram, cs.new_share
+            surge = _category_surge(rt, ct)
+            if surge:
+                reasons.append(surge)
     miss_r = r_missing / n_ref_rows if n_ref_rows else 0.0
     miss_c = c_missing / n_cur_rows if n_cur_rows else 0.0
     if not tests:
