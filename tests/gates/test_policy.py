@@ -70,7 +70,8 @@ def test_digest_ignores_comments_but_not_thresholds(tmp_path: Path) -> None:
         ("demographic_parity_difference: 0.1", "demographic_parity_difference: .nan", 11,
          "checks.fairness.thresholds.demographic_parity_difference"),
         ("{sample_size: 10}", "{sample_size: 10, epsilon: .inf}", 13, "checks.robustness.epsilon"),
-        ("{accuracy: 0.8, roc_auc: 0.85}", "{accuracy: 0.8, log_loss: .inf}", 8, "checks.performance.thresholds.log_loss"),
+        ("{accuracy: 0.8, roc_auc: 0.85}", "{accuracy: 0.8, log_loss: .inf}", 8,
+         "checks.performance.thresholds.log_loss"),
     ],
 )
 def test_bad_policies_name_line_and_field(tmp_path: Path, old: str, new: str, line: int, needle: str) -> None:

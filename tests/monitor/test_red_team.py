@@ -62,6 +62,22 @@ def test_values_near_the_float_limit_do_not_overflow() -> None:
     assert not compute_drift(big, big.copy()).feature("x").drifted
 
 
+def test_statistics_of_huge_values_equal_scipy() -> None:
+    from scipy.stats import ks_2samp, wasserstein_distance
+
+    from bastion.monitor.drift.numeric import numeric_statistics
+
+    rng = np.random.default_rng(11)
+    a = rng.normal(size=3000) * 1e150  # squares beyond 1e300: the rescaled path
+    b = (rng.normal(size=2000) + 0.3) * 1e150
+    s = numeric_statistics(a, b)
+    assert s.ks_statistic == pytest.approx(ks_2samp(a, b).statistic, rel=1e-12)
+    assert s.ks_p_value == pytest.approx(ks_2samp(a, b).pvalue, rel=1e-9)
+    assert s.wasserstein == pytest.approx(wasserstein_distance(a, b), rel=1e-9)
+    assert s.reference_std == pytest.approx(float(np.std(a)), rel=1e-9)
+    assert s.wasserstein_norm == pytest.approx(wasserstein_distance(a, b) / float(np.std(a)), rel=1e-9)
+
+
 def test_shift_confined_to_the_tail_is_drift() -> None:
     ref = _ref(5000, 4)
     cur = _ref(5000, 5)

@@ -216,7 +216,9 @@ def _row_keys(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
     return keys
 
 
-def _seen_in_training(df: pd.DataFrame, features: list[str], target: str, train: pd.DataFrame | None) -> np.ndarray | None:
+def _seen_in_training(
+    df: pd.DataFrame, features: list[str], target: str, train: pd.DataFrame | None
+) -> np.ndarray | None:
     """Which evaluation rows (features and target) are rows of the training data; ``None`` when unknown."""
     cols = [*features, target]
     if train is None or train.empty or df.empty or any(c not in train.columns for c in cols):
