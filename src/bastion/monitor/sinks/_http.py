@@ -100,13 +100,19 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> A
     """
     track = _Connections()
     box: list[Attempt] = []
+    errors: list[Exception] = []
 
     def work() -> None:
-        box.append(_post_once(url, body, headers, timeout, track))
+        try:
+            box.append(_post_once(url, body, headers, timeout, track))
+        except Exception as e:  # handed to the caller, as if the POST had run in its thread  # noqa: BLE001
+            errors.append(e)
 
     worker = threading.Thread(target=work, name="bastion-alert-post", daemon=True)
     worker.start()
     worker.join(timeout)
+    if errors:
+        raise errors[0]
     if box:
         return box[0]
     track.close_all()
