@@ -105,7 +105,7 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> A
     def work() -> None:
         try:
             box.append(_post_once(url, body, headers, timeout, track))
-        except Exception as e:  # handed to the caller, as if the POST had run in its thread  # noqa: BLE001
+        except Exception as e:  # handed to the caller, as if the POST had run in its thread
             errors.append(e)
 
     worker = threading.Thread(target=work, name="bastion-alert-post", daemon=True)
