@@ -1,5 +1,5 @@
-"""A gate on rows the model was trained on proves nothing: such rows are left out of the evaluation
-(counted in the result), and evaluation data made only of training rows is refused."""
+"""A gate on rows the model was trained on proves nothing: evaluation data that is mostly training rows is
+refused, and the number of training rows in it is recorded with the result."""
 
 from __future__ import annotations
 
@@ -26,14 +26,14 @@ def test_training_rows_as_the_holdout_are_refused(gated: Any, adult_train: pd.Da
         run_gate(p, ref, PERF, disguised, ADULT_TARGET, sign=False)
 
 
-def test_training_rows_mixed_into_the_holdout_are_left_out(
+def test_training_rows_mixed_into_the_holdout_are_counted_and_a_majority_refused(
     gated: Any, adult_train: pd.DataFrame, adult_test: pd.DataFrame
 ) -> None:
     p, ref, _ = gated
     clean = run_gate(p, ref, PERF, adult_test.head(400), ADULT_TARGET, sign=False)
-    assert "rows_seen_in_training" not in clean.datasets["evaluation"]
-    mixed = pd.concat([adult_train.head(600), adult_test.head(400)], ignore_index=True)
+    by_chance = clean.datasets["evaluation"].get("rows_seen_in_training", 0)  # identical records occur
+    mixed = pd.concat([adult_train.head(100), adult_test.head(400)], ignore_index=True)
     res = run_gate(p, ref, PERF, mixed, ADULT_TARGET, sign=False)
-    ev = res.datasets["evaluation"]
-    assert ev["rows_seen_in_training"] == 600 and ev["rows_evaluated"] == 400
-    assert res.checks[0].measured == clean.checks[0].measured  # scored on the unseen rows only
+    assert res.datasets["evaluation"]["rows_seen_in_training"] >= 100 + by_chance
+    with pytest.raises(DataError, match="training data"):
+        run_gate(p, ref, PERF, pd.concat([adult_train.head(500), adult_test.head(400)]), ADULT_TARGET, sign=False)

@@ -231,6 +231,9 @@ def _seen_in_training(
     return seen
 
 
+#: Evaluation data with more than this share of rows identical to training rows is refused.
+_MAX_SEEN_SHARE = 0.5
+
 #: Checks that measure the training data itself (group shares; membership inference against training rows).
 _NEED_TRAINING_DATA = ("diversity", "privacy")
 
@@ -308,18 +311,16 @@ def run_gate(
         lineage_infos = [{**info, "source": "train_data argument"}]
     seen = _seen_in_training(df, list(features.columns), target, train_data)
     if seen is not None and seen.any():
-        # Rows the model was trained on say nothing about unseen data: scores on them are inflated, and
-        # as "non-members" they would blind the membership-inference check. They are left out (and counted).
+        # Identical rows occur by chance in low-dimensional data (they stay: they are other records), but
+        # evaluation data that is mostly training rows inflates every score and, as "non-members", blinds
+        # the membership-inference check: refused. The count is recorded either way.
         n_seen = int(seen.sum())
-        if n_seen == len(df):
+        if n_seen > _MAX_SEEN_SHARE * len(df):
             raise DataError(
-                f"Every one of the {len(df)} rows of the evaluation data is also a row of the model's training data: "
+                f"{n_seen} of the {len(df)} rows of the evaluation data are rows of the model's training data: "
                 "a gate needs held-out data the model has not seen. Nothing was run or stored."
             )
-        log.warning("%d of %d evaluation rows are training rows; they are left out of the gate", n_seen, len(df))
-        df = df[~seen].reset_index(drop=True)
-        features = _feature_frame(model, df, target)
-        data_info = {**data_info, "rows_seen_in_training": n_seen, "rows_evaluated": len(df)}
+        data_info = {**data_info, "rows_seen_in_training": n_seen}
     task, pos = _task_and_label(model, df[target], pol)
     y_pred, y_score = predict_frame(model, features, pos, task)
     y_true = (
