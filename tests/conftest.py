@@ -32,10 +32,36 @@ def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite metadata database already migrated to head, built once per session.
+
+    ``seed_project`` copies it into a test's project folder, so ``init_project`` there finds the schema at
+    head and skips Alembic (tens of milliseconds per project). The migrations themselves run in the tests
+    that call ``init_project`` on an empty folder (tests/store, the CLI's ``bastion init``)."""
+    from bastion.store.db import HEAD_REVISION, Database
+
+    path = tmp_path_factory.mktemp("migrated") / "bastion.db"
+    db = Database(f"sqlite:///{path}")
+    assert db.current_revision() == HEAD_REVISION
+    db.dispose()
+    assert not path.with_name(path.name + "-wal").exists()  # the whole database is in the one file
+    return path
+
+
+def seed_project(root: Path, migrated: Path) -> None:
+    """Put the migrated empty database where ``init_project(root)`` looks for it (0700 folder, 0600 file)."""
+    home = root / ".bastion"
+    home.mkdir(mode=0o700, parents=True)
+    shutil.copyfile(migrated, home / "bastion.db")
+    os.chmod(home / "bastion.db", 0o600)
+
+
 @pytest.fixture
-def project(project_dir: Path):  # type: ignore[no-untyped-def]
+def project(project_dir: Path, migrated_sqlite: Path):  # type: ignore[no-untyped-def]
     from bastion.project import init_project
 
+    seed_project(project_dir, migrated_sqlite)
     p = init_project(project_dir)
     yield p
     p.close()
@@ -147,6 +173,8 @@ def any_project(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pyt
     root.mkdir()
     monkeypatch.chdir(root)
     url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    if url is None:
+        seed_project(root, request.getfixturevalue("migrated_sqlite"))
     p = init_project(root, database_url=url)
     yield p
     p.close()
@@ -214,23 +242,28 @@ class SeaweedS3:
         return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": self.access_key,
                 "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_DEFAULT_REGION": "us-east-1"}
 
-    def client(self):  # type: ignore[no-untyped-def]
+    def client(self, *, probe: bool = False):  # type: ignore[no-untyped-def]
         import botocore.session
+        from botocore.config import Config
 
+        # the readiness probe must not sit in botocore's retries (5 attempts with back-off) while weed starts
+        config = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=10) \
+            if probe else None
         return botocore.session.get_session().create_client(
             "s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key, region_name="us-east-1")
+            aws_secret_access_key=self.secret_key, region_name="us-east-1", config=config)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 90
         last: Exception | None = None
+        c = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 tail = self.tail()
                 self.stop()  # removes base: a server that did not start leaves no folder behind
                 raise RuntimeError(f"weed exited with {self.proc.returncode}: {tail}")
             try:
-                c = self.client()
+                c = c or self.client(probe=True)  # made once: a botocore client takes a while to build
                 probe = "probe-" + secrets.token_hex(4)
                 c.create_bucket(Bucket=probe)
                 c.put_object(Bucket=probe, Key="k", Body=b"x")
@@ -239,7 +272,7 @@ class SeaweedS3:
                 return
             except Exception as e:  # not up yet
                 last = e
-                time.sleep(0.5)
+                time.sleep(0.2)
         tail = self.tail()
         self.stop()
         raise RuntimeError(f"SeaweedFS S3 did not answer within 90 s ({last}): {tail}")
@@ -257,12 +290,9 @@ class SeaweedS3:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+            # weed ignores SIGTERM for 5 s; its data is thrown away with base, so nothing is lost by killing it
+            self.proc.kill()
+            self.proc.wait(10)
         self.log.close()
         shutil.rmtree(self.base, ignore_errors=True)
         for sock in self.grpc_sockets():

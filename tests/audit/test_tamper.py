@@ -573,31 +573,75 @@ def test_swapping_artifacts_between_versions_is_refused(proj: Path) -> None:
 # ------------------------------------------------------------------------------- one on PostgreSQL
 
 
-def test_a_forged_promote_on_postgres_is_refused(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_forged_promote_on_postgres_is_refused(tmp_path: Path, pg_url: str) -> None:
+    # the same attack on the shared PostgreSQL of a team (the alias evidence only: no signing or gate needed)
+    from sklearn.linear_model import LogisticRegression
     from sqlalchemy import update
 
     from bastion.audit.checkpoints import init_audit_key, write_checkpoint
     from bastion.project import init_project
-    from bastion.serve._sample import build_sample_project
     from bastion.store.schema import aliases
+    from bastion.trust import evaluate
 
-    root = tmp_path / "pg"
-    p = init_project(root, database_url=pg_url)
-    init_audit_key(p)
-    p.close()
-    build_sample_project(root, versions=2, rows=200, n_features=3, categorical=False, protect_email=False)
-    monkeypatch.chdir(root)
-    assert _serve(root).ref == "sample:1"
-    p = _open(root)
+    p = init_project(tmp_path / "pg", database_url=pg_url)
     try:
-        digest = p.get_model("sample:2").digest
+        init_audit_key(p)
+        model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+        v1, v2 = (p.log_model(model, name="m") for _ in range(2))
+        p.promote(v1.ref, alias="production")
+
+        def alias_ok(ref: str) -> tuple[bool, str]:
+            ev = evaluate(p, ref, "production", None, purpose="check", requires=["alias"]).checks["alias"]
+            return ev.ok, ev.detail
+
+        assert alias_ok(v1.ref)[0]
         with p.db.write() as conn:
-            p.audit.append(conn, action="model.promote", subject="sample:2",
-                           details={"alias": "production", "digest": digest})
-            conn.execute(update(aliases).where(aliases.c.name == "sample").values(version=2))
+            p.audit.append(conn, action="model.promote", subject=v2.ref,
+                           details={"alias": "production", "digest": v2.digest})
+            conn.execute(update(aliases).where(aliases.c.name == "m").values(version=v2.version))
+        p.audited("note.after", "x", {})
         write_checkpoint(p)
+        ok, why = alias_ok(v2.ref)
+        assert not ok and "vouches" in why
     finally:
         p.close()
-    with pytest.raises(VerificationError, match="vouches"):
-        _serve(root)
-    assert not _verify(root).ok
+    assert not _verify(tmp_path / "pg").ok
+
+
+_H = "ab" * 32
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    (f"12:{_H}", (12, _H)),
+    (_H, (None, _H)),
+    (f" 7:{_H.upper()} ", (7, _H)),
+    ("12:" + "ab" * 31, None),            # too short
+    (f"12:{_H}\n" + "x", None),           # a second line
+    (f"-1:{_H}", None),                   # not a sequence number
+    (f"x:{_H}", None),
+    (f"12:{_H}zz", None),
+    ("", None),
+])
+def test_expect_head_parsing(text: str, want: tuple[int | None, str] | None) -> None:
+    from bastion.audit.verify import parse_expected_head
+    from bastion.errors import ConfigError
+
+    if want is None:
+        with pytest.raises(ConfigError, match="SEQ:HASH"):
+            parse_expected_head(text)
+    else:
+        assert parse_expected_head(text) == want
+
+
+def test_a_second_folder_gets_no_second_audit_key(two_folders: Any) -> None:
+    from bastion.audit.checkpoints import audit_key_paths, init_audit_key
+    from bastion.data.protect import init_project_keys
+    from bastion.errors import KeyManagementError
+
+    a, b = two_folders
+    fp = init_audit_key(a)
+    with pytest.raises(KeyManagementError, match="not made while the chain names one"):
+        init_audit_key(b)
+    init_project_keys(b, passphrase=None)  # `bastion keys init` in folder B: its master key, no audit key
+    assert not audit_key_paths(b.settings)[0].exists()
+    assert [e.subject for e in b.audit.entries(action="keys.audit.init")] == [fp]

@@ -27,6 +27,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,6 +121,35 @@ while True:
     sys.stderr.flush()
     out.write(json.dumps(status) + "\n"); out.flush()
 '''
+
+
+class CliServer:
+    """A ``docs_cli`` fork server for one test session (module): ``bastion`` commands start warm from it."""
+
+    def __init__(self, base: Path, src: Path) -> None:
+        self.socket = base / "cli.sock"
+        env = scratch_env(base, src)  # the same clean environment the pages get (each command brings its own)
+        self.log = open(base / "cli-server.log", "w")  # closed in close()
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("docs_cli.py")), "serve",
+                                      str(self.socket)], cwd=base, env=env, stdin=subprocess.PIPE,
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while not self.socket.exists():  # bound before the imports: commands queue until it is warm
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"docs_cli server did not start: {(base / 'cli-server.log').read_text()}")
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()  # the server stops (and kills what is still running) at end of input
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        self.socket.unlink(missing_ok=True)
 
 
 class PageRunner:
@@ -221,13 +251,20 @@ class PageRunner:
             self._py = None
 
 
-def scratch_env(scratch: Path, src: Path) -> dict[str, str]:
+def scratch_env(scratch: Path, src: Path, *, cli_server: Path | None = None) -> dict[str, str]:
     """A clean environment: HOME in the scratch folder, no BASTION_* from the caller, this checkout's
-    source and ``bastion``/``python`` shims for the interpreter running the test first on PATH."""
+    source and ``bastion``/``python`` shims for the interpreter running the test first on PATH.
+
+    ``cli_server``: the socket of a ``docs_cli`` fork server; ``bastion`` then starts warm from it (a process
+    of its own, forked from one that has the modules imported), else as a fresh ``python -m bastion.cli``."""
     bin_dir = scratch / "bin"
     bin_dir.mkdir()
     (scratch / "home").mkdir()
-    for name, cmd in (("bastion", f"{shlex.quote(sys.executable)} -m bastion.cli"),
+    bastion = f"{shlex.quote(sys.executable)} -m bastion.cli"
+    if cli_server is not None:
+        shim = Path(__file__).with_name("docs_cli.py")
+        bastion = f"{shlex.quote(sys.executable)} -I -S {shlex.quote(str(shim))} run {shlex.quote(str(cli_server))}"
+    for name, cmd in (("bastion", bastion),
                       ("python", shlex.quote(sys.executable)), ("python3", shlex.quote(sys.executable))):
         shim = bin_dir / name
         shim.write_text(f"#!/bin/sh\nexec {cmd} \"$@\"\n")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
@@ -51,3 +54,39 @@ def _vulnerability_bar(demo: Path, env: dict[str, str]) -> None:
     assert proc.returncode == 1, proc.stdout + proc.stderr
     named = [line for line in proc.stdout.splitlines() if "@production" in line and "GHSA-demo-0000-0001" in line]
     assert named and "income" in named[0] and "scikit-learn" in named[0], proc.stdout
+
+
+def test_demo_without_a_folder_leaves_nothing_in_the_temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --dir the throwaway project is removed at the end, also when a stage fails; with --dir it stays."""
+    import tempfile
+
+    from rich.console import Console
+
+    from bastion.demo import run as demo_run
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    seen: list[Path] = []
+
+    def stage(ctx: demo_run.DemoContext) -> None:
+        ctx.project.audited("demo.stage", "x")
+        seen.append(ctx.workdir)
+
+    def failing(ctx: demo_run.DemoContext) -> None:
+        raise RuntimeError("stage failed")
+
+    console = Console(file=io.StringIO())
+    monkeypatch.setattr(demo_run, "_stages", lambda: [("one", stage)])
+    demo_run.run_demo(console=console)
+    assert seen and seen[0].parent == tmp_path / "tmp" and seen[0].name.startswith("bastion-demo-")
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert "removed" in console.file.getvalue()  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(demo_run, "_stages", lambda: [("one", failing)])
+    with pytest.raises(RuntimeError, match="stage failed"):
+        demo_run.run_demo(console=console)
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+    monkeypatch.setattr(demo_run, "_stages", lambda: [("one", stage)])
+    demo_run.run_demo(tmp_path / "kept", console=console)
+    assert (tmp_path / "kept" / ".bastion" / "bastion.db").is_file()

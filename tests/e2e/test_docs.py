@@ -5,6 +5,7 @@ The convention is in tests/e2e/docs_blocks.py and docs/dev/conventions.md.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from tests.e2e.docs_blocks import (
     RUN_PYTHON,
     RUN_SHELL,
     Block,
+    CliServer,
     PageRunner,
     doc_pages,
     parse_blocks,
@@ -25,13 +27,22 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGES = [p.relative_to(ROOT).as_posix() for p in doc_pages(ROOT)]
 
 
-def _run_page(page: str, tmp_path: Path) -> list[str]:
+@pytest.fixture(scope="module")
+def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One warm ``bastion`` for the pages of this worker (tests/e2e/docs_cli.py): each command still runs in a
+    process of its own, in the page's folder and environment, with its exit code and signals."""
+    server = CliServer(tmp_path_factory.mktemp("docs-cli"), ROOT / "src")
+    yield server.socket
+    server.close()
+
+
+def _run_page(page: str, tmp_path: Path, cli_server: Path | None = None) -> list[str]:
     blocks = parse_blocks((ROOT / page).read_text(encoding="utf-8"), page)
     problems = [f"{b.where}: fence without a known language ({b.lang or 'none'}); use bash, python, text, "
                 f"yaml, ... (docs/dev/conventions.md)" for b in blocks if b.lang not in KNOWN]
     if problems:
         return problems
-    runner = PageRunner(tmp_path, scratch_env(tmp_path, ROOT / "src"))
+    runner = PageRunner(tmp_path, scratch_env(tmp_path, ROOT / "src", cli_server=cli_server))
     try:
         for b in blocks:
             if "file" in b.options:
@@ -58,8 +69,8 @@ def _run_page(page: str, tmp_path: Path) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES)
-def test_every_block_of_the_page_runs(page: str, tmp_path: Path) -> None:
-    problems = _run_page(page, tmp_path)
+def test_every_block_of_the_page_runs(page: str, tmp_path: Path, cli_server: Path) -> None:
+    problems = _run_page(page, tmp_path, cli_server)
     assert not problems, "\n".join(problems)
 
 
@@ -162,3 +173,65 @@ def test_scratch_env_drops_the_callers_bastion_settings(tmp_path: Path, monkeypa
     runner = PageRunner(tmp_path, env)
     rc, out = runner.run_shell(Block("p.md", 1, "bash", "bastion --help > help.txt && cat help.txt\n"))
     assert rc == 0 and "Usage" in out
+
+
+# ---------------------------------------------------------------------------- the warm `bastion` (docs_cli.py)
+
+
+def test_warm_bastion_answers_like_a_fresh_process(tmp_path: Path, cli_server: Path) -> None:
+    """Exit codes, stdout and stderr apart, the shell's folder and environment: as `python -m bastion.cli`."""
+    runner = PageRunner(tmp_path, scratch_env(tmp_path, ROOT / "src", cli_server=cli_server))
+    try:
+        script = (
+            "mkdir sub && cd sub\n"
+            "bastion --version > version.txt\n"
+            "BASTION_USER=warm-alice bastion init > init.txt\n"
+            "bastion model show nope > out.txt 2> err.txt || echo $? > rc.txt\n"
+            "bastion no-such-command 2> usage.txt || echo $? >> rc.txt\n"
+            "bastion audit log --json | python -c 'import json,sys; print(json.load(sys.stdin)[0][\"actor\"])' "
+            "> actor.txt\n"
+        )
+        rc, out = runner.run_shell(Block("p.md", 1, "bash", script))
+        assert rc == 0, out
+        sub = tmp_path / "project" / "sub"
+        assert (sub / "version.txt").read_text().startswith("bastion ")
+        assert (sub / "bastion.toml").is_file() and str(sub) in (sub / "init.txt").read_text()
+        assert (sub / "rc.txt").read_text().split() == ["2", "2"]
+        assert (sub / "out.txt").read_text() == "" and "No model named 'nope'" in (sub / "err.txt").read_text()
+        assert "No such command" in (sub / "usage.txt").read_text()
+        assert (sub / "actor.txt").read_text().strip() == "warm-alice"
+    finally:
+        runner.close()
+
+
+def test_warm_bastion_passes_signals_on_and_leaves_nothing_running(tmp_path: Path, cli_server: Path) -> None:
+    """A bounded block's SIGTERM reaches the warm command (here a server): the port is free again afterwards."""
+    import socket
+    import time
+
+    from ..conftest import free_port
+
+    port = free_port()
+    runner = PageRunner(tmp_path, scratch_env(tmp_path, ROOT / "src", cli_server=cli_server))
+    try:
+        setup = "bastion init\nBASTION_UI_PASSWORD=docs-test-password-1 bastion users add ann --role admin\n"
+        assert runner.run_shell(Block("p.md", 1, "bash", setup))[0] == 0
+        block = Block("p.md", 2, "bash", f"bastion ui --port {port}\n", {"bounded": "4"})
+        t0 = time.monotonic()
+        rc, out = runner.run_shell(block)
+        took = time.monotonic() - t0
+        assert rc is None, out  # still serving when the bound ended
+        assert str(port) in out, out
+        # SIGTERM reached the command and it stopped: the runner's SIGKILL 10 s later was not needed
+        assert took < 4 + 7, f"the block took {took:.1f} s to stop"
+
+        def listening() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        deadline = time.monotonic() + 15
+        while listening() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not listening(), "the warm command outlived its block"
+    finally:
+        runner.close()

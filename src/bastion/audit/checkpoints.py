@@ -102,8 +102,12 @@ def _write_private(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def init_audit_key(project: ProjectHandle) -> str:
-    """Create the project's audit key if it has none; returns its fingerprint. Audited when created."""
+def init_audit_key(project: ProjectHandle, *, elsewhere_ok: bool = False) -> str:
+    """Create the project's audit key if it has none; returns its fingerprint. Audited when created.
+
+    When the chain already records an audit key that this folder does not hold, no new key is made: an error,
+    or with ``elsewhere_ok`` (``bastion keys init`` in a second folder of a team) ``""`` and a warning.
+    """
     priv_path, pub_path = audit_key_paths(project.settings)
     if priv_path.exists():
         pub = audit_public_key(project.settings)
@@ -115,6 +119,10 @@ def init_audit_key(project: ProjectHandle) -> str:
         # A key the chain already records is never silently replaced: a new key would re-sign whatever the
         # chain says now, which is exactly what deleting the key files and re-running this would buy an attacker.
         seq, fp = recorded[-1]
+        if elsewhere_ok:
+            log.warning("the audit key %s is held by another folder (entry %d); none made here: copy its public "
+                        "key %s into this folder", fp[:23], seq, _PUB_FILE)
+            return ""
         where = "has only the public key" if pub_path.exists() else "has no audit key files"
         raise KeyManagementError(
             f"The audit chain records the audit key {fp} (entry {seq}), but this folder {where} "

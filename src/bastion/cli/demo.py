@@ -9,7 +9,11 @@ from bastion.cli._common import console
 
 def register(app: typer.Typer) -> None:
     @app.command("demo")
-    def demo(directory: str = typer.Option(None, "--dir", help="Project folder (default: a new temp folder).")) -> None:
+    def demo(
+        directory: str = typer.Option(
+            None, "--dir", help="Project folder, kept afterwards (default: a temp folder, removed at the end)."
+        ),
+    ) -> None:
         """Run the lifecycle end to end in a throwaway project: prepare, train, gate, serve, monitor."""
         from bastion.demo import run_demo
 

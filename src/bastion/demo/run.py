@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -56,17 +57,38 @@ def _finish(ctx: DemoContext) -> None:
 
 
 def run_demo(directory: str | Path | None = None, *, console: Console | None = None) -> DemoContext:
-    """Run every stage in a fresh project under ``directory`` (default: a new temp folder)."""
+    """Run every stage in a fresh project under ``directory``.
+
+    Without ``directory`` the project goes to a new temp folder that is removed when the demo ends (also when
+    it fails); the returned context's project is then closed and gone. Pass a folder to keep the project.
+    """
     console = console or Console()
-    root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="bastion-demo-"))
+    if directory:
+        return _run_in(Path(directory), console, keep=True)
+    scratch = Path(tempfile.mkdtemp(prefix="bastion-demo-"))
+    try:
+        return _run_in(scratch, console, keep=False)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run_in(root: Path, console: Console, *, keep: bool) -> DemoContext:
     root.mkdir(parents=True, exist_ok=True)
     project = init_project(root)
     ctx = DemoContext(project=project, console=console, workdir=root)
-    console.print(f"[bold]Bastion demo[/] in {root}")
-    for title, stage in [*_stages(), ("Verify the audit log", _finish)]:
-        t0 = time.perf_counter()
-        console.print(f"[bold cyan]▶ {title}[/]")
-        stage(ctx)
-        console.print(f"  [dim]({time.perf_counter() - t0:.1f} s)[/]")
-    console.print(f"[bold green]Demo complete.[/] Project left in {root}")
+    try:
+        console.print(f"[bold]Bastion demo[/] in {root}")
+        for title, stage in [*_stages(), ("Verify the audit log", _finish)]:
+            t0 = time.perf_counter()
+            console.print(f"[bold cyan]▶ {title}[/]")
+            stage(ctx)
+            console.print(f"  [dim]({time.perf_counter() - t0:.1f} s)[/]")
+    finally:
+        if not keep:
+            project.close()
+    if keep:
+        console.print(f"[bold green]Demo complete.[/] Project left in {root}")
+    else:
+        console.print("[bold green]Demo complete.[/] The throwaway project is removed; "
+                      "`bastion demo --dir DIR` keeps one to explore.")
     return ctx

@@ -34,7 +34,9 @@ def init_project_keys(project: ProjectHandle, *, passphrase: str | None) -> KeyP
     provider = create_key_file(path, passphrase)
     from bastion.audit.checkpoints import init_audit_key
 
-    init_audit_key(project)  # the audit key signs checkpoints of the chain; separate from every other key
+    # the audit key signs checkpoints of the chain; separate from every other key (one per chain: a second
+    # folder of a team gets none, it copies the public key)
+    init_audit_key(project, elsewhere_ok=True)
     project.audited(
         "keys.init",
         provider.key_id,
