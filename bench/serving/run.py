@@ -124,6 +124,8 @@ def start(server: str, workers: int, prep: dict[str, Any]) -> tuple[subprocess.P
                str(workers), "--project", str(prep["root"]), "--rate", "1000000", "--burst", "100000"]
         if server == "bastion-fsync":
             cmd += ["--audit-durability", "fsync"]
+        if server == "bastion-sklearn":  # without the linear fast path: scikit-learn's predict_proba per request
+            env["BASTION_SKLEARN_PREDICT"] = "1"
         url, key = f"http://127.0.0.1:{port}/v1/models/sample:predict", prep["key"]
     elif server == "bare":
         env.update(BARE_MODEL=str(prep["skops"]), BARE_N_FEATURES=str(N_FEATURES))
@@ -201,7 +203,7 @@ def wrk(url: str, key: str, body_file: Path, conc: int, seconds: float) -> dict[
 ALL_SCENARIOS = [(1, 1), (8, 1), (32, 1), (8, 100)]  # (concurrency, rows per request)
 
 
-ALL_SERVERS = ["mlflow", "bare", "bastion", "bastion-fsync"]
+ALL_SERVERS = ["mlflow", "bare", "bastion", "bastion-fsync", "bastion-sklearn"]
 
 
 @contextlib.contextmanager
@@ -238,7 +240,7 @@ def run(workers_list: list[int], duration: float, rounds: int,
                         # interleaved, and the order reversed every other round: no server always runs right
                         # after the same neighbour (or first, on a cold machine)
                         for s in (servers if i % 2 == 0 else servers[::-1]):
-                            if s == "bastion-fsync" and (conc, rows) != (8, 1):
+                            if s in ("bastion-fsync", "bastion-sklearn") and (conc, rows) != (8, 1):
                                 continue
                             _, url, key = procs[s]
                             r = wrk(url, key, WORK / f"body-{s.split('-')[0]}-{rows}.json", conc, duration)
@@ -339,7 +341,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--scenarios", nargs="+", default=[f"{c}x{r}" for c, r in ALL_SCENARIOS],
                     help="CONCURRENCYxROWS, e.g. 8x1 (the bars' scenario)")
-    ap.add_argument("--servers", nargs="+", default=ALL_SERVERS, choices=ALL_SERVERS)
+    ap.add_argument("--servers", nargs="+", default=ALL_SERVERS[:4], choices=ALL_SERVERS)
     ap.add_argument("--lock", default=None,
                     help="hold flock(LOCK) per worker count, e.g. /tmp/bastion-bench.lock (shared machines)")
     args = ap.parse_args()

@@ -82,3 +82,37 @@ def test_an_estimator_that_answers_differently_keeps_its_own_path() -> None:
     real = model.predict_proba
     model.predict_proba = lambda x: np.clip(real(x), 0.01, 0.99)
     assert _linear_proba(model) is None
+
+
+def test_a_served_numeric_model_answers_the_same_with_and_without_the_fast_path(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """End to end through the trust checks and the validator: the benchmark's kind of model (30 numeric
+    features, a LogisticRegression pipeline) loads with the fast path, ``BASTION_SKLEARN_PREDICT=1`` turns it
+    off, and both give the same labels and probabilities for the same request."""
+    import json
+
+    from bastion.project import open_project
+    from bastion.serve._sample import build_sample_project
+    from bastion.serve.loader import load_trusted
+
+    sample = build_sample_project(tmp_path / "proj", versions=1, n_features=30, rows=400, categorical=False,
+                                  protect_email=False)
+    frame = sample.frame[list(sample.features)].iloc[:40]
+    rows = [{f: float(v) for f, v in r.items()} for r in frame.to_dict("records")]
+    body = json.dumps({"instances": rows}).encode()
+    p = open_project(sample.root)
+    try:
+        fast = load_trusted(p, "sample@production")
+        monkeypatch.setenv("BASTION_SKLEARN_PREDICT", "1")
+        slow = load_trusted(p, "sample@production")
+    finally:
+        p.close()
+    assert fast.fast_proba is not None and slow.fast_proba is None
+    answers = [m.predict(m.matrix(m.schema.parse(body))) for m in (fast, slow)]
+    assert answers[0] == answers[1] and len(answers[0]["predictions"]) == 40
+
+    def no_sklearn(*_: Any) -> Any:
+        raise AssertionError("scikit-learn's predict_proba was called")
+
+    monkeypatch.setattr(fast.model, "predict_proba", no_sklearn, raising=False)
+    assert fast.predict(fast.matrix(fast.schema.parse(body))) == answers[1]  # the request took the fast path

@@ -9,6 +9,7 @@ safe loaders.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -368,7 +369,9 @@ def load_trusted(
         trust=report, dataset_ref=dataset_ref,
         classes=list(np.asarray(classes).tolist()) if classes is not None else None,
         argmax_consistent=_argmax_consistent(model),
-        fast_proba=_linear_proba(model),
+        # BASTION_SKLEARN_PREDICT=1: scikit-learn's own predict_proba always (an escape hatch; the benchmark
+        # uses it to show what the fast path is worth)
+        fast_proba=None if os.environ.get("BASTION_SKLEARN_PREDICT") == "1" else _linear_proba(model),
     )
     log.info("loaded %s for %s after trust checks", mv.ref, ref)
     return loaded
