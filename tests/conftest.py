@@ -4,6 +4,7 @@ the session (both real servers, both installed from the package index by ``make 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -22,6 +23,25 @@ import pytest
 for _var in [v for v in os.environ if v.startswith("BASTION_")]:
     del os.environ[_var]
 os.environ["BASTION_USER"] = "test-user"
+
+
+_SERVER_LOGGERS = ("bastion", "uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+@pytest.fixture(autouse=True)
+def _restore_loggers() -> Iterator[None]:
+    """Put the ``bastion`` and ``uvicorn`` loggers back as they were after each test.
+
+    A test that runs ``bastion serve`` (or ``--verbose``) in-process configures them: a handler on the stderr of
+    that moment, which pytest closes after the test (later records then print "--- Logging error ---"), and
+    ``propagate = False``, which would hide later tests' records from ``caplog``."""
+    saved = [(lg, list(lg.handlers), lg.level, lg.propagate, lg.disabled)
+             for lg in map(logging.getLogger, _SERVER_LOGGERS)]
+    yield
+    for lg, handlers, level, propagate, disabled in saved:
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate, lg.disabled = propagate, disabled
 
 
 @pytest.fixture

@@ -152,16 +152,57 @@ def _line_map(node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str 
             _line_map(item, (*path, i), out)
 
 
+#: Most values a policy may hold once aliases are expanded: YAML aliases nest ("billion laughs"), so a
+#: few hundred bytes can stand for 10^9 values that validation and the digest would walk one by one.
+MAX_POLICY_VALUES = 100_000
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], active: set[int]) -> int:
+    """Values ``node`` stands for with every alias expanded (memoised: linear in the file's size)."""
+    key = id(node)
+    if key in active:
+        raise ConfigError("an alias refers to a node that contains it (a recursive structure)")
+    if key in memo:
+        return memo[key]
+    active.add(key)
+    n = 1
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            n += _expanded_size(k, memo, active) + _expanded_size(v, memo, active)
+            if n > MAX_POLICY_VALUES:
+                break
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            n += _expanded_size(item, memo, active)
+            if n > MAX_POLICY_VALUES:
+                break
+    active.discard(key)
+    memo[key] = n
+    return n
+
+
 def parse_text(text: str, source: str = "<policy>") -> PolicyDocument:
     """Parse policy YAML text into a document (top level checked, sections validated)."""
     lines: dict[tuple[str | int, ...], int] = {}
     try:
         node = yaml.compose(text, Loader=_Loader)
+        if node is not None:
+            try:
+                size = _expanded_size(node, {}, set())
+            except ConfigError as e:
+                raise ConfigError(f"{source}: not a valid policy: {e}.") from None
+            if size > MAX_POLICY_VALUES:
+                raise ConfigError(
+                    f"{source}: the policy expands to more than {MAX_POLICY_VALUES} values (nested YAML aliases?); "
+                    "write it out plainly."
+                )
         data = load_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         raise ConfigError(f"{source}: {where}not valid YAML ({getattr(e, 'problem', e)}).") from e
+    except RecursionError:
+        raise ConfigError(f"{source}: the policy is nested too deeply to be a policy file.") from None
     if node is not None:
         _line_map(node, (), lines)
     if data is None:

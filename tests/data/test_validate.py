@@ -55,3 +55,20 @@ def test_against_registered_version(project, tmp_path):
     _good().assign(age=[20, 30, 400]).to_parquet(live)
     rep = validate(live, Contract.from_version(project.get_dataset(dv.ref), null_rate_jump=0.5))
     assert [v.check for v in rep.violations] == ["out_of_range"]
+
+
+@pytest.mark.parametrize("as_table", [False, True])
+def test_nan_is_missing_not_a_value_that_passes_every_check(as_table, tmp_path):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # A file written by Arrow keeps NaN as a value (not a null): no bound catches it, no null count saw it.
+    t = pa.table({"age": pa.array([20, 30, 40]), "city": pa.array(["Paris", "Rome", None]),
+                  "income": pa.array([1.0, np.nan, 3.0], from_pandas=False)})
+    assert t.column("income").null_count == 0
+    path = tmp_path / "nan.parquet"
+    pq.write_table(t, path)
+    rep = validate(t if as_table else path, Contract.from_schema(SCHEMA, STATS, null_rate_jump=0.5))
+    assert [(v.column, v.check, v.count) for v in rep.violations] == [("income", "nullability", 1)]
+    assert "1 NaN" in rep.violations[0].observed

@@ -211,6 +211,11 @@ def _run(request: dict[str, object]) -> None:
     cwd: str = request["cwd"]  # type: ignore[assignment]
     os.chdir(cwd)
     sys.path[0] = cwd  # what `python -m` puts first
+    common = sys.modules.get("bastion.cli._common")
+    if common is not None:  # the CLI's consoles read the environment (COLUMNS, NO_COLOR, TERM) when made, at
+        # import: make them again for this command's environment, in place (modules hold them by reference)
+        for name, kwargs in (("console", {}), ("err_console", {"stderr": True})):
+            getattr(common, name).__dict__.update(common.make_console(**kwargs).__dict__)
     if "numpy" in sys.modules:  # a fresh process has fresh global random state (random reseeds itself on fork)
         sys.modules["numpy"].random.seed()
     args: list[str] = request["args"]  # type: ignore[assignment]

@@ -135,3 +135,18 @@ def test_missing_values_form_their_own_group() -> None:
 def test_bad_inputs_raise_data_error(y_true, y_pred, message) -> None:
     with pytest.raises(DataError, match=message):
         compute_fairness(y_true, y_pred, {"g": ["x", "y"]})
+
+
+def test_excluding_small_groups_never_leaves_one_group_compared_with_itself() -> None:
+    # One large group and a small one it treats badly: "without small groups" would be one group alone,
+    # a disparity of 0 that passes any threshold. There is no such figure; the check uses every group.
+    sf = pd.DataFrame({"g": ["a"] * 40 + ["b"] * 5})
+    y_true = np.ones(45, dtype=int)
+    y_pred = np.array([1] * 40 + [0] * 5)
+    rep = compute_fairness(y_true, y_pred, sf, min_group_size=30).get("g")
+    assert rep.small_groups == (("b",),)
+    assert rep.disparities_large == {}
+    assert rep.disparities["demographic_parity_difference"] == 1.0
+    three = compute_fairness(np.ones(85, dtype=int), np.array([1] * 40 + [0] * 40 + [1] * 5),
+                             pd.DataFrame({"g": ["a"] * 40 + ["c"] * 40 + ["b"] * 5}), min_group_size=30).get("g")
+    assert three.disparities_large["demographic_parity_difference"] == 1.0  # two large groups: compared

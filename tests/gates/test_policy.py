@@ -66,6 +66,12 @@ def test_digest_ignores_comments_but_not_thresholds(tmp_path: Path) -> None:
         ("requires: [gate, signature, scan]", "requires: [gate, vibes]", 16, "aliases.production.requires.1"),
         ("  - [sex, race]", "  - [sex, age]", 5, "intersection attribute 'age'"),
         ("equalized_odds_ratio: 0.8", "equalised_odds_ratio: 0.8", 12, "unknown field"),
+        # NaN passes no bound and fails every comparison: it would switch a threshold off silently
+        ("demographic_parity_difference: 0.1", "demographic_parity_difference: .nan", 11,
+         "checks.fairness.thresholds.demographic_parity_difference"),
+        ("{sample_size: 10}", "{sample_size: 10, epsilon: .inf}", 13, "checks.robustness.epsilon"),
+        ("{accuracy: 0.8, roc_auc: 0.85}", "{accuracy: 0.8, log_loss: .inf}", 8,
+         "checks.performance.thresholds.log_loss"),
     ],
 )
 def test_bad_policies_name_line_and_field(tmp_path: Path, old: str, new: str, line: int, needle: str) -> None:
@@ -94,3 +100,19 @@ def test_structurally_bad_policies(tmp_path: Path, text: str, needle: str) -> No
 def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_policy(tmp_path / "nope.yaml")
+
+
+def test_hostile_yaml_structures_are_refused_quickly(tmp_path: Path) -> None:
+    import time
+
+    # "billion laughs": ten levels of ten aliases stand for 10^10 values in a few hundred bytes
+    levels = ['&l0 ["a", "a", "a", "a", "a", "a", "a", "a", "a", "a"]']
+    levels += [f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    t = time.monotonic()
+    with pytest.raises(ConfigError, match="expands to more than"):
+        load_policy(write(tmp_path, "version: 1\nintersections: [" + ", ".join(levels) + "]\n"))
+    assert time.monotonic() - t < 5
+    with pytest.raises(ConfigError, match="recursive"):
+        load_policy(write(tmp_path, "version: 1\nintersections: &r [*r]\n"))
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_policy(write(tmp_path, "version: 1\nintersections: " + "[" * 5000 + "]" * 5000 + "\n"))

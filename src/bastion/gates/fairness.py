@@ -320,10 +320,13 @@ def compute_fairness(
         small_mask = rates["count"] < min_group_size
         small = tuple(lab for lab, s in zip(labels, small_mask, strict=True) if s)
         large: dict[str, float] = {}
-        if small and (~small_mask).any():
+        if small and (~small_mask).sum() >= 2:
             large = disparities({k: v[~small_mask] for k, v in rates.items()}, overall)
         elif not small:
             large = dict(disp)
+        # else: fewer than two groups are large enough, so leaving the small ones out would compare one
+        # group with itself (a disparity of 0 that passes any threshold): no "without small groups" figure,
+        # and a check that excludes small groups falls back to every group.
         results.append(
             GroupingFairness(
                 attributes=tuple(g), groups=labels, counts=counts, rates=rates, overall=overall,

@@ -203,6 +203,37 @@ def _feature_frame(model: Any, df: pd.DataFrame, target: str) -> pd.DataFrame:
     return out
 
 
+def _row_keys(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """One hash per row over ``cols``, equal for equal values whatever the storage type (int/float, category/str)."""
+    norm: dict[str, pd.Series] = {}
+    for c in cols:
+        s = frame[c]
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            norm[c] = s.astype("float64")
+        else:
+            norm[c] = s.astype(object).map(str)
+    keys: np.ndarray = pd.util.hash_pandas_object(pd.DataFrame(norm, index=frame.index), index=False).to_numpy()
+    return keys
+
+
+def _seen_in_training(
+    df: pd.DataFrame, features: list[str], target: str, train: pd.DataFrame | None
+) -> np.ndarray | None:
+    """Which evaluation rows (features and target) are rows of the training data; ``None`` when unknown."""
+    cols = [*features, target]
+    if train is None or train.empty or df.empty or any(c not in train.columns for c in cols):
+        return None
+    try:
+        seen: np.ndarray = np.isin(_row_keys(df, cols), _row_keys(train, cols))
+    except (TypeError, ValueError) as e:  # unhashable cells (lists, dicts): no comparison, said so in the log
+        log.warning("cannot compare evaluation rows with training rows: %s", e)
+        return None
+    return seen
+
+
+#: Evaluation data with more than this share of rows identical to training rows is refused.
+_MAX_SEEN_SHARE = 0.5
+
 #: Checks that measure the training data itself (group shares; membership inference against training rows).
 _NEED_TRAINING_DATA = ("diversity", "privacy")
 
@@ -272,17 +303,29 @@ def run_gate(
     df = df[df[target].notna()].reset_index(drop=True)
     model = load_gate_model(project, ref)
     features = _feature_frame(model, df, target)
-    task, pos = _task_and_label(model, df[target], pol)
-    y_pred, y_score = predict_frame(model, features, pos, task)
-    y_true = (
-        df[target].to_numpy(dtype=np.float64) if task == "regression" else labels_to_binary(df[target].to_numpy(), pos)
-    )
     lineage_infos: list[dict[str, Any]] = []
     if train_data is None:
         train_data, lineage_infos = _training_frame(project, mv, target)
     else:
         _, info = read_frame(project, train_data)
         lineage_infos = [{**info, "source": "train_data argument"}]
+    seen = _seen_in_training(df, list(features.columns), target, train_data)
+    if seen is not None and seen.any():
+        # Identical rows occur by chance in low-dimensional data (they stay: they are other records), but
+        # evaluation data that is mostly training rows inflates every score and, as "non-members", blinds
+        # the membership-inference check: refused. The count is recorded either way.
+        n_seen = int(seen.sum())
+        if n_seen > _MAX_SEEN_SHARE * len(df):
+            raise DataError(
+                f"{n_seen} of the {len(df)} rows of the evaluation data are rows of the model's training data: "
+                "a gate needs held-out data the model has not seen. Nothing was run or stored."
+            )
+        data_info = {**data_info, "rows_seen_in_training": n_seen}
+    task, pos = _task_and_label(model, df[target], pol)
+    y_pred, y_score = predict_frame(model, features, pos, task)
+    y_true = (
+        df[target].to_numpy(dtype=np.float64) if task == "regression" else labels_to_binary(df[target].to_numpy(), pos)
+    )
     if train_data is not None:
         for i, attr in enumerate(pol.sensitive_attributes):
             if attr not in train_data.columns and "diversity" in pol.checks:

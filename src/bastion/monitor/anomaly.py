@@ -5,6 +5,7 @@ skops in the blob store, scoring logged inputs in chunks; share of anomalous inp
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,29 +59,46 @@ class AnomalyModel:
     # numeric column -> (low, high): the reference range widened by 10%. A forest scores points beyond
     # its training range like the extreme training points, so out-of-range inputs are flagged directly.
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # numeric columns without a missing value in the reference: a missing input there is anomalous
+    # (empty for models stored before this was recorded).
+    complete: tuple[str, ...] = ()
 
     @property
     def features(self) -> list[str]:
         return [*self.numeric, *self.categories]
 
     def matrix(self, df: pd.DataFrame) -> np.ndarray:
+        return self._matrix(df)[0]
+
+    def _matrix(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The forest's feature matrix and, per row, whether a numeric input is unusable: infinite, text
+        that is not a number, or missing where the reference never was (such values are filled with the
+        reference median for the forest, which would otherwise score them as ordinary)."""
         missing = [c for c in self.features if c not in df.columns]
         if missing:
             raise DataError(f"Inputs lack the columns the anomaly model needs: {missing}.")
         cols = []
+        unusable = np.zeros(len(df), dtype=bool)
+        complete = set(self.complete)
         for c in self.numeric:
-            v = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
-            cols.append(np.where(np.isnan(v), self.fill[c], v))
+            raw = df[c]
+            v = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            nan = np.isnan(v)
+            unusable |= np.isinf(v) | (nan & raw.notna().to_numpy())
+            if c in complete:
+                unusable |= nan
+            cols.append(np.where(np.isfinite(v), v, self.fill[c]))
         for c, cats in self.categories.items():
             idx = {k: i for i, k in enumerate(cats)}
             # Unknown categories get their own code, far from the known ones.
             cols.append(df[c].astype(str).map(lambda x, idx=idx: idx.get(x, -len(idx) - 1)).to_numpy(dtype=np.float64))
-        return np.column_stack(cols) if cols else np.empty((len(df), 0))
+        return (np.column_stack(cols) if cols else np.empty((len(df), 0))), unusable
 
     def flags(self, df: pd.DataFrame) -> np.ndarray:
-        """True for each anomalous row: forest outlier, out of the reference range, or unknown category."""
-        x = self.matrix(df)
-        bad = self.forest.predict(x) == -1
+        """True for each anomalous row: forest outlier, out of the reference range, unknown category, or an
+        unusable numeric input (infinite, not a number, missing where the reference had no missing values)."""
+        x, unusable = self._matrix(df)
+        bad = (self.forest.predict(x) == -1) | unusable
         for j, c in enumerate(self.numeric):
             lo, hi = self.bounds.get(c, (-np.inf, np.inf))
             bad |= (x[:, j] < lo) | (x[:, j] > hi)
@@ -102,6 +120,12 @@ class AnomalyResult:
         return _jsonable_dict(self.__dict__.copy())
 
 
+def _finite_median(col: pd.Series) -> float:
+    v = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if v.size else 0.0
+
+
 def fit_anomaly_model(reference: pd.DataFrame, *, config: AnomalyConfig | None = None, exclude: list[str] | None = None,
                       trained_on: str = "", seed: int = 0) -> AnomalyModel:
     """Fit on (a sample of) the reference features; ``exclude`` drops e.g. the target column."""
@@ -115,14 +139,16 @@ def fit_anomaly_model(reference: pd.DataFrame, *, config: AnomalyConfig | None =
         c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
     )
     categorical = [c for c in df.columns if c not in numeric and df[c].nunique(dropna=True) <= 200]
-    fill = {
-        c: float(np.nanmedian(pd.to_numeric(df[c], errors="coerce"))) if df[c].notna().any() else 0.0 for c in numeric
-    }
+    fill = {c: _finite_median(df[c]) for c in numeric}
     cats = {c: sorted(df[c].dropna().astype(str).unique().tolist()) for c in categorical}
     bounds = {}
+    complete = []
     for c in numeric:
         v = pd.to_numeric(df[c], errors="coerce")
-        lo, hi = float(v.min()), float(v.max())
+        if not v.isna().any():
+            complete.append(c)
+        v = v[np.isfinite(v.to_numpy(dtype=np.float64, na_value=np.nan))]
+        lo, hi = (float(v.min()), float(v.max())) if len(v) else (math.nan, math.nan)
         pad = 0.1 * (hi - lo) if hi > lo else max(abs(lo) * 0.1, 1.0)
         bounds[c] = (lo - pad, hi + pad) if np.isfinite(lo) else (-np.inf, np.inf)
     from sklearn.ensemble import IsolationForest
@@ -130,7 +156,7 @@ def fit_anomaly_model(reference: pd.DataFrame, *, config: AnomalyConfig | None =
     tmp = AnomalyModel(IsolationForest(), numeric, cats, fill, trained_on)
     forest = IsolationForest(n_estimators=cfg.n_estimators, contamination=cfg.contamination, random_state=seed)
     forest.fit(tmp.matrix(df))
-    return AnomalyModel(forest, numeric, cats, fill, trained_on, bounds)
+    return AnomalyModel(forest, numeric, cats, fill, trained_on, bounds, tuple(complete))
 
 
 def score_anomalies(model: AnomalyModel, inputs: pd.DataFrame | Iterable[pd.DataFrame], *,
@@ -172,6 +198,7 @@ def save_anomaly_model(project: ProjectHandle, model_ref: str, model: AnomalyMod
             "categories": model.categories,
             "fill": model.fill,
             "bounds": {k: list(v) for k, v in model.bounds.items()},
+            "complete": list(model.complete),
             "trained_on": model.trained_on,
             "created": datetime.now(UTC).isoformat(),
         },
@@ -205,4 +232,4 @@ def load_anomaly_model(project: ProjectHandle, model_ref: str) -> AnomalyModel |
         )
     bounds = {k: (float(v[0]), float(v[1])) for k, v in (doc.get("bounds") or {}).items()}
     return AnomalyModel(forest, tuple(doc["numeric"]), dict(doc["categories"]), dict(doc["fill"]),
-                        doc.get("trained_on", ""), bounds)
+                        doc.get("trained_on", ""), bounds, tuple(doc.get("complete") or ()))

@@ -80,32 +80,61 @@ def detect_extraction(
 
     The baseline of a key is its own count in ``baseline`` (times ``scale``, the ratio of the window
     length to the baseline length); a key without history is compared with the median key of this window.
+    The same rule then runs per client address over every key it used: an extraction spread over
+    several keys (each below the limits) from one address is caught as a whole.
     """
     if not rule.enabled or window.empty or "key_id" not in window.columns:
         return []
     ok = window[(window["outcome"] == "ok") & window["key_id"].notna()]
     if ok.empty:
         return []
-    cols = _inputs(ok)
-    ok = ok.assign(_h=_hash_rows(ok, cols).to_numpy())
-    stats = ok.groupby("key_id").agg(n=("_h", "size"), distinct=("_h", "nunique"))
-    hist = None
+    ok = ok.assign(_h=_hash_rows(ok, _inputs(ok)).to_numpy())
+    b = None
     if baseline is not None and not baseline.empty:
         b = baseline[(baseline["outcome"] == "ok") & baseline["key_id"].notna()]
-        if not b.empty:
-            b = b.assign(_h=_hash_rows(b, _inputs(b)).to_numpy())
-            hist = b.groupby("key_id").agg(n=("_h", "size"), distinct=("_h", "nunique")) * scale
-    peer_n = float(stats["n"].median())
-    peer_d = float(stats["distinct"].median())
+        b = b.assign(_h=_hash_rows(b, _inputs(b)).to_numpy()) if not b.empty else None
+    out = _extraction_by("key_id", ok, b, rule, scale)
+    if "client" in ok.columns:
+        flagged = {f.key_id for f in out}
+        by_client = ok[ok["client"].notna()]
+        keys_per_client = by_client.groupby("client")["key_id"].nunique()
+        multi = keys_per_client[keys_per_client > 1].index
+        by_client = by_client[by_client["client"].isin(multi) & ~by_client["key_id"].isin(flagged)]
+        if not by_client.empty:
+            bc = b[b["client"].notna()] if b is not None and "client" in b.columns else None
+            # peers of an address: every address of the window (one-key addresses included)
+            out += _extraction_by("client", by_client, bc, rule, scale,
+                                  peers=ok[ok["client"].notna()], keys=keys_per_client)
+    return out
+
+
+def _extraction_by(
+    subject: str,
+    ok: pd.DataFrame,
+    hist_rows: pd.DataFrame | None,
+    rule: ExtractionRule,
+    scale: float,
+    *,
+    peers: pd.DataFrame | None = None,
+    keys: pd.Series | None = None,
+) -> list[AttackFinding]:
+    stats = ok.groupby(subject).agg(n=("_h", "size"), distinct=("_h", "nunique"))
+    peer_stats = stats if peers is None else peers.groupby(subject).agg(n=("_h", "size"), distinct=("_h", "nunique"))
+    hist = None
+    if hist_rows is not None and not hist_rows.empty:
+        hist = hist_rows.groupby(subject).agg(n=("_h", "size"), distinct=("_h", "nunique")) * scale
+    peer_n = float(peer_stats["n"].median())
+    peer_d = float(peer_stats["distinct"].median())
     out = []
-    for key, row in stats.iterrows():
-        if hist is not None and key in hist.index:
-            base_n, base_d, basis = float(hist.at[key, "n"]), float(hist.at[key, "distinct"]), "own history"
+    for who, row in stats.iterrows():
+        if hist is not None and who in hist.index:
+            base_n, base_d, basis = float(hist.at[who, "n"]), float(hist.at[who, "distinct"]), "own history"
         else:
-            others = stats.drop(index=key)
+            others = peer_stats.drop(index=who)
             base_n = float(others["n"].median()) if len(others) else peer_n
             base_d = float(others["distinct"].median()) if len(others) else peer_d
-            basis = "median of other keys" if len(others) else "none"
+            basis = ("median of other keys" if subject == "key_id" else "median of other addresses") if len(
+                others) else "none"
             if basis == "none":
                 continue
         base_n, base_d = max(base_n, 1.0), max(base_d, 1.0)
@@ -114,19 +143,22 @@ def detect_extraction(
         diverse = d >= rule.min_queries and d > rule.diversity_ratio * base_d
         if volume or diverse:
             what = " and ".join(w for w, hit in (("volume", volume), ("input diversity", diverse)) if hit)
-            out.append(
-                AttackFinding(
-                    rule="extraction",
-                    severity=Severity.CRITICAL,
-                    key_id=str(key),
-                    client=None,
-                    message=f"Key {key} shows possible model extraction: {what} far above its baseline "
-                    f"({n} queries, {d} distinct inputs vs baseline {base_n:.0f}/{base_d:.0f}, {basis}).",
-                    evidence={"queries": n, "distinct_inputs": d, "baseline_queries": base_n,
-                              "baseline_distinct": base_d, "baseline": basis},
-                    remediation="Review the key's traffic; rate-limit or revoke it (`bastion keys api revoke`).",
-                )
-            )
+            counts = f"({n} queries, {d} distinct inputs vs baseline {base_n:.0f}/{base_d:.0f}, {basis})"
+            evidence: dict[str, Any] = {"queries": n, "distinct_inputs": d, "baseline_queries": base_n,
+                                        "baseline_distinct": base_d, "baseline": basis}
+            if subject == "key_id":
+                key_id, client = str(who), None
+                message = f"Key {who} shows possible model extraction: {what} far above its baseline {counts}."
+                remediation = "Review the key's traffic; rate-limit or revoke it (`bastion keys api revoke`)."
+            else:
+                n_keys = int(keys[who]) if keys is not None and who in keys.index else 0
+                key_id, client = None, str(who)
+                evidence["keys"] = n_keys
+                message = (f"Client {who} shows possible model extraction spread over {n_keys} keys: {what} "
+                           f"far above its baseline {counts}.")
+                remediation = "Review the address's keys; block the address, revoke its keys."
+            out.append(AttackFinding(rule="extraction", severity=Severity.CRITICAL, key_id=key_id, client=client,
+                                     message=message, evidence=evidence, remediation=remediation))
     return out
 
 
@@ -158,18 +190,16 @@ def detect_probing(
         if len(g) < rule.min_near_duplicates + 1:
             continue
         x = g[num].to_numpy(dtype=float) / sc
-        dist = np.nanmean(np.abs(np.diff(x, axis=0)), axis=1)
+        catv = g[cat].to_numpy() if cat else None
+        dist, nearest = _nearest_previous(x, catv, rule.lookback)
         near = dist <= rule.max_distance
-        if cat:
-            same = (g[cat].iloc[1:].to_numpy() == g[cat].iloc[:-1].to_numpy()).all(axis=1)
-            near &= same
         n_near = int(near.sum())
         if n_near < rule.min_near_duplicates:
             continue
         flips = 0
         if "out.label" in g.columns:
             lab = g["out.label"].astype(str).to_numpy()
-            flips = int(np.sum((lab[1:] != lab[:-1]) & near))
+            flips = int(np.sum((lab[1:] != lab[nearest]) & near))
         boundary = 0.0
         if "out.proba" in g.columns:
             p = g["out.proba"].to_numpy(dtype=float)[1:][near]
@@ -189,6 +219,35 @@ def detect_probing(
                 )
             )
     return out
+
+
+def _nearest_previous(x: np.ndarray, cat: np.ndarray | None, lookback: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each query after the first: distance to the closest of the ``lookback`` queries before it, and its index.
+
+    Comparing with every recent query (not only the one just before) means decoy queries interleaved
+    between the probes do not hide them. Distance is the mean absolute difference over the numeric
+    features both queries have (NaN-aware; ``inf`` when none, when a categorical input differs, or
+    for an exact repeat).
+    """
+    n = x.shape[0]
+    best = np.full(n - 1, np.inf)
+    arg = np.arange(n - 1)  # default neighbour: the previous query
+    with np.errstate(invalid="ignore"):  # inf - inf: an unusable pair, handled as missing
+        for lag in range(1, min(lookback, n - 1) + 1):
+            diff = np.abs(x[lag:] - x[:-lag])
+            ok = np.isfinite(diff)
+            cnt = ok.sum(axis=1)
+            total = np.where(ok, diff, 0.0).sum(axis=1)
+            d = np.full(n - lag, np.inf)
+            np.divide(total, cnt, out=d, where=cnt > 0)
+            if cat is not None:
+                d[~(cat[lag:] == cat[:-lag]).all(axis=1)] = np.inf
+            d[d == 0] = np.inf  # an exact repeat (a retry, a cache miss) tells a prober nothing
+            tail = best[lag - 1 :]  # rows lag..n-1 of the queries, compared with row - lag
+            better = d < tail
+            tail[better] = d[better]
+            arg[lag - 1 :][better] = np.flatnonzero(better)
+    return best, arg
 
 
 def detect_failure_bursts(window: pd.DataFrame, rule: FailureBurstRule) -> list[AttackFinding]:

@@ -6,6 +6,7 @@ in ``docs/monitoring.md``.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,7 +41,8 @@ _TESTS = {"ks", "wasserstein", "psi", "chi2", "js"}
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    # NaN or an infinity as a threshold would silently switch a rule off (every comparison false).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
 
 
 class ColumnDriftConfig(_Strict):
@@ -89,6 +91,11 @@ class DriftConfig(_Strict):
         unknown = set(v) - _TESTS
         if unknown:
             raise ValueError(f"thresholds for unknown tests {sorted(unknown)}; expected {sorted(_TESTS)}")
+        for test, t in v.items():
+            if test in ("ks", "chi2") and not 0.0 < t < 1.0:
+                raise ValueError(f"threshold of {test} is a significance level: give a number in (0, 1); got {t}")
+            if not (t >= 0.0 and math.isfinite(t)):
+                raise ValueError(f"threshold of {test} must be a finite, non-negative number; got {t}")
         defaults = {"wasserstein": 0.1, "js": 0.1, "psi": 0.2, "ks": 0.05, "chi2": 0.05}
         return {**defaults, **v}
 
@@ -99,6 +106,14 @@ class PerformanceConfig(_Strict):
     # Alert when a metric falls below this floor (or rises above for error metrics).
     floors: dict[str, float] = Field(default_factory=dict)
     positive_label: str | None = None
+
+    @field_validator("floors")
+    @classmethod
+    def _finite_floors(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = sorted(k for k, x in v.items() if not math.isfinite(x))
+        if bad:
+            raise ValueError(f"floors must be finite numbers; {bad} are not")
+        return v
 
 
 class AnomalyConfig(_Strict):
@@ -123,6 +138,9 @@ class ProbingRule(_Strict):
     min_flips: int = Field(default=3, ge=1)
     boundary_band: float = Field(default=0.1, gt=0, le=0.5)
     min_boundary_share: float = Field(default=0.3, ge=0, le=1)
+    # Each query is compared with the closest of this many queries of the key before it, so decoy
+    # queries interleaved between probes do not break the chain of near-duplicates.
+    lookback: int = Field(default=4, ge=1, le=64)
 
 
 class FailureBurstRule(_Strict):

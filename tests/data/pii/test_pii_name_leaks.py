@@ -178,3 +178,14 @@ def test_an_email_address_may_hold_letters_beyond_ascii() -> None:
     assert [(sp.entity, text[sp.start : sp.end]) for sp in detect_spans(text) if sp.entity == "EMAIL"] == [
         ("EMAIL", f"{local}@trust.example")
     ]
+
+
+def test_prose_in_another_script_is_no_name_even_beside_latin_placeholders() -> None:
+    # many cells are scanned as one text: the Latin letters of other cells, and of <PERSON> placeholders left
+    # by protection, must not make the words of a Hindi or Chinese note look like names standing alone
+    from bastion.data.pii import detect_spans_batch
+
+    cells = ["रोगी <PERSON> ठीक है", "患者<PERSON>今天好转，明天出院。", "Chest clear. <PERSON> seen, plan home."] * 20
+    found = detect_spans_batch(cells)
+    assert [c for c, sp in zip(cells, found, strict=True) if sp] == []
+

@@ -47,6 +47,9 @@ _INITIALS = rf"(?:[{_U}]\. ?){{1,2}}"
 _RUN = rf"(?:{_PART} )*(?:{_INITIALS}(?:{_PART} )*)?{_WORD}(?:(?: (?:{_PART} )*|-){_WORD}){{0,3}}"
 # "Kožešník, Teodora" / "SURNAME, Given"
 _COMMA = rf"(?:{_WORD}|[{_U}]{{2,}}(?:[-' ][{_U}]{{2,}})?), {_WORD}"
+# an ALL-CAPS surname, as clinical and French-style records write it: "Jeanne DUPONT", "Dr SMITH", "DUPONT Jeanne"
+_CAPS = rf"[{_U}]{{3,}}(?:[-'’][{_U}]{{2,}})*(?![\w'’])"
+_NAME = _RUN  # ALL-CAPS surnames in a run ({_CAPS}) were tried and left out: see bench/pii/RESULTS.md
 
 _TITLES = (
     "Dr", "Dr.", "Drs", "Doctor", "Prof", "Prof.", "Professor", "Mr", "Mr.", "Mrs", "Mrs.", "Ms", "Ms.", "Miss",
@@ -204,7 +207,7 @@ _POSS = r"(?:(?:[Tt]he|[Mm]y|[Oo]ur|[Hh]is|[Hh]er|[Tt]heir) )?"
 _END = r"(?![\w@'’])"
 # title + name: "Dr. Okafor", "Dr A. Lindstrøm", "Frau Dr. Weiß", "Prof. van der Berg". The title comes first so
 # the regex engine can skip to its few possible first letters; the word boundary is checked in Python.
-_TITLE_RE = re.compile(rf"(?:{_alt(_TITLES)})(?: (?:{_alt(_SECOND_TITLES)}))? (?P<name>{_RUN}){_END}")
+_TITLE_RE = re.compile(rf"(?:{_alt(_TITLES)})(?: (?:{_alt(_SECOND_TITLES)}))? (?P<name>{_NAME}){_END}")
 # title + an unlisted lower-case particle + one surname, then punctuation: "Dr. die Pelser.", "Dr. auch Schlauchin,"
 _TITLE_PARTICLE_RE = re.compile(rf"(?:{_alt(_TITLES)}) (?P<name>(?P<part>[{_L}]{{2,4}}) {_WORD})(?=[.,;:)]|$)", re.M)
 # function words that are also name particles (Low German/Frisian "to Holthues"): after a title, before a
@@ -224,7 +227,7 @@ _FUNCTION_WORDS = frozenset(
 _CONTEXT_RE = re.compile(
     rf"(?<![\w.@'’-])(?P<trig>{_alt(_KIN + _ROLES + _INTRO, fold_first=True)})"
     rf"(?:,? |: | \(| - | – |(?<=,)\n| is | was ){_POSS}"
-    rf"(?P<name>{_COMMA}|{_RUN}){_END}"
+    rf"(?P<name>{_COMMA}|{_NAME}){_END}"
 )
 _KIN_FORMS = frozenset(w for k in _KIN for w in (k, k[:1].swapcase() + k[1:]))
 # name + relation in apposition, found from the relation: "Toró, the patient's sister", "Anna Kowalska
@@ -245,6 +248,19 @@ def _starts_word(text: str, pos: int) -> bool:
     return pos == 0 or not (text[pos - 1].isalnum() or text[pos - 1] in _BOUNDARY)
 
 
+_VOWEL = re.compile("[AEIOUYÀ-ÆÈ-ÏÒ-ÖØ-Ý]")
+# ALL-CAPS words that are acronyms, units or headings, never a surname
+_CAPS_STOP = frozenset(
+    """ICU HDU ITU MDT ECG EKG EEG EMG MRI CXR AXR USS OGD ERCP ENT OBGYN AE ED ER NHS DOB MRN NOK DNR DNACPR
+    COPD CKD AKI UTI HIV AIDS IV IM PO SC PRN BID TID QID TDS QDS OD STAT RN MD PHD MBBS FRCP FRCS RGN HCA CNS
+    OT SLT BMI GCS AVPU NEWS SATS PLAN NOTE NOTES DATE TIME WARD BED ADMISSION DISCHARGE SUMMARY HISTORY EXAM
+    IMPRESSION ASSESSMENT MEDICATIONS MEDS ALLERGIES NKDA REVIEW RESULTS REPORT SIGNED PATIENT NAME ADDRESS
+    PHONE EMAIL TEL FAX URGENT ROUTINE IMPORTANT OBS ASAP FYI AND THE FOR WITH NOT YES NONE NIL NAD SOB
+    ASPIRIN COVID SARS MRSA ESBL CPAP BIPAP PEG NGT PICC CVC ABG VBG FBC LFT LFTS UE CRP ESR INR APTT TSH
+    HBA1C EGFR DVT PE MI CVA TIA CABG PCI AF SVT VT VF OA RA SLE IBD IBS GORD""".split()
+)
+# roles written in capitals ("Seen by SHO", "NURSE") and more grades
+_ROLES_UPPER = frozenset(r.upper() for r in _ROLES) | frozenset("SHO SPR STR RMO HO JHO CMT FY SN".split())
 _PREFIX3 = frozenset(("al-", "Al-", "el-", "El-"))
 _PREFIX2 = frozenset(("d'", "d’", "l'", "l’"))  # "d'Viegraith": the name is what follows
 
@@ -401,7 +417,7 @@ _LIST_HEAD_RE = re.compile(
     r"[Aa]siste[n]?|[Aa]anwezig|[Dd]istribution|[Cc]opies to|[Cc]c)(?: were)? ?\Z"
 )
 _LIST_ITEM_RE = re.compile(
-    rf"(?:(?P<title>{_alt(_TITLES)})(?: (?:{_alt(_SECOND_TITLES)}))? )?(?P<name>{_RUN})(?: \([^()\n]{{1,40}}\))?"
+    rf"(?:(?P<title>{_alt(_TITLES)})(?: (?:{_alt(_SECOND_TITLES)}))? )?(?P<name>{_NAME})(?: \([^()\n]{{1,40}}\))?"
     r"(?P<sep>, | and | & | und | et | y | e | en )?"
 )
 # "52-year-old Joușeřur", "71yo Pravoslav": an age, then a capitalised word that is not a description
@@ -419,6 +435,9 @@ _NOT_AFTER_AGE = frozenset(
 )
 
 
+_LATIN_WORD = re.compile(r"(?<![\w<])[A-Za-z]{2,}(?![\w>])")
+
+
 def _script_names(text: str) -> Iterator[tuple[int, int, float]]:
     """Names in other scripts: after a trigger word, or standing alone in Latin-script prose (a short run of
     Han, Cyrillic, Greek, Arabic or Devanagari letters there is a name far more often than anything else)."""
@@ -433,9 +452,13 @@ def _script_names(text: str) -> Iterator[tuple[int, int, float]]:
         if _TRIGGER_TAIL.search(before.lstrip()) or _TRIGGER_TAIL.search(before):
             yield s, e, 0.85
             continue
-        window = text[max(0, s - 200) : e + 200]
-        latin = sum(1 for ch in window if ch.isascii() and ch.isalpha())
-        if latin >= 4 * (e - s) and latin >= 20:
+        # alone: only in a line (one cell) of Latin-script prose, counted in plain words (placeholders such as
+        # <PERSON> and tokens left by protection are no prose: a protected Hindi note stays Hindi)
+        ls = text.rfind("\n", 0, s) + 1
+        le = text.find("\n", e)
+        line = text[ls : le if le >= 0 else len(text)]
+        latin = sum(map(len, _LATIN_WORD.findall(line)))
+        if latin >= 20 and latin >= 2 * len(_ANY_SCRIPT.findall(line)):
             yield s, e, 0.7
 
 

@@ -175,9 +175,22 @@ class _Sources:
     names: list[list[list[str] | None]] = field(default_factory=list)
     dates: list[tuple[list[str | None], list[str | None], str]] = field(default_factory=list)
     zips: list[list[str | None]] = field(default_factory=list)
+    #: per name column, per row: the name and its words when written in a script without letter case (Han,
+    #: Arabic, Devanagari ...), found again exactly, with no transliteration (their words have no capitals to
+    #: start from and no spaces to end at)
+    scripts: list[list[list[str] | None]] = field(default_factory=list)
+
+    def _add_caseless(self, arr: pa.Array) -> None:
+        hit = pc.fill_null(pc.match_substring_regex(arr, _CASELESS), False)
+        if not pc.any(hit).as_py():
+            return  # the common case, decided in C: no name of this batch is in such a script
+        flags = hit.to_pylist()
+        values = arr.to_pylist()
+        self.scripts.append([_caseless_needles(v) if f else None for v, f in zip(values, flags, strict=True)])
 
     def add(self, kind: str, entity: str, arr: pa.Array) -> None:
         if kind == "name":
+            self._add_caseless(arr)
             toks = pc.split_pattern_regex(pc.utf8_lower(arr), r"[^\p{L}\p{N}'’]+").to_pylist()
             self.names.append(
                 # a particle alone identifies nobody ("de la" of the row's name is not "Hospital La Paz")
@@ -259,6 +272,33 @@ def _join_names(text: str, hits: list[tuple[int, int]], initials: set[str]) -> l
     return out
 
 
+_CASELESS = (
+    r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Arabic}\p{Hebrew}\p{Devanagari}\p{Bengali}\p{Tamil}"
+    r"\p{Telugu}\p{Gujarati}\p{Gurmukhi}\p{Thai}\p{Georgian}]"
+)
+_CASELESS_PY = re.compile(
+    "[\u0590-\u06ff\u0900-\u0dff\u0e00-\u0e7f\u10a0-\u10ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]"
+)
+
+
+def _caseless_needles(value: object) -> list[str] | None:
+    if not isinstance(value, str):
+        return None
+    whole = value.strip()
+    parts = [w for w in whole.split() if len(w) >= 2 and _CASELESS_PY.search(w)]
+    needles = sorted({whole, *parts} if len(whole) >= 2 else set(parts), key=len, reverse=True)
+    return needles or None
+
+
+def _add_caseless_names(found: list[Span], text: str, scripts: list[list[list[str] | None]], i: int) -> None:
+    for col in scripts:
+        needles = col[i]
+        if needles:
+            for needle in needles:
+                for j in _find_all(text, needle):
+                    found.append(Span("PERSON", j, j + len(needle), 1.0))
+
+
 def _find_row(
     text: str,
     src: _Sources,
@@ -288,6 +328,8 @@ def _find_row(
             names.update(toks)
     if names or dictionary:
         _add_names(found, text, low, names, {n[0] for n in names}, dictionary)
+    if src.scripts:
+        _add_caseless_names(found, text, src.scripts, i)
     return merge_spans(found) if len(found) > 1 else found
 
 
@@ -473,6 +515,10 @@ def _find_column(
         if dictionary is None and not any(w in low for w in rows.names[i]):
             continue
         _add_names(found[i], text, low, rows.names[i], rows.initials[i], dictionary)
+    if src.scripts:
+        for i, text in enumerate(texts):
+            if text:
+                _add_caseless_names(found[i], text, src.scripts, i)
     return [merge_spans(f) if len(f) > 1 else f for f in found]
 
 

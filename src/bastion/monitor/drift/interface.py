@@ -37,12 +37,13 @@ class TestResult:
         """True when this result means drift at ``threshold``.
 
         Effect sizes drift when ``statistic > threshold``; tests when the (adjusted) p-value
-        is below ``threshold``.
+        is below ``threshold``. A statistic or p-value that is NaN (a comparison that did not
+        compute) counts as drift: monitoring fails closed, never open.
         """
         if self.basis == "p_value":
             p = self.p_value if p_value is None else p_value
-            return p is not None and bool(p < threshold)
-        return bool(self.statistic > threshold)
+            return p is not None and not bool(p >= threshold)
+        return not bool(self.statistic <= threshold)
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable_dict(asdict(self))

@@ -36,6 +36,8 @@ __all__ = [
 KS_MAX_EXACT_N = 10_000  # scipy's MAX_AUTO_N: method='auto' is exact up to this size
 PSI_EPSILON = 1e-4  # floor for empty bins so PSI stays finite (common practice)
 MERGE_BLOCK = 1 << 17  # values merged at once when walking the two sorted sides (bounds the working memory)
+# Above this magnitude statistics are computed on scaled values (squares and sums of 1e308 overflow).
+_OVERFLOW_SAFE = 1e100
 _SMIRNOV_MAX_SUM_N = 1_000_000  # above this scipy switches smirnov() to an asymptotic formula
 
 
@@ -145,6 +147,8 @@ def sorted_statistics(a: np.ndarray, b: np.ndarray, *, psi_bins: int = 10, hist_
     n1, n2 = int(a.size), int(b.size)
     if n1 == 0 or n2 == 0:
         raise ValueError("numeric_statistics needs two non-empty samples")
+    if not (math.isfinite(a[0]) and math.isfinite(a[-1]) and math.isfinite(b[0]) and math.isfinite(b[-1])):
+        raise ValueError("numeric_statistics needs finite values (drop NaN and infinities first)")
     d_num, w_num = _merge_walk(a, b)
     scale = float(n1) * float(n2)
     d = d_num / scale
@@ -177,7 +181,16 @@ def sorted_statistics(a: np.ndarray, b: np.ndarray, *, psi_bins: int = 10, hist_
 
 
 def _mean_std(x: np.ndarray) -> tuple[float, float]:
-    """Mean and population standard deviation (as ``np.mean``/``np.std``), temporaries one block at a time."""
+    """Mean and population standard deviation (as ``np.mean``/``np.std``), temporaries one block at a time.
+
+    Values beyond ``_OVERFLOW_SAFE`` in magnitude (whose squares or sums overflow float64) are
+    handled by a power-of-two rescaling; a result beyond the float64 range is ``inf``.
+    """
+    mag = max(abs(float(x[0])), abs(float(x[-1]))) if x.size else 0.0  # x is sorted
+    if mag > _OVERFLOW_SAFE:
+        unit = math.ldexp(1.0, math.frexp(mag)[1] - 1)  # |x / unit| < 2, exact
+        mean, std = _mean_std(x / unit)
+        return _times(mean, unit), _times(std, unit)
     if x.size <= MERGE_BLOCK:
         return float(np.mean(x)), float(np.std(x))
     mean = float(np.mean(x))
@@ -186,6 +199,14 @@ def _mean_std(x: np.ndarray) -> tuple[float, float]:
         dev = x[s : s + MERGE_BLOCK] - mean
         ss += float(np.square(dev, out=dev).sum())
     return mean, math.sqrt(ss / x.size)
+
+
+def _times(v: float, unit: float) -> float:
+    """``v * unit`` as a float, ``+-inf`` beyond the float64 range."""
+    try:
+        return v * unit
+    except OverflowError:  # pragma: no cover - CPython float multiplication returns inf
+        return math.copysign(math.inf, v)
 
 
 def _corank(a: np.ndarray, b: np.ndarray, k: int) -> int:
@@ -211,7 +232,7 @@ def _merge_walk(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     n1, n2 = int(a.size), int(b.size)
     total = n1 + n2
     d_num = 0
-    w_num = 0.0
+    w_half = 0.0
     i0 = j0 = k = 0
     idx = np.int32 if total < 2**31 else np.int64
     while k < total:
@@ -239,13 +260,18 @@ def _merge_walk(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
             num -= pos
             d_num = max(d_num, int(num.max()), int(-num.min()))
             np.abs(num, out=num)
+            # Half gaps: (x/2 - y/2) never overflows, even between -1e308 and 1e308, and is exactly
+            # (x - y)/2 for normal floats. A product beyond the float range is inf (an infinite distance).
+            half = values * 0.5
             gaps = np.empty(values.size)
-            np.subtract(values[1:], values[:-1], out=gaps[:-1])
-            gaps[-1] = 0.0 if nxt is None else float(nxt) - float(values[-1])
+            np.subtract(half[1:], half[:-1], out=gaps[:-1])
+            gaps[-1] = 0.0 if nxt is None else float(nxt) * 0.5 - float(values[-1]) * 0.5
+            del half
             # multiply + sum, not np.dot: BLAS would start its own threads under ours (oversubscription)
-            w_num += float(np.multiply(num, gaps, out=gaps).sum())
+            with np.errstate(over="ignore"):
+                w_half += float(np.multiply(num, gaps, out=gaps).sum())
         i0, j0 = i1, j1
-    return float(d_num), w_num
+    return float(d_num), w_half * 2.0
 
 
 def _bin_counts(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -265,7 +291,10 @@ def _histogram(a: np.ndarray, b: np.ndarray, bins: int) -> dict[str, Any]:
     hi = max(q(a, 0.995), q(b, 0.995))
     if not hi > lo:
         lo, hi = lo - 0.5, hi + 0.5
-    edges = np.linspace(lo, hi, bins + 1)
+    if math.isfinite(hi - lo):
+        edges = np.linspace(lo, hi, bins + 1)
+    else:  # a span beyond the float64 range (values near +-1e308): interpolate in halves
+        edges = np.linspace(lo / 2, hi / 2, bins + 1) * 2
     inner = edges[1:-1]
     ca = _bin_counts(a, inner)
     cb = _bin_counts(b, inner)

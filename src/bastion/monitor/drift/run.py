@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from scipy.stats import fisher_exact
 
 from bastion.errors import ConfigError, DataError
 from bastion.monitor._source import TableSource
@@ -39,6 +40,16 @@ log = logging.getLogger("bastion.monitor")
 
 PREDICTION_PREFIX = "out."
 _SKIP_TYPES = (pa.types.is_timestamp, pa.types.is_date, pa.types.is_time, pa.types.is_duration)
+# Tail check: a shift confined to the extremes moves neither the deciles (PSI) nor much of the CDF
+# (KS, Wasserstein). The share of current values beyond the reference's 0.5% / 99.5% quantiles is
+# compared with the reference's own share (one-sided Fisher exact test); it is a drift reason when it
+# is significant and large: at least _TAIL_MIN_EXCESS more of the rows and _TAIL_RATIO times as many.
+_TAIL_Q = 0.005
+_TAIL_MIN_EXCESS = 0.01
+_TAIL_RATIO = 3.0
+_TAIL_P = 1e-3
+_MIN_TAIL_ROWS = 10
+_MIN_TAIL_REFERENCE = 100
 
 
 @dataclass(frozen=True)
@@ -145,10 +156,14 @@ def resolve_columns(
     return out, missing, new, skipped
 
 
-def _to_float(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int]:
-    """Non-missing values of one chunk as float64 and the count of missing ones (nulls and NaN)."""
+def _to_float(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int, int]:
+    """Finite values of one chunk as float64, the count of missing ones (nulls and NaN) and of infinities.
+
+    Infinities are kept out of the statistics (they would turn Wasserstein into inf - inf = NaN) and
+    counted on their own: a change of their share is a drift reason like a change of the missing rate.
+    """
     if pa.types.is_null(arr.type):
-        return np.empty(0), len(arr)
+        return np.empty(0), len(arr), 0
     if pa.types.is_dictionary(arr.type):
         arr = pc.dictionary_decode(arr) if hasattr(pc, "dictionary_decode") else arr.cast(arr.type.value_type)
     if not pa.types.is_floating(arr.type):
@@ -156,32 +171,87 @@ def _to_float(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int]:
     nulls = arr.null_count
     values = arr.to_numpy(zero_copy_only=False) if nulls == 0 else pc.drop_null(arr).to_numpy(zero_copy_only=False)
     values = np.asarray(values, dtype=np.float64)
-    nan = np.isnan(values)
-    n_nan = int(np.count_nonzero(nan))
-    if n_nan:
-        values = values[~nan]
-    return values, nulls + n_nan
+    finite = np.isfinite(values)
+    n_bad = values.size - int(np.count_nonzero(finite))
+    if not n_bad:
+        return values, nulls, 0
+    n_nan = int(np.count_nonzero(np.isnan(values)))
+    return values[finite], nulls + n_nan, n_bad - n_nan
 
 
-def _numeric_column(src: TableSource, name: str) -> tuple[np.ndarray, int, int]:
-    """``(sorted non-missing values, missing count, rows)`` of one column, read chunk by chunk.
+def _numeric_column(src: TableSource, name: str) -> tuple[np.ndarray, int, int, int]:
+    """``(sorted finite values, missing count, rows, infinite count)`` of one column, read chunk by chunk.
 
     The values land in one private float64 buffer sized from the row count and are sorted in place:
     the only O(rows) memory is this one column of this one side.
     """
     buf = np.empty(src.num_rows, dtype=np.float64)
-    k = missing = rows = 0
+    k = missing = rows = infinite = 0
     for chunk in src.iter_column(name):
-        values, miss = _to_float(chunk)
+        values, miss, inf = _to_float(chunk)
         rows += len(chunk)
         missing += miss
+        infinite += inf
         if k + values.size > buf.size:  # more rows than counted up front (a file grew): grow once
             buf = np.concatenate([buf[:k], np.empty(max(values.size, buf.size // 2 + 1), dtype=np.float64)])
         buf[k : k + values.size] = values
         k += values.size
     out = buf[:k]
     out.sort()
-    return out, missing, rows
+    return out, missing, rows, infinite
+
+
+def _tail_shift(rv: np.ndarray, cv: np.ndarray) -> str:
+    """Why the tails of sorted ``cv`` differ from those of sorted ``rv`` (empty string: they do not).
+
+    The text names shares and percentiles only, never a data value (the column may hold personal data).
+    """
+    n_r, n_c = int(rv.size), int(cv.size)
+    if n_r < _MIN_TAIL_REFERENCE or n_c < _MIN_TAIL_ROWS:
+        return ""
+    lo = rv[int(_TAIL_Q * n_r)]
+    hi = rv[min(n_r - 1, int((1.0 - _TAIL_Q) * n_r))]
+    for side, pct, r_out, c_out in (
+        ("upper", 100 * (1 - _TAIL_Q), n_r - int(np.searchsorted(rv, hi, "right")),
+         n_c - int(np.searchsorted(cv, hi, "right"))),
+        ("lower", 100 * _TAIL_Q, int(np.searchsorted(rv, lo, "left")), int(np.searchsorted(cv, lo, "left"))),
+    ):
+        share_r, share_c = r_out / n_r, c_out / n_c
+        if c_out < _MIN_TAIL_ROWS or share_c - share_r < _TAIL_MIN_EXCESS or share_c < _TAIL_RATIO * share_r:
+            continue
+        p = float(fisher_exact([[c_out, n_c - c_out], [r_out, n_r - r_out]], alternative="greater").pvalue)
+        if p < _TAIL_P:
+            where = "above" if side == "upper" else "below"
+            return (f"{side} tail: {share_c:.1%} of current values lie {where} the reference's {pct:g}th "
+                    f"percentile ({share_r:.1%} of reference values), p={p:.1e}")
+    return ""
+
+
+def _category_surge(ref: dict[str, int], cur: dict[str, int]) -> str:
+    """Why one known category's share grew far beyond the reference's (empty string: none did).
+
+    The categorical counterpart of the tail check: a rare category rising from 1% to 4% of rows barely
+    moves Jensen-Shannon or PSI. Same test and limits as the tails; new categories have their own reason.
+    The text names shares only, never the category (it may be personal data).
+    """
+    n_r, n_c = sum(ref.values()), sum(cur.values())
+    if n_r < _MIN_TAIL_REFERENCE or n_c < _MIN_TAIL_ROWS:
+        return ""
+    best: tuple[float, float, float] | None = None
+    for value, c in cur.items():
+        r = ref.get(value, 0)
+        if not r or c < _MIN_TAIL_ROWS:
+            continue
+        share_r, share_c = r / n_r, c / n_c
+        if share_c - share_r < _TAIL_MIN_EXCESS or share_c < _TAIL_RATIO * share_r:
+            continue
+        p = float(fisher_exact([[c, n_c - c], [r, n_r - r]], alternative="greater").pvalue)
+        if p < _TAIL_P and (best is None or p < best[0]):
+            best = (p, share_r, share_c)
+    if best is None:
+        return ""
+    p, share_r, share_c = best
+    return f"a category holding {share_r:.1%} of reference rows holds {share_c:.1%} of current rows, p={p:.1e}"
 
 
 def _categorical_column(src: TableSource, name: str) -> tuple[dict[str, int], int]:
@@ -258,8 +328,8 @@ def column_drift(name: str, ref: TableSource, cur: TableSource, cfg: DriftConfig
     new_share = 0.0
     if kind == "numeric":
         try:
-            rv, r_missing, n_ref_rows = _numeric_column(ref, name)
-            cv, c_missing, n_cur_rows = _numeric_column(cur, name)
+            rv, r_missing, n_ref_rows, r_inf = _numeric_column(ref, name)
+            cv, c_missing, n_cur_rows, c_inf = _numeric_column(cur, name)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
             return _type_changed(name, kind, ref, cur, prediction, str(e))
         n_r, n_c = rv.size, cv.size
@@ -267,7 +337,16 @@ def column_drift(name: str, ref: TableSource, cur: TableSource, cfg: DriftConfig
             s = sorted_statistics(rv, cv, psi_bins=cfg.psi_bins)
             tests = s.results()
             hist = s.histogram
+            tail = _tail_shift(rv, cv)
+            if tail:
+                reasons.append(tail)
         del rv, cv
+        if n_cur_rows:
+            inf_r = r_inf / n_ref_rows if n_ref_rows else 0.0
+            inf_c = c_inf / n_cur_rows
+            unseen_inf = not r_inf and c_inf >= _MIN_TAIL_ROWS and inf_c >= _TAIL_MIN_EXCESS
+            if c_inf and (inf_c - inf_r > cfg.missing_rate_threshold or unseen_inf):
+                reasons.append(f"infinite values {inf_r:.1%} -> {inf_c:.1%} ({c_inf} rows)")
     else:
         try:
             rt, n_ref_rows = _categorical_column(ref, name)
@@ -280,6 +359,9 @@ def column_drift(name: str, ref: TableSource, cur: TableSource, cfg: DriftConfig
             cs = categorical_statistics(rt, ct)
             tests = cs.results()
             new, unseen, hist, new_share = cs.new_categories, cs.unseen_categories, cs.histogram, cs.new_share
+            surge = _category_surge(rt, ct)
+            if surge:
+                reasons.append(surge)
     miss_r = r_missing / n_ref_rows if n_ref_rows else 0.0
     miss_c = c_missing / n_cur_rows if n_cur_rows else 0.0
     if not tests:
