@@ -68,8 +68,9 @@ def _round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_postgres_resolve_is_one_round_trip_and_promote_three(pg_url: str, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     # Round trips are the cost on PostgreSQL: resolving an alias is one query (no BEGIN/COMMIT, no ping of a
-    # connection used a moment ago); a promotion is the lookup, then BEGIN + lock + the state read in one
-    # simple query, then the write (alias, history and audit entry in one statement) sent with the COMMIT.
+    # connection used a moment ago); a promotion is the lookup, the audit chain's word on whether the version was
+    # deleted (one statement, no transaction: the row's deleted_at is only a cache), then BEGIN + lock + the state
+    # read in one simple query, then the write (alias, history and audit entry in one statement) sent with the COMMIT.
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
@@ -86,8 +87,8 @@ def test_postgres_resolve_is_one_round_trip_and_promote_three(pg_url: str, tmp_p
     sent.clear()
     mv = p.promote("m:2", alias="prod")
     assert (mv.version, mv.aliases) == (2, ("prod",))
-    assert sent == ["SELECT MODELS.ID, MODELS.NAME,", "BEGIN; SELECT PG_ADVISORY_XACT_LOCK(1650553716);",
-                    "WITH SET_ALIAS AS"]
+    assert sent == ["SELECT MODELS.ID, MODELS.NAME,", "SELECT AUDIT_LOG.SEQ, AUDIT_LOG.TS,",
+                    "BEGIN; SELECT PG_ADVISORY_XACT_LOCK(1650553716);", "WITH SET_ALIAS AS"]
     # what the single statements wrote is what the SQLite path writes: the alias, its history, the audit entry
     assert p.get_model("m@prod").version == 2
     assert [h["version"] for h in p.alias_history("m", "prod")] == [1, 2]

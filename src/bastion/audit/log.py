@@ -319,7 +319,7 @@ class AuditLog:
         before: int | None = None
         while True:
             page = q if before is None else q.where(audit_log.c.seq < before)
-            with self.db.read() as conn:
+            with self.db.quick_read() as conn:  # one statement per page: no BEGIN/COMMIT round trips
                 rows = conn.execute(page.order_by(audit_log.c.seq.desc()).limit(batch)).all()
             for r in rows:
                 e = _row_entry(r)
