@@ -352,7 +352,7 @@ def main() -> None:
         subprocess.run([str(MLFLOW_PY), "-m", "pip", "install", "-q", "mlflow", "skops"], check=True)
     # pip freeze of both venvs, commit, machine and load, in their own folder (bench/serving holds other
     # benchmarks' files too)
-    env = record_environment(HERE / "env-run", {"bastion": str(BASTION_PY), "mlflow": str(MLFLOW_PY)})
+    env = record_environment(HERE, {"bastion": str(BASTION_PY), "mlflow": str(MLFLOW_PY)})
     t0 = time.time()
     scenarios = [(int(c), int(r)) for c, r in (x.split("x") for x in args.scenarios)]
     results = run(args.workers, args.duration, args.rounds, scenarios, args.servers, args.lock)
