@@ -89,6 +89,6 @@ def _run_in(root: Path, console: Console, *, keep: bool) -> DemoContext:
     if keep:
         console.print(f"[bold green]Demo complete.[/] Project left in {root}")
     else:
-        console.print("[bold green]Demo complete.[/] The throwaway project is removed; "
-                      "`bastion demo --dir DIR` keeps one to explore.")
+        console.print("[bold green]Demo complete.[/] The throwaway project is removed, with the files named above "
+                      "(the HTML report too); `bastion demo --dir DIR` keeps them to explore.")
     return ctx
