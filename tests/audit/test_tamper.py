@@ -9,8 +9,6 @@ corrupted, and the legitimate flow still works.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -22,6 +20,7 @@ from typing import Any
 import pytest
 
 from bastion.errors import VerificationError
+from tests.cli_inprocess import run_cli
 
 _ROOT = "proj"  # every copy lives at <tmp>/proj, the folder the chain registered (see _template)
 
@@ -88,16 +87,8 @@ def _verify(root: Path, **kw: Any) -> Any:
 
 
 def _cli(*args: str) -> tuple[int, str]:
-    from bastion.cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as e:
-            code = int(e.code or 0)
-    return code, out.getvalue() + err.getvalue()
+    code, out, err = run_cli(*args)
+    return code, out + err
 
 
 def _serve(root: Path, ref: str = "sample@production") -> Any:

@@ -6,8 +6,6 @@ rollback."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import signal
@@ -23,6 +21,7 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.cli_inprocess import run_cli
 from tests.flavors import builders as b
 
 PASSPHRASE = "e2e-flavors-not-secret"
@@ -42,16 +41,7 @@ def _free_port() -> int:
 
 def bastion(*args: str) -> tuple[int, str, str]:
     """`bastion ARGS…` in-process through the real entry point (exit codes and error mapping included)."""
-    from bastion.cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as e:
-            code = int(e.code or 0)
-    return code, out.getvalue(), err.getvalue()
+    return run_cli(*args)
 
 
 def ok(*args: str) -> str:

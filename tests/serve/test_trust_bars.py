@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from bastion.errors import BastionError, VerificationError
+from tests.cli_inprocess import run_cli
 
 
 @pytest.fixture
@@ -58,19 +59,8 @@ def _verify(root: Path) -> Any:
 
 
 def _cli(*args: str) -> tuple[int, str]:
-    import contextlib
-    import io
-
-    from bastion.cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as e:
-            code = int(e.code or 0)
-    return code, out.getvalue() + err.getvalue()
+    code, out, err = run_cli(*args)
+    return code, out + err
 
 
 def test_the_untouched_copy_serves_and_verifies(copy: Path, sample_template: Any) -> None:
